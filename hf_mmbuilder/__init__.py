@@ -12,7 +12,8 @@ Example:
 
 from importlib import import_module
 
-from .registry import available_formats, register, registered_names
+from .export import export
+from .registry import available_formats, load, register, registered_names
 from .schema import (
     AUDIO_TOKEN,
     EOC_TOKEN,
@@ -28,8 +29,6 @@ __version__ = "0.1.0"
 # Public functions whose modules pull in heavy dependencies (numba, faiss, matplotlib) are imported
 # on first use, so `import hf_mmbuilder` stays cheap.
 _LAZY_ATTRIBUTES = {
-    "load": "hf_mmbuilder.registry",
-    "export": "hf_mmbuilder.export",
     "dedup": "hf_mmbuilder.dedup",
     "select": "hf_mmbuilder.select",
     "realign": "hf_mmbuilder.realign",
@@ -39,7 +38,10 @@ _LAZY_ATTRIBUTES = {
 
 def __getattr__(name):
     if name in _LAZY_ATTRIBUTES:
-        return getattr(import_module(_LAZY_ATTRIBUTES[name]), name)
+        function = getattr(import_module(_LAZY_ATTRIBUTES[name]), name)
+        # Importing the submodule bound its name on the package; the function must win.
+        globals()[name] = function
+        return function
     raise AttributeError(f"module 'hf_mmbuilder' has no attribute {name!r}")
 
 
@@ -53,6 +55,8 @@ __all__ = [
     "SpecialTokens",
     "available_formats",
     "dj_features",
+    "export",
+    "load",
     "register",
     "registered_names",
     "validate_alignment",

@@ -1,0 +1,204 @@
+"""What every loading script shares: the config knobs, the builder skeleton and the row columns.
+
+A loading script subclasses :class:`DJBuilderConfig` (adding its format's Data-Juicer options) and
+:class:`DJBuilder`, implementing ``_format_features`` (its round-trip columns) and
+``_shard_tables`` (parse one shard into Arrow tables). The base provides: the DJ ``Features`` with
+the shared columns (``media_root``, ``source_file``, ``extra``, and ``record_errors`` when
+``on_error="keep"``), file discovery (zips and folders included), shards for ``num_proc``, the
+error policy with its rejects file, and a ``dataset_name`` safe for the cache folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterator, Optional
+
+import datasets
+import numpy as np
+import orjson
+import pyarrow as pa
+from datasets import Json, List, Value
+from datasets.builder import Key
+
+from .errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
+from .schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+
+SHARED_COLUMNS = {
+    "media_root": Value("string"),
+    "source_file": Value("string"),
+    "extra": Json(),
+}
+
+
+@dataclasses.dataclass
+class DJBuilderConfig(datasets.BuilderConfig):
+    """Options every format accepts.
+
+    - ``image_special_token`` ... ``eoc_special_token``: the tokens written into ``text``
+      (Data-Juicer's names; defaults are the canonical DJ tokens).
+    - ``media_root``: folder relative media paths are read from (default: each data file's folder).
+    - ``check_media``: check that every referenced media file exists (a missing one is a bad record).
+    - ``on_error``: ``"raise"``, ``"skip"`` or ``"keep"`` (see :mod:`hf_mmbuilder.errors`).
+    - ``rejects_path``: where skipped records go (default: ``<cache>/hf_mmbuilder_rejects/...``).
+    - ``shard_bytes``: target size of the pieces big files are cut into for ``num_proc``.
+    """
+
+    image_special_token: str = IMAGE_TOKEN
+    audio_special_token: str = AUDIO_TOKEN
+    video_special_token: str = VIDEO_TOKEN
+    eoc_special_token: str = EOC_TOKEN
+    media_root: Optional[str] = None
+    check_media: bool = False
+    on_error: str = "raise"
+    rejects_path: Optional[str] = None
+    shard_bytes: int = 64 << 20
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_on_error(self.on_error)
+
+    @property
+    def tokens(self) -> SpecialTokens:
+        return SpecialTokens(
+            image=self.image_special_token,
+            audio=self.audio_special_token,
+            video=self.video_special_token,
+            eoc=self.eoc_special_token,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One unit of work for a worker: a file, optionally a range of its records."""
+
+    shard_id: int
+    path: str
+    original: str
+    media_root: str
+    first: int = 0
+    stop: Optional[int] = None
+    index: object = None
+
+
+class DJBuilder(datasets.ArrowBasedBuilder):
+    """Base of every hf_mmbuilder loading script (see the module docstring)."""
+
+    BUILDER_CONFIG_CLASS = DJBuilderConfig
+
+    def __init__(self, *args, dataset_name: Optional[str] = None, **kwargs):
+        # "hf_mmbuilder/llava" would make the cache folder a missing sub-folder.
+        if dataset_name:
+            dataset_name = dataset_name.replace("/", "___")
+        super().__init__(*args, dataset_name=dataset_name, **kwargs)
+
+    # -- to implement in a loading script -------------------------------------------------------
+
+    def _format_features(self) -> dict:
+        """The format's own columns (round-trip information), beside the DJ and shared columns."""
+        raise NotImplementedError
+
+    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        """Parse one shard into Arrow tables with exactly ``self.info.features``."""
+        raise NotImplementedError
+
+    def _plan_file(self, shard_id: int, path: str, original: str, media_root: str) -> list[Shard]:
+        """Cut one file into shards; by default the whole file is one shard."""
+        return [Shard(shard_id, path, original, media_root)]
+
+    # -- shared machinery -----------------------------------------------------------------------
+
+    def features_with_shared(self) -> datasets.Features:
+        columns = dict(self._format_features())
+        columns.update(SHARED_COLUMNS)
+        if self.config.on_error == "keep":
+            columns[ERRORS_COLUMN] = List(Value("string"))
+        return dj_features(columns)
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(features=self.features_with_shared())
+
+    @property
+    def rejects_path(self) -> Optional[str]:
+        if self.config.on_error != "skip":
+            return None
+        if self.config.rejects_path:
+            return self.config.rejects_path
+        return os.path.join(self._cache_dir_root, "hf_mmbuilder_rejects", f"{self.dataset_name}-{self.config_id}.jsonl")
+
+    def _split_generators(self, dl_manager):
+        if not self.config.data_files:
+            raise ValueError("no data files given: pass data_files=... (a path, a list, or a dict of splits)")
+        dl_manager.download_config.extract_on_the_fly = True
+        downloaded = dl_manager.download(self.config.data_files)
+        extracted = dl_manager.extract(downloaded)
+        if self.rejects_path and os.path.exists(self.rejects_path):
+            os.remove(self.rejects_path)
+        splits = []
+        shard_id = 0
+        for split_name, files in extracted.items():
+            shards = []
+            for file, original in zip(files, self.config.data_files[split_name]):
+                media_root = self.config.media_root or os.path.dirname(os.path.abspath(str(original)))
+                for path in dl_manager.iter_files(file):
+                    planned = self._plan_file(shard_id, path, str(original), media_root)
+                    shard_id += len(planned)
+                    shards.extend(planned)
+            splits.append(datasets.SplitGenerator(name=split_name, gen_kwargs={"shards": shards}))
+        return splits
+
+    def _generate_tables(self, shards: list[Shard]):
+        with ErrorPolicy(self.config.on_error, self.rejects_path) as policy:
+            for shard in shards:
+                for batch_id, table in enumerate(self._shard_tables(shard, policy)):
+                    yield Key(shard.shard_id, batch_id), table
+
+
+class ColumnBuffer:
+    """Python lists per column, turned into an Arrow table with the builder's exact schema.
+
+    ``constants`` are columns with one value for every row of the buffer (a shard's
+    ``media_root``, an empty media list): they are not appended row by row.
+
+    Example:
+        >>> from datasets import Features, Value
+        >>> buffer = ColumnBuffer(Features({"text": Value("string"), "lang": Value("string")}), {"lang": "en"})
+        >>> buffer.columns["text"].append("hi")
+        >>> buffer.to_table().to_pylist()
+        [{'text': 'hi', 'lang': 'en'}]
+    """
+
+    def __init__(self, features: datasets.Features, constants: Optional[dict] = None):
+        self.features = features
+        self.schema = features.arrow_schema
+        self.constants = dict(constants or {})
+        self.columns: dict[str, list] = {name: [] for name in features if name not in self.constants}
+        self._json_columns = {name for name, feature in features.items() if isinstance(feature, Json)}
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def to_table(self) -> pa.Table:
+        """The buffered rows as a table (the buffer is emptied)."""
+        arrays = {}
+        for name, values in self.columns.items():
+            field_type = self.schema.field(name).type
+            if name in self._json_columns:
+                storage = pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
+                arrays[name] = pa.ExtensionArray.from_storage(field_type, storage)
+            else:
+                arrays[name] = pa.array(values, field_type)
+        table = self.table_with(arrays, len(self))
+        for values in self.columns.values():
+            values.clear()
+        return table
+
+    def table_with(self, arrays: dict, rows: int) -> pa.Table:
+        """A table of ``rows`` rows from ready Arrow ``arrays`` plus this buffer's constants."""
+        columns = []
+        for name, field in zip(self.schema.names, self.schema):
+            if name in self.constants:
+                columns.append(pa.array([self.constants[name]], field.type).take(pa.array(np.zeros(rows, np.int32))))
+            else:
+                columns.append(arrays[name])
+        return pa.Table.from_arrays(columns, schema=self.schema)

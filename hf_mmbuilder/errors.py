@@ -1,0 +1,134 @@
+"""Bad input handling: every malformed record is raised, skipped into a rejects file, or kept.
+
+``on_error`` (DESIGN.md section 8):
+
+- ``"raise"`` (default): stop with a :class:`RecordError` naming the file, the record index (and
+  line / byte offset where known) and the reason;
+- ``"skip"``: drop the record, append it with its reason to a JSON-lines rejects file, and log
+  how many records each file lost and where the rejects are;
+- ``"keep"``: keep the record and list its problems in the ``record_errors`` column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+import orjson
+
+logger = logging.getLogger("hf_mmbuilder")
+
+ON_ERROR_CHOICES = ("raise", "skip", "keep")
+ERRORS_COLUMN = "record_errors"
+
+
+class RecordError(ValueError):
+    """A record that cannot be converted, with where it is and why.
+
+    Example:
+        >>> str(RecordError("a.json", 3, "turn 1 has no 'value'", line=20))
+        "a.json: record 3 (line 20): turn 1 has no 'value'"
+    """
+
+    def __init__(self, source: str, record: int, reason: str, *, line: Optional[int] = None, byte: Optional[int] = None):
+        self.source = source
+        self.record = record
+        self.reason = reason
+        self.line = line
+        self.byte = byte
+        where = [f"record {record}"]
+        if line is not None:
+            where.append(f"line {line}")
+        elif byte is not None:
+            where.append(f"byte {byte}")
+        super().__init__(f"{source}: {where[0]}" + (f" ({', '.join(where[1:])})" if len(where) > 1 else "") + f": {reason}")
+
+
+def check_on_error(on_error: str) -> str:
+    """Validate an ``on_error`` value and return it.
+
+    Example:
+        >>> check_on_error("skip")
+        'skip'
+    """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    return on_error
+
+
+@dataclasses.dataclass
+class ErrorPolicy:
+    """Applies ``on_error`` to :class:`RecordError` s and writes the rejects file.
+
+    ``handle`` returns ``True`` when the record is to be kept (``"keep"``), ``False`` when it was
+    skipped, and raises for ``"raise"``. Call ``close`` (or use it as a context manager) to log the
+    per-file counts.
+
+    Example:
+        >>> policy = ErrorPolicy("skip", rejects_path=None)
+        >>> policy.handle(RecordError("a.json", 0, "no conversations"))
+        False
+        >>> policy.skipped
+        {'a.json': 1}
+    """
+
+    on_error: str = "raise"
+    rejects_path: Optional[str] = None
+    skipped: dict = dataclasses.field(default_factory=dict)
+    kept: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        check_on_error(self.on_error)
+
+    def handle(self, error: RecordError, raw: Optional[bytes] = None) -> bool:
+        if self.on_error == "raise":
+            raise error
+        if self.on_error == "keep":
+            self.kept[error.source] = self.kept.get(error.source, 0) + 1
+            return True
+        self.skipped[error.source] = self.skipped.get(error.source, 0) + 1
+        if self.rejects_path:
+            entry = {
+                "file": error.source,
+                "record": error.record,
+                "line": error.line,
+                "byte": error.byte,
+                "reason": error.reason,
+                "raw": raw.decode("utf-8", "replace") if raw is not None else None,
+            }
+            append_line(self.rejects_path, orjson.dumps(entry) + b"\n")
+        return False
+
+    def close(self) -> None:
+        for source, count in self.skipped.items():
+            logger.warning(
+                "%s: skipped %d malformed record(s)%s",
+                source,
+                count,
+                f"; reasons in {self.rejects_path}" if self.rejects_path else "",
+            )
+        for source, count in self.kept.items():
+            logger.warning("%s: kept %d malformed record(s), flagged in column %r", source, count, ERRORS_COLUMN)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def append_line(path: str, line: bytes) -> None:
+    """Append one line with a single ``write`` on an ``O_APPEND`` descriptor, so lines written by
+    parallel worker processes never interleave.
+
+    Example:
+        >>> append_line("/tmp/rejects.jsonl", b'{"reason": "x"}\\n')  # doctest: +SKIP
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)

@@ -1,0 +1,185 @@
+"""Export driver: DJ rows back to a source format, streamed, atomic, nothing lost silently.
+
+Each loading script defines an exporter class (``EXPORTER`` in its module) that turns one DJ row
+into one source record; this module streams the dataset through it in batches (never the whole
+dataset as Python objects), writes JSON / JSON lines as UTF-8 without ``\\uXXXX`` escapes into a
+temporary file beside the target and renames it into place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import datasets
+import orjson
+from tqdm.auto import tqdm
+
+from .errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error
+from .media import check_within_root
+from .registry import builder_class, script_module
+
+
+class AtomicWriter:
+    """A binary file written under a temporary name and renamed into place on success.
+
+    Example:
+        >>> with AtomicWriter("/tmp/out.jsonl") as handle:  # doctest: +SKIP
+        ...     handle.write(b"{}\\n")
+    """
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        self.temporary = os.path.join(directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}")
+
+    def __enter__(self):
+        self.handle = open(self.temporary, "wb")
+        return self.handle
+
+    def __exit__(self, exc_type, exc, traceback):
+        self.handle.close()
+        if exc_type is None:
+            os.replace(self.temporary, self.path)
+        else:
+            os.remove(self.temporary)
+        return False
+
+
+class RowExporter:
+    """Base of the per-format exporters: ``row_to_record`` (implemented by each format) plus the
+    shared checks. ``options`` are the format's config values (tokens, separators ...), so export
+    reads text exactly as the builder wrote it.
+    """
+
+    suffixes: tuple = (".jsonl", ".json")
+
+    def __init__(self, options, allowed_media_roots: tuple = ()):
+        self.options = options
+        self.allowed_media_roots = tuple(allowed_media_roots)
+
+    def row_to_record(self, row: dict):
+        raise NotImplementedError
+
+    def check_media_path(self, path: str, media_root: Optional[str]) -> None:
+        """Refuse a media path that leaves the row's ``media_root`` (and any extra allowed root)."""
+        roots = [root for root in (media_root, *self.allowed_media_roots) if root]
+        if not roots:
+            return
+        errors = []
+        for root in roots:
+            try:
+                check_within_root(path, root)
+                return
+            except ValueError as error:
+                errors.append(str(error))
+        raise ValueError(errors[0])
+
+    def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
+        """Serialise ``rows`` (an iterable of row dicts) into ``handle``; returns records written."""
+        as_array = suffix == ".json"
+        written = 0
+        if as_array:
+            handle.write(b"[")
+        for position, row in enumerate(rows):
+            try:
+                errors = row.get(ERRORS_COLUMN)
+                if errors:
+                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
+                record = self.row_to_record(row)
+                line = orjson.dumps(record)
+            except (ValueError, TypeError) as error:
+                policy.handle(RecordError(source, position, str(error)), None)
+                continue
+            finally:
+                progress.update(1)
+            if as_array:
+                handle.write(b"\n" if written == 0 else b",\n")
+                handle.write(line)
+            else:
+                handle.write(line + b"\n")
+            written += 1
+        if as_array:
+            handle.write(b"\n]\n")
+        return written
+
+
+def iter_rows(dataset, batch_size: int = 10_000):
+    """Yield rows as dicts, one Arrow batch at a time (``Dataset`` or ``IterableDataset``).
+
+    Example:
+        >>> from datasets import Dataset
+        >>> next(iter_rows(Dataset.from_dict({"text": ["a"]})))
+        {'text': 'a'}
+    """
+    for batch in dataset.iter(batch_size=batch_size):
+        names = list(batch)
+        for values in zip(*(batch[name] for name in names)):
+            yield dict(zip(names, values))
+
+
+def export(
+    dataset: Union[datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict],
+    format_name: str,
+    path: str,
+    *,
+    on_error: str = "raise",
+    rejects_path: Optional[str] = None,
+    suffix: Optional[str] = None,
+    allowed_media_roots: tuple = (),
+    batch_size: int = 10_000,
+    progress: bool = False,
+    **options,
+) -> dict:
+    """Write ``dataset`` in ``format_name`` to ``path``; returns ``{path: records written}``.
+
+    ``options`` are the format's config options (the same names the loader takes, e.g.
+    ``image_special_token="<image>"`` for text loaded in Data-Juicer parity mode), so the text is
+    read back exactly as it was built. A ``DatasetDict`` is written as one file per split inside the
+    folder ``path`` (``<path>/<split><suffix>``). Rows that cannot be exported (misaligned media
+    tokens, a media path escaping its root, a row kept with load errors) follow ``on_error``; with
+    ``"skip"`` they are listed in ``rejects_path`` (default ``<path>.rejects.jsonl``).
+
+    Example:
+        >>> ds = hf_mmbuilder.load("llava", "in.json", split="train")  # doctest: +SKIP
+        >>> export(ds, "llava", "out.json")  # doctest: +SKIP
+        {'out.json': 100}
+    """
+    check_on_error(on_error)
+    if on_error == "keep":
+        raise ValueError("export takes on_error='raise' or 'skip' (a record that cannot be written cannot be kept)")
+    config = builder_class(format_name).BUILDER_CONFIG_CLASS(**options)
+    exporter = script_module(format_name).EXPORTER(config, allowed_media_roots)
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        suffix = suffix or exporter.suffixes[0]
+        written = {}
+        for split, split_dataset in dataset.items():
+            written.update(
+                export(
+                    split_dataset,
+                    format_name,
+                    os.path.join(path, f"{split}{suffix}"),
+                    on_error=on_error,
+                    rejects_path=rejects_path and f"{rejects_path}.{split}",
+                    allowed_media_roots=allowed_media_roots,
+                    batch_size=batch_size,
+                    progress=progress,
+                    **options,
+                )
+            )
+        return written
+    suffix = suffix or os.path.splitext(path)[1] or exporter.suffixes[0]
+    if suffix not in exporter.suffixes:
+        raise ValueError(f"{format_name} exports to {', '.join(exporter.suffixes)}, not {suffix!r} ({path})")
+    if on_error == "skip" and rejects_path is None:
+        rejects_path = f"{path}.rejects.jsonl"
+    if rejects_path and os.path.exists(rejects_path):
+        os.remove(rejects_path)
+    total = getattr(dataset, "num_rows", None)
+    with ErrorPolicy(on_error, rejects_path) as policy, AtomicWriter(path) as handle, tqdm(
+        total=total, disable=not progress, unit="rows", desc=f"export {format_name}"
+    ) as bar:
+        count = exporter.write(iter_rows(dataset, batch_size), handle, suffix, policy, path, bar)
+    return {path: count}
+

@@ -1,0 +1,333 @@
+"""Fast, bounded-memory reading of JSON records (a top-level array, or JSON lines).
+
+The file is first cut into one byte range per record by a compiled scan
+(:mod:`hf_mmbuilder.kernels.json_scan`); ranges are grouped into shards for ``num_proc`` and into
+batches of a few MB that msgspec decodes straight into typed structs (no ``dict`` per record, the
+garbage collector paused). A batch that does not fit the fast type (an unknown key, a wrong type,
+malformed JSON) is decoded again record by record: records that fit keep the fast type, the others
+come back as plain ``dict`` s for the format's careful path, or as :class:`MalformedJSON` with the
+parser's reason. Python's ``json`` module is never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gc
+import re
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Union
+
+import msgspec
+import numpy as np
+
+from .kernels import json_scan
+
+SCAN_CHUNK_BYTES = 64 << 20
+BATCH_BYTES = 4 << 20
+
+_BYTE_IN_MESSAGE = re.compile(r"\(byte (\d+)\)")
+
+
+@dataclasses.dataclass
+class RecordIndex:
+    """Byte ranges of the records of one file.
+
+    ``starts``/``ends`` are file offsets (int64, shape (n,)); ``lines`` the 1-based line each record
+    starts on; ``layout`` is ``"array"`` (elements of a top-level array) or ``"lines"``.
+    """
+
+    path: str
+    layout: str
+    starts: np.ndarray
+    ends: np.ndarray
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    def shards(self, target_bytes: int) -> list[tuple[int, int]]:
+        """Split the records into contiguous ``(first, stop)`` index ranges of about ``target_bytes``.
+
+        Example:
+            >>> index = RecordIndex("f", "lines", np.array([0, 10, 20]), np.array([9, 19, 29]), np.array([1, 2, 3]))
+            >>> index.shards(15)
+            [(0, 2), (2, 3)]
+        """
+        if len(self) == 0:
+            return [(0, 0)]
+        cuts = np.searchsorted(self.starts, np.arange(self.starts[0], self.ends[-1], target_bytes)[1:], side="left")
+        bounds = np.unique(np.concatenate(([0], cuts, [len(self)])))
+        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class MalformedJSON:
+    """A record the JSON parser rejected, with the parser's reason and the absolute byte offset."""
+
+    __slots__ = ("reason", "byte")
+
+    def __init__(self, reason: str, byte: int):
+        self.reason = reason
+        self.byte = byte
+
+
+class JSONLayoutError(ValueError):
+    """The file is not a JSON array of records nor JSON lines (e.g. truncated, or junk between records)."""
+
+
+def _first_significant_byte(path: str, opener: Callable) -> Optional[int]:
+    with opener(path, "rb") as handle:
+        while True:
+            block = handle.read(1 << 16)
+            if not block:
+                return None
+            stripped = block.lstrip(b" \t\r\n\xef\xbb\xbf")
+            if stripped:
+                return stripped[0]
+
+
+def scan_records(path: str, opener: Callable = open) -> RecordIndex:
+    """Find the byte range of every record of a JSON file: array elements if the file starts with
+    ``[``, else non-blank lines (JSON lines).
+
+    Raises :class:`JSONLayoutError` naming the file, line and byte for a file whose structure is
+    broken (unbalanced brackets, a truncated array, text after the array).
+
+    Complexity: one pass over the file in 64 MB chunks; memory O(number of records).
+
+    Example:
+        >>> index = scan_records("llava.json")  # doctest: +SKIP
+        >>> len(index), index.layout  # doctest: +SKIP
+        (100, 'array')
+    """
+    first = _first_significant_byte(path, opener)
+    if first is None:
+        return RecordIndex(path, "lines", *(np.zeros(0, np.int64) for _ in range(3)))
+    if first == ord("["):
+        return _scan_array(path, opener)
+    return _scan_lines(path, opener)
+
+
+def _scan_array(path: str, opener: Callable) -> RecordIndex:
+    state = np.array([0, 0, 0, -1, 1, 0, 0], dtype=np.int64)
+    capacity = 1 << 16
+    starts_parts, ends_parts, lines_parts = [], [], []
+    out_starts = np.empty(capacity, np.int64)
+    out_ends = np.empty(capacity, np.int64)
+    out_lines = np.empty(capacity, np.int64)
+    offset = 0
+    with opener(path, "rb") as handle:
+        while True:
+            chunk = handle.read(SCAN_CHUNK_BYTES)
+            if not chunk:
+                break
+            buf = np.frombuffer(chunk, dtype=np.uint8)
+            state[5] = offset
+            position = 0
+            while True:
+                status, position, count = json_scan.scan_array_elements(buf, position, state, out_starts, out_ends, out_lines)
+                starts_parts.append(out_starts[:count].copy())
+                ends_parts.append(out_ends[:count].copy())
+                lines_parts.append(out_lines[:count].copy())
+                if status == json_scan.OUTPUT_FULL:
+                    continue
+                if status != json_scan.OK:
+                    raise JSONLayoutError(
+                        f"{path}: line {state[4]} (byte {offset + position}): "
+                        + ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
+                    )
+                break
+            offset += len(chunk)
+    if state[0] != 0 or state[1] != 0:
+        raise JSONLayoutError(f"{path}: line {state[4]} (byte {offset}): file ends inside the top-level array (truncated?)")
+    return RecordIndex(path, "array", np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts))
+
+
+def _scan_lines(path: str, opener: Callable) -> RecordIndex:
+    starts_parts, ends_parts, lines_parts = [], [], []
+    offset = 0
+    line = 1
+    carry = b""
+    with opener(path, "rb") as handle:
+        while True:
+            chunk = handle.read(SCAN_CHUNK_BYTES)
+            data = carry + chunk
+            if not chunk:
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+            if cut:
+                buf = np.frombuffer(data[:cut], dtype=np.uint8)
+                starts, ends, lines = json_scan.line_ranges(buf, offset, line)
+                starts_parts.append(starts)
+                ends_parts.append(ends)
+                lines_parts.append(lines)
+                line += int(np.count_nonzero(buf == 10))
+                offset += cut
+            carry = data[cut:]
+            if not chunk:
+                break
+    return RecordIndex(path, "lines", np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts))
+
+
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: decoding millions of small objects otherwise triggers it
+    thousands of times for nothing (records hold no cycles).
+
+    Example:
+        >>> with gc_paused():
+        ...     pass
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclasses.dataclass
+class RecordBatch:
+    """Decoded records of one batch: ``records[k]`` is a fast-type struct, a ``dict`` (did not fit
+    the fast type), or :class:`MalformedJSON`; ``indexes``/``lines``/``offsets`` locate each one."""
+
+    path: str
+    indexes: range
+    lines: np.ndarray
+    offsets: np.ndarray
+    ends: np.ndarray
+    records: Optional[list]
+    buffer: bytes
+    buffer_offset: int
+    layout: str = "lines"
+    fast_type: Optional[type] = None
+
+    def raw(self, k: int) -> bytes:
+        """The source bytes of record ``k`` (for the rejects file)."""
+        start = int(self.offsets[k]) - self.buffer_offset
+        return self.buffer[start : int(self.ends[k]) - self.buffer_offset]
+
+    def decode(self, k: int):
+        """Decode record ``k`` alone: a ``fast_type`` instance, a plain value, or :class:`MalformedJSON`."""
+        decoders = _single_decoders(self.fast_type)
+        return _decode_one(memoryview(self.buffer)[int(self.offsets[k]) - self.buffer_offset : int(self.ends[k]) - self.buffer_offset], int(self.offsets[k]), *decoders)
+
+
+@functools.lru_cache(maxsize=None)
+def _single_decoders(fast_type):
+    return (msgspec.json.Decoder(fast_type) if fast_type is not None else None, msgspec.json.Decoder())
+
+
+def iter_batches(
+    index: RecordIndex,
+    first: int,
+    stop: int,
+    fast_type: Optional[type],
+    opener: Callable = open,
+    batch_bytes: int = BATCH_BYTES,
+    decode: bool = True,
+) -> Iterator[RecordBatch]:
+    """Read records ``first .. stop-1`` of ``index`` in batches of about ``batch_bytes``.
+
+    With ``decode`` (the default) each batch's ``records`` are decoded: ``fast_type`` is a
+    ``msgspec.Struct`` type (records that fit it come back as instances), or ``None`` for plain
+    Python values. With ``decode=False`` only the raw bytes are read (``records`` is ``None``), for
+    a compiled parser; :meth:`RecordBatch.decode` decodes chosen records later. Memory stays
+    O(batch), whatever the file size.
+
+    Example:
+        >>> index = scan_records("data.jsonl")  # doctest: +SKIP
+        >>> for batch in iter_batches(index, 0, len(index), None):  # doctest: +SKIP
+        ...     print(batch.records[0])
+    """
+    if stop <= first:
+        return
+    fast_decoder = msgspec.json.Decoder(list[fast_type]) if fast_type is not None else None
+    with opener(index.path, "rb") as handle:
+        position = int(index.starts[first])
+        handle.seek(position)
+        batch_start = first
+        while batch_start < stop:
+            limit = index.starts[batch_start] + batch_bytes
+            batch_stop = int(np.searchsorted(index.ends, limit, side="right"))
+            batch_stop = min(max(batch_stop, batch_start + 1), stop)
+            buffer_offset = int(index.starts[batch_start])
+            end = int(index.ends[batch_stop - 1])
+            if position != buffer_offset:
+                handle.seek(buffer_offset)
+            buffer = handle.read(end - buffer_offset)
+            position = end
+            batch = RecordBatch(
+                index.path,
+                range(batch_start, batch_stop),
+                index.lines[batch_start:batch_stop],
+                index.starts[batch_start:batch_stop],
+                index.ends[batch_start:batch_stop],
+                None,
+                buffer,
+                buffer_offset,
+                index.layout,
+                fast_type,
+            )
+            if decode:
+                with gc_paused():
+                    batch.records = _decode_batch(buffer, buffer_offset, batch.offsets, batch.ends, index.layout, fast_decoder, batch)
+            yield batch
+            batch_start = batch_stop
+
+
+_ERROR_INDEX = re.compile(r"`\$\[(\d+)\]")
+
+
+def _decode_batch(buffer, buffer_offset, starts, ends, layout, fast_decoder, batch) -> list:
+    view = memoryview(buffer)
+    one_fast, generic = _single_decoders(batch.fast_type)
+    if fast_decoder is None:
+        return [_decode_one(view[s - buffer_offset : e - buffer_offset], s, None, generic) for s, e in zip(starts.tolist(), ends.tolist())]
+    records: list = []
+    first = 0
+    count = len(starts)
+    # Decode as much as possible in one call; a record that does not fit the fast type (the
+    # validation error names its index) takes the per-record path, and decoding resumes after it.
+    while first < count:
+        if layout == "array":
+            payload = b"[" + view[starts[first] - buffer_offset : ends[-1] - buffer_offset] + b"]"
+        else:
+            payload = b"[" + b",".join(view[s - buffer_offset : e - buffer_offset] for s, e in zip(starts[first:], ends[first:])) + b"]"
+        try:
+            records.extend(fast_decoder.decode(payload))
+            return records
+        except msgspec.ValidationError as error:
+            match = _ERROR_INDEX.search(str(error))
+            failed = first + int(match.group(1)) if match else first
+        except msgspec.DecodeError:
+            failed = first
+        if failed > first:
+            records.extend(_decode_batch(buffer, buffer_offset, starts[first:failed], ends[first:failed], layout, fast_decoder, batch))
+        start, end = int(starts[failed]), int(ends[failed])
+        records.append(_decode_one(view[start - buffer_offset : end - buffer_offset], start, one_fast, generic))
+        first = failed + 1
+    return records
+
+
+def _decode_one(raw, start: int, one_fast, generic) -> Union[object, dict, MalformedJSON]:
+    if one_fast is not None:
+        try:
+            return one_fast.decode(raw)
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError as error:
+            return _malformed(error, start)
+    try:
+        return generic.decode(raw)
+    except msgspec.DecodeError as error:
+        return _malformed(error, start)
+
+
+def _malformed(error: msgspec.DecodeError, start: int) -> MalformedJSON:
+    message = str(error)
+    match = _BYTE_IN_MESSAGE.search(message)
+    byte = start + int(match.group(1)) if match else start
+    return MalformedJSON(f"malformed JSON: {message}", byte)

@@ -1,0 +1,51 @@
+"""Media paths: resolving them for reading, and refusing paths that escape their root.
+
+DJ media columns keep paths exactly as the source wrote them (so exports write them back
+unchanged). Relative paths are read from ``media_root`` (by default the data file's folder, stored
+per row in the ``media_root`` column so datasets from different folders concatenate).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+class UnsafePathError(ValueError):
+    """A media path points outside the roots it may be read from or written to."""
+
+
+def resolve_media_path(path: str, media_root: Optional[str]) -> str:
+    """Return the path a media file is read from: ``path`` itself if absolute or a URL, else
+    ``media_root/path``.
+
+    Example:
+        >>> resolve_media_path("coco/1.jpg", "/data/llava")
+        '/data/llava/coco/1.jpg'
+        >>> resolve_media_path("/abs/1.jpg", "/data/llava")
+        '/abs/1.jpg'
+    """
+    if os.path.isabs(path) or "://" in path or not media_root:
+        return path
+    return os.path.join(media_root, path)
+
+
+def check_within_root(path: str, root: str, *, what: str = "media path") -> str:
+    """Resolve ``path`` against ``root`` and raise :class:`UnsafePathError` if the result leaves it.
+
+    Symlinks are resolved, so a link pointing outside the root is refused too. Returns the resolved
+    absolute path.
+
+    Example:
+        >>> check_within_root("a/b.jpg", "/data")
+        '/data/a/b.jpg'
+        >>> check_within_root("../../etc/passwd", "/data")
+        Traceback (most recent call last):
+        ...
+        hf_mmbuilder.media.UnsafePathError: media path '../../etc/passwd' escapes its root '/data'
+    """
+    root_real = os.path.realpath(root)
+    resolved = os.path.realpath(os.path.join(root_real, path))
+    if resolved != root_real and not resolved.startswith(root_real.rstrip(os.sep) + os.sep):
+        raise UnsafePathError(f"{what} {path!r} escapes its root {root!r}")
+    return resolved

@@ -1,0 +1,583 @@
+"""LLaVA JSON records -> DJ Arrow buffers in one compiled pass, no Python object per record.
+
+The kernel reads the raw bytes of a batch of records (byte ranges from
+:mod:`hf_mmbuilder.kernels.json_scan`) and writes Arrow-layout buffers directly: the DJ ``text``
+(``[[role]]: value`` turns joined by a separator, media tokens substituted, optional end-of-chunk
+tokens), and the ``images``/``videos``/``roles`` lists, ``id`` and the raw JSON of unknown
+top-level keys. It accepts the common shape only: a record it is not sure about (an unknown key
+inside a turn, a non-string value, a ``[[`` in a value, a token count that disagrees with the media
+list, any JSON it would have to guess at) is flagged ``FALLBACK`` with nothing written, and the
+caller converts that record on the careful Python path, which also produces the error messages.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+FAST = 0
+FALLBACK = 1
+
+LAYOUT_NONE = 0
+LAYOUT_IMAGE = 1
+LAYOUT_IMAGE_LIST = 2
+LAYOUT_VIDEO = 3
+LAYOUT_VIDEO_LIST = 4
+
+_QUOTE = 34
+_BACKSLASH = 92
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _skip_ws(buf, i, end):
+    while i < end and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
+        i += 1
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _string_end(buf, i, end):
+    """``buf[i]`` is an opening quote: return one past the closing quote, or -1."""
+    i += 1
+    while i < end:
+        c = buf[i]
+        if c == _BACKSLASH:
+            i += 2
+            continue
+        if c == _QUOTE:
+            return i + 1
+        if c < 32:
+            return -1
+        i += 1
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _value_end(buf, i, end):
+    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1."""
+    c = buf[i]
+    if c == _QUOTE:
+        return _string_end(buf, i, end)
+    if c == 123 or c == 91:
+        depth = 0
+        while i < end:
+            c = buf[i]
+            if c == _QUOTE:
+                i = _string_end(buf, i, end)
+                if i < 0:
+                    return -1
+                continue
+            if c == 123 or c == 91:
+                depth += 1
+            elif c == 125 or c == 93:
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        return -1
+    while i < end:
+        c = buf[i]
+        if c == 44 or c == 125 or c == 93 or c == 32 or c == 10 or c == 13 or c == 9:
+            return i
+        i += 1
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _hex(c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _write_utf8(code, out, o):
+    if code < 0x80:
+        out[o] = code
+        return o + 1
+    if code < 0x800:
+        out[o] = 0xC0 | (code >> 6)
+        out[o + 1] = 0x80 | (code & 0x3F)
+        return o + 2
+    if code < 0x10000:
+        out[o] = 0xE0 | (code >> 12)
+        out[o + 1] = 0x80 | ((code >> 6) & 0x3F)
+        out[o + 2] = 0x80 | (code & 0x3F)
+        return o + 3
+    out[o] = 0xF0 | (code >> 18)
+    out[o + 1] = 0x80 | ((code >> 12) & 0x3F)
+    out[o + 2] = 0x80 | ((code >> 6) & 0x3F)
+    out[o + 3] = 0x80 | (code & 0x3F)
+    return o + 4
+
+
+@numba.njit(cache=True, nogil=True)
+def _hex4(buf, k):
+    code = 0
+    for j in range(4):
+        h = _hex(buf[k + j])
+        if h < 0:
+            return -1
+        code = code * 16 + h
+    return code
+
+
+@numba.njit(cache=True, nogil=True)
+def _unescape_one(buf, k, end, out, o):
+    """Decode the escape sequence starting at the backslash ``buf[k]`` (``end`` bounds it) into
+    ``out[o:]``. Returns ``(position after it, new o)``, or ``(-1, o)`` for a bad escape or a lone
+    surrogate."""
+    if k + 1 >= end:
+        return -1, o
+    e = buf[k + 1]
+    if e == 110:
+        out[o] = 10
+    elif e == _QUOTE or e == _BACKSLASH or e == 47:
+        out[o] = e
+    elif e == 116:
+        out[o] = 9
+    elif e == 114:
+        out[o] = 13
+    elif e == 98:
+        out[o] = 8
+    elif e == 102:
+        out[o] = 12
+    elif e == 117:
+        if k + 6 > end:
+            return -1, o
+        code = _hex4(buf, k + 2)
+        k += 6
+        if code < 0 or 0xDC00 <= code <= 0xDFFF:
+            return -1, o
+        if 0xD800 <= code <= 0xDBFF:
+            if k + 6 > end or buf[k] != _BACKSLASH or buf[k + 1] != 117:
+                return -1, o
+            low = _hex4(buf, k + 2)
+            if not (0xDC00 <= low <= 0xDFFF):
+                return -1, o
+            k += 6
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+        return k, _write_utf8(code, out, o)
+    else:
+        return -1, o
+    return k + 2, o + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _unescape(buf, i, end, out, o):
+    """Copy the JSON string whose opening quote is ``buf[i]`` as UTF-8 into ``out[o:]``.
+
+    Returns ``(position after the closing quote, new o)``, or ``(-1, o)`` for control characters,
+    bad escapes or lone surrogates.
+    """
+    i += 1
+    while i < end:
+        c = buf[i]
+        if c == _QUOTE:
+            return i + 1, o
+        if c < 32:
+            return -1, o
+        if c == _BACKSLASH:
+            i, o = _unescape_one(buf, i, end, out, o)
+            if i < 0:
+                return -1, o
+            continue
+        out[o] = c
+        o += 1
+        i += 1
+    return -1, o
+
+
+@numba.njit(cache=True, nogil=True)
+def _key_is(buf, start, end, word):
+    """Is the JSON string ``buf[start:end]`` (quotes included, no escapes) equal to ``word``?"""
+    if end - start - 2 != word.shape[0]:
+        return False
+    for k in range(word.shape[0]):
+        if buf[start + 1 + k] != word[k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _ends_with(out, o, lower, token):
+    n = token.shape[0]
+    if o - lower < n:
+        return False
+    for k in range(n):
+        if out[o - n + k] != token[k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy(src, out, o):
+    for k in range(src.shape[0]):
+        out[o + k] = src[k]
+    return o + src.shape[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _media_paths(buf, start, end, data, d, offsets, n_paths):
+    """Parse a path string or a list of path strings into ``data``/``offsets``.
+
+    Returns ``(layout_is_list, new d, new n_paths, ok)``.
+    """
+    if buf[start] == _QUOTE:
+        position, d = _unescape(buf, start, end, data, d)
+        if position < 0:
+            return False, d, n_paths, False
+        n_paths += 1
+        offsets[n_paths] = d
+        return False, d, n_paths, True
+    if buf[start] != 91:
+        return False, d, n_paths, False
+    i = _skip_ws(buf, start + 1, end)
+    if i < end and buf[i] == 93:
+        return True, d, n_paths, True
+    while i < end:
+        if buf[i] != _QUOTE:
+            return True, d, n_paths, False
+        i, d = _unescape(buf, i, end, data, d)
+        if i < 0:
+            return True, d, n_paths, False
+        n_paths += 1
+        offsets[n_paths] = d
+        i = _skip_ws(buf, i, end)
+        if i < end and buf[i] == 44:
+            i = _skip_ws(buf, i + 1, end)
+            continue
+        if i < end and buf[i] == 93:
+            return True, d, n_paths, True
+        return True, d, n_paths, False
+    return True, d, n_paths, False
+
+
+@numba.njit(cache=True, nogil=True)
+def parse_llava(
+    buf,
+    starts,
+    ends,
+    separator,
+    image_token,
+    video_token,
+    eoc_between_rounds,
+    suffix,
+    text,
+    text_offsets,
+    roles,
+    role_offsets,
+    turn_offsets,
+    images,
+    image_offsets,
+    image_lists,
+    videos,
+    video_offsets,
+    video_lists,
+    ids,
+    id_offsets,
+    id_kind,
+    layout,
+    extra,
+    extra_offsets,
+    status,
+):
+    """Convert the LLaVA records ``buf[starts[r]:ends[r]]`` into DJ Arrow buffers.
+
+    Parameters
+    ----------
+    buf : uint8 array, the batch's bytes (``starts``/``ends`` are offsets into it, int64, shape (n,)).
+    separator, image_token, video_token, eoc_between_rounds, suffix : uint8 arrays
+        The turn separator, the DJ media tokens, what ends a (human, robot) round before the
+        separator (empty unless ``split_chunk``), and what ends the text (e.g. `` <|__dj__eoc|>``).
+    text, roles, images, videos, ids, extra : uint8 arrays
+        Output UTF-8 data, sized by the caller (``text`` at least ``2 * len(buf) + n * (len(suffix) + 16)``).
+    text_offsets, id_offsets, extra_offsets, turn_offsets, image_lists, video_lists : int32, shape (n+1,)
+        Arrow offsets per record (``turn_offsets`` index ``role_offsets``, ``*_lists`` index
+        ``*_offsets``).
+    role_offsets, image_offsets, video_offsets : int32, shape (max items + 1,)
+        Arrow offsets per role / path.
+    id_kind : int8, shape (n,) -- 0 absent, 1 string, 2 integer.
+    layout : int8, shape (n,) -- ``LAYOUT_*`` of ``image`` (bit set 0..2) and ``video`` (times 3).
+    status : int8, shape (n,) -- ``FAST`` or ``FALLBACK`` (nothing written for that record).
+
+    Complexity: O(len(buf)) time, one pass per record plus one over its conversation.
+    """
+    image_word = np.array([105, 109, 97, 103, 101], dtype=np.uint8)
+    video_word = np.array([118, 105, 100, 101, 111], dtype=np.uint8)
+    id_word = np.array([105, 100], dtype=np.uint8)
+    conv_word = np.array([99, 111, 110, 118, 101, 114, 115, 97, 116, 105, 111, 110, 115], dtype=np.uint8)
+    from_word = np.array([102, 114, 111, 109], dtype=np.uint8)
+    value_word = np.array([118, 97, 108, 117, 101], dtype=np.uint8)
+    source_image = np.array([60, 105, 109, 97, 103, 101, 62], dtype=np.uint8)
+    source_video = np.array([60, 118, 105, 100, 101, 111, 62], dtype=np.uint8)
+    t = 0
+    n_roles = 0
+    n_images = 0
+    n_videos = 0
+    d_roles = 0
+    d_images = 0
+    d_videos = 0
+    d_ids = 0
+    d_extra = 0
+    text_offsets[0] = 0
+    role_offsets[0] = 0
+    turn_offsets[0] = 0
+    image_offsets[0] = 0
+    image_lists[0] = 0
+    video_offsets[0] = 0
+    video_lists[0] = 0
+    id_offsets[0] = 0
+    extra_offsets[0] = 0
+    for r in range(starts.shape[0]):
+        start = starts[r]
+        end = ends[r]
+        # Checkpoint: a FALLBACK record rolls every output back to here.
+        t0, nr0, dr0, ni0, di0, nv0, dv0, dd0, de0 = t, n_roles, d_roles, n_images, d_images, n_videos, d_videos, d_ids, d_extra
+        ok = True
+        conv_start = -1
+        conv_end = -1
+        image_start = -1
+        image_end = -1
+        video_start = -1
+        video_end = -1
+        kind = 0
+        record_layout = 0
+        extra_count = 0
+        i = _skip_ws(buf, start, end)
+        if i >= end or buf[i] != 123:
+            ok = False
+        else:
+            i = _skip_ws(buf, i + 1, end)
+            if i < end and buf[i] == 125:
+                ok = False
+            while ok and i < end:
+                if buf[i] != _QUOTE:
+                    ok = False
+                    break
+                key_start = i
+                key_end = _string_end(buf, i, end)
+                if key_end < 0:
+                    ok = False
+                    break
+                i = _skip_ws(buf, key_end, end)
+                if i >= end or buf[i] != 58:
+                    ok = False
+                    break
+                value_start = _skip_ws(buf, i + 1, end)
+                if value_start >= end:
+                    ok = False
+                    break
+                value_end = _value_end(buf, value_start, end)
+                if value_end < 0:
+                    ok = False
+                    break
+                if _key_is(buf, key_start, key_end, conv_word):
+                    conv_start, conv_end = value_start, value_end
+                elif _key_is(buf, key_start, key_end, image_word):
+                    image_start, image_end = value_start, value_end
+                elif _key_is(buf, key_start, key_end, video_word):
+                    video_start, video_end = value_start, value_end
+                elif _key_is(buf, key_start, key_end, id_word):
+                    c = buf[value_start]
+                    if c == _QUOTE:
+                        position, d_ids = _unescape(buf, value_start, end, ids, d_ids)
+                        if position < 0:
+                            ok = False
+                            break
+                        kind = 1
+                    elif c == 45 or 48 <= c <= 57:
+                        digits = value_start + 1 if c == 45 else value_start
+                        if digits >= value_end or (buf[digits] == 48 and value_end - digits > 1):
+                            ok = False
+                            break
+                        for k in range(value_start, value_end):
+                            if k >= digits and not (48 <= buf[k] <= 57):
+                                ok = False
+                            ids[d_ids] = buf[k]
+                            d_ids += 1
+                        kind = 2
+                    else:
+                        ok = False
+                else:
+                    # Unknown top-level key: its raw JSON goes to `extra` verbatim (valid JSON as is).
+                    extra[d_extra] = 44 if extra_count else 123
+                    d_extra += 1
+                    for k in range(key_start, key_end):
+                        extra[d_extra] = buf[k]
+                        d_extra += 1
+                    extra[d_extra] = 58
+                    d_extra += 1
+                    for k in range(value_start, value_end):
+                        extra[d_extra] = buf[k]
+                        d_extra += 1
+                    extra_count += 1
+                i = _skip_ws(buf, value_end, end)
+                if i < end and buf[i] == 44:
+                    i = _skip_ws(buf, i + 1, end)
+                    continue
+                if i < end and buf[i] == 125:
+                    i = _skip_ws(buf, i + 1, end)
+                    if i != end:
+                        ok = False
+                    break
+                ok = False
+        if ok and conv_start < 0:
+            ok = False
+        expected_images = 0
+        expected_videos = 0
+        if ok and image_start >= 0:
+            as_list, d_images, n_images, ok = _media_paths(buf, image_start, image_end, images, d_images, image_offsets, n_images)
+            record_layout += LAYOUT_IMAGE_LIST if as_list else LAYOUT_IMAGE
+            expected_images = n_images - ni0
+        if ok and video_start >= 0:
+            as_list, d_videos, n_videos, ok = _media_paths(buf, video_start, video_end, videos, d_videos, video_offsets, n_videos)
+            record_layout += 3 * (LAYOUT_VIDEO_LIST - 2 if as_list else LAYOUT_VIDEO - 2)
+            expected_videos = n_videos - nv0
+        found_images = 0
+        found_videos = 0
+        if ok:
+            i = conv_start
+            if buf[i] != 91:
+                ok = False
+            else:
+                i = _skip_ws(buf, i + 1, end)
+                turn = 0
+                if i < conv_end and buf[i] == 93:
+                    i = conv_end
+                while ok and i < conv_end - 1:
+                    if buf[i] != 123:
+                        ok = False
+                        break
+                    i = _skip_ws(buf, i + 1, end)
+                    role_start = -1
+                    role_end = -1
+                    value_start = -1
+                    value_end = -1
+                    while ok:
+                        if buf[i] != _QUOTE:
+                            ok = False
+                            break
+                        key_start = i
+                        key_end = _string_end(buf, i, end)
+                        if key_end < 0:
+                            ok = False
+                            break
+                        i = _skip_ws(buf, key_end, end)
+                        if buf[i] != 58:
+                            ok = False
+                            break
+                        field_start = _skip_ws(buf, i + 1, end)
+                        if buf[field_start] != _QUOTE:
+                            ok = False
+                            break
+                        field_end = _string_end(buf, field_start, end)
+                        if field_end < 0:
+                            ok = False
+                            break
+                        if _key_is(buf, key_start, key_end, from_word) and role_start < 0:
+                            role_start, role_end = field_start, field_end
+                        elif _key_is(buf, key_start, key_end, value_word) and value_start < 0:
+                            value_start, value_end = field_start, field_end
+                        else:
+                            ok = False
+                            break
+                        i = _skip_ws(buf, field_end, end)
+                        if buf[i] == 44:
+                            i = _skip_ws(buf, i + 1, end)
+                            continue
+                        if buf[i] == 125:
+                            i = _skip_ws(buf, i + 1, end)
+                            break
+                        ok = False
+                    if not ok or role_start < 0 or value_start < 0:
+                        ok = False
+                        break
+                    if turn > 0:
+                        if turn % 2 == 0:
+                            t = _copy(eoc_between_rounds, text, t)
+                        t = _copy(separator, text, t)
+                    role_begin = d_roles
+                    position, d_roles = _unescape(buf, role_start, role_end, roles, d_roles)
+                    if position < 0:
+                        ok = False
+                        break
+                    n_roles += 1
+                    role_offsets[n_roles] = d_roles
+                    text[t] = 91
+                    text[t + 1] = 91
+                    t += 2
+                    for k in range(role_begin, d_roles):
+                        text[t] = roles[k]
+                        t += 1
+                    text[t] = 93
+                    text[t + 1] = 93
+                    text[t + 2] = 58
+                    text[t + 3] = 32
+                    t += 4
+                    lower = t
+                    # Unescape the value, substituting media tokens as they complete.
+                    k = value_start + 1
+                    while k < value_end - 1:
+                        c = buf[k]
+                        if c == _BACKSLASH:
+                            k, t = _unescape_one(buf, k, value_end, text, t)
+                            if k < 0:
+                                ok = False
+                                break
+                        elif c < 32:
+                            ok = False
+                            break
+                        else:
+                            text[t] = c
+                            t += 1
+                            k += 1
+                        last = text[t - 1]
+                        if last == 91 and t - lower >= 2 and text[t - 2] == 91:
+                            # "[[" in a value could fake a role marker: the careful path decides.
+                            ok = False
+                            break
+                        if last == 62:
+                            if expected_images and _ends_with(text, t, lower, source_image):
+                                t = _copy(image_token, text, t - source_image.shape[0])
+                                lower = t
+                                found_images += 1
+                            elif expected_videos and _ends_with(text, t, lower, source_video):
+                                t = _copy(video_token, text, t - source_video.shape[0])
+                                lower = t
+                                found_videos += 1
+                    turn += 1
+                    if not ok:
+                        break
+                    i = _skip_ws(buf, i, end)
+                    if buf[i] == 44:
+                        i = _skip_ws(buf, i + 1, end)
+                        continue
+                    if buf[i] == 93:
+                        break
+                    ok = False
+        if ok and (found_images != expected_images or found_videos != expected_videos):
+            ok = False
+        if ok:
+            t = _copy(suffix, text, t)
+            if extra_count:
+                extra[d_extra] = 125
+                d_extra += 1
+            status[r] = FAST
+        else:
+            t, n_roles, d_roles, n_images, d_images, n_videos, d_videos, d_ids, d_extra = t0, nr0, dr0, ni0, di0, nv0, dv0, dd0, de0
+            kind = 0
+            record_layout = 0
+            status[r] = FALLBACK
+        text_offsets[r + 1] = t
+        turn_offsets[r + 1] = n_roles
+        image_lists[r + 1] = n_images
+        video_lists[r + 1] = n_videos
+        id_offsets[r + 1] = d_ids
+        extra_offsets[r + 1] = d_extra
+        id_kind[r] = kind
+        layout[r] = record_layout

@@ -1,0 +1,23 @@
+"""Shared fixtures: the real public samples beside the checkout, and an isolated datasets cache."""
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (real public records); tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {SHARED_DATA} (CI places shared/ beside the checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> str:
+    """A fresh datasets cache folder, so tests never reuse each other's Arrow files."""
+    path = tmp_path / "hf_cache"
+    path.mkdir()
+    return str(path)

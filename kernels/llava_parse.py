@@ -258,6 +258,145 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
 
 
 @numba.njit(cache=True, nogil=True)
+def _copy_value(buf, k, stop, text, t, special, source_image, source_video, image_token, video_token):
+    """Unescape the JSON string body ``buf[k:stop]`` into ``text[t:]``, substituting ``<image>``
+    and ``<video>`` as they complete. Returns ``(new t, images found, videos found, ok)``; not ok
+    for a control byte, a bad escape, or ``[[`` (which could fake a role marker)."""
+    lower = t
+    found_images = 0
+    found_videos = 0
+    while k < stop:
+        # Plain bytes (most of them) are copied in a tight loop; only a backslash, a control
+        # byte, "[" or ">" need a closer look.
+        c = buf[k]
+        while special[c] == 0:
+            text[t] = c
+            t += 1
+            k += 1
+            if k == stop:
+                return t, found_images, found_videos, True
+            c = buf[k]
+        if c == _BACKSLASH:
+            k, t = _unescape_one(buf, k, stop + 1, text, t)
+            if k < 0:
+                return t, found_images, found_videos, False
+        elif c < 32:
+            return t, found_images, found_videos, False
+        else:
+            text[t] = c
+            t += 1
+            k += 1
+        last = text[t - 1]
+        if last == 91 and t - lower >= 2 and text[t - 2] == 91:
+            return t, found_images, found_videos, False
+        if last == 62:
+            if _ends_with(text, t, lower, source_image):
+                t = _copy(image_token, text, t - source_image.shape[0])
+                lower = t
+                found_images += 1
+            elif _ends_with(text, t, lower, source_video):
+                t = _copy(video_token, text, t - source_video.shape[0])
+                lower = t
+                found_videos += 1
+    return t, found_images, found_videos, True
+
+
+@numba.njit(cache=True, nogil=True)
+def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, role_offsets, n_roles, d_roles,
+                  special, source_image, source_video, image_token, video_token):
+    """Parse the ``conversations`` array starting at ``buf[i]`` straight into the DJ text.
+
+    Returns ``(position after the array, t, n_roles, d_roles, images found, videos found, ok)``.
+    """
+    from_word = np.array([102, 114, 111, 109], dtype=np.uint8)
+    value_word = np.array([118, 97, 108, 117, 101], dtype=np.uint8)
+    found_images = 0
+    found_videos = 0
+    if buf[i] != 91:
+        return i, t, n_roles, d_roles, 0, 0, False
+    i = _skip_ws(buf, i + 1, end)
+    if i < end and buf[i] == 93:
+        return i + 1, t, n_roles, d_roles, 0, 0, True
+    turn = 0
+    while i < end:
+        if buf[i] != 123:
+            return i, t, n_roles, d_roles, 0, 0, False
+        i = _skip_ws(buf, i + 1, end)
+        role_start = -1
+        role_end = -1
+        value_start = -1
+        value_end = -1
+        while True:
+            if i >= end or buf[i] != _QUOTE:
+                return i, t, n_roles, d_roles, 0, 0, False
+            key_start = i
+            key_end = _string_end(buf, i, end)
+            if key_end < 0:
+                return i, t, n_roles, d_roles, 0, 0, False
+            i = _skip_ws(buf, key_end, end)
+            if i >= end or buf[i] != 58:
+                return i, t, n_roles, d_roles, 0, 0, False
+            field_start = _skip_ws(buf, i + 1, end)
+            if field_start >= end or buf[field_start] != _QUOTE:
+                return i, t, n_roles, d_roles, 0, 0, False
+            field_end = _string_end(buf, field_start, end)
+            if field_end < 0:
+                return i, t, n_roles, d_roles, 0, 0, False
+            if _key_is(buf, key_start, key_end, from_word) and role_start < 0:
+                role_start, role_end = field_start, field_end
+            elif _key_is(buf, key_start, key_end, value_word) and value_start < 0:
+                value_start, value_end = field_start, field_end
+            else:
+                return i, t, n_roles, d_roles, 0, 0, False
+            i = _skip_ws(buf, field_end, end)
+            if i < end and buf[i] == 44:
+                i = _skip_ws(buf, i + 1, end)
+                continue
+            if i < end and buf[i] == 125:
+                i = _skip_ws(buf, i + 1, end)
+                break
+            return i, t, n_roles, d_roles, 0, 0, False
+        if role_start < 0 or value_start < 0:
+            return i, t, n_roles, d_roles, 0, 0, False
+        if turn > 0:
+            if turn % 2 == 0:
+                t = _copy(eoc_between_rounds, text, t)
+            t = _copy(separator, text, t)
+        role_begin = d_roles
+        position, d_roles = _unescape(buf, role_start, role_end, roles, d_roles)
+        if position < 0:
+            return i, t, n_roles, d_roles, 0, 0, False
+        n_roles += 1
+        role_offsets[n_roles] = d_roles
+        text[t] = 91
+        text[t + 1] = 91
+        t += 2
+        for k in range(role_begin, d_roles):
+            text[t] = roles[k]
+            t += 1
+        text[t] = 93
+        text[t + 1] = 93
+        text[t + 2] = 58
+        text[t + 3] = 32
+        t += 4
+        t, images, videos, ok = _copy_value(
+            buf, value_start + 1, value_end - 1, text, t, special, source_image, source_video, image_token, video_token
+        )
+        if not ok:
+            return i, t, n_roles, d_roles, 0, 0, False
+        found_images += images
+        found_videos += videos
+        turn += 1
+        if i < end and buf[i] == 44:
+            i = _skip_ws(buf, i + 1, end)
+            continue
+        if i < end and buf[i] == 93:
+            return i + 1, t, n_roles, d_roles, found_images, found_videos, True
+        return i, t, n_roles, d_roles, 0, 0, False
+    return i, t, n_roles, d_roles, 0, 0, False
+
+
+@numba.njit(cache=True, nogil=True)
 def parse_llava(
     buf,
     starts,
@@ -286,7 +425,7 @@ def parse_llava(
     extra_offsets,
     status,
 ):
-    """Convert the LLaVA records ``buf[starts[r]:ends[r]]`` into DJ Arrow buffers.
+    """Convert the LLaVA records ``buf[starts[r]:ends[r]]`` into DJ Arrow buffers, one pass each.
 
     Parameters
     ----------
@@ -295,26 +434,30 @@ def parse_llava(
         The turn separator, the DJ media tokens, what ends a (human, robot) round before the
         separator (empty unless ``split_chunk``), and what ends the text (e.g. `` <|__dj__eoc|>``).
     text, roles, images, videos, ids, extra : uint8 arrays
-        Output UTF-8 data, sized by the caller (``text`` at least ``2 * len(buf) + n * (len(suffix) + 16)``).
+        Output UTF-8 data, sized by the caller (``text`` at least
+        ``len(buf) * len(token) / 7 + n * (len(suffix) + 8)``).
     text_offsets, id_offsets, extra_offsets, turn_offsets, image_lists, video_lists : int32, shape (n+1,)
         Arrow offsets per record (``turn_offsets`` index ``role_offsets``, ``*_lists`` index
         ``*_offsets``).
     role_offsets, image_offsets, video_offsets : int32, shape (max items + 1,)
         Arrow offsets per role / path.
     id_kind : int8, shape (n,) -- 0 absent, 1 string, 2 integer.
-    layout : int8, shape (n,) -- ``LAYOUT_*`` of ``image`` (bit set 0..2) and ``video`` (times 3).
+    layout : int8, shape (n,) -- image layout (``LAYOUT_*``, 0-2) + 3 * video layout (0-2).
     status : int8, shape (n,) -- ``FAST`` or ``FALLBACK`` (nothing written for that record).
 
-    Complexity: O(len(buf)) time, one pass per record plus one over its conversation.
+    Complexity: O(len(buf)) time; every byte is read once (keys and skipped values twice).
     """
     image_word = np.array([105, 109, 97, 103, 101], dtype=np.uint8)
     video_word = np.array([118, 105, 100, 101, 111], dtype=np.uint8)
     id_word = np.array([105, 100], dtype=np.uint8)
     conv_word = np.array([99, 111, 110, 118, 101, 114, 115, 97, 116, 105, 111, 110, 115], dtype=np.uint8)
-    from_word = np.array([102, 114, 111, 109], dtype=np.uint8)
-    value_word = np.array([118, 97, 108, 117, 101], dtype=np.uint8)
     source_image = np.array([60, 105, 109, 97, 103, 101, 62], dtype=np.uint8)
     source_video = np.array([60, 118, 105, 100, 101, 111, 62], dtype=np.uint8)
+    special = np.zeros(256, dtype=np.uint8)
+    special[:32] = 1
+    special[_BACKSLASH] = 1
+    special[91] = 1
+    special[62] = 1
     t = 0
     n_roles = 0
     n_images = 0
@@ -339,15 +482,14 @@ def parse_llava(
         # Checkpoint: a FALLBACK record rolls every output back to here.
         t0, nr0, dr0, ni0, di0, nv0, dv0, dd0, de0 = t, n_roles, d_roles, n_images, d_images, n_videos, d_videos, d_ids, d_extra
         ok = True
-        conv_start = -1
-        conv_end = -1
-        image_start = -1
-        image_end = -1
-        video_start = -1
-        video_end = -1
+        has_conversation = False
         kind = 0
         record_layout = 0
         extra_count = 0
+        has_images = False
+        has_videos = False
+        found_images = 0
+        found_videos = 0
         i = _skip_ws(buf, start, end)
         if i >= end or buf[i] != 123:
             ok = False
@@ -355,46 +497,57 @@ def parse_llava(
             i = _skip_ws(buf, i + 1, end)
             if i < end and buf[i] == 125:
                 ok = False
-            while ok and i < end:
-                if buf[i] != _QUOTE:
+        while ok and i < end:
+            if buf[i] != _QUOTE:
+                ok = False
+                break
+            key_start = i
+            key_end = _string_end(buf, i, end)
+            if key_end < 0:
+                ok = False
+                break
+            i = _skip_ws(buf, key_end, end)
+            if i >= end or buf[i] != 58:
+                ok = False
+                break
+            value_start = _skip_ws(buf, i + 1, end)
+            if value_start >= end:
+                ok = False
+                break
+            if _key_is(buf, key_start, key_end, conv_word):
+                if has_conversation:
                     ok = False
                     break
-                key_start = i
-                key_end = _string_end(buf, i, end)
-                if key_end < 0:
-                    ok = False
+                has_conversation = True
+                value_end, t, n_roles, d_roles, found_images, found_videos, ok = _conversation(
+                    buf, value_start, end, separator, eoc_between_rounds, text, t, roles, role_offsets, n_roles, d_roles,
+                    special, source_image, source_video, image_token, video_token,
+                )
+                if not ok:
                     break
-                i = _skip_ws(buf, key_end, end)
-                if i >= end or buf[i] != 58:
-                    ok = False
-                    break
-                value_start = _skip_ws(buf, i + 1, end)
-                if value_start >= end:
-                    ok = False
-                    break
+            else:
                 value_end = _value_end(buf, value_start, end)
                 if value_end < 0:
                     ok = False
                     break
-                if _key_is(buf, key_start, key_end, conv_word):
-                    conv_start, conv_end = value_start, value_end
-                elif _key_is(buf, key_start, key_end, image_word):
-                    image_start, image_end = value_start, value_end
-                elif _key_is(buf, key_start, key_end, video_word):
-                    video_start, video_end = value_start, value_end
-                elif _key_is(buf, key_start, key_end, id_word):
+                if _key_is(buf, key_start, key_end, image_word) and not has_images:
+                    has_images = True
+                    as_list, d_images, n_images, ok = _media_paths(buf, value_start, value_end, images, d_images, image_offsets, n_images)
+                    record_layout += LAYOUT_IMAGE_LIST if as_list else LAYOUT_IMAGE
+                elif _key_is(buf, key_start, key_end, video_word) and not has_videos:
+                    has_videos = True
+                    as_list, d_videos, n_videos, ok = _media_paths(buf, value_start, value_end, videos, d_videos, video_offsets, n_videos)
+                    record_layout += 3 * (LAYOUT_VIDEO_LIST - 2 if as_list else LAYOUT_VIDEO - 2)
+                elif _key_is(buf, key_start, key_end, id_word) and kind == 0:
                     c = buf[value_start]
                     if c == _QUOTE:
                         position, d_ids = _unescape(buf, value_start, end, ids, d_ids)
-                        if position < 0:
-                            ok = False
-                            break
+                        ok = position >= 0
                         kind = 1
                     elif c == 45 or 48 <= c <= 57:
                         digits = value_start + 1 if c == 45 else value_start
                         if digits >= value_end or (buf[digits] == 48 and value_end - digits > 1):
                             ok = False
-                            break
                         for k in range(value_start, value_end):
                             if k >= digits and not (48 <= buf[k] <= 57):
                                 ok = False
@@ -403,6 +556,12 @@ def parse_llava(
                         kind = 2
                     else:
                         ok = False
+                elif (
+                    _key_is(buf, key_start, key_end, image_word)
+                    or _key_is(buf, key_start, key_end, video_word)
+                    or _key_is(buf, key_start, key_end, id_word)
+                ):
+                    ok = False
                 else:
                     # Unknown top-level key: its raw JSON goes to `extra` verbatim (valid JSON as is).
                     extra[d_extra] = 44 if extra_count else 123
@@ -416,151 +575,23 @@ def parse_llava(
                         extra[d_extra] = buf[k]
                         d_extra += 1
                     extra_count += 1
-                i = _skip_ws(buf, value_end, end)
-                if i < end and buf[i] == 44:
-                    i = _skip_ws(buf, i + 1, end)
-                    continue
-                if i < end and buf[i] == 125:
-                    i = _skip_ws(buf, i + 1, end)
-                    if i != end:
-                        ok = False
+                if not ok:
                     break
-                ok = False
-        if ok and conv_start < 0:
-            ok = False
-        expected_images = 0
-        expected_videos = 0
-        if ok and image_start >= 0:
-            as_list, d_images, n_images, ok = _media_paths(buf, image_start, image_end, images, d_images, image_offsets, n_images)
-            record_layout += LAYOUT_IMAGE_LIST if as_list else LAYOUT_IMAGE
-            expected_images = n_images - ni0
-        if ok and video_start >= 0:
-            as_list, d_videos, n_videos, ok = _media_paths(buf, video_start, video_end, videos, d_videos, video_offsets, n_videos)
-            record_layout += 3 * (LAYOUT_VIDEO_LIST - 2 if as_list else LAYOUT_VIDEO - 2)
-            expected_videos = n_videos - nv0
-        found_images = 0
-        found_videos = 0
-        if ok:
-            i = conv_start
-            if buf[i] != 91:
-                ok = False
-            else:
+            i = _skip_ws(buf, value_end, end)
+            if i < end and buf[i] == 44:
                 i = _skip_ws(buf, i + 1, end)
-                turn = 0
-                if i < conv_end and buf[i] == 93:
-                    i = conv_end
-                while ok and i < conv_end - 1:
-                    if buf[i] != 123:
-                        ok = False
-                        break
-                    i = _skip_ws(buf, i + 1, end)
-                    role_start = -1
-                    role_end = -1
-                    value_start = -1
-                    value_end = -1
-                    while ok:
-                        if buf[i] != _QUOTE:
-                            ok = False
-                            break
-                        key_start = i
-                        key_end = _string_end(buf, i, end)
-                        if key_end < 0:
-                            ok = False
-                            break
-                        i = _skip_ws(buf, key_end, end)
-                        if buf[i] != 58:
-                            ok = False
-                            break
-                        field_start = _skip_ws(buf, i + 1, end)
-                        if buf[field_start] != _QUOTE:
-                            ok = False
-                            break
-                        field_end = _string_end(buf, field_start, end)
-                        if field_end < 0:
-                            ok = False
-                            break
-                        if _key_is(buf, key_start, key_end, from_word) and role_start < 0:
-                            role_start, role_end = field_start, field_end
-                        elif _key_is(buf, key_start, key_end, value_word) and value_start < 0:
-                            value_start, value_end = field_start, field_end
-                        else:
-                            ok = False
-                            break
-                        i = _skip_ws(buf, field_end, end)
-                        if buf[i] == 44:
-                            i = _skip_ws(buf, i + 1, end)
-                            continue
-                        if buf[i] == 125:
-                            i = _skip_ws(buf, i + 1, end)
-                            break
-                        ok = False
-                    if not ok or role_start < 0 or value_start < 0:
-                        ok = False
-                        break
-                    if turn > 0:
-                        if turn % 2 == 0:
-                            t = _copy(eoc_between_rounds, text, t)
-                        t = _copy(separator, text, t)
-                    role_begin = d_roles
-                    position, d_roles = _unescape(buf, role_start, role_end, roles, d_roles)
-                    if position < 0:
-                        ok = False
-                        break
-                    n_roles += 1
-                    role_offsets[n_roles] = d_roles
-                    text[t] = 91
-                    text[t + 1] = 91
-                    t += 2
-                    for k in range(role_begin, d_roles):
-                        text[t] = roles[k]
-                        t += 1
-                    text[t] = 93
-                    text[t + 1] = 93
-                    text[t + 2] = 58
-                    text[t + 3] = 32
-                    t += 4
-                    lower = t
-                    # Unescape the value, substituting media tokens as they complete.
-                    k = value_start + 1
-                    while k < value_end - 1:
-                        c = buf[k]
-                        if c == _BACKSLASH:
-                            k, t = _unescape_one(buf, k, value_end, text, t)
-                            if k < 0:
-                                ok = False
-                                break
-                        elif c < 32:
-                            ok = False
-                            break
-                        else:
-                            text[t] = c
-                            t += 1
-                            k += 1
-                        last = text[t - 1]
-                        if last == 91 and t - lower >= 2 and text[t - 2] == 91:
-                            # "[[" in a value could fake a role marker: the careful path decides.
-                            ok = False
-                            break
-                        if last == 62:
-                            if expected_images and _ends_with(text, t, lower, source_image):
-                                t = _copy(image_token, text, t - source_image.shape[0])
-                                lower = t
-                                found_images += 1
-                            elif expected_videos and _ends_with(text, t, lower, source_video):
-                                t = _copy(video_token, text, t - source_video.shape[0])
-                                lower = t
-                                found_videos += 1
-                    turn += 1
-                    if not ok:
-                        break
-                    i = _skip_ws(buf, i, end)
-                    if buf[i] == 44:
-                        i = _skip_ws(buf, i + 1, end)
-                        continue
-                    if buf[i] == 93:
-                        break
-                    ok = False
-        if ok and (found_images != expected_images or found_videos != expected_videos):
+                continue
+            if i < end and buf[i] == 125:
+                ok = _skip_ws(buf, i + 1, end) == end
+                break
+            ok = False
+        # Every media token must name a listed file and vice versa; a token without any media
+        # field is left to the careful path (which keeps it as literal text).
+        if ok and (
+            not has_conversation
+            or found_images != n_images - ni0
+            or found_videos != n_videos - nv0
+        ):
             ok = False
         if ok:
             t = _copy(suffix, text, t)

@@ -1,0 +1,123 @@
+"""LLaVA-665k-shaped JSON -> DJ Arrow: hf_mmbuilder against Data-Juicer's ``llava_to_dj.py``.
+
+Anchor (DESIGN.md section 7): Data-Juicer 20.4 s and 2.68 GB peak RSS on these machines,
+``json.load`` alone 7.3 s. Targets: >= 5x faster than Data-Juicer, <= 0.6x its peak RSS.
+
+Each side runs as its own process on the same generated file in the same run (wall time includes
+interpreter start and imports for both); peak RSS is the whole process tree's, sampled. Data-Juicer
+runs from its own venv (``make bench`` creates ``.venv-dj``); without it the script says so and
+still measures ours. Also measured: ``json.load`` of the file, our export back to LLaVA JSON.
+
+Run: ``.venv/bin/python benchmarks/llava_convert.py [--records N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, machine, run_measured, write_result  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DJ_PYTHON = ROOT / ".venv-dj" / "bin" / "python"
+RECORDS = 665_298
+
+LOAD = """
+import sys, time, hf_mmbuilder
+start = time.perf_counter()
+ds = hf_mmbuilder.load("llava", sys.argv[1], split="train", cache_dir=sys.argv[2], num_proc=int(sys.argv[3]) or None)
+print("rows", len(ds), "load_seconds", time.perf_counter() - start)
+"""
+
+EXPORT = """
+import sys, time, hf_mmbuilder
+ds = hf_mmbuilder.load("llava", sys.argv[1], split="train", cache_dir=sys.argv[2])
+start = time.perf_counter()
+hf_mmbuilder.export(ds, "llava", sys.argv[3])
+print("export_seconds", time.perf_counter() - start)
+"""
+
+JSON_LOAD = """
+import json, sys, time
+start = time.perf_counter()
+with open(sys.argv[1], encoding="utf-8") as handle:
+    records = json.load(handle)
+print("json_load_seconds", time.perf_counter() - start, len(records))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=RECORDS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from hf_mmbuilder.datagen import write_llava_json
+
+    source = DATA / f"llava_{args.records}.json"
+    if not source.exists():
+        print(f"generating {args.records} LLaVA-shaped records into {source} ...", flush=True)
+        write_llava_json(str(source), args.records, seed=0)
+    size = source.stat().st_size
+    result = {"benchmark": "llava_convert", "machine": machine(), "file": {"records": args.records, "bytes": size}}
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as scratch:
+        if DJ_PYTHON.exists():
+            dj = run_measured(
+                [
+                    str(DJ_PYTHON),
+                    "-m",
+                    "tools.fmt_conversion.multimodal.source_format_to_data_juicer_format.llava_to_dj",
+                    "--llava_ds_path",
+                    str(source),
+                    "--target_ds_path",
+                    os.path.join(scratch, "dj.jsonl"),
+                ],
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
+            result["data_juicer"] = dj if dj["returncode"] == 0 else {"error": dj["output_tail"]}
+        else:
+            result["data_juicer"] = {"error": f"peer not installed ({DJ_PYTHON} missing: run `make bench`)"}
+        for procs in (1, 2):
+            run = run_measured([python, "-c", LOAD, str(source), os.path.join(scratch, f"cache{procs}"), str(procs)])
+            if run["returncode"] != 0:
+                raise SystemExit(f"hf_mmbuilder load failed:\n{run['output_tail']}")
+            run["load_seconds_in_process"] = float(run["output_tail"].split("load_seconds")[1].split()[0])
+            result[f"hf_mmbuilder_num_proc_{procs}"] = run
+        exported = os.path.join(scratch, "back.json")
+        export_run = run_measured([python, "-c", EXPORT, str(source), os.path.join(scratch, "cache1"), exported])
+        result["hf_mmbuilder_export"] = {
+            "seconds_in_process": float(export_run["output_tail"].split("export_seconds")[1].split()[0]),
+            "peak_rss_bytes": export_run["peak_rss_bytes"],
+        }
+        json_run = run_measured([python, "-c", JSON_LOAD, str(source)])
+        result["json_load_seconds"] = float(json_run["output_tail"].split("json_load_seconds")[1].split()[0])
+    report(result)
+    print("wrote", write_result("llava_convert", result))
+
+
+def report(result: dict) -> None:
+    dj = result["data_juicer"]
+    gib = 1 << 30
+    print(f"file: {result['file']['records']} records, {result['file']['bytes'] / 1e6:.0f} MB; machine {result['machine']['cores']} cores, load {result['machine']['load_average_at_start']}")
+    print(f"json.load alone: {result['json_load_seconds']:.2f} s")
+    if "seconds" in dj:
+        print(f"Data-Juicer llava_to_dj.py: {dj['seconds']:.2f} s, peak RSS {dj['peak_rss_bytes'] / gib:.2f} GiB")
+    else:
+        print(f"Data-Juicer: {dj['error']}")
+    for procs in (1, 2):
+        ours = result[f"hf_mmbuilder_num_proc_{procs}"]
+        line = f"hf_mmbuilder load num_proc={procs}: {ours['seconds']:.2f} s wall ({ours['load_seconds_in_process']:.2f} s in load), peak RSS {ours['peak_rss_bytes'] / gib:.2f} GiB"
+        if "seconds" in dj:
+            ours["speedup_vs_data_juicer"] = dj["seconds"] / ours["seconds"]
+            ours["peak_rss_ratio_vs_data_juicer"] = ours["peak_rss_bytes"] / dj["peak_rss_bytes"]
+            line += f" -> {ours['speedup_vs_data_juicer']:.1f}x faster, {ours['peak_rss_ratio_vs_data_juicer']:.2f}x the memory"
+        print(line)
+    print(f"hf_mmbuilder export back to LLaVA JSON: {result['hf_mmbuilder_export']['seconds_in_process']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ from datasets import Json, List, Value
 from datasets.builder import Key
 
 from .errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
+from .jsonrecords import RecordIndex, scan_records
 from .schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 
 SHARED_COLUMNS = {
@@ -79,6 +80,7 @@ class Shard:
     first: int = 0
     stop: Optional[int] = None
     index: object = None
+    record_offset: int = 0
 
 
 class DJBuilder(datasets.ArrowBasedBuilder):
@@ -105,6 +107,16 @@ class DJBuilder(datasets.ArrowBasedBuilder):
     def _plan_file(self, shard_id: int, path: str, original: str, media_root: str) -> list[Shard]:
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
+
+    def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open) -> list[Shard]:
+        """Shards of about ``shard_bytes`` of a JSON array / JSON-lines file, each carrying only
+        its own slice of the record index (so workers receive kilobytes, not the whole index)."""
+        index = scan_records(path, opener)
+        shards = []
+        for k, (first, stop) in enumerate(index.shards(self.config.shard_bytes)):
+            piece = RecordIndex(path, index.layout, index.starts[first:stop], index.ends[first:stop], index.lines[first:stop])
+            shards.append(Shard(shard_id + k, path, original, media_root, 0, stop - first, piece, first))
+        return shards
 
     # -- shared machinery -----------------------------------------------------------------------
 

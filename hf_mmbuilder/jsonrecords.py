@@ -228,6 +228,7 @@ def iter_batches(
     opener: Callable = open,
     batch_bytes: int = BATCH_BYTES,
     decode: bool = True,
+    record_offset: int = 0,
 ) -> Iterator[RecordBatch]:
     """Read records ``first .. stop-1`` of ``index`` in batches of about ``batch_bytes``.
 
@@ -235,7 +236,8 @@ def iter_batches(
     ``msgspec.Struct`` type (records that fit it come back as instances), or ``None`` for plain
     Python values. With ``decode=False`` only the raw bytes are read (``records`` is ``None``), for
     a compiled parser; :meth:`RecordBatch.decode` decodes chosen records later. Memory stays
-    O(batch), whatever the file size.
+    O(batch), whatever the file size. ``record_offset`` is added to the reported record numbers
+    (for an index that is a slice of a file's).
 
     Example:
         >>> index = scan_records("data.jsonl")  # doctest: +SKIP
@@ -261,7 +263,7 @@ def iter_batches(
             position = end
             batch = RecordBatch(
                 index.path,
-                range(batch_start, batch_stop),
+                range(record_offset + batch_start, record_offset + batch_stop),
                 index.lines[batch_start:batch_stop],
                 index.starts[batch_start:batch_stop],
                 index.ends[batch_start:batch_stop],

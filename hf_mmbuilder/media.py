@@ -30,11 +30,12 @@ def resolve_media_path(path: str, media_root: Optional[str]) -> str:
     return os.path.join(media_root, path)
 
 
-def check_within_root(path: str, root: str, *, what: str = "media path") -> str:
+def check_within_root(path: str, root: str, *, what: str = "media path", follow_links: bool = True) -> str:
     """Resolve ``path`` against ``root`` and raise :class:`UnsafePathError` if the result leaves it.
 
-    Symlinks are resolved, so a link pointing outside the root is refused too. Returns the resolved
-    absolute path.
+    With ``follow_links`` (for code that reads the file) symlinks are resolved, so a link pointing
+    outside the root is refused too; without it (for code that only writes the path string, such as
+    an export) the check is lexical and touches no file. Returns the resolved absolute path.
 
     Example:
         >>> check_within_root("a/b.jpg", "/data")
@@ -44,6 +45,12 @@ def check_within_root(path: str, root: str, *, what: str = "media path") -> str:
         ...
         hf_mmbuilder.media.UnsafePathError: media path '../../etc/passwd' escapes its root '/data'
     """
+    if not follow_links:
+        root_norm = os.path.normpath(os.path.abspath(root))
+        resolved = os.path.normpath(os.path.join(root_norm, path))
+        if resolved != root_norm and not resolved.startswith(root_norm.rstrip(os.sep) + os.sep):
+            raise UnsafePathError(f"{what} {path!r} escapes its root {root!r}")
+        return resolved
     root_real = os.path.realpath(root)
     resolved = os.path.realpath(os.path.join(root_real, path))
     if resolved != root_real and not resolved.startswith(root_real.rstrip(os.sep) + os.sep):

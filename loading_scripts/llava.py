@@ -39,7 +39,7 @@ from datasets import Json, List, Value
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches
 from hf_mmbuilder.kernels import llava_parse
 from hf_mmbuilder.media import resolve_media_path
 
@@ -214,12 +214,7 @@ class Llava(DJBuilder):
         }
 
     def _plan_file(self, shard_id, path, original, media_root):
-        index = scan_records(path, open)
-        ranges = index.shards(self.config.shard_bytes)
-        return [
-            Shard(shard_id + k, path, original, media_root, first, stop, index)
-            for k, (first, stop) in enumerate(ranges)
-        ]
+        return self._plan_json_records(shard_id, path, original, media_root, open)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
@@ -227,7 +222,7 @@ class Llava(DJBuilder):
         compiled = config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
         rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
-        for batch in iter_batches(shard.index, shard.first, shard.stop, Record, open, decode=not compiled):
+        for batch in iter_batches(shard.index, shard.first, shard.stop, Record, open, decode=not compiled, record_offset=shard.record_offset):
             if not compiled:
                 self._python_rows(batch, range(len(batch.indexes)), buffer, shard, policy, rng)
                 if len(buffer):

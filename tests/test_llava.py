@@ -355,3 +355,11 @@ def test_cli_convert_to_dj_and_back(shared_data, tmp_path):
     assert main(["convert", "--from", "llava", "--to", "llava", str(source), str(back)]) == 0
     assert read_records(back) == read_records(source)
     assert main(["convert", "--from", "llava", "--to", "llava", str(tmp_path / "missing.json"), str(back)]) == 2
+
+
+def test_errors_name_the_file_wide_record_number_across_shards(tmp_path, cache_dir):
+    records = list(datagen.llava_records(600, seed=1))
+    records[450] = {"id": "broken", "conversations": "not a list"}
+    path = write_json(tmp_path / "big.json", records)
+    with pytest.raises(RecordError, match=r"record 450 \(line \d+\): 'conversations' must be a list"):
+        hf_mmbuilder.load("llava", path, split="train", cache_dir=cache_dir, shard_bytes=20_000)

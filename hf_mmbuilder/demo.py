@@ -98,6 +98,13 @@ def main(argv=None) -> int:
             seed=args.seed,
             local_dir=os.path.join(out, "published"),
             progress=False,
+            card={
+                "license": "cc-by-4.0",
+                "history": [
+                    report,
+                    {"step": "select", "method": "k-center greedy", "rows_before": len(deduplicated), "removed": len(deduplicated) - len(subset)},
+                ],
+            },
         )
         card = os.path.join(out, "published", "README.md")
         print(f"7. published to {published.local_dir} with seeded group-aware splits:\n{published.split_table}")

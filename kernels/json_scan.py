@@ -91,6 +91,10 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
             i += 1
             continue
         byte = buf[i]
+        if byte == 32:
+            # Indentation of pretty-printed files: most bytes outside strings.
+            i += 1
+            continue
         if byte == _NEWLINE:
             line += 1
         if byte == _QUOTE:

@@ -1,0 +1,517 @@
+"""The dataset card (``README.md``) of a published dataset: Hub YAML metadata and a body computed
+from the data.
+
+:func:`collect_statistics` measures the splits (rows, media counts, text length, turns, images per
+row, image sizes, audio/video durations, languages); :func:`render_plots` draws them as PNGs with
+matplotlib's Agg backend; :func:`build_card` puts metadata, tables, plots and the user's own text
+(:class:`CardSpec`) together through a Jinja template, the package's or the user's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import struct
+import wave
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+import jinja2
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from .media import resolve_media_path
+from .schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
+
+TEMPLATE_PATH = Path(__file__).with_name("templates") / "dataset_card.md.j2"
+SECTION_NAMES = ("summary", "uses", "processing", "synthesis", "pii", "limitations", "citation", "license")
+TASKS_BY_MEDIA = {"images": "image-text-to-text", "videos": "video-text-to-text", "audios": "audio-text-to-text"}
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+LANGUAGE_SAMPLE_ROWS = 2000
+PLOT_DPI = 80
+
+
+@dataclasses.dataclass
+class CardSpec:
+    """What the data cannot say about itself: licence, provenance, processing history, prose.
+
+    Attributes:
+        pretty_name: title of the card (default: the repo name).
+        license: Hub licence id (``"cc-by-4.0"``, ``"apache-2.0"``, ``"other"``...).
+        language: ISO 639-1 codes; default: the languages detected in the text.
+        task_categories: default: one per media type present (``image-text-to-text``...).
+        tags, source_datasets, annotations_creators: Hub metadata lists.
+        sources: one dict per source: ``name``, ``format``, ``license``, ``url``, ``rows``.
+        history: one entry per processing step: a dict (``step``, ``method``, ``rows_before``,
+            ``removed``) or the report of ``hf_mmbuilder.dedup(..., return_report=True)``.
+        sections: your text for any of ``summary``, ``uses``, ``processing``, ``synthesis``, ``pii``,
+            ``limitations``, ``citation``, ``license``; replaces the generated text of that section.
+        template: path of a Jinja template for the whole card (same context as the package's).
+
+    Example:
+        >>> CardSpec(license="cc-by-4.0", sections={"pii": "Faces are blurred."}).license
+        'cc-by-4.0'
+    """
+
+    pretty_name: Optional[str] = None
+    license: Optional[str] = None
+    language: Optional[Sequence[str]] = None
+    task_categories: Optional[Sequence[str]] = None
+    tags: Sequence[str] = ()
+    source_datasets: Sequence[str] = ()
+    annotations_creators: Sequence[str] = ()
+    sources: Sequence[Mapping] = ()
+    history: Sequence[Mapping] = ()
+    sections: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    template: Optional[str] = None
+
+    @classmethod
+    def coerce(cls, value) -> "CardSpec":
+        """Accept a ``CardSpec``, a dict of its fields, or ``None``.
+
+        Example:
+            >>> CardSpec.coerce({"license": "mit"}).license
+            'mit'
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - {field.name for field in dataclasses.fields(cls)}
+            if unknown:
+                raise ValueError(f"card: unknown field(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+            return cls(**value)
+        raise ValueError(f"card must be a CardSpec, a dict or None, got {type(value).__name__}")
+
+    def __post_init__(self):
+        unknown = set(self.sections) - set(SECTION_NAMES)
+        if unknown:
+            raise ValueError(f"card sections {sorted(unknown)} unknown; known: {list(SECTION_NAMES)}")
+        history_rows(self.history)
+        if self.template is not None and not os.path.isfile(self.template):
+            raise ValueError(f"card template {self.template!r} not found")
+
+
+def summarize(values: np.ndarray) -> Optional[dict]:
+    """count/min/mean/median/p95/max of a 1-D numeric array (``None`` when empty).
+
+    Example:
+        >>> summarize(np.array([1, 2, 3, 4]))["mean"]
+        2.5
+    """
+    if values.size == 0:
+        return None
+    values = values.astype(np.float64)
+    return {
+        "count": int(values.size),
+        "min": float(values.min()),
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "p95": float(np.percentile(values, 95)),
+        "max": float(values.max()),
+    }
+
+
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` bucket of a row count.
+
+    Example:
+        >>> size_category(12_345)
+        '10K<n<100K'
+    """
+    for limit, name in SIZE_CATEGORIES:
+        if rows < limit:
+            return name
+    return "1B<n<10B"
+
+
+def wav_duration(path: str) -> float:
+    """Duration in seconds of a WAV file, from its header."""
+    with wave.open(path, "rb") as audio:
+        return audio.getnframes() / float(audio.getframerate())
+
+
+def mp4_duration(path: str) -> float:
+    """Duration in seconds of an MP4/MOV file, from its ``moov/mvhd`` box (no decoding)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    position = 0
+    end = len(data)
+    while position + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[position:position + 8])
+        header = 8
+        if size == 1:
+            size = struct.unpack(">Q", data[position + 8:position + 16])[0]
+            header = 16
+        elif size == 0:
+            size = end - position
+        if size < header:
+            break
+        if kind == b"moov":
+            end = position + size
+            position += header
+            continue
+        if kind == b"mvhd":
+            body = data[position + header:position + size]
+            if body[0] == 1:
+                timescale, duration = struct.unpack(">IQ", body[20:32])
+            else:
+                timescale, duration = struct.unpack(">II", body[12:20])
+            return duration / timescale
+        position += size
+    raise ValueError(f"{path}: no moov/mvhd box, cannot read the duration")
+
+
+def ogg_duration(path: str) -> float:
+    """Duration in seconds of an Ogg Vorbis/Opus file: last page's granule position / sample rate."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    head = data.find(b"OggS")
+    if head < 0:
+        raise ValueError(f"{path}: not an Ogg file")
+    if b"\x01vorbis" in data[:512]:
+        start = data.find(b"\x01vorbis")
+        rate = struct.unpack("<I", data[start + 12:start + 16])[0]
+    elif b"OpusHead" in data[:512]:
+        rate = 48_000
+    else:
+        raise ValueError(f"{path}: unknown Ogg codec")
+    last = data.rfind(b"OggS")
+    granule = struct.unpack("<q", data[last + 6:last + 14])[0]
+    return granule / rate
+
+
+DURATION_READERS: dict[str, Callable[[str], float]] = {
+    ".wav": wav_duration, ".mp4": mp4_duration, ".m4a": mp4_duration, ".mov": mp4_duration, ".ogg": ogg_duration,
+}
+
+
+def _rows_of(dataset, columns: Sequence[str]) -> pa.Table:
+    present = [name for name in columns if name in dataset.column_names]
+    return dataset.with_format("arrow")[:].select(present) if len(dataset) else pa.table({})
+
+
+def _detect_languages(texts: list[str], tokens: SpecialTokens) -> Counter:
+    import py3langid
+
+    counts: Counter = Counter()
+    for text in texts:
+        for token in (tokens.image, tokens.audio, tokens.video, tokens.eoc):
+            text = text.replace(token, " ")
+        if text.strip():
+            counts[py3langid.classify(text)[0]] += 1
+    return counts
+
+
+def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEFAULT_TOKENS,
+                       language_sample: int = LANGUAGE_SAMPLE_ROWS) -> dict:
+    """Measure the splits of a dataset for its card.
+
+    ``splits``: split name -> ``datasets.Dataset`` in DJ shape, media as path lists (relative paths
+    resolved against ``media_root``). Returns a dict: ``splits`` (per split: rows and media
+    counts), ``text_length`` (characters), ``turns`` (length of ``roles`` when present, else
+    ``<|__dj__eoc|>`` chunks), ``images_per_row``, ``image_width``/``image_height`` (pixels, each
+    distinct file once; files absent when publishing by path are counted in ``image_unmeasured``), ``audio_duration``/``video_duration`` (seconds), ``languages`` (py3langid
+    on an evenly spaced sample of ``language_sample`` rows), and ``values`` (the raw arrays, for
+    plots). Summaries are :func:`summarize` dicts. O(rows + distinct media files); image files are
+    opened for their header only. An unreadable media file raises ``ValueError`` naming it.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> stats = collect_statistics({"train": Dataset.from_dict({"text": ["hello"], "images": [[]]})})
+        >>> stats["splits"]["train"]["rows"], stats["text_length"]["mean"]
+        (1, 5.0)
+    """
+    from PIL import Image
+
+    per_split, text_lengths, turns, images_per_row, sample = {}, [], [], [], []
+    total_rows = sum(len(dataset) for dataset in splits.values())
+    # An evenly spaced sample over all splits, taken without materialising every text.
+    sample_step = max(1, total_rows // max(1, language_sample))
+    rows_before = 0
+    media_files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
+    for name, dataset in splits.items():
+        table = _rows_of(dataset, ["text", *MEDIA_COLUMNS, "roles", "media_root"])
+        rows = len(dataset)
+        split_counts = {"rows": rows}
+        text = table.column("text") if "text" in table.column_names else pa.chunked_array([pa.array([""] * rows)])
+        text_lengths.append(pc.fill_null(pc.utf8_length(text), 0).to_numpy())
+        if "roles" in table.column_names:
+            turns.append(pc.fill_null(pc.list_value_length(table.column("roles")), 0).to_numpy())
+        else:
+            chunk_counts = pc.fill_null(pc.count_substring(text, tokens.eoc), 0).to_numpy()
+            ends_with_eoc = pc.fill_null(pc.ends_with(text, tokens.eoc), False).to_numpy()
+            turns.append(chunk_counts + (~ends_with_eoc).astype(np.int64))
+        first = (-rows_before) % sample_step
+        picks = np.arange(first, rows, sample_step, dtype=np.int64)[: max(0, language_sample - len(sample))]
+        sample.extend(value for value in pc.take(text, pa.array(picks)).to_pylist() if value)
+        rows_before += rows
+        roots = table.column("media_root").to_pylist() if "media_root" in table.column_names else [None] * rows
+        for column in MEDIA_COLUMNS:
+            if column not in table.column_names:
+                split_counts[column] = 0
+                split_counts[f"rows_with_{column}"] = 0
+                if column == "images":
+                    images_per_row.append(np.zeros(rows, dtype=np.int64))
+                continue
+            lengths = pc.fill_null(pc.list_value_length(table.column(column)), 0).to_numpy()
+            split_counts[column] = int(lengths.sum())
+            split_counts[f"rows_with_{column}"] = int((lengths > 0).sum())
+            if column == "images":
+                images_per_row.append(lengths)
+            for row, paths in enumerate(table.column(column).to_pylist()):
+                for path in paths or ():
+                    media_files[column].setdefault(resolve_media_path(path, roots[row]), (name, row, path))
+        per_split[name] = split_counts
+
+    widths, heights, images_unmeasured = [], [], 0
+    for resolved, (split, row, path) in media_files["images"].items():
+        if not os.path.isfile(resolved):
+            images_unmeasured += 1
+            continue
+        try:
+            with Image.open(resolved) as image:
+                width, height = image.size
+        except (OSError, Image.DecompressionBombError) as error:
+            raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
+        widths.append(width)
+        heights.append(height)
+    durations = {}
+    for column in ("audios", "videos"):
+        seconds, unmeasured = [], 0
+        for resolved, (split, row, path) in media_files[column].items():
+            reader = DURATION_READERS.get(os.path.splitext(resolved)[1].lower())
+            if reader is None or not os.path.isfile(resolved):
+                unmeasured += 1
+                continue
+            try:
+                seconds.append(reader(resolved))
+            except (OSError, ValueError, EOFError, struct.error, wave.Error) as error:
+                raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error}") from error
+        durations[column] = {"summary": summarize(np.asarray(seconds)), "unmeasured": unmeasured, "values": np.asarray(seconds)}
+
+    text_length = np.concatenate(text_lengths) if text_lengths else np.zeros(0, np.int64)
+    turn_counts = np.concatenate(turns) if turns else np.zeros(0, np.int64)
+    image_counts = np.concatenate(images_per_row) if images_per_row else np.zeros(0, np.int64)
+    languages = _detect_languages(sample, tokens)
+    return {
+        "splits": per_split,
+        "rows": int(text_length.size),
+        "text_length": summarize(text_length),
+        "turns": summarize(turn_counts),
+        "images_per_row": {int(k): int(v) for k, v in zip(*np.unique(image_counts, return_counts=True))},
+        "image_files": len(widths),
+        "image_unmeasured": images_unmeasured,
+        "image_width": summarize(np.asarray(widths)),
+        "image_height": summarize(np.asarray(heights)),
+        "audio_duration": durations["audios"]["summary"],
+        "audio_unmeasured": durations["audios"]["unmeasured"],
+        "video_duration": durations["videos"]["summary"],
+        "video_unmeasured": durations["videos"]["unmeasured"],
+        "languages": dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
+        "language_sample_rows": len(sample),
+        "values": {
+            "text_length": text_length, "turns": turn_counts, "images_per_row": image_counts,
+            "image_width": np.asarray(widths), "image_height": np.asarray(heights),
+            "audio_duration": durations["audios"]["values"], "video_duration": durations["videos"]["values"],
+        },
+    }
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    # No Software/date metadata: the same data must give the same bytes, so re-publishing is a no-op.
+    figure.savefig(buffer, format="png", dpi=PLOT_DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def render_plots(stats: dict) -> dict[str, bytes]:
+    """PNG plots of the statistics: file name -> PNG bytes (deterministic for the same data).
+
+    Draws the text-length and turns histograms, images per row, image width x height, and the
+    audio/video duration histograms when there are such files.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> plots = render_plots(collect_statistics({"train": Dataset.from_dict({"text": ["a b"]})}))
+        >>> sorted(plots)
+        ['text_length.png', 'turns.png']
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    values = stats["values"]
+    plots = {}
+
+    def histogram(name, data, title, xlabel):
+        figure = Figure(figsize=(6, 3.2))
+        axes = figure.subplots()
+        axes.hist(data, bins=min(50, max(1, len(np.unique(data)))), color="#4C72B0")
+        axes.set_title(title)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel("count")
+        figure.tight_layout()
+        plots[name] = _png(figure)
+
+    if values["text_length"].size:
+        histogram("text_length.png", values["text_length"], "Text length per row", "characters")
+        histogram("turns.png", values["turns"], "Turns per row", "turns")
+    if values["images_per_row"].size and values["images_per_row"].any():
+        figure = Figure(figsize=(6, 3.2))
+        axes = figure.subplots()
+        counts = stats["images_per_row"]
+        axes.bar([str(key) for key in counts], list(counts.values()), color="#55A868")
+        axes.set_title("Images per row")
+        axes.set_xlabel("images")
+        axes.set_ylabel("rows")
+        figure.tight_layout()
+        plots["images_per_row.png"] = _png(figure)
+    if values["image_width"].size:
+        figure = Figure(figsize=(4.5, 4))
+        axes = figure.subplots()
+        axes.scatter(values["image_width"], values["image_height"], s=8, alpha=0.6, color="#C44E52")
+        axes.set_title("Image sizes")
+        axes.set_xlabel("width (px)")
+        axes.set_ylabel("height (px)")
+        figure.tight_layout()
+        plots["image_sizes.png"] = _png(figure)
+    for column in ("audio", "video"):
+        if values[f"{column}_duration"].size:
+            histogram(f"{column}_duration.png", values[f"{column}_duration"], f"{column.capitalize()} duration", "seconds")
+    return plots
+
+
+def card_metadata(stats: dict, spec: CardSpec, features, split_sizes: Mapping[str, Mapping[str, tuple[int, int]]],
+                  configs: Mapping[str, Mapping[str, str]]):
+    """The card's YAML metadata as ``huggingface_hub.DatasetCardData``.
+
+    ``features``: the published ``datasets.Features``; ``split_sizes``: config -> split -> (rows,
+    shard bytes); ``configs``: config name -> {split: data_files glob}.
+
+    Example:
+        >>> from datasets import Features, Value  # doctest: +SKIP
+        >>> card_metadata(stats, CardSpec(license="mit"), Features({"text": Value("string")}),
+        ...               {"default": {"train": (2, 10)}}, {"default": {"train": "data/train-*"}}).license  # doctest: +SKIP
+        'mit'
+    """
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    media_present = [column for column in MEDIA_COLUMNS if any(split[column] for split in stats["splits"].values())]
+    language = list(spec.language) if spec.language is not None else [
+        code for code, rows in stats["languages"].items() if rows >= max(1, 0.01 * stats["language_sample_rows"])]
+    task_categories = list(spec.task_categories) if spec.task_categories is not None else (
+        [TASKS_BY_MEDIA[column] for column in media_present] or ["text-generation"])
+    tags = list(dict.fromkeys([*spec.tags, "multimodal", "hf_mmbuilder", "data-juicer-format"]))
+    fields = {
+        "pretty_name": spec.pretty_name,
+        "license": spec.license,
+        "language": language or None,
+        "task_categories": task_categories,
+        "size_categories": [size_category(stats["rows"])],
+        "source_datasets": list(spec.source_datasets) or None,
+        "annotations_creators": list(spec.annotations_creators) or None,
+        "tags": tags,
+    }
+    card_data = DatasetCardData(**{key: value for key, value in fields.items() if value is not None})
+    infos = {}
+    for name in configs:
+        splits = SplitDict()
+        for split, (rows, num_bytes) in split_sizes[name].items():
+            splits.add(SplitInfo(name=split, num_bytes=num_bytes, num_examples=rows))
+        size = sum(num_bytes for _, num_bytes in split_sizes[name].values())
+        infos[name] = DatasetInfo(features=features, splits=splits, download_size=size, dataset_size=size)
+    DatasetInfosDict(infos).to_dataset_card_data(card_data)
+    MetadataConfigs({
+        name: {"data_files": [{"split": split, "path": pattern} for split, pattern in patterns.items()],
+               **({"default": True} if name == "default" else {})}
+        for name, patterns in configs.items()
+    }).to_dataset_card_data(card_data)
+    return card_data
+
+
+def history_rows(history: Sequence) -> tuple[list[dict], list[str]]:
+    """Processing steps as table rows, plus the Markdown details of steps that carry a report.
+
+    A step is a dict (``step``, ``method``, ``rows_before``, ``removed``) or a dedup report
+    (``hf_mmbuilder.dedup(..., return_report=True)``), whose counts and Markdown are used.
+
+    Example:
+        >>> history_rows([{"step": "filter", "method": "text length", "rows_before": 10, "removed": 2}])[0][0]["removed"]
+        2
+    """
+    rows, details = [], []
+    for index, step in enumerate(history):
+        if isinstance(step, Mapping):
+            rows.append(dict(step))
+        elif all(hasattr(step, name) for name in ("method", "num_rows", "num_removed", "to_markdown")):
+            rows.append({"step": "dedup", "method": step.method, "rows_before": step.num_rows, "removed": step.num_removed})
+            details.append(step.to_markdown())
+        else:
+            raise ValueError(f"card history step {index}: expected a dict or a dedup report, got {type(step).__name__}")
+    return rows, details
+
+
+def _feature_rows(features) -> list[dict]:
+    descriptions = {
+        "text": "DJ text: media placeholders mark where each media item goes; chunks end with the EOC token",
+        "images": "images, in the order of the image tokens in `text`",
+        "audios": "audio clips, in the order of the audio tokens in `text`",
+        "videos": "videos, in the order of the video tokens in `text`",
+        "cluster_id": "near-duplicate cluster (smallest row id of the cluster before splitting)",
+    }
+    return [{"name": name, "type": re.sub(r"\((?:mode|sampling_rate|decode)=[^()]*\)", "()", repr(feature)).replace("|", "\\|"),
+             "description": descriptions.get(name, "")}
+            for name, feature in features.items()]
+
+
+def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, split_table: str,
+               plots: Mapping[str, bytes], plot_folder: str = "assets", repo_id: Optional[str] = None,
+               tokens: SpecialTokens = DEFAULT_TOKENS, embed_media: bool = True, split_method: str = ""):
+    """Render the whole card: returns a ``huggingface_hub.DatasetCard`` (``str(card)`` is README.md).
+
+    The body is rendered from ``spec.template`` (a Jinja file) or the package's template, with
+    the context: ``name``, ``repo_id``, ``spec``, ``sections`` (the user's text per section),
+    ``stats``, ``features`` (rows of name/type/description), ``tokens``, ``split_table``,
+    ``plots`` (title, path), ``sources``, ``history`` (rows), ``history_details`` (Markdown of
+    dedup reports), ``split_method``, ``embed_media``, ``metadata``.
+
+    Example:
+        >>> card = build_card(stats=stats, spec=CardSpec(), ...)  # doctest: +SKIP
+        >>> card.data.size_categories  # doctest: +SKIP
+        ['n<1K']
+    """
+    from huggingface_hub import DatasetCard
+
+    history, history_details = history_rows(spec.history)
+    metadata = card_metadata(stats, spec, features, split_sizes, configs)
+    name = spec.pretty_name or (repo_id.split("/")[-1] if repo_id else "Multimodal instruction dataset")
+    titles = {"text_length.png": "Text length", "turns.png": "Turns per row", "images_per_row.png": "Images per row",
+              "image_sizes.png": "Image sizes", "audio_duration.png": "Audio durations", "video_duration.png": "Video durations"}
+    template_text = Path(spec.template).read_text(encoding="utf-8") if spec.template else TEMPLATE_PATH.read_text(encoding="utf-8")
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["num"] = lambda value, digits=2: "n/a" if value is None else (
+        f"{int(value):,}" if float(value).is_integer() else f"{value:,.{digits}f}")
+    try:
+        body = environment.from_string(template_text).render(
+            name=name, repo_id=repo_id, spec=spec, sections={key: spec.sections.get(key) for key in SECTION_NAMES}, stats=stats,
+            features=_feature_rows(features), tokens=tokens, split_table=split_table,
+            plots=[(titles.get(file, file), f"{plot_folder}/{file}") for file in plots],
+            sources=list(spec.sources), history=history, history_details=history_details, split_method=split_method,
+            embed_media=embed_media, metadata=metadata,
+        )
+    except jinja2.TemplateError as error:
+        raise ValueError(f"card template {spec.template or TEMPLATE_PATH}: {error}") from error
+    header = yaml.safe_dump(metadata.to_dict(), sort_keys=False, allow_unicode=True)
+    return DatasetCard(f"---\n{header}---\n\n{body}")

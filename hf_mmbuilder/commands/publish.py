@@ -1,0 +1,117 @@
+"""``hf-mmbuilder publish``: split, card, shard and publish a dataset to a folder and/or the Hub."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+
+EPILOG = """Example:
+  hf-mmbuilder publish --from llava llava.json --media-root images/ \\
+      --split train=0.8,validation=0.1,test=0.1 --seed 0 --card card.yaml \\
+      --local-dir out/llava-clean --repo-id my-org/llava-clean --dry-run
+
+card.yaml holds CardSpec fields: license, language, sources, history, sections, template, ...
+"""
+
+
+def parse_split_ratio(text: str) -> dict:
+    """``"train=0.8,test=0.2"`` -> ``{"train": 0.8, "test": 0.2}``.
+
+    Example:
+        >>> parse_split_ratio("train=0.9,test=0.1")
+        {'train': 0.9, 'test': 0.1}
+    """
+    ratios = {}
+    for item in text.split(","):
+        name, separator, value = item.partition("=")
+        try:
+            ratios[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--split: {item!r} is not name=ratio") from None
+        if not separator:
+            raise ValueError(f"--split: {item!r} is not name=ratio")
+    return ratios
+
+
+def register(subparsers) -> None:
+    """Add the ``publish`` sub-command.
+
+    Example:
+        >>> import argparse
+        >>> register(argparse.ArgumentParser().add_subparsers())
+    """
+    parser = subparsers.add_parser(
+        "publish", help="split, card, shard and publish a dataset (local folder and/or Hub)",
+        description="Publish a dataset with seeded group-aware splits, a generated card and Parquet shards.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", help="data files of --from FORMAT, or one save_to_disk folder")
+    parser.add_argument("--from", dest="format", help="source format of the data files (e.g. llava)")
+    parser.add_argument("--media-root", help="folder relative media paths are read from")
+    parser.add_argument("--repo-id", help="Hub dataset repo, namespace/name")
+    parser.add_argument("--local-dir", help="write the repo layout to this folder")
+    parser.add_argument("--split", default="train=1", type=parse_split_ratio, help="ratios, e.g. train=0.8,test=0.2")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--group-by", default="auto",
+                        help="'auto' (cluster_id + media paths), 'none', or comma-separated columns")
+    parser.add_argument("--stratify-by", help="column to stratify on")
+    parser.add_argument("--config-by", help="also publish one config per value of this column")
+    parser.add_argument("--card", help="YAML file of card fields (license, sources, history, sections, template)")
+    parser.add_argument("--reference-media", action="store_true", help="publish media paths instead of embedding bytes")
+    parser.add_argument("--max-shard-size", default="500MB")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--revision", help="branch to commit to (created if needed)")
+    parser.add_argument("--message", help="commit message")
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the logged-in token)")
+    parser.add_argument("--dry-run", action="store_true", help="print the card and the split table; write nothing")
+    parser.set_defaults(func=run)
+
+
+def _load(args):
+    import hf_mmbuilder
+
+    if args.format:
+        options = {"media_root": args.media_root} if args.media_root else {}
+        return hf_mmbuilder.load(args.format, args.inputs, split="train", **options)
+    if len(args.inputs) == 1 and os.path.isdir(args.inputs[0]):
+        from datasets import load_from_disk
+
+        return load_from_disk(args.inputs[0])
+    raise ValueError("give --from FORMAT for data files, or one folder written by save_to_disk")
+
+
+def run(args) -> int:
+    """Run ``hf-mmbuilder publish``; returns 0, or 1 when the Hub upload failed."""
+    from hf_mmbuilder.publish import PublishError, publish
+
+    card = None
+    if args.card:
+        with open(args.card, encoding="utf-8") as handle:
+            card = yaml.safe_load(handle) or {}
+        if not isinstance(card, dict):
+            raise ValueError(f"{args.card}: the card file must be a YAML mapping of card fields")
+    group_by = None if args.group_by == "none" else args.group_by if args.group_by == "auto" else args.group_by.split(",")
+    dataset = _load(args)
+    try:
+        result = publish(
+            dataset, args.repo_id, split_ratio=args.split, seed=args.seed, group_by=group_by,
+            stratify_by=args.stratify_by, card=card, local_dir=args.local_dir, embed_media=not args.reference_media,
+            max_shard_size=args.max_shard_size, config_by=args.config_by, private=args.private,
+            revision=args.revision, commit_message=args.message, token=args.token, dry_run=args.dry_run,
+        )
+    except PublishError as error:
+        print(f"hf-mmbuilder publish: error: {error}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(result.card)
+    print(result.split_table)
+    if result.local_dir:
+        print(f"card: {os.path.join(result.local_dir, 'README.md')}")
+    if result.repo_url:
+        print(f"hub: {result.repo_url} @ {result.commit}" + ("" if result.changed else " (nothing changed)"))
+    elif not args.dry_run and not result.changed:
+        print("nothing changed")
+    return 0

@@ -1,0 +1,336 @@
+"""Seeded, group-aware train/validation/test splits.
+
+Rows that share a group key (a dedup ``cluster_id``, a media path, a video id, any ``group_by``
+column) are joined into one group with union-find, and whole groups are dealt to the splits, so
+near-duplicates and the same image never leak between train and test.
+
+Dealing: groups are visited in a seeded random order (grouped by stratum when stratifying), and
+each goes to the split that is furthest below its running target ``ratio * rows_dealt_so_far``.
+A split is therefore never more than one group's size away from its target, and each stratum
+is dealt in proportion too. Same data, ratios and seed give the same splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .kernels.unionfind import connected_components
+from .schema import MEDIA_COLUMNS
+
+SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+RATIO_TOLERANCE = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPlan:
+    """Which rows go to which split, and how that compares to the request.
+
+    Attributes:
+        indices: split name -> sorted ``int64`` row ids, shape ``(rows_in_split,)``.
+        requested: split name -> requested ratio.
+        group_ids: ``int64`` array, shape ``(n_rows,)``: the group of each row (its smallest row id).
+        group_by: the columns that defined the groups.
+        stratify_by: the stratification column, or ``None``.
+        seed: the seed the groups were dealt with.
+
+    Example:
+        >>> plan = plan_splits({"text": ["a", "b", "c", "d"]}, {"train": .5, "test": .5}, seed=0)
+        >>> plan.counts()
+        {'train': 2, 'test': 2}
+    """
+
+    indices: dict
+    requested: dict
+    group_ids: np.ndarray
+    group_by: tuple
+    stratify_by: Optional[str]
+    seed: int
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.group_ids.shape[0])
+
+    @property
+    def largest_group(self) -> int:
+        """Rows in the largest group (0 for an empty dataset)."""
+        return int(np.bincount(self.group_ids).max()) if self.num_rows else 0
+
+    def counts(self) -> dict:
+        """Split name -> number of rows.
+
+        Example:
+            >>> plan_splits({"text": ["a"] * 10}, {"train": .8, "test": .2}).counts()
+            {'train': 8, 'test': 2}
+        """
+        return {name: int(rows.shape[0]) for name, rows in self.indices.items()}
+
+    def report(self) -> list[dict]:
+        """One dict per split: rows, groups, requested and actual ratio, target rows, deviation.
+
+        Example:
+            >>> plan_splits({"text": ["a"] * 10}, {"train": .8, "test": .2}).report()[1]["rows"]
+            2
+        """
+        rows = []
+        for name, indices in self.indices.items():
+            target = self.requested[name] * self.num_rows
+            rows.append({
+                "split": name,
+                "rows": int(indices.shape[0]),
+                "groups": int(np.unique(self.group_ids[indices]).shape[0]),
+                "requested_ratio": self.requested[name],
+                "actual_ratio": indices.shape[0] / self.num_rows if self.num_rows else 0.0,
+                "target_rows": target,
+                "deviation_rows": indices.shape[0] - target,
+            })
+        return rows
+
+    def table(self) -> str:
+        """The report as a Markdown table (what the CLI prints and the card shows).
+
+        Example:
+            >>> print(plan_splits({"text": ["a"] * 4}, {"train": .5, "test": .5}).table().splitlines()[0])
+            | split | rows | groups | requested | actual | target rows | deviation |
+        """
+        lines = ["| split | rows | groups | requested | actual | target rows | deviation |",
+                 "|---|---:|---:|---:|---:|---:|---:|"]
+        for row in self.report():
+            lines.append(
+                f"| {row['split']} | {row['rows']:,} | {row['groups']:,} | {row['requested_ratio']:.2%} | "
+                f"{row['actual_ratio']:.2%} | {row['target_rows']:,.1f} | {row['deviation_rows']:+,.1f} |"
+            )
+        return "\n".join(lines)
+
+
+def check_split_ratio(split_ratio: Mapping[str, float]) -> dict:
+    """Validate split names and ratios (positive, summing to 1) and return them as a plain dict.
+
+    Example:
+        >>> check_split_ratio({"train": .9, "test": .1})
+        {'train': 0.9, 'test': 0.1}
+        >>> check_split_ratio({"train": .9, "test": .2})
+        Traceback (most recent call last):
+        ...
+        ValueError: split_ratio must sum to 1, got 1.1 ({'train': 0.9, 'test': 0.2})
+    """
+    if not isinstance(split_ratio, Mapping) or not split_ratio:
+        raise ValueError(f"split_ratio must be a non-empty mapping of split name -> ratio, got {split_ratio!r}")
+    ratios = {}
+    for name, ratio in split_ratio.items():
+        if not isinstance(name, str) or not SPLIT_NAME.match(name):
+            raise ValueError(f"split name {name!r} is not valid: use letters, digits, '_' (and '.' between words)")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0:
+            raise ValueError(f"split {name!r}: ratio must be a number > 0, got {ratio!r}")
+        ratios[name] = float(ratio)
+    total = sum(ratios.values())
+    if abs(total - 1.0) > RATIO_TOLERANCE:
+        raise ValueError(f"split_ratio must sum to 1, got {total:.6g} ({ratios})")
+    return ratios
+
+
+def _table(dataset, columns: Sequence[str]) -> pa.Table:
+    if isinstance(dataset, pa.Table):
+        return dataset.select(list(columns))
+    if hasattr(dataset, "with_format"):
+        return dataset.with_format("arrow")[:].select(list(columns)) if len(dataset) else pa.table(
+            {name: pa.array([], type=dataset.data.schema.field(name).type) for name in columns})
+    return pa.table({name: dataset[name] for name in columns})
+
+
+def _column_names(dataset) -> list[str]:
+    if isinstance(dataset, pa.Table):
+        return dataset.column_names
+    if hasattr(dataset, "column_names"):
+        return list(dataset.column_names)
+    return list(dataset)
+
+
+def _num_rows(dataset) -> int:
+    if isinstance(dataset, pa.Table):
+        return dataset.num_rows
+    if hasattr(dataset, "num_rows"):
+        return dataset.num_rows
+    return len(next(iter(dataset.values()))) if dataset else 0
+
+
+def default_group_by(column_names: Sequence[str]) -> list[str]:
+    """The grouping columns used by ``group_by="auto"``: ``cluster_id`` and the media path columns
+    that exist.
+
+    Example:
+        >>> default_group_by(["text", "images", "cluster_id", "videos"])
+        ['cluster_id', 'images', 'videos']
+    """
+    return [name for name in ("cluster_id", *MEDIA_COLUMNS) if name in column_names]
+
+
+def _key_pairs(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row, key id) pairs of one grouping column; nulls and empty lists give no pair."""
+    values = table.column(column).combine_chunks()
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
+        flat = pc.list_flatten(values)
+        if column in MEDIA_COLUMNS and "media_root" in table.column_names and len(flat):
+            # The same file written relative to two different roots is two files; the same relative
+            # path under two roots is two files too: group on the path the file is read from.
+            roots = pc.take(table.column("media_root").combine_chunks(), pa.array(rows))
+            joined = pc.binary_join_element_wise(roots, flat, "/", null_handling="replace", null_replacement="")
+            absolute = pc.or_(pc.starts_with(flat, "/"), pc.match_substring(flat, "://"))
+            flat = pc.if_else(pc.or_kleene(absolute, pc.is_null(roots)), flat, joined)
+    else:
+        rows = np.arange(len(values), dtype=np.int64)
+        flat = values
+    if pa.types.is_floating(flat.type):
+        flat = pc.if_else(pc.is_nan(flat), pa.scalar(None, flat.type), flat)
+    encoded = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) else pc.dictionary_encode(flat)
+    keys = encoded.indices
+    valid = pc.is_valid(keys).to_numpy(zero_copy_only=False)
+    return rows[valid], keys.to_numpy(zero_copy_only=False)[valid].astype(np.int64)
+
+
+def row_groups(dataset, group_by: Union[str, Sequence[str], None] = "auto") -> tuple[np.ndarray, list[str]]:
+    """Group id of every row: rows sharing any key of any ``group_by`` column are one group.
+
+    ``group_by`` is ``"auto"`` (see :func:`default_group_by`), a column name, a list of names, or
+    ``None``/``[]`` (every row alone). Scalar columns group equal values; list columns (media
+    paths) group rows sharing any element, transitively. Relative media paths are resolved against
+    the ``media_root`` column first. Nulls group nothing.
+
+    Returns ``(group_ids, columns)``: ``int64`` array of shape ``(n_rows,)`` holding the smallest
+    row id of each row's group, and the columns used. O(n + keys) with union-find.
+
+    Example:
+        >>> groups, used = row_groups({"text": ["a", "b", "c"], "images": [["x.jpg"], ["y.jpg"], ["x.jpg"]]})
+        >>> groups.tolist(), used
+        ([0, 1, 0], ['images'])
+    """
+    names = _column_names(dataset)
+    if group_by == "auto":
+        columns = default_group_by(names)
+    elif group_by is None:
+        columns = []
+    elif isinstance(group_by, str):
+        columns = [group_by]
+    else:
+        columns = list(group_by)
+    missing = [name for name in columns if name not in names]
+    if missing:
+        raise ValueError(f"group_by column(s) {missing} not in the dataset (columns: {names})")
+    n = _num_rows(dataset)
+    if not columns or n == 0:
+        return np.arange(n, dtype=np.int64), columns
+    needed = columns + (["media_root"] if "media_root" in names and set(columns) & set(MEDIA_COLUMNS) else [])
+    table = _table(dataset, list(dict.fromkeys(needed)))
+    left, right, offset = [], [], n
+    for column in columns:
+        rows, keys = _key_pairs(table, column)
+        left.append(rows)
+        right.append(keys + offset)
+        offset += int(keys.max()) + 1 if keys.size else 0
+    labels = connected_components(offset, np.concatenate(left), np.concatenate(right))
+    # Row nodes come before key nodes, so every component's smallest node is a row id.
+    return np.asarray(labels[:n], dtype=np.int64), columns
+
+
+def deal_groups(group_sizes: np.ndarray, strata: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
+    """Assign each group to a split index.
+
+    ``group_sizes``: ``int64 (n_groups,)``; ``strata``: ``int64 (n_groups,)`` stratum code per group
+    (all zeros without stratification); ``ratios``: one float per split, summing to 1. Returns the
+    ``int64 (n_groups,)`` split index of each group. Visits groups stratum by stratum in a seeded
+    random order and gives each to the split furthest below ``ratio * rows_dealt``; O(n_groups * k).
+
+    Example:
+        >>> deal_groups(np.ones(4, np.int64), np.zeros(4, np.int64), [.5, .5], seed=0).tolist().count(0)
+        2
+    """
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.permutation(group_sizes.shape[0]), strata))
+    ratio_values = [float(ratio) for ratio in ratios]
+    counts = [0.0] * len(ratio_values)
+    split_of_group = np.empty(group_sizes.shape[0], dtype=np.int64)
+    dealt = 0
+    sizes = group_sizes.tolist()
+    for group in order.tolist():
+        size = sizes[group]
+        dealt += size
+        best, best_deficit = 0, -math.inf
+        for split, ratio in enumerate(ratio_values):
+            deficit = ratio * dealt - counts[split]
+            if deficit > best_deficit:
+                best, best_deficit = split, deficit
+        counts[best] += size
+        split_of_group[group] = best
+    return split_of_group
+
+
+def plan_splits(
+    dataset,
+    split_ratio: Mapping[str, float],
+    *,
+    seed: int = 0,
+    group_by: Union[str, Sequence[str], None] = "auto",
+    stratify_by: Optional[str] = None,
+) -> SplitPlan:
+    """Plan seeded, group-aware (optionally stratified) splits of a dataset.
+
+    ``dataset`` is a ``datasets.Dataset``, an Arrow table or a dict of columns. ``stratify_by`` may
+    be a column of any scalar type; a group whose rows disagree on it is placed by its first row.
+    Raises ``ValueError`` for bad ratios, unknown columns, or a split whose target is smaller than
+    the largest group (it could not hold that group without missing its ratio by more than 100%).
+
+    Example:
+        >>> data = {"text": list("abcdefghij"), "cluster_id": [0, 0, 2, 3, 4, 5, 6, 7, 8, 9]}
+        >>> plan = plan_splits(data, {"train": .8, "test": .2}, seed=1)
+        >>> bool(set(plan.indices["train"]) & {0}) == bool(set(plan.indices["train"]) & {1})
+        True
+    """
+    ratios = check_split_ratio(split_ratio)
+    group_ids, columns = row_groups(dataset, group_by)
+    n = group_ids.shape[0]
+    unique_groups, group_of_row, sizes = np.unique(group_ids, return_inverse=True, return_counts=True)
+    largest = int(sizes.max()) if n else 0
+    for name, ratio in ratios.items():
+        target = ratio * n
+        if n and target < largest:
+            raise ValueError(
+                f"split {name!r} asks for {target:.1f} of {n} rows but the largest group (rows sharing "
+                f"{'/'.join(columns) or 'nothing'}, starting at row {int(unique_groups[sizes.argmax()])}) has "
+                f"{largest} rows: raise its ratio, regroup, or dedup first"
+            )
+    if stratify_by is not None:
+        if stratify_by not in _column_names(dataset):
+            raise ValueError(f"stratify_by column {stratify_by!r} not in the dataset")
+        labels = _table(dataset, [stratify_by]).column(stratify_by).combine_chunks()
+        first_row_labels = pc.take(labels, pa.array(unique_groups))
+        strata = pc.dictionary_encode(first_row_labels).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        strata = np.zeros(unique_groups.shape[0], dtype=np.int64)
+    split_of_group = deal_groups(sizes.astype(np.int64), strata, list(ratios.values()), seed)
+    split_of_row = split_of_group[group_of_row]
+    indices = {name: np.flatnonzero(split_of_row == position).astype(np.int64) for position, name in enumerate(ratios)}
+    return SplitPlan(indices, ratios, group_ids, tuple(columns), stratify_by, seed)
+
+
+def split_dataset(dataset, split_ratio: Mapping[str, float], **options):
+    """Split a ``datasets.Dataset`` into a ``DatasetDict`` by :func:`plan_splits`.
+
+    Returns ``(dataset_dict, plan)``; each split keeps the original row order.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> splits, plan = split_dataset(Dataset.from_dict({"text": list("abcd")}), {"train": .5, "test": .5})
+        >>> {name: len(part) for name, part in splits.items()}
+        {'train': 2, 'test': 2}
+    """
+    from datasets import DatasetDict
+
+    plan = plan_splits(dataset, split_ratio, **options)
+    return DatasetDict({name: dataset.select(rows) for name, rows in plan.indices.items()}), plan

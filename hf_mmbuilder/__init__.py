@@ -13,6 +13,7 @@ Example:
 from importlib import import_module
 
 from .export import export
+from .media import decode_media
 from .registry import available_formats, load, register, registered_names
 from .schema import (
     AUDIO_TOKEN,
@@ -54,6 +55,7 @@ __all__ = [
     "VIDEO_TOKEN",
     "SpecialTokens",
     "available_formats",
+    "decode_media",
     "dj_features",
     "export",
     "load",

@@ -56,3 +56,38 @@ def check_within_root(path: str, root: str, *, what: str = "media path", follow_
     if resolved != root_real and not resolved.startswith(root_real.rstrip(os.sep) + os.sep):
         raise UnsafePathError(f"{what} {path!r} escapes its root {root!r}")
     return resolved
+
+
+def decode_media(dataset, columns=("images", "audios", "videos")):
+    """Return ``dataset`` with its media path columns cast to ``List(Image())`` / ``List(Audio())`` /
+    ``List(Video())``, for viewing, embedding and training.
+
+    Relative paths are resolved against each row's ``media_root`` first, so the cast reads the
+    right files; nothing is read until a row is accessed (datasets decodes lazily). Keep the
+    original dataset for export: it has the paths exactly as the source wrote them.
+
+    Example:
+        >>> ds = hf_mmbuilder.load("llava", "llava.json", split="train")  # doctest: +SKIP
+        >>> decode_media(ds)[0]["images"][0].size  # doctest: +SKIP
+        (640, 480)
+    """
+    from datasets import Audio, Image, List, Video
+
+    feature_of = {"images": Image(), "audios": Audio(), "videos": Video()}
+    present = [column for column in columns if column in dataset.column_names]
+    if not present:
+        return dataset
+    has_root = "media_root" in dataset.column_names
+
+    def resolve(batch):
+        roots = batch["media_root"] if has_root else [None] * len(batch[present[0]])
+        return {
+            column: [[resolve_media_path(path, root) for path in paths or ()] for paths, root in zip(batch[column], roots)]
+            for column in present
+        }
+
+    resolved = dataset.map(resolve, batched=True, desc="resolving media paths")
+    features = resolved.features.copy()
+    for column in present:
+        features[column] = List(feature_of[column])
+    return resolved.cast(features)

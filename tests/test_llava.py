@@ -363,3 +363,13 @@ def test_errors_name_the_file_wide_record_number_across_shards(tmp_path, cache_d
     path = write_json(tmp_path / "big.json", records)
     with pytest.raises(RecordError, match=r"record 450 \(line \d+\): 'conversations' must be a list"):
         hf_mmbuilder.load("llava", path, split="train", cache_dir=cache_dir, shard_bytes=20_000)
+
+
+def test_decode_media_gives_images_read_from_media_root(tmp_path, cache_dir):
+    datagen.write_images(str(tmp_path / "a"), ["1.jpg"], size=(40, 30))
+    path = write_json(tmp_path / "in.json", [{**QUIRKY[0], "image": "a/1.jpg"}, QUIRKY[1]])
+    ds = hf_mmbuilder.load("llava", path, split="train", cache_dir=cache_dir)
+    decoded = hf_mmbuilder.decode_media(ds)
+    assert decoded.features["images"].feature.__class__.__name__ == "Image"
+    assert decoded[0]["images"][0].size == (40, 30) and decoded[1]["images"] == []
+    assert ds[0]["images"] == ["a/1.jpg"]

@@ -10,11 +10,13 @@ Example:
     True
 """
 
-from importlib import import_module
-
+from .dedup import dedup
 from .export import export
 from .media import decode_media
+from .publish import publish
+from .realign import realign
 from .registry import available_formats, load, register, registered_names
+from .select import select
 from .schema import (
     AUDIO_TOKEN,
     EOC_TOKEN,
@@ -26,25 +28,6 @@ from .schema import (
 )
 
 __version__ = "0.1.0"
-
-# Public functions whose modules pull in heavy dependencies (numba, faiss, matplotlib) are imported
-# on first use, so `import hf_mmbuilder` stays cheap.
-_LAZY_ATTRIBUTES = {
-    "dedup": "hf_mmbuilder.dedup",
-    "select": "hf_mmbuilder.select",
-    "realign": "hf_mmbuilder.realign",
-    "publish": "hf_mmbuilder.publish",
-}
-
-
-def __getattr__(name):
-    if name in _LAZY_ATTRIBUTES:
-        function = getattr(import_module(_LAZY_ATTRIBUTES[name]), name)
-        # Importing the submodule bound its name on the package; the function must win.
-        globals()[name] = function
-        return function
-    raise AttributeError(f"module 'hf_mmbuilder' has no attribute {name!r}")
-
 
 register()
 
@@ -62,5 +45,8 @@ __all__ = [
     "register",
     "registered_names",
     "validate_alignment",
-    *_LAZY_ATTRIBUTES,
+    "dedup",
+    "select",
+    "realign",
+    "publish",
 ]

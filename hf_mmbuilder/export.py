@@ -13,6 +13,7 @@ from typing import Optional, Union
 
 import datasets
 import orjson
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error
@@ -113,27 +114,30 @@ class RowExporter:
 def iter_rows(dataset, batch_size: int = 10_000):
     """Yield rows as dicts, one Arrow batch at a time (``Dataset`` or ``IterableDataset``).
 
+    A ``Dataset`` is read as Arrow record batches converted in C (``Json`` columns decoded with
+    orjson), which is several times faster than the Python formatter.
+
     Example:
         >>> from datasets import Dataset
         >>> next(iter_rows(Dataset.from_dict({"text": ["a"]})))
         {'text': 'a'}
     """
-    features = dataset.features
-    json_columns = [name for name, feature in (features or {}).items() if isinstance(feature, datasets.Json)]
-    if not json_columns:
-        for batch in dataset.iter(batch_size=batch_size):
-            names = list(batch)
-            for values in zip(*(batch[name] for name in names)):
+    if isinstance(dataset, datasets.Dataset) and dataset.format["type"] is None:
+        json_columns = [name for name, feature in dataset.features.items() if isinstance(feature, datasets.Json)]
+        for table in dataset.with_format("arrow").iter(batch_size=batch_size):
+            columns = {}
+            for name in table.column_names:
+                column = table.column(name)
+                if name in json_columns:
+                    columns[name] = [None if v is None else orjson.loads(v) for v in column.cast(pa.string()).to_pylist()]
+                else:
+                    columns[name] = column.to_pylist()
+            names = list(columns)
+            for values in zip(*(columns[name] for name in names)):
                 yield dict(zip(names, values))
         return
-    # datasets decodes Json with pandas' ujson, which rounds some floats (0.0017748622 comes back
-    # as 0.0017748622000000002): Json columns are parsed here with orjson, which is exact.
-    others = datasets.Features({name: feature for name, feature in features.items() if name not in json_columns})
-    for table in dataset.with_format("arrow").iter(batch_size=batch_size):
-        batch = others.decode_batch(table.select([name for name in table.column_names if name in others]).to_pydict())
-        for name in json_columns:
-            batch[name] = [None if text is None else orjson.loads(text) for text in table.column(name).to_pylist()]
-        names = table.column_names
+    for batch in dataset.iter(batch_size=batch_size):
+        names = list(batch)
         for values in zip(*(batch[name] for name in names)):
             yield dict(zip(names, values))
 

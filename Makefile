@@ -4,12 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench vlm clean
+.PHONY: demo test test-slow bench clean
 
+# torch comes first, pinned to the CPU wheel on this machine's disk: any extra that needs it
+# (vlm) then finds it satisfied instead of pulling a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev,bench,vlm,video]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,19 +24,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# Peers for the benchmarks: datasketch, rensa, imagehash in the project venv; Data-Juicer in
-# its own venv (.venv-dj) because its dependency set is huge and installs packages at run time.
+# Peers for the benchmarks: datasketch, rensa, imagehash come with the bench extra; Data-Juicer
+# gets its own venv (.venv-dj) because its dependency set is huge and installs packages at run time.
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	test -x .venv-dj/bin/python || ( $(PYTHON) -m venv .venv-dj && \
 	  .venv-dj/bin/pip install --quiet --no-deps py-data-juicer==1.6.1 && \
 	  .venv-dj/bin/pip install --quiet fire jsonlines loguru tqdm psutil tomli zstandard datasets pydantic aiohttp regex pillow numpy )
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
-
-# torch CPU wheel from this machine's disk, then transformers.
-vlm: $(STAMP)
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[vlm]"
 
 clean:
 	rm -rf $(VENV) .venv-dj demo_output

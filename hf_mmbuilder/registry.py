@@ -41,7 +41,8 @@ def available_formats() -> list[str]:
 
 
 def code_hash(format_name: str) -> str:
-    """SHA-256 over the loading script's source and the core modules it runs through.
+    """SHA-256 over the loading script's source, the scripts' shared private helpers
+    (``loading_scripts/_*.py``) and the core modules it runs through.
 
     ``datasets`` keys its cache on this hash, so an edited builder never reuses stale Arrow files.
 
@@ -50,7 +51,13 @@ def code_hash(format_name: str) -> str:
         64
     """
     digest = hashlib.sha256()
-    sources = [f"{SCRIPTS_PACKAGE}.{format_name}", *(f"{NAMESPACE}.{name}" for name in _CORE_MODULES)]
+    package = importlib.import_module(SCRIPTS_PACKAGE)
+    shared_helpers = sorted(info.name for info in pkgutil.iter_modules(package.__path__) if info.name.startswith("_"))
+    sources = [
+        f"{SCRIPTS_PACKAGE}.{format_name}",
+        *(f"{SCRIPTS_PACKAGE}.{name}" for name in shared_helpers),
+        *(f"{NAMESPACE}.{name}" for name in _CORE_MODULES),
+    ]
     for module_name in sources:
         spec = importlib.util.find_spec(module_name)
         if spec is None or spec.origin is None:

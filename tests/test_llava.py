@@ -239,8 +239,13 @@ def test_code_hash_covers_the_script_and_core_sources():
     import importlib.util
     from pathlib import Path
 
+    import pkgutil
+
+    import hf_mmbuilder.loading_scripts as scripts
+
+    helpers = sorted(f"hf_mmbuilder.loading_scripts.{i.name}" for i in pkgutil.iter_modules(scripts.__path__) if i.name.startswith("_"))
     digest = hashlib.sha256()
-    for name in ["hf_mmbuilder.loading_scripts.llava"] + [f"hf_mmbuilder.{m}" for m in hf_mmbuilder.registry._CORE_MODULES]:
+    for name in ["hf_mmbuilder.loading_scripts.llava", *helpers] + [f"hf_mmbuilder.{m}" for m in hf_mmbuilder.registry._CORE_MODULES]:
         digest.update(Path(importlib.util.find_spec(name).origin).read_bytes())
     assert hf_mmbuilder.registry.code_hash("llava") == digest.hexdigest()
 

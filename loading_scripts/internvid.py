@@ -1,0 +1,251 @@
+"""InternVid (JSON lines): config, builder and exporter, with optional clip cutting.
+
+Source layout::
+
+    {"YoutubeID": "qJrOyggIB-w", "Start_timestamp": "00:07:33.689", "End_timestamp": "00:07:51.085",
+     "Caption": "a screen shot of heroes of the storm ...", "Aesthetic_Score": 4.29, "UMT_Score": 0.45}
+
+The video is looked up in ``media_root`` (default: the data file's folder) as ``<YoutubeID>.<any
+common video extension>``; when there is none the path is the bare id, as Data-Juicer writes it.
+Without cutting (the default here; Data-Juicer's default is ``cut_videos=True``) the row points at
+the whole video and the clip's timestamps travel with it (``start_timestamp``/``end_timestamp``,
+``start_seconds``/``end_seconds``). With ``cut_videos=True`` each clip is cut out with PyAV (video
+re-encoded frame-exactly, audio re-encoded to AAC, as Data-Juicer's ``cut_video_by_seconds``
+does) into ``cut_video_store_path`` (default: beside the source video) under a portable name,
+``<id>_<start>_<end><ext>`` with ``:`` written as ``-``; the row then points at the clip. A clip
+that cannot be cut is a bad record (``on_error``), where Data-Juicer drops it silently.
+
+DJ text, as Data-Juicer's ``internvid_to_dj.py`` writes it: ``<video> caption <eoc>`` (see
+:mod:`._captioned_media`). Round-trip columns: ``youtube_id``, the timestamps as written,
+``is_cut`` (Data-Juicer's field) and ``extra`` (scores and any other key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import importlib.util
+import os
+import random
+import re
+from typing import Iterator, Optional
+
+import pyarrow as pa
+from datasets import Value
+
+from hf_mmbuilder.builder import DJBuilder, Shard
+from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.media import resolve_media_path
+
+from ._captioned_media import (
+    VIDEO_EXTENSIONS,
+    CaptionConfig,
+    MediaFinder,
+    check_media_exists,
+    check_not_kept_raw,
+    guarded_tables,
+    json_source_records,
+    plan_json_file,
+    rows_to_tables,
+    single_media,
+    unwrap_caption,
+    wrap_caption,
+)
+
+_TIMECODE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
+_REQUIRED = ("YoutubeID", "Start_timestamp", "End_timestamp", "Caption")
+
+
+@dataclasses.dataclass
+class InternvidConfig(CaptionConfig):
+    """InternVid options: Data-Juicer's caption options (:class:`CaptionConfig`), ``cut_videos``
+    (cut each clip out of its video with PyAV; default ``False``) and ``cut_video_store_path``
+    (folder for the clips; default: the source video's folder)."""
+
+    cut_videos: bool = False
+    cut_video_store_path: Optional[str] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.cut_videos and importlib.util.find_spec("av") is None:
+            raise ValueError("cut_videos=True needs PyAV: pip install av")
+
+
+def timecode_seconds(timecode: str) -> float:
+    """Seconds of an ``HH:MM:SS.fff`` timecode; ``ValueError`` for anything else.
+
+    Example:
+        >>> timecode_seconds("00:07:33.689")
+        453.689
+    """
+    match = _TIMECODE.fullmatch(timecode)
+    if match is None:
+        raise ValueError(f"timestamp {timecode!r} is not HH:MM:SS.fff")
+    hours, minutes, seconds = match.groups()
+    return round(int(hours) * 3600 + int(minutes) * 60 + float(seconds), 6)
+
+
+def clip_name(video_path: str, start: str, end: str) -> str:
+    """File name of a cut clip: ``<stem>_<start>_<end><ext>``, portable (``:`` becomes ``-``).
+
+    Example:
+        >>> clip_name("v/qJrOyggIB-w.mp4", "00:07:33.689", "00:07:51.085")
+        'qJrOyggIB-w_00-07-33.689_00-07-51.085.mp4'
+    """
+    stem, extension = os.path.splitext(os.path.basename(video_path))
+    return f"{stem}_{start}_{end}".replace(":", "-") + (extension or ".mp4")
+
+
+def cut_clip(source: str, target: str, start: float, end: float) -> int:
+    """Write the frames of ``source`` in ``[start, end)`` seconds to ``target`` (video re-encoded,
+    H.264 for H.264 sources; audio re-encoded to AAC); atomic (temp file + rename). Returns the
+    number of video frames written; ``ValueError`` when there are none or the file is unreadable.
+
+    Complexity: decodes from the keyframe before ``start`` to ``end``.
+
+    Example:
+        >>> cut_clip("video1.mp4", "clip.mp4", 2.0, 5.5)  # doctest: +SKIP
+        84
+    """
+    import av
+
+    temporary = f"{target}.tmp-{os.getpid()}{os.path.splitext(target)[1]}"
+    frames = 0
+    try:
+        with av.open(source) as reader:
+            if not reader.streams.video:
+                raise ValueError(f"{source} has no video stream")
+            video_in = reader.streams.video[0]
+            audio_in = reader.streams.audio[0] if reader.streams.audio else None
+            with av.open(temporary, "w") as writer:
+                rate = video_in.average_rate or video_in.base_rate or 25
+                codec = "libx264" if video_in.codec_context.name == "h264" else video_in.codec_context.name
+                video_out = writer.add_stream(codec, rate=rate)
+                video_out.width, video_out.height = video_in.codec_context.width, video_in.codec_context.height
+                video_out.pix_fmt = "yuv420p"
+                audio_out = writer.add_stream("aac", rate=audio_in.codec_context.sample_rate) if audio_in is not None else None
+                reader.seek(int(start * 1_000_000), backward=True)
+                for frame in reader.decode(*([video_in] + ([audio_in] if audio_in is not None else []))):
+                    if frame.time is None or frame.time < start:
+                        continue
+                    is_video = isinstance(frame, av.VideoFrame)
+                    if frame.time >= end:
+                        if is_video:
+                            break
+                        continue
+                    if is_video:
+                        frame = frame.reformat(format="yuv420p")
+                        frame.pts, frame.time_base = frames, 1 / fractions.Fraction(rate)
+                        frames += 1
+                        writer.mux(video_out.encode(frame))
+                    else:
+                        frame.pts = None
+                        writer.mux(audio_out.encode(frame))
+                if frames == 0:
+                    raise ValueError(f"{source} has no frame between {start} s and {end} s")
+                writer.mux(video_out.encode())
+                if audio_out is not None:
+                    writer.mux(audio_out.encode())
+        os.replace(temporary, target)
+    except av.FFmpegError as error:
+        raise ValueError(f"cannot cut {source}: {error}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return frames
+
+
+def _check_record(record) -> dict:
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
+    for key in _REQUIRED:
+        if key not in record:
+            raise ValueError(f"record has no {key!r}")
+        if not isinstance(record[key], str):
+            raise ValueError(f"{key!r} must be a string, got {type(record[key]).__name__} {record[key]!r}")
+    return record
+
+
+class Internvid(DJBuilder):
+    """``load_dataset("hf_mmbuilder/internvid", data_files=...)``: InternVid JSON lines to DJ rows."""
+
+    BUILDER_CONFIG_CLASS = InternvidConfig
+
+    def _format_features(self) -> dict:
+        return {
+            "youtube_id": Value("string"),
+            "start_timestamp": Value("string"),
+            "end_timestamp": Value("string"),
+            "start_seconds": Value("float64"),
+            "end_seconds": Value("float64"),
+            "is_cut": Value("bool"),
+        }
+
+    def _plan_file(self, shard_id, path, original, media_root):
+        return plan_json_file(self, shard_id, path, original, media_root, open)
+
+    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        config = self.config
+        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        token = config.video_special_token
+
+        def convert(record) -> dict:
+            record = _check_record(record)
+            video_id = record["YoutubeID"]
+            start, end = record["Start_timestamp"], record["End_timestamp"]
+            start_seconds, end_seconds = timecode_seconds(start), timecode_seconds(end)
+            if end_seconds <= start_seconds:
+                raise ValueError(f"End_timestamp {end!r} is not after Start_timestamp {start!r}")
+            path = finder.by_stem(video_id) or video_id
+            if config.check_media or config.cut_videos:
+                check_media_exists([path], shard.media_root)
+            if config.cut_videos:
+                source = resolve_media_path(path, shard.media_root)
+                folder = config.cut_video_store_path or os.path.dirname(os.path.abspath(source))
+                os.makedirs(folder, exist_ok=True)
+                target = os.path.join(folder, clip_name(path, start, end))
+                if not os.path.exists(target):
+                    cut_clip(source, target, start_seconds, end_seconds)
+                path = os.path.abspath(target)
+            other = {key: value for key, value in record.items() if key not in _REQUIRED}
+            return {
+                "text": wrap_caption(record["Caption"], token, config, rng),
+                "videos": [path],
+                "youtube_id": video_id,
+                "start_timestamp": start,
+                "end_timestamp": end,
+                "start_seconds": start_seconds,
+                "end_seconds": end_seconds,
+                "is_cut": config.cut_videos,
+                "extra": (other or None) if config.keep_other_fields else None,
+            }
+
+        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        tables = rows_to_tables(self.info.features, constants, json_source_records(shard, open), convert, policy, shard.original)
+        yield from guarded_tables(shard, policy, config.on_error, tables)
+
+
+class InternvidExporter(RowExporter):
+    """DJ row -> InternVid record: ``Caption`` cut back out of ``text`` (edits kept); the id and
+    timestamps as written (a cut clip exports as the clip of its source video); every other key."""
+
+    suffixes = (".jsonl", ".json")
+
+    def row_to_record(self, row: dict) -> dict:
+        check_not_kept_raw(row)
+        config = self.options
+        path = single_media(row, "videos", config.video_special_token)
+        if not row.get("is_cut"):
+            self.check_media_path(path, row.get("media_root"))
+        for column in ("youtube_id", "start_timestamp", "end_timestamp"):
+            if row.get(column) is None:
+                raise ValueError(f"row has no {column!r}: an InternVid record needs it")
+        record = {"YoutubeID": row["youtube_id"], "Start_timestamp": row["start_timestamp"], "End_timestamp": row["end_timestamp"]}
+        record["Caption"] = unwrap_caption(row["text"], config.video_special_token, config)
+        record.update(row.get("extra") or {})
+        return record
+
+
+EXPORTER = InternvidExporter

@@ -1,0 +1,184 @@
+"""Youku-mPLUG CSV files: config, builder and exporter.
+
+Source layout (one CSV per subset; a ``:FILE`` suffix marks the media column)::
+
+    pretrain        video_id:FILE,title
+    classification  video_id:FILE,title,label
+    retrieval       clip_name:FILE,caption
+    captioning      video_id:FILE,golden_caption      (golden_caption is a stringified list)
+
+The subset is detected from the header (or forced with ``subset_type``, Data-Juicer's knob; its
+required columns must then be present). The media cell is the video path (relative paths are read
+from ``media_root``); the caption cell becomes the DJ text exactly as written (``golden_caption``
+stays the string it is); every other cell goes to ``extra``. DJ text as Data-Juicer's
+``youku_to_dj.py`` writes it: ``<video> caption <eoc>`` (see :mod:`._captioned_media`).
+
+Round-trip columns: ``subset``, ``csv_header`` (the header names in order) and ``extra`` (the
+other cells by column name), so the exported CSV has the same header and cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Iterator, Optional
+
+import pyarrow as pa
+from datasets import List, Value
+
+from hf_mmbuilder.builder import DJBuilder, Shard
+from hf_mmbuilder.errors import ErrorPolicy
+
+from ._captioned_media import (
+    CaptionConfig,
+    CsvExporter,
+    check_cells,
+    check_media_exists,
+    check_not_kept_raw,
+    csv_source_records,
+    file_failure,
+    guarded_tables,
+    open_csv,
+    rows_to_tables,
+    single_media,
+    unwrap_caption,
+    wrap_caption,
+)
+
+# Data-Juicer's table (youku_to_dj.py / dj_to_youku.py): media column, caption column, other
+# columns its reverse converter requires.
+SUBSETS = {
+    "pretrain": ("video_id:FILE", "title", ()),
+    "classification": ("video_id:FILE", "title", ("label",)),
+    "retrieval": ("clip_name:FILE", "caption", ()),
+    "captioning": ("video_id:FILE", "golden_caption", ()),
+}
+
+
+@dataclasses.dataclass
+class YoukuConfig(CaptionConfig):
+    """Youku-mPLUG options: Data-Juicer's caption options (:class:`CaptionConfig`) and
+    ``subset_type`` (``pretrain``, ``classification``, ``retrieval``, ``captioning``; ``None``, the
+    default, detects it from each file's header; Data-Juicer's default is ``classification``)."""
+
+    subset_type: Optional[str] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.subset_type is not None and self.subset_type not in SUBSETS:
+            raise ValueError(f"subset_type must be one of {tuple(SUBSETS)} or None, got {self.subset_type!r}")
+
+
+def detect_subset(header: list, subset_type: Optional[str] = None) -> str:
+    """The Youku-mPLUG subset a CSV header belongs to (checked against ``subset_type`` if given);
+    ``ValueError`` for a header that fits no subset.
+
+    Example:
+        >>> detect_subset(["video_id:FILE", "title", "label"])
+        'classification'
+        >>> detect_subset(["clip_name:FILE", "caption"])
+        'retrieval'
+    """
+    if subset_type is None:
+        if "clip_name:FILE" in header:
+            subset_type = "retrieval"
+        elif "golden_caption" in header:
+            subset_type = "captioning"
+        elif "label" in header:
+            subset_type = "classification"
+        else:
+            subset_type = "pretrain"
+    video_key, text_key, required = SUBSETS[subset_type]
+    missing = [key for key in (video_key, text_key, *required) if key not in header]
+    if missing:
+        raise ValueError(f"CSV header {header} is not a Youku-mPLUG {subset_type} header: no column {', '.join(map(repr, missing))}")
+    if len(set(header)) != len(header):
+        raise ValueError(f"CSV header {header} repeats a column name")
+    return subset_type
+
+
+class Youku(DJBuilder):
+    """``load_dataset("hf_mmbuilder/youku", data_files=...)``: Youku-mPLUG CSV to DJ rows."""
+
+    BUILDER_CONFIG_CLASS = YoukuConfig
+
+    def _format_features(self) -> dict:
+        return {"subset": Value("string"), "csv_header": List(Value("string"))}
+
+    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        yield from guarded_tables(shard, policy, self.config.on_error, self._csv_tables(shard, policy))
+
+    def _csv_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        config = self.config
+        handle, reader, header = open_csv(shard.path, open)
+        with handle:
+            if header is None:
+                return
+            try:
+                subset = detect_subset(header, config.subset_type)
+            except ValueError as error:
+                file_failure(shard.original, str(error), policy, config.on_error, ",".join(header).encode("utf-8"))
+                return
+            video_key, text_key, _ = SUBSETS[subset]
+            rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+            token = config.video_special_token
+
+            def convert(cells) -> dict:
+                cells = check_cells(cells, header)
+                video = cells[video_key]
+                if not video:
+                    raise ValueError(f"empty {video_key!r} cell")
+                if config.check_media:
+                    check_media_exists([video], shard.media_root)
+                other = {key: value for key, value in cells.items() if key not in (video_key, text_key)}
+                return {
+                    "text": wrap_caption(cells[text_key], token, config, rng),
+                    "videos": [video],
+                    "extra": (other or None) if config.keep_other_fields else None,
+                }
+
+            constants = {
+                "images": [],
+                "audios": [],
+                "subset": subset,
+                "csv_header": header,
+                "media_root": shard.media_root,
+                "source_file": shard.original,
+            }
+            records = csv_source_records(header, reader)
+            yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original)
+
+
+class YoukuExporter(CsvExporter):
+    """DJ row -> Youku-mPLUG CSV row with the source header; the caption is cut back out of
+    ``text`` (edits kept), the media cell is the row's video path. Rows of other formats need
+    ``subset_type`` and get Data-Juicer's header for it."""
+
+    suffixes = (".csv",)
+
+    def row_to_record(self, row: dict) -> tuple:
+        check_not_kept_raw(row)
+        config = self.options
+        path = single_media(row, "videos", config.video_special_token)
+        self.check_media_path(path, row.get("media_root"))
+        caption = unwrap_caption(row["text"], config.video_special_token, config)
+        subset = row.get("subset") or config.subset_type
+        if subset is None:
+            raise ValueError("row has no Youku-mPLUG subset: pass subset_type=...")
+        video_key, text_key, required = SUBSETS[subset]
+        header = row.get("csv_header") or [video_key, text_key, *required]
+        other = row.get("extra") or {}
+        cells = []
+        for column in header:
+            if column == video_key:
+                cells.append(path)
+            elif column == text_key:
+                cells.append(caption)
+            elif column in other:
+                cells.append(other[column])
+            else:
+                raise ValueError(f"row has no value for the CSV column {column!r}")
+        return header, cells
+
+
+EXPORTER = YoukuExporter

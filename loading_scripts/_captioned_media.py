@@ -15,18 +15,23 @@ import csv
 import dataclasses
 import functools
 import io
+import itertools
 import os
 import random
 import zipfile
 import zlib
 from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
+import msgspec
+import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches
+from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused, iter_batches, scan_records
 from hf_mmbuilder.media import resolve_media_path
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
@@ -130,27 +135,55 @@ class MediaFinder:
         self._names, self._stems = {}, {}
         if not os.path.isdir(self.root):
             return
+        names_found, stems_found = self._names, self._stems
+        extensions = tuple(self.extensions)
         walk = os.walk(self.root) if self.recursive else [(self.root, [], os.listdir(self.root))]
         for folder, subfolders, names in walk:
             # A name found twice resolves to its first place in sorted order, the same on every
             # machine (Data-Juicer keeps whichever one os.walk happens to list last).
             subfolders.sort()
+            relative_folder = os.path.relpath(folder, self.root)
+            prefix = "" if relative_folder == "." else os.path.join(relative_folder, "")
             for name in sorted(names):
-                relative = os.path.relpath(os.path.join(folder, name), self.root)
-                self._names.setdefault(name, relative)
-                stem, extension = os.path.splitext(name)
-                if extension.lower() in self.extensions:
-                    self._stems.setdefault(stem, relative)
+                relative = prefix + name
+                names_found.setdefault(name, relative)
+                # os.path.splitext's extension, for names ending with one of ours (one dot each):
+                # the stem must hold more than dots, as a leading dot starts no extension.
+                if name.lower().endswith(extensions):
+                    stem = name[: name.rfind(".")]
+                    if stem.strip("."):
+                        stems_found.setdefault(stem, relative)
 
     def by_name(self, name: str) -> Optional[str]:
-        if self._names is None:
-            self._scan()
-        return self._names.get(name)
+        return self.names().get(name)
 
     def by_stem(self, stem: str) -> Optional[str]:
+        return self.stems().get(stem)
+
+    def names(self) -> dict:
+        """``{file name: path relative to root}`` of every file (for lookups of a whole batch)."""
+        if self._names is None:
+            self._scan()
+        return self._names
+
+    def stems(self) -> dict:
+        """``{stem: path relative to root}`` of the files with one of ``extensions``."""
         if self._stems is None:
             self._scan()
-        return self._stems.get(stem)
+        return self._stems
+
+    def paths_by_stem(self, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:
+        """``by_stem(stem) or stem + fallback_suffix`` for a whole string array; O(n) dict lookups,
+        none when the folder holds no matching file (the usual case: media elsewhere).
+
+        Example:
+            >>> MediaFinder("/nonexistent", False, (".mp4",)).paths_by_stem(pa.array(["video7"]), ".mp4").to_pylist()
+            ['video7.mp4']
+        """
+        found = self.stems()
+        if not found:
+            return pc.binary_join_element_wise(stems, fallback_suffix, "") if fallback_suffix else stems
+        return pa.array([found.get(stem) or stem + fallback_suffix for stem in stems.to_pylist()], pa.string())
 
 
 def check_media_exists(paths: Iterable[str], media_root: str) -> None:
@@ -176,22 +209,6 @@ class SourceRecord(NamedTuple):
     line: Optional[int]
     value: object
     raw: Callable[[], bytes]
-
-
-def json_source_records(shard, opener: Callable) -> Iterator[SourceRecord]:
-    """The records of a JSON array / JSON lines shard (a ``MalformedJSON`` value for a bad one).
-
-    ``opener`` is the loading script's ``open``: ``datasets`` swaps it for one that reads archive
-    members (``zip://...``) in the builder's modules, not in this helper module.
-
-    Example:
-        >>> next(json_source_records(shard, open)).value  # doctest: +SKIP
-        {'q': '...', 'a': '...', 'video_id': 'v_k_ZXmr8pmrs'}
-    """
-    for batch in iter_batches(shard.index, shard.first, shard.stop, None, opener, record_offset=shard.record_offset):
-        lines = batch.lines.tolist()
-        for k, record in enumerate(batch.records):
-            yield SourceRecord(batch.indexes[k], lines[k], record, functools.partial(batch.raw, k))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,6 +329,221 @@ def rows_to_tables(
         yield buffer.to_table()
 
 
+def wrap_captions(parts: list, rows: int, token: str, config: CaptionConfig, rng: random.Random) -> pa.Array:
+    """:func:`wrap_caption` of ``rows`` captions at once: each caption is the concatenation of
+    ``parts`` (string arrays without nulls, or ``str`` constants). ``random`` draws ``rng`` once
+    per row in row order, as :func:`wrap_caption` does. O(total text length).
+
+    Example:
+        >>> config = CaptionConfig(eoc_special_token="<e>")
+        >>> wrap_captions(["[[q]]:", pa.array(["a dog"])], 1, "<v>", config, random.Random(0)).to_pylist()
+        ['<v> [[q]]:a dog <e>']
+    """
+    separator = config.sent_separator
+    eoc = [separator, config.eoc_special_token] if config.add_eoc_at_last else []
+    position = config.video_special_token_insert_pos
+
+    def join(pieces: list) -> pa.Array:
+        if not any(isinstance(piece, (pa.Array, pa.ChunkedArray)) for piece in pieces):
+            return pa.array(["".join(pieces)] * rows, pa.string())
+        return pc.binary_join_element_wise(*pieces, "")
+
+    before = [token, separator, *parts, *eoc]
+    after = [*parts, separator, token, *eoc]
+    if position == "before":
+        return join(before)
+    if position == "after":
+        return join(after)
+    draws = pa.array([rng.random() < 0.5 for _ in range(rows)], pa.bool_())
+    return pc.if_else(draws, join(before), join(after))
+
+
+def one_path_lists(paths: pa.Array, field_type: pa.DataType) -> pa.Array:
+    """A list array holding ``[paths[i]]`` in row i (a one-clip media column).
+
+    Example:
+        >>> one_path_lists(pa.array(["v.mp4"]), pa.list_(pa.string())).to_pylist()
+        [['v.mp4']]
+    """
+    return pa.ListArray.from_arrays(pa.array(np.arange(len(paths) + 1, dtype=np.int32)), paths, type=field_type)
+
+
+def json_objects(values: list) -> pa.Array:
+    """The storage (JSON text, null for ``None``) of a ``Json`` column: each value as
+    ``orjson.dumps`` writes it (what :class:`~hf_mmbuilder.builder.ColumnBuffer` stores), made by
+    one ``orjson.dumps`` of the whole list cut at its elements (about ten times faster than one
+    call per value). O(total size).
+
+    Example:
+        >>> json_objects([{"a": 1}, None]).to_pylist()
+        ['{"a":1}', None]
+    """
+    if not values:
+        return pa.array([], pa.string())
+    data = orjson.dumps(values)
+    if len(data) >= 1 << 31:
+        return pa.array([None if value is None else orjson.dumps(value) for value in values], pa.string())
+    index = scan_records("<values>", lambda _path, _mode: io.BytesIO(data))
+    starts, ends = index.starts, index.ends
+    # Element k plus the "," (or final "]") after it (orjson writes no spaces), which the slice drops.
+    offsets = np.append(starts, ends[-1] + 1).astype(np.int32)
+    texts = pc.utf8_slice_codeunits(pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data)), 0, -1)
+    missing = pa.array([value is None for value in values], pa.bool_())
+    return pc.if_else(missing, pa.scalar(None, pa.string()), texts) if missing.true_count else texts
+
+
+def strings_or_none(values: list) -> Optional[pa.Array]:
+    """``values`` as a string array, or ``None`` when one is not a string (missing, a number, ...).
+
+    Example:
+        >>> strings_or_none(["a", 1]) is None
+        True
+    """
+    try:
+        array = pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    return None if array.null_count else array
+
+
+def table_from_arrays(buffer: ColumnBuffer, arrays: dict, rows: int) -> pa.Table:
+    """A table of ``buffer``'s schema from ready ``arrays`` (``Json`` columns given as their JSON
+    text storage): constants repeated, absent media lists empty, other absent columns null.
+
+    Example:
+        >>> table = table_from_arrays(buffer, {"text": pa.array(["<v> hi <e>"])}, 1)  # doctest: +SKIP
+    """
+    full = {}
+    for name, field in zip(buffer.schema.names, buffer.schema):
+        if name in buffer.constants:
+            continue
+        array = arrays.get(name)
+        if name in buffer._json_columns:
+            storage = array if array is not None else pa.nulls(rows, pa.string())
+            full[name] = pa.ExtensionArray.from_storage(field.type, storage)
+        elif array is not None:
+            full[name] = array
+        elif name in MEDIA_COLUMNS:
+            full[name] = pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, np.int32)), pa.array([], pa.string()), type=field.type)
+        else:
+            full[name] = pa.nulls(rows, field.type)
+    return buffer.table_with(full, rows)
+
+
+def _decode_values(batch) -> Optional[list]:
+    """Every record of an undecoded JSON batch as a plain value, in one msgspec call; ``None``
+    when one is malformed or is not one JSON value (the careful path then reports it)."""
+    view = memoryview(batch.buffer)
+    base = batch.buffer_offset
+    starts, ends = batch.offsets.tolist(), batch.ends.tolist()
+    try:
+        if batch.layout == "array":
+            values = msgspec.json.decode(b"[" + view[starts[0] - base : ends[-1] - base] + b"]")
+        else:
+            values = msgspec.json.Decoder().decode_lines(b"\n".join([view[s - base : e - base] for s, e in zip(starts, ends)]))
+    except msgspec.DecodeError:
+        return None
+    return values if len(values) == len(starts) else None
+
+
+def json_fast_tables(
+    shard,
+    opener: Callable,
+    features,
+    constants: dict,
+    fast_columns: Optional[Callable[[list], Optional[dict]]],
+    convert: Callable[[object], dict],
+    policy: ErrorPolicy,
+    source: str,
+) -> Iterator[pa.Table]:
+    """:func:`rows_to_tables` over a JSON shard, a batch of a few MB at a time: the batch is
+    decoded in one call and ``fast_columns(values)`` builds its columns at once (Arrow arrays,
+    ``Json`` columns as JSON text); when it returns ``None`` (a record it cannot take as is: bad,
+    or unusual) or ``fast_columns`` is ``None``, the batch goes record by record through
+    ``convert``, which reports each bad record exactly. ``fast_columns`` may consume its values.
+    ``opener`` is the loading script's ``open``: ``datasets`` swaps it for one that reads archive
+    members (``zip://...``) in the builder's modules, not in this helper module.
+
+    Complexity: O(records); memory O(batch).
+
+    Example:
+        >>> tables = json_fast_tables(shard, open, features, {}, columns, convert, policy, "a.jsonl")  # doctest: +SKIP
+    """
+    buffer = ColumnBuffer(features, constants)
+    for batch in iter_batches(shard.index, shard.first, shard.stop, None, opener, decode=False, record_offset=shard.record_offset):
+        arrays = None
+        if fast_columns is not None:
+            with gc_paused():
+                values = _decode_values(batch)
+                arrays = fast_columns(values) if values is not None else None
+        if arrays is not None:
+            yield table_from_arrays(buffer, arrays, len(batch.indexes))
+            continue
+        with gc_paused():
+            batch.records = [batch.decode(k) for k in range(len(batch.indexes))]
+        yield from rows_to_tables(features, constants, _batch_records(batch), convert, policy, source)
+
+
+def _batch_records(batch) -> Iterator[SourceRecord]:
+    lines = batch.lines.tolist()
+    for k, record in enumerate(batch.records):
+        yield SourceRecord(batch.indexes[k], lines[k], record, functools.partial(batch.raw, k))
+
+
+def csv_fast_tables(
+    header: list,
+    reader,
+    features,
+    constants: dict,
+    fast_columns: Optional[Callable[[list], Optional[dict]]],
+    convert: Callable[[object], dict],
+    policy: ErrorPolicy,
+    source: str,
+    batch_rows: int = 20_000,
+) -> Iterator[pa.Table]:
+    """:func:`rows_to_tables` over the data rows of a CSV ``reader``, ``batch_rows`` rows at a
+    time: ``fast_columns(rows)`` (``rows``: lists of cells) builds a batch's columns at once, or
+    returns ``None`` to send the batch record by record through ``convert`` (with the records of
+    :func:`csv_source_records`). A read failure inside a batch is raised after the rows read
+    before it went through ``convert`` (their errors come first, as they are read first).
+
+    Complexity: O(rows); memory O(batch_rows).
+
+    Example:
+        >>> tables = csv_fast_tables(header, reader, features, {}, columns, convert, policy, "a.csv")  # doctest: +SKIP
+    """
+    buffer = ColumnBuffer(features, constants)
+    width = len(header)
+    first = 0
+    while True:
+        rows, lines = [], []
+        try:
+            for cells in itertools.islice(reader, batch_rows):
+                rows.append(cells)
+                lines.append(reader.line_num)
+        except READ_ERRORS:
+            # The rows of an unfinished batch are not kept (as rows_to_tables drops its buffer).
+            for _ in rows_to_tables(features, constants, _csv_records(header, rows, lines, first), convert, policy, source, batch_rows + 1):
+                pass
+            raise
+        if not rows:
+            return
+        arrays = None
+        if fast_columns is not None and all(len(cells) == width for cells in rows):
+            arrays = fast_columns(rows)
+        if arrays is not None:
+            yield table_from_arrays(buffer, arrays, len(rows))
+        else:
+            yield from rows_to_tables(features, constants, _csv_records(header, rows, lines, first), convert, policy, source, batch_rows + 1)
+        first += len(rows)
+
+
+def _csv_records(header: list, rows: list, lines: list, first: int) -> Iterator[SourceRecord]:
+    width = len(header)
+    for k, cells in enumerate(rows):
+        yield SourceRecord(first + k, lines[k], dict(zip(header, cells)) if len(cells) == width else cells, functools.partial(_csv_line, cells))
+
+
 def csv_source_records(header: list, reader) -> Iterator[SourceRecord]:
     """The data rows of a CSV ``reader`` (positioned after the header) as ``{column: cell}``
     records; a row with the wrong number of cells comes back as its cells (a list), to be rejected.
@@ -335,7 +567,7 @@ def _csv_line(cells: list) -> bytes:
 
 def open_csv(path: str, opener: Callable):
     """``(handle, reader, header)`` of a UTF-8 CSV file (a BOM is accepted); ``header`` is ``None``
-    for an empty file. ``opener``: the loading script's ``open`` (see :func:`json_source_records`).
+    for an empty file. ``opener``: the loading script's ``open`` (see :func:`json_fast_tables`).
 
     Example:
         >>> handle, reader, header = open_csv("youku_pretrain.csv", open)  # doctest: +SKIP

@@ -1,34 +1,60 @@
-"""Data-Juicer's own intermediate format (JSON lines or a JSON array): config, builder, exporter.
+"""Data-Juicer's own intermediate format (JSON lines, a JSON array, or Parquet): config, builder,
+exporter.
 
 A DJ record holds ``text`` and the media lists ``images``/``audios``/``videos`` (each optional),
 usually an ``id``, and whatever else the producing tool kept (``__dj__meta__``, ``__dj__stats__``,
-source fields). Loading keeps ``id`` as a JSON value (int or string) and every other key in
-``extra``, so exporting writes the record back unchanged; exporting a dataset of any other format
-as DJ writes the DJ columns plus every column of that format, so the result can be processed by
-Data-Juicer and still carries what the source format needs for its own export.
+``image_bytes`` in Parquet, source fields). Loading keeps ``id`` as a JSON value (int or string),
+``image_bytes`` as binary and every other key in ``extra``, so exporting writes the record back
+unchanged (``.jsonl``/``.json``, or ``.parquet`` for records with bytes). Exporting a dataset of
+any other format as DJ writes the DJ columns plus every column of that format, so the result can be
+processed by Data-Juicer and still carries what the source format needs for its own export.
+
+Such a file loads back with those columns promoted: with ``promote_format="auto"`` (default) the
+first record of the first file is compared with the round-trip columns of every format; when it
+carries all the columns of one (e.g. ``roles``, ``media_layout``, ``id_is_int``, ``turn_extras``
+for LLaVA), they become typed columns again and the nested ``extra`` is merged back, so
+``hf-mmbuilder convert --from dj --to llava`` restores the LLaVA records.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+import logging
+import types
+from typing import Iterator, Optional
 
+import orjson
 import pyarrow as pa
-from datasets import Json
+import pyarrow.parquet as pq
+from datasets import Json, List, Value
 
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.registry import available_formats, builder_class
 from hf_mmbuilder.schema import MEDIA_COLUMNS
+
+logger = logging.getLogger("hf_mmbuilder")
 
 # Columns that describe where a row came from on this machine, not what the record says.
 PROVENANCE_COLUMNS = ("media_root", "source_file")
+# Columns some formats keep as JSON text (``Json(decode=False)``, exact floats): written as JSON values.
+RAW_JSON_COLUMNS = ("image_info", "messages_layout")
+BYTES_COLUMN = "image_bytes"
+_DJ_KEYS = ("text", "id", *MEDIA_COLUMNS, BYTES_COLUMN)
+_OWN_COLUMNS = {"text", "id", *MEDIA_COLUMNS, BYTES_COLUMN, "present_columns", "promoted", "extra", *PROVENANCE_COLUMNS, ERRORS_COLUMN}
 
 
 @dataclasses.dataclass
 class DjConfig(DJBuilderConfig):
-    """DJ options: only the shared ones (tokens are taken as written in the records)."""
+    """DJ options (tokens are taken as written in the records).
+
+    - ``promote_format``: ``"auto"`` (detect the format whose round-trip columns the records
+      carry), a format name, or ``None`` to keep every non-DJ key in ``extra``.
+    """
+
+    promote_format: Optional[str] = "auto"
 
 
 def _check_record(record) -> dict:
@@ -40,45 +66,150 @@ def _check_record(record) -> dict:
     for column in MEDIA_COLUMNS:
         paths = record.get(column)
         if paths is not None and not (isinstance(paths, list) and all(isinstance(p, str) for p in paths)):
-            raise ValueError(f"'{column}' must be a list of path strings, got {paths!r}")
+            raise ValueError(f"'{column}' must be a list of path strings, got {paths!r:.200}")
+    data = record.get(BYTES_COLUMN)
+    if data is not None and not (isinstance(data, list) and all(isinstance(b, bytes) for b in data)):
+        raise ValueError(f"'{BYTES_COLUMN}' must be a list of bytes (Parquet binary), got {type(data).__name__}")
     return record
 
 
+def format_columns(format_name: str) -> dict:
+    """The round-trip columns (name -> feature) a format adds to the DJ columns, with its default
+    options.
+
+    Example:
+        >>> sorted(format_columns("llava"))
+        ['id', 'id_is_int', 'media_layout', 'roles', 'turn_extras']
+    """
+    cls = builder_class(format_name)
+    return cls._format_features(types.SimpleNamespace(config=cls.BUILDER_CONFIG_CLASS()))
+
+
+def detect_format(record: dict) -> Optional[str]:
+    """The format whose round-trip columns (beyond ``id``) are all keys of ``record``; the one
+    with most such columns wins, ``None`` when none fits.
+
+    Example:
+        >>> detect_format({"text": "", "roles": [], "media_layout": "", "id_is_int": False, "turn_extras": None})
+        'llava'
+    """
+    best, best_size = None, 0
+    for name in available_formats():
+        if name == "dj":
+            continue
+        try:
+            columns = set(format_columns(name)) - _OWN_COLUMNS
+        except Exception as error:  # noqa: BLE001 - a broken loading script must not stop DJ loading
+            logger.warning("format %s not considered for column promotion: %s", name, error)
+            continue
+        if columns and columns <= record.keys() and len(columns) > best_size:
+            best, best_size = name, len(columns)
+    return best
+
+
+def _fits(value, feature) -> bool:
+    if value is None or isinstance(feature, Json):
+        return True
+    if isinstance(feature, List):
+        return isinstance(value, list)
+    if isinstance(feature, Value):
+        if feature.dtype == "string":
+            return isinstance(value, str)
+        if feature.dtype == "bool":
+            return isinstance(value, bool)
+        if feature.dtype.startswith("int"):
+            return isinstance(value, int) and not isinstance(value, bool)
+    return True
+
+
 class Dj(DJBuilder):
-    """``load_dataset("hf_mmbuilder/dj", data_files=...)``: Data-Juicer JSON lines to DJ rows."""
+    """``load_dataset("hf_mmbuilder/dj", data_files=...)``: Data-Juicer records to DJ rows."""
 
     BUILDER_CONFIG_CLASS = DjConfig
 
     def _format_features(self) -> dict:
-        return {"id": Json(), "present_columns": Json()}
+        columns = {"id": Json(), "present_columns": Json(), BYTES_COLUMN: List(Value("binary")), "promoted": Json()}
+        columns.update(getattr(self, "_promoted_columns", {}))
+        return columns
+
+    def _split_generators(self, dl_manager):
+        splits = super()._split_generators(dl_manager)
+        promote = self.config.promote_format
+        if promote == "auto":
+            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or len(shard.index)), None)
+            record = self._first_record(first) if first is not None else None
+            promote = detect_format(record) if isinstance(record, dict) else None
+        if promote:
+            self._promoted_columns = {name: feature for name, feature in format_columns(promote).items() if name not in _OWN_COLUMNS}
+            self.info.features = self.features_with_shared()
+        return splits
+
+    def _first_record(self, shard: Shard):
+        if shard.index is None:
+            table = pq.ParquetFile(shard.path).read_row_group(0) if pq.ParquetFile(shard.path).num_row_groups else None
+            return table.slice(0, 1).to_pylist()[0] if table is not None and table.num_rows else None
+        for batch in iter_batches(shard.index, shard.first, min(shard.first + 1, shard.stop), None, open):
+            return batch.records[0]
+        return None
 
     def _plan_file(self, shard_id, path, original, media_root):
+        if path.endswith(".parquet"):
+            return [Shard(shard_id, path, original, media_root)]
         index = scan_records(path, open)
         return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
+
+    def _record_batches(self, shard: Shard):
+        """``(records, locate)`` per batch; ``locate(k)`` gives the record number, line and raw bytes."""
+        if shard.index is None:
+            first = 0
+            for batch in pq.ParquetFile(shard.path).iter_batches(batch_size=4096):
+                records = batch.to_pylist()
+                yield records, (lambda k, first=first: (first + k, None, None))
+                first += len(records)
+            return
+        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
+            yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = ColumnBuffer(self.info.features, constants={"media_root": shard.media_root, "source_file": shard.original})
         columns = buffer.columns
-        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
-            for k, record in enumerate(batch.records):
+        promoted = getattr(self, "_promoted_columns", {})
+        for records, locate in self._record_batches(shard):
+            for k, record in enumerate(records):
                 errors = None
                 try:
                     if isinstance(record, MalformedJSON):
-                        raise RecordError(shard.original, batch.indexes[k], record.reason, line=int(batch.lines[k]), byte=record.byte)
+                        number, line, _ = locate(k)
+                        raise RecordError(shard.original, number, record.reason, line=line, byte=record.byte)
                     record = _check_record(record)
                 except ValueError as error:
+                    number, line, raw = locate(k)
                     if not isinstance(error, RecordError):
-                        error = RecordError(shard.original, batch.indexes[k], str(error), line=int(batch.lines[k]))
-                    if not policy.handle(error, batch.raw(k)):
+                        error = RecordError(shard.original, number, str(error), line=line)
+                    if not policy.handle(error, raw):
                         continue
                     errors = [error.reason]
-                    record = {"__raw__": batch.raw(k).decode("utf-8", "replace")}
+                    record = {"__raw__": raw.decode("utf-8", "replace") if raw is not None else None}
                 columns["text"].append(record.get("text"))
                 for column in MEDIA_COLUMNS:
                     columns[column].append(record.get(column) or [])
+                columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
                 columns["id"].append(record.get("id"))
-                columns["present_columns"].append([key for key in ("text", "id", *MEDIA_COLUMNS) if key in record])
-                other = {key: value for key, value in record.items() if key not in ("text", "id", *MEDIA_COLUMNS)}
+                columns["present_columns"].append([key for key in _DJ_KEYS if key in record])
+                other = {key: value for key, value in record.items() if key not in _DJ_KEYS}
+                moved = [name for name in promoted if name in other and _fits(other[name], promoted[name])]
+                for name in promoted:
+                    columns[name].append(other.pop(name) if name in moved else None)
+                if moved:
+                    top_level = sorted(other)
+                    nested = other.pop("extra", None)
+                    if isinstance(nested, dict):
+                        other = {**other, **nested}
+                    elif nested is not None:
+                        other["extra"] = nested
+                    columns["promoted"].append({"columns": moved, "top_level": top_level})
+                else:
+                    columns["promoted"].append(None)
                 columns["extra"].append(other or None)
                 if ERRORS_COLUMN in columns:
                     columns[ERRORS_COLUMN].append(errors)
@@ -88,9 +219,10 @@ class Dj(DJBuilder):
 
 class DjExporter(RowExporter):
     """DJ row -> DJ record. Rows loaded from DJ files come back exactly as written; rows of other
-    formats keep all their columns (except machine-local provenance) as top-level keys."""
+    formats keep all their columns (except machine-local provenance) as top-level keys. Writes
+    JSON lines, a JSON array, or Parquet (needed for ``image_bytes``)."""
 
-    suffixes = (".jsonl", ".json")
+    suffixes = (".jsonl", ".json", ".parquet")
 
     def row_to_record(self, row: dict) -> dict:
         for column in MEDIA_COLUMNS:
@@ -102,14 +234,55 @@ class DjExporter(RowExporter):
         present = row.get("present_columns")
         if present is not None:
             record = {key: row[key] for key in present}
+            promoted = row.get("promoted")
+            if promoted:
+                for name in promoted["columns"]:
+                    value = row[name]
+                    record[name] = orjson.loads(value) if name in RAW_JSON_COLUMNS and isinstance(value, str) else value
+                top_level = set(promoted["top_level"])
+                nested = {key: value for key, value in extra.items() if key not in top_level}
+                extra = {key: value for key, value in extra.items() if key in top_level}
+                if "extra" in top_level and "extra" not in extra:
+                    extra["extra"] = nested or None
             record.update(extra)
             return record
         record = {}
         for key, value in row.items():
             if key in PROVENANCE_COLUMNS or key == ERRORS_COLUMN:
                 continue
-            record[key] = value
+            record[key] = orjson.loads(value) if key in RAW_JSON_COLUMNS and isinstance(value, str) else value
         return record
+
+    def write(self, rows, handle, suffix, policy, source, progress) -> int:
+        if suffix != ".parquet":
+            return super().write(rows, handle, suffix, policy, source, progress)
+        writer, batch, written = None, [], 0
+        for position, row in enumerate(rows):
+            try:
+                errors = row.get(ERRORS_COLUMN)
+                if errors:
+                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
+                batch.append(self.row_to_record(row))
+            except (ValueError, TypeError) as error:
+                policy.handle(RecordError(source, position, str(error)), None)
+            finally:
+                progress.update(1)
+            if len(batch) == 4096:
+                writer = self._write_parquet(batch, handle, writer, source)
+                written += len(batch)
+                batch = []
+        if batch or writer is None:
+            writer = self._write_parquet(batch, handle, writer, source)
+            written += len(batch)
+        writer.close()
+        return written
+
+    def _write_parquet(self, records: list, handle, writer, source: str):
+        table = pa.Table.from_pylist(records, schema=writer.schema if writer is not None else None)
+        if writer is None:
+            writer = pq.ParquetWriter(handle, table.schema)
+        writer.write_table(table)
+        return writer
 
 
 EXPORTER = DjExporter

@@ -30,7 +30,9 @@ import random
 import re
 from typing import Iterator, Optional
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Value
 
 from hf_mmbuilder.builder import DJBuilder, Shard
@@ -45,15 +47,21 @@ from ._captioned_media import (
     check_media_exists,
     check_not_kept_raw,
     guarded_tables,
-    json_source_records,
+    json_fast_tables,
+    json_objects,
+    one_path_lists,
     plan_json_file,
-    rows_to_tables,
     single_media,
+    strings_or_none,
     unwrap_caption,
     wrap_caption,
+    wrap_captions,
 )
 
 _TIMECODE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
+# _TIMECODE for a whole column (RE2: ASCII digits only, so a timestamp with other Unicode digits,
+# which Python's pattern accepts, is left to the record-by-record path).
+_TIMECODE_FIELDS = r"^(?P<hours>[0-9]{1,15}):(?P<minutes>[0-5]?[0-9]):(?P<seconds>[0-5]?[0-9](?:\.[0-9]+)?)$"
 _REQUIRED = ("YoutubeID", "Start_timestamp", "End_timestamp", "Caption")
 
 
@@ -84,6 +92,25 @@ def timecode_seconds(timecode: str) -> float:
         raise ValueError(f"timestamp {timecode!r} is not HH:MM:SS.fff")
     hours, minutes, seconds = match.groups()
     return round(int(hours) * 3600 + int(minutes) * 60 + float(seconds), 6)
+
+
+def timecodes_seconds(timecodes: pa.Array) -> Optional[list]:
+    """:func:`timecode_seconds` of a whole string array (a list of floats), or ``None`` when one
+    is not a plain ASCII ``HH:MM:SS.fff`` (the caller then goes record by record). O(n).
+
+    Example:
+        >>> timecodes_seconds(pa.array(["00:07:33.689"]))
+        [453.689]
+    """
+    fields = pc.extract_regex(timecodes, _TIMECODE_FIELDS)
+    if fields.null_count:
+        return None
+    hours = pc.struct_field(fields, "hours").cast(pa.int64()).to_numpy()
+    minutes = pc.struct_field(fields, "minutes").cast(pa.int64()).to_numpy()
+    seconds = pc.struct_field(fields, "seconds").cast(pa.float64()).to_numpy()
+    # int + float in Python converts the (exact) int to float first: the same sum, then round().
+    totals = (hours * 3600 + minutes * 60).astype(np.float64) + seconds
+    return [round(total, 6) for total in totals.tolist()]
 
 
 def clip_name(video_path: str, start: str, end: str) -> str:
@@ -222,8 +249,37 @@ class Internvid(DJBuilder):
                 "extra": (other or None) if config.keep_other_fields else None,
             }
 
+        videos_type = self.info.features.arrow_schema.field("videos").type
+
+        def fast_columns(values: list) -> Optional[dict]:
+            # The whole batch at once; anything convert would reject, check or cut sends it there.
+            if config.check_media or config.cut_videos or not all(type(value) is dict for value in values):
+                return None
+            columns = [strings_or_none([value.pop(key, None) for value in values]) for key in _REQUIRED]
+            if any(column is None for column in columns):
+                return None
+            video_ids, starts, ends, captions = columns
+            start_seconds, end_seconds = timecodes_seconds(starts), timecodes_seconds(ends)
+            if start_seconds is None or end_seconds is None:
+                return None
+            start_seconds, end_seconds = pa.array(start_seconds, pa.float64()), pa.array(end_seconds, pa.float64())
+            if not pc.all(pc.greater(end_seconds, start_seconds)).as_py():
+                return None
+            rows = len(values)
+            return {
+                "text": wrap_captions([captions], rows, token, config, rng),
+                "videos": one_path_lists(finder.paths_by_stem(video_ids), videos_type),
+                "youtube_id": video_ids,
+                "start_timestamp": starts,
+                "end_timestamp": ends,
+                "start_seconds": start_seconds,
+                "end_seconds": end_seconds,
+                "is_cut": pa.array(np.zeros(rows, np.bool_)),
+                "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
+            }
+
         constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
-        tables = rows_to_tables(self.info.features, constants, json_source_records(shard, open), convert, policy, shard.original)
+        tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 

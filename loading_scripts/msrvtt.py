@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
-from typing import Iterator
+from typing import Iterator, Optional
 
 import msgspec
 import orjson
@@ -51,14 +51,18 @@ from ._captioned_media import (
     csv_source_records,
     file_failure,
     guarded_tables,
-    json_source_records,
+    json_fast_tables,
+    json_objects,
+    one_path_lists,
     open_csv,
     plan_json_file,
     read_failure,
     rows_to_tables,
     single_media,
+    strings_or_none,
     unwrap_caption,
     wrap_caption,
+    wrap_captions,
 )
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")
@@ -159,7 +163,26 @@ class Msrvtt(DJBuilder):
                 other = {key: value for key, value in record.items() if key not in ("video_id", "caption")}
                 return row(video_id, caption, other, layout="jsonl")
 
-            tables = rows_to_tables(self.info.features, constants, json_source_records(shard, open), convert, policy, shard.original)
+            videos_type = self.info.features.arrow_schema.field("videos").type
+
+            def fast_columns(values: list) -> Optional[dict]:
+                # The whole batch at once; anything convert would reject (or check) sends it there.
+                if config.check_media or not all(type(value) is dict for value in values):
+                    return None
+                video_ids = strings_or_none([value.pop("video_id", None) for value in values])
+                captions = strings_or_none([value.pop("caption", None) for value in values])
+                if video_ids is None or captions is None:
+                    return None
+                rows = len(values)
+                return {
+                    "text": wrap_captions([captions], rows, token, config, rng),
+                    "videos": one_path_lists(finder.paths_by_stem(video_ids, ".mp4"), videos_type),
+                    "video_id": video_ids,
+                    "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
+                    "layout": pa.array(["jsonl"] * rows, pa.string()),
+                }
+
+            tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
     def _csv_tables(self, shard, policy, constants, row) -> Iterator[pa.Table]:

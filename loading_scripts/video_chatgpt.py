@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Value
 
 from hf_mmbuilder.builder import DJBuilder, Shard
@@ -35,12 +36,15 @@ from ._captioned_media import (
     check_media_exists,
     check_not_kept_raw,
     guarded_tables,
-    json_source_records,
+    json_fast_tables,
+    json_objects,
+    one_path_lists,
     plan_json_file,
-    rows_to_tables,
     single_media,
+    strings_or_none,
     unwrap_caption,
     wrap_caption,
+    wrap_captions,
 )
 
 QUESTION_MARKER = "[[q]]:"
@@ -110,8 +114,31 @@ class VideoChatgpt(DJBuilder):
                 "extra": (other or None) if config.keep_other_fields else None,
             }
 
+        videos_type = self.info.features.arrow_schema.field("videos").type
+
+        def fast_columns(values: list) -> Optional[dict]:
+            # The whole batch at once; anything convert would reject (or check) sends it there.
+            if config.check_media or not all(type(value) is dict for value in values):
+                return None
+            questions = strings_or_none([value.pop("q", None) for value in values])
+            answers = strings_or_none([value.pop("a", None) for value in values])
+            video_ids = strings_or_none([value.pop("video_id", None) for value in values])
+            if questions is None or answers is None or video_ids is None:
+                return None
+            if pc.any(pc.match_substring(questions, ANSWER_MARKER)).as_py():
+                return None
+            youtube_ids = pc.if_else(pc.starts_with(video_ids, "v_"), pc.utf8_slice_codeunits(video_ids, 2), video_ids)
+            rows = len(values)
+            return {
+                "text": wrap_captions([QUESTION_MARKER, questions, ANSWER_MARKER, answers], rows, token, config, rng),
+                "videos": one_path_lists(finder.paths_by_stem(youtube_ids), videos_type),
+                "video_id": video_ids,
+                "youtube_id": youtube_ids,
+                "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
+            }
+
         constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
-        tables = rows_to_tables(self.info.features, constants, json_source_records(shard, open), convert, policy, shard.original)
+        tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 

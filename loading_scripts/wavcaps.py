@@ -32,17 +32,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import os
 from typing import Iterator, Optional
 
 import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.jsonrecords import gc_paused
 
 from ._captioned_media import (
     MediaFinder,
@@ -51,13 +55,19 @@ from ._captioned_media import (
     check_not_kept_raw,
     file_failure,
     guarded_tables,
+    json_objects,
+    one_path_lists,
     rows_to_tables,
     single_media,
+    strings_or_none,
+    table_from_arrays,
 )
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".m4a", ".opus")
 TARGET_FIELDS = ("caption", "description", "title")
 FIELD_MARKER = "[[%s]]: "
+# Records converted at once (and the rows of one Arrow table).
+CHUNK_RECORDS = 20_000
 
 
 @dataclasses.dataclass
@@ -203,9 +213,66 @@ class Wavcaps(DJBuilder):
                 "extra": other or None,
             }
 
-        records = (SourceRecord(index, None, record, functools.partial(orjson.dumps, record)) for index, record in enumerate(document["data"]))
+        schema = self.info.features.arrow_schema
+        marker = FIELD_MARKER % config.target_field if config.add_target_field_token else ""
+        # os.path.join is datasets' xjoin in this module: plain os.path.join for a folder without hops.
+        prefix = None if "::" in audio_folder else os.path.join(audio_folder, "")
+        file_extra_text = orjson.dumps(file_extra)
+
+        def fast_columns(chunk: list) -> Optional[dict]:
+            # The whole chunk at once, for records with an int/str id, a string target field and
+            # no "wav" path; anything else (or a media check) sends it to convert.
+            if config.check_media or prefix is None or not all(type(record) is dict for record in chunk):
+                return None
+            target = config.target_field
+            ids = [record.get("id") for record in chunk]
+            if not all(type(record_id) is str or type(record_id) is int for record_id in ids):
+                return None
+            if any(isinstance(record.get("wav"), str) for record in chunk):
+                return None
+            captions = strings_or_none([record.get(target) for record in chunk])
+            if captions is None:
+                return None
+            names, stems = finder.names(), finder.stems()
+            files = []
+            for record_id in ids:
+                stem = str(record_id).strip().split(".")[0]
+                files.append(names.get(stem + ".flac") or stems.get(stem) or stem + ".flac")
+            # os.path.join(audio_folder, name): the name alone when it is absolute.
+            paths = pa.array([name if name.startswith("/") else prefix + name for name in files], pa.string())
+            rows = len(chunk)
+            key_counts = np.fromiter((len(record) for record in chunk), np.int32, rows)
+            columns = {
+                "text": pc.binary_join_element_wise(token, separator, marker, captions, eoc if config.add_eoc_at_last else "", ""),
+                "audios": one_path_lists(paths, schema.field("audios").type),
+                "id": pa.array([str(record_id) for record_id in ids], pa.string()) if config.str_id else json_objects(ids),
+                "id_is_int": pa.array([type(record_id) is int for record_id in ids], pa.bool_()),
+                "subset": pa.array([detect_subset(record) for record in chunk], pa.string()),
+                "caption_keys": one_path_lists(pa.array([target] * rows, pa.string()), schema.field("caption_keys").type),
+                "key_order": pa.ListArray.from_arrays(
+                    pa.array(np.concatenate(([0], np.cumsum(key_counts, dtype=np.int32)))),
+                    pa.array(list(itertools.chain.from_iterable(chunk)), pa.string()),
+                    type=schema.field("key_order").type,
+                ),
+                "file_extra": pa.array([file_extra_text] * rows, pa.string()),
+            }
+            for record in chunk:
+                del record["id"], record[target]
+            columns["extra"] = json_objects([record or None for record in chunk])
+            return columns
+
         constants = {"images": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original}
-        yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original)
+        buffer = ColumnBuffer(self.info.features, constants)
+        data = document["data"]
+        for first in range(0, len(data), CHUNK_RECORDS):
+            chunk = data[first : first + CHUNK_RECORDS]
+            with gc_paused():
+                arrays = fast_columns(chunk)
+            if arrays is not None:
+                yield table_from_arrays(buffer, arrays, len(chunk))
+                continue
+            records = (SourceRecord(first + k, None, record, functools.partial(orjson.dumps, record)) for k, record in enumerate(chunk))
+            yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original, CHUNK_RECORDS + 1)
 
 
 class WavcapsExporter(RowExporter):

@@ -23,6 +23,7 @@ import dataclasses
 import random
 from typing import Iterator, Optional
 
+import orjson
 import pyarrow as pa
 from datasets import List, Value
 
@@ -35,14 +36,15 @@ from ._captioned_media import (
     check_cells,
     check_media_exists,
     check_not_kept_raw,
-    csv_source_records,
+    csv_fast_tables,
     file_failure,
     guarded_tables,
+    one_path_lists,
     open_csv,
-    rows_to_tables,
     single_media,
     unwrap_caption,
     wrap_caption,
+    wrap_captions,
 )
 
 # Data-Juicer's table (youku_to_dj.py / dj_to_youku.py): media column, caption column, other
@@ -145,8 +147,30 @@ class Youku(DJBuilder):
                 "media_root": shard.media_root,
                 "source_file": shard.original,
             }
-            records = csv_source_records(header, reader)
-            yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original)
+            video_column, text_column = header.index(video_key), header.index(text_key)
+            other_columns = [k for k, name in enumerate(header) if name not in (video_key, text_key)]
+            other_names = [header[k] for k in other_columns]
+            videos_type = self.info.features.arrow_schema.field("videos").type
+
+            def fast_columns(rows: list) -> Optional[dict]:
+                # The whole batch at once (rows of the header's width); an empty media cell or a
+                # media check sends it to convert.
+                columns = list(zip(*rows))
+                if config.check_media or not all(columns[video_column]):
+                    return None
+                extra = None
+                if config.keep_other_fields and other_columns:
+                    # Other cells repeat (labels): each distinct row of them is written once.
+                    texts = {}
+                    others = zip(*(columns[k] for k in other_columns))
+                    extra = pa.array([texts.get(cells) or texts.setdefault(cells, orjson.dumps(dict(zip(other_names, cells)))) for cells in others], pa.string())
+                return {
+                    "text": wrap_captions([pa.array(columns[text_column], pa.string())], len(rows), token, config, rng),
+                    "videos": one_path_lists(pa.array(columns[video_column], pa.string()), videos_type),
+                    "extra": extra,
+                }
+
+            yield from csv_fast_tables(header, reader, self.info.features, constants, fast_columns, convert, policy, shard.original)
 
 
 class YoukuExporter(CsvExporter):

@@ -1,0 +1,665 @@
+"""MMC4 interleaved image-text documents: config, builder and exporter.
+
+Source layout (JSON lines, plain or as MMC4 ships them, ``docs_*_shard_N_v*.jsonl.zip``)::
+
+    {"url": "http://...", "text_list": ["sentence 0", "sentence 1", ...],
+     "image_info": [{"image_name": "634a438c86a5.jpg", "raw_url": "...", "matched_text_index": 1,
+                     "matched_sim": 0.31, "face_detections": null}, ...],
+     "similarity_matrix": [[...len(text_list) floats...], ...one row per image_info entry...],
+     "could_have_url_duplicate": 0}
+
+DJ text, as Data-Juicer's ``mmc4_to_dj.py`` writes it: one chunk per sentence, chunks joined by
+``" " + eoc + sent_separator``; the images are sorted (stably) by ``matched_text_index`` and each
+image's token goes before (or after) its sentence, tokens of one sentence joined by
+``sent_separator``; ``add_eoc_at_last`` appends ``" " + eoc``. ``images`` are
+``os.path.join(image_dir, image_name)`` in that order. An image whose ``matched_text_index`` is out
+of range is a bad record (Data-Juicer lists it without a token).
+
+Round-trip columns: ``url``, ``text_list`` (the original sentences), ``image_info`` (every entry
+with every field, original order, kept as the source's JSON text: ``Json(decode=False)``, because
+``datasets`` decodes ``Json`` through pandas' ujson, which rounds floats such as ``matched_sim``;
+``ds.cast_column("image_info", Json())`` shows it decoded), ``similarity_matrix``, ``could_have_url_duplicate``, ``extra``
+(other keys), and the realignment columns of :mod:`hf_mmbuilder.realign`:
+``matched_text_index`` (original, per original image), ``image_index`` (per current image: its
+original ``image_info`` entry, -1 for an image added by processing) and ``sentence_index`` (per
+current chunk: its original sentence).
+
+Keeping the indexes in step: an op that drops or reorders chunks must drop or reorder
+``sentence_index`` the same way; one that drops or reorders images must do the same to
+``image_index``; an image it adds gets ``image_index`` -1. :func:`drop_items` does this for drops.
+The exporter matches images and sentences back to their original entries through these indexes
+(never by path), slices the similarity matrix to the surviving images x sentences, and re-points
+``matched_text_index`` (or re-assigns it by best similarity when the sentence is gone) with
+:func:`hf_mmbuilder.realign.realign_batch`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import random
+from typing import Iterator, Optional, Sequence, Union
+
+import msgspec
+import numpy as np
+import orjson
+import pyarrow as pa
+from datasets import Json, List, Value
+
+from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused, iter_batches, scan_records
+from hf_mmbuilder.kernels import mmc4_text
+from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN
+
+try:
+    from hf_mmbuilder.realign import realign_batch
+except ImportError as _error:  # pragma: no cover - the realign module ships with the core
+    raise ImportError(
+        "hf_mmbuilder.loading_scripts.mmc4 needs hf_mmbuilder.realign (realign_batch) to export edited "
+        f"MMC4 documents; it could not be imported: {_error}"
+    ) from _error
+
+logger = logging.getLogger("hf_mmbuilder")
+
+INSERT_POSITIONS = ("before", "after", "random")
+_KNOWN_KEYS = ("url", "text_list", "image_info", "similarity_matrix", "could_have_url_duplicate")
+KEPT_RAW_KEY = "__raw__"
+
+
+@dataclasses.dataclass
+class Mmc4Config(DJBuilderConfig):
+    """MMC4 options, named and defaulted as in Data-Juicer's ``mmc4_to_dj.py``.
+
+    - ``image_dir``: folder prefixed to each ``image_name`` in ``images`` (default: none).
+    - ``image_special_token_insert_pos``: ``"before"``/``"after"`` the matched sentence, or
+      ``"random"`` (per sentence, seeded by ``seed``).
+    - ``add_eoc_at_last``, ``sent_separator``: as in Data-Juicer.
+    - ``keep_other_fields``: keep ``url``, ``could_have_url_duplicate`` and unknown keys
+      (``False`` drops them: such rows export without them).
+    - ``realign_method``: exporter only, how a surviving image whose sentence is gone gets a new one
+      (``"repoint"``, ``"argmax"``, ``"assignment"``; see :func:`hf_mmbuilder.realign.realign_batch`).
+    """
+
+    image_dir: Optional[str] = None
+    image_special_token_insert_pos: str = "before"
+    add_eoc_at_last: bool = True
+    sent_separator: str = " "
+    keep_other_fields: bool = True
+    seed: int = 42
+    realign_method: str = "repoint"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.image_special_token_insert_pos not in INSERT_POSITIONS:
+            raise ValueError(f"image_special_token_insert_pos must be one of {INSERT_POSITIONS}, got {self.image_special_token_insert_pos!r}")
+        if self.realign_method not in ("repoint", "argmax", "assignment"):
+            raise ValueError(f"realign_method must be repoint, argmax or assignment, got {self.realign_method!r}")
+
+
+class ImageRef(msgspec.Struct, gc=False):
+    """The two fields of an ``image_info`` entry the DJ row needs (the entry itself is kept verbatim)."""
+
+    image_name: str
+    matched_text_index: int
+
+
+class Document(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The common MMC4 document; anything else takes the careful ``dict`` path."""
+
+    text_list: list[str]
+    image_info: msgspec.Raw
+    similarity_matrix: Union[list[list[float]], msgspec.UnsetType] = msgspec.UNSET
+    url: Union[str, msgspec.UnsetType] = msgspec.UNSET
+    could_have_url_duplicate: Union[int, msgspec.UnsetType] = msgspec.UNSET
+
+
+_IMAGE_REFS = msgspec.json.Decoder(list[ImageRef])
+
+
+def _image_refs(image_info) -> list:
+    """An :class:`ImageRef` per entry of a raw or decoded ``image_info``."""
+    if isinstance(image_info, msgspec.Raw):
+        try:
+            return _IMAGE_REFS.decode(image_info)
+        except msgspec.ValidationError:
+            return _image_refs(msgspec.json.decode(image_info))
+    if not isinstance(image_info, list):
+        raise ValueError(f"'image_info' must be a list, got {type(image_info).__name__}")
+    refs = []
+    for position, entry in enumerate(image_info):
+        if not isinstance(entry, dict):
+            raise ValueError(f"image_info[{position}] must be an object, got {type(entry).__name__}")
+        name, match = entry.get("image_name"), entry.get("matched_text_index")
+        if not isinstance(name, str):
+            raise ValueError(f"image_info[{position}].image_name must be a string, got {name!r}")
+        if isinstance(match, bool) or not isinstance(match, int):
+            raise ValueError(f"image_info[{position}].matched_text_index must be an integer, got {match!r}")
+        refs.append(ImageRef(name, match))
+    return refs
+
+
+def _image_path(image_dir: str, name: str) -> str:
+    """``os.path.join(image_dir, name)`` as Data-Juicer computes it, without the per-call cost of
+    the ``os.path.join`` that ``datasets`` patches into builder modules for streaming."""
+    if not image_dir or name.startswith("/"):
+        return name
+    return image_dir + name if image_dir.endswith("/") else image_dir + "/" + name
+
+
+def _compiled_refs(record) -> Optional[list]:
+    """The image refs of a document the compiled path can take (the common shape, checked:
+    matrix present and rectangular, matches in range), else ``None``."""
+    if type(record) is not Document or record.similarity_matrix is msgspec.UNSET:
+        return None
+    try:
+        refs = _IMAGE_REFS.decode(record.image_info)
+    except msgspec.ValidationError:
+        return None
+    n_sentences = len(record.text_list)
+    matrix = record.similarity_matrix
+    if len(matrix) != len(refs) or any(len(row) != n_sentences for row in matrix):
+        return None
+    if any(not 0 <= ref.matched_text_index < n_sentences for ref in refs):
+        return None
+    return refs
+
+
+def _check_dict(record) -> dict:
+    if not isinstance(record, dict):
+        raise ValueError(f"an MMC4 document must be a JSON object, got {type(record).__name__}")
+    for key in ("text_list", "image_info"):
+        if key not in record:
+            raise ValueError(f"document has no '{key}'")
+    sentences = record["text_list"]
+    if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
+        raise ValueError(f"'text_list' must be a list of strings, got {sentences!r:.200}")
+    matrix = record.get("similarity_matrix", msgspec.UNSET)
+    if matrix is not msgspec.UNSET and not (
+        isinstance(matrix, list)
+        and all(isinstance(row, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in matrix)
+    ):
+        raise ValueError(f"'similarity_matrix' must be a list of lists of numbers, got {matrix!r:.200}")
+    return record
+
+
+def _join_chunks(sentences: Sequence[str], counts: dict, positions, tokens, separator: str, add_eoc_at_last: bool) -> str:
+    """Data-Juicer's MMC4 text: image tokens around each sentence, chunks joined by the eoc token.
+
+    ``counts`` maps a sentence position to its number of images; ``positions`` is ``"before"``,
+    ``"after"``, or a mapping of sentence position to one of them.
+    """
+    image_token, eoc = tokens
+    chunks = list(sentences) if counts else sentences
+    for position, count in counts.items():
+        group = separator.join([image_token] * count)
+        where = positions if isinstance(positions, str) else positions[position]
+        sentence = chunks[position]
+        chunks[position] = group + separator + sentence if where == "before" else sentence + separator + group
+    text = f" {eoc}{separator}".join(chunks)
+    if add_eoc_at_last:
+        text += f" {eoc}"
+    return text
+
+
+def split_document(text: str, n_chunks: int, *, image_token: str = IMAGE_TOKEN, eoc_token: str = EOC_TOKEN,
+                   sent_separator: str = " ", add_eoc_at_last: bool = True) -> tuple[list, list]:
+    """Cut an MMC4 DJ text back into sentences and the chunk of each image token.
+
+    Parameters
+    ----------
+    text : str
+        DJ text as the builder wrote it (possibly edited).
+    n_chunks : int
+        Expected number of chunks (``len(sentence_index)``); tells ``[]`` from ``[""]``.
+
+    Returns
+    -------
+    sentences : list of str, length ``n_chunks``
+        Chunks without their image tokens.
+    image_chunks : list of int
+        For the k-th image token of ``text``, the chunk it is in.
+
+    Raises ``ValueError`` when the text does not have ``n_chunks`` chunks. Complexity O(len(text)).
+
+    Example:
+        >>> split_document("<__dj__image> a <|__dj__eoc|> b <|__dj__eoc|>", 2)
+        (['a', 'b'], [0])
+    """
+    body = text
+    suffix = f" {eoc_token}"
+    if add_eoc_at_last and body.endswith(suffix):
+        body = body[: -len(suffix)]
+    chunks = [] if (n_chunks == 0 and body == "") else body.split(f" {eoc_token}{sent_separator}")
+    if len(chunks) != n_chunks:
+        raise ValueError(
+            f"text has {len(chunks)} chunk(s) but sentence_index has {n_chunks}: an op that drops or adds a chunk "
+            "must update sentence_index the same way (see loading_scripts.mmc4.drop_items)"
+        )
+    before, after = image_token + sent_separator, sent_separator + image_token
+    sentences, image_chunks = [], []
+    for position, chunk in enumerate(chunks):
+        count = chunk.count(image_token)
+        if count:
+            while chunk.startswith(before):
+                chunk = chunk[len(before):]
+            while chunk.endswith(after):
+                chunk = chunk[: -len(after)]
+            if image_token in chunk:
+                chunk = chunk.replace(image_token + sent_separator, "").replace(image_token, "")
+            image_chunks.extend([position] * count)
+        sentences.append(chunk)
+    return sentences, image_chunks
+
+
+def drop_items(row: dict, images: Sequence[int] = (), sentences: Sequence[int] = (), *, keep_images: bool = False,
+               image_token: str = IMAGE_TOKEN, eoc_token: str = EOC_TOKEN, sent_separator: str = " ",
+               add_eoc_at_last: bool = True) -> dict:
+    """Drop images and/or whole chunks (sentences) of one MMC4 row, keeping the indexes in step.
+
+    Dropping a chunk drops the images whose tokens are in it, or with ``keep_images=True`` moves
+    them to the nearest surviving chunk before it (after it for the first chunks); on export such
+    an image gets a new sentence by similarity. Use as ``ds.map(lambda row:
+    drop_items(row, sentences=[0]))``; pass the tokens/separator the dataset was loaded with.
+
+    Parameters
+    ----------
+    row : dict
+        An MMC4 row (``text``, ``images``, ``image_index``, ``sentence_index``).
+    images, sentences : sequence of int
+        Current positions (in ``images`` / among the chunks) to drop.
+
+    Returns
+    -------
+    dict
+        New ``text``, ``images``, ``image_index`` and ``sentence_index``.
+
+    Complexity O(len(text) + images + chunks).
+
+    Example:
+        >>> row = {"text": "<__dj__image> a <|__dj__eoc|> b <|__dj__eoc|>", "images": ["x.jpg"],
+        ...        "image_index": [0], "sentence_index": [0, 1]}
+        >>> drop_items(row, sentences=[0])["text"], drop_items(row, images=[0])["text"]
+        ('b <|__dj__eoc|>', 'a <|__dj__eoc|> b <|__dj__eoc|>')
+    """
+    texts, image_chunks = split_document(row["text"], len(row["sentence_index"]), image_token=image_token, eoc_token=eoc_token,
+                                         sent_separator=sent_separator, add_eoc_at_last=add_eoc_at_last)
+    if len(image_chunks) != len(row["images"]):
+        raise ValueError(f"text has {len(image_chunks)} image token(s) but images has {len(row['images'])} path(s)")
+    drop_chunks, drop_images = set(sentences), set(images)
+    kept_chunks = [c for c in range(len(texts)) if c not in drop_chunks]
+    new_position = {chunk: position for position, chunk in enumerate(kept_chunks)}
+    if keep_images and kept_chunks:
+        for chunk in range(len(texts)):
+            if chunk not in new_position:
+                earlier = [c for c in kept_chunks if c < chunk]
+                new_position[chunk] = new_position[earlier[-1]] if earlier else 0
+    kept_images = [k for k, chunk in enumerate(image_chunks) if k not in drop_images and image_chunks[k] in new_position]
+    # Tokens are written chunk by chunk, so the image order follows the chunk order.
+    kept_images.sort(key=lambda k: new_position[image_chunks[k]])
+    counts: dict = {}
+    for k in kept_images:
+        chunk = new_position[image_chunks[k]]
+        counts[chunk] = counts.get(chunk, 0) + 1
+    text = _join_chunks([texts[c] for c in kept_chunks], counts, "before", (image_token, eoc_token), sent_separator, add_eoc_at_last)
+    return {
+        "text": text,
+        "images": [row["images"][k] for k in kept_images],
+        "image_index": [row["image_index"][k] for k in kept_images],
+        "sentence_index": [row["sentence_index"][c] for c in kept_chunks],
+    }
+
+
+class Mmc4(DJBuilder):
+    """``load_dataset("hf_mmbuilder/mmc4", data_files=...)``: MMC4 documents to DJ rows."""
+
+    BUILDER_CONFIG_CLASS = Mmc4Config
+
+    def _format_features(self) -> dict:
+        return {
+            "url": Value("string"),
+            "text_list": List(Value("string")),
+            "image_info": Json(decode=False),
+            "similarity_matrix": List(List(Value("float64"))),
+            "could_have_url_duplicate": Json(),
+            "matched_text_index": List(Value("int64")),
+            "image_index": List(Value("int64")),
+            "sentence_index": List(Value("int64")),
+        }
+
+    def _plan_file(self, shard_id, path, original, media_root):
+        index = scan_records(path, open)
+        return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
+
+    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        buffer = ColumnBuffer(self.info.features, constants={"audios": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original})
+        rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+        for batch in iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False):
+            # Documents hold no reference cycles: the collector would only rescan the floats.
+            with gc_paused():
+                table = self._batch_table(batch, buffer, shard, policy, rng)
+            if table is not None:
+                yield table
+
+    def _batch_table(self, batch, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy, rng: random.Random) -> Optional[pa.Table]:
+        """The rows of one batch as a table (``None`` when every record was skipped).
+
+        Common documents go the compiled way (:meth:`_compiled_table`); the others (unknown keys,
+        no matrix, anything wrong) the careful way, which applies ``on_error``; rows keep file order.
+        """
+        # Documents are decoded one by one: they are large, so the per-call cost is nothing, and a
+        # document with an unknown key costs one retry instead of a re-decode of its whole batch.
+        records = [batch.decode(k) for k in range(len(batch.indexes))]
+        config = self.config
+        compiled_refs = {}
+        if config.image_special_token_insert_pos != "random" and not config.check_media and config.keep_other_fields:
+            for k, record in enumerate(records):
+                refs = _compiled_refs(record)
+                if refs is not None:
+                    compiled_refs[k] = refs
+        fast_table, fast = self._compiled_table(records, compiled_refs, buffer) if compiled_refs else (None, [])
+        fast_set = set(fast)
+        careful = [k for k in range(len(records)) if k not in fast_set]
+        slow_table, kept = self._careful_table(batch, records, careful, buffer, shard, policy, rng)
+        if slow_table is None:
+            return fast_table
+        if fast_table is None:
+            return slow_table
+        positions = np.array(fast + kept, np.int64)
+        return pa.concat_tables([fast_table, slow_table]).take(pa.array(np.argsort(positions, kind="stable")))
+
+    def _compiled_table(self, records: list, compiled_refs: dict, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
+        """The table of the documents in ``compiled_refs`` (position -> image refs) built on flat
+        buffers (text by :mod:`hf_mmbuilder.kernels.mmc4_text`), and the positions it holds (a
+        document with a DJ token in a sentence is left to the careful path)."""
+        config = self.config
+        image_token, eoc = config.image_special_token, config.eoc_special_token
+        positions = list(compiled_refs)
+        sentences = [sentence for k in positions for sentence in records[k].text_list]
+        sentence_counts = np.array([len(records[k].text_list) for k in positions], np.int64)
+        strings = pa.array(sentences, pa.string())
+        n_docs = len(positions)
+        sentence_offsets = np.zeros(n_docs + 1, np.int64)
+        np.cumsum(sentence_counts, out=sentence_offsets[1:])
+        string_offsets = np.frombuffer(strings.buffers()[1], np.int32)[: len(strings) + 1]
+        data = np.frombuffer(strings.buffers()[2], np.uint8) if strings.buffers()[2] is not None else np.zeros(0, np.uint8)
+        with_tokens = mmc4_text.documents_containing(sentence_offsets, string_offsets, data, image_token.encode(), eoc.encode())
+        if with_tokens.any():
+            remaining = {k: compiled_refs[k] for k, bad in zip(positions, with_tokens) if not bad}
+            return self._compiled_table(records, remaining, buffer) if remaining else (None, [])
+        image_counts = np.array([len(compiled_refs[k]) for k in positions], np.int64)
+        image_offsets = np.zeros(n_docs + 1, np.int64)
+        np.cumsum(image_counts, out=image_offsets[1:])
+        refs = [ref for k in positions for ref in compiled_refs[k]]
+        matches = np.array([ref.matched_text_index for ref in refs], np.int64)
+        text_offsets, text, order = mmc4_text.mmc4_texts(
+            sentence_offsets, string_offsets, data, image_offsets, matches, image_token.encode(), eoc.encode(),
+            config.sent_separator.encode(), config.image_special_token_insert_pos == "before", config.add_eoc_at_last,
+        )
+        image_dir = config.image_dir or ""
+        names = pa.array([_image_path(image_dir, ref.image_name) if image_dir else ref.image_name for ref in refs], pa.string())
+        image_lists = pa.array(image_offsets.astype(np.int32))
+        sentence_lists = pa.array(sentence_offsets.astype(np.int32))
+        docs = [records[k] for k in positions]
+        schema = buffer.schema
+        columns = {
+            "text": pa.StringArray.from_buffers(n_docs, pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(text)),
+            "images": pa.ListArray.from_arrays(image_lists, names.take(pa.array(order))),
+            "url": pa.array([None if doc.url is msgspec.UNSET else doc.url for doc in docs], pa.string()),
+            "text_list": pa.ListArray.from_arrays(sentence_lists, strings),
+            "image_info": pa.ExtensionArray.from_storage(
+                schema.field("image_info").type, pa.array([bytes(doc.image_info) for doc in docs], pa.binary()).cast(pa.string())
+            ),
+            "similarity_matrix": pa.array([doc.similarity_matrix for doc in docs], schema.field("similarity_matrix").type),
+            "could_have_url_duplicate": pa.ExtensionArray.from_storage(
+                schema.field("could_have_url_duplicate").type,
+                pa.array([None if doc.could_have_url_duplicate is msgspec.UNSET else str(doc.could_have_url_duplicate) for doc in docs], pa.string()),
+            ),
+            "matched_text_index": pa.ListArray.from_arrays(image_lists, pa.array(matches)),
+            "image_index": pa.ListArray.from_arrays(image_lists, pa.array(order - np.repeat(image_offsets[:-1], image_counts))),
+            "sentence_index": pa.ListArray.from_arrays(
+                sentence_lists, pa.array(np.arange(len(sentences), dtype=np.int64) - np.repeat(sentence_offsets[:-1], sentence_counts))
+            ),
+            "extra": pa.ExtensionArray.from_storage(schema.field("extra").type, pa.nulls(n_docs, pa.string())),
+        }
+        if ERRORS_COLUMN in schema.names:
+            columns[ERRORS_COLUMN] = pa.nulls(n_docs, schema.field(ERRORS_COLUMN).type)
+        return buffer.table_with(columns, n_docs), positions
+
+    def _careful_table(self, batch, records: list, positions: list, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy,
+                       rng: random.Random) -> tuple[Optional[pa.Table], list]:
+        """The table of the records at ``positions`` built one by one, applying ``on_error``, and
+        the positions it kept."""
+        raw_info, kept = [], []
+        for k in positions:
+            record = records[k]
+            try:
+                if type(record) is MalformedJSON:
+                    raise RecordError(shard.original, batch.indexes[k], record.reason, line=int(batch.lines[k]), byte=record.byte)
+                row = self._row(record, shard, rng)
+            except ValueError as error:
+                if not isinstance(error, RecordError):
+                    error = RecordError(shard.original, batch.indexes[k], str(error), line=int(batch.lines[k]))
+                if not policy.handle(error, batch.raw(k)):
+                    continue
+                row = self._empty_row(batch.raw(k).decode("utf-8", "replace"), error.reason)
+            kept.append(k)
+            info = row.pop("image_info")
+            raw_info.append(info if isinstance(info, (bytes, type(None))) else orjson.dumps(info))
+            for name, value in row.items():
+                buffer.columns[name].append(value)
+        if not len(buffer):
+            return None, kept
+        # image_info is stored as the source's own JSON text: no decode/encode round per entry.
+        buffer.columns["image_info"] = [None] * len(raw_info)
+        table = buffer.to_table()
+        position = table.schema.get_field_index("image_info")
+        storage = pa.array([None if raw is None else bytes(raw).decode("utf-8") for raw in raw_info], pa.string())
+        return table.set_column(position, table.schema.field(position), pa.ExtensionArray.from_storage(table.schema.field(position).type, storage)), kept
+
+    def _row(self, record, shard: Shard, rng: random.Random) -> dict:
+        config = self.config
+        if type(record) is Document:
+            sentences, image_info, matrix = record.text_list, record.image_info, record.similarity_matrix
+            url, duplicate, extra = record.url, record.could_have_url_duplicate, None
+            refs = _image_refs(image_info)
+            image_info = bytes(image_info)
+        else:
+            record = _check_dict(record)
+            sentences, image_info = record["text_list"], record["image_info"]
+            matrix = record.get("similarity_matrix", msgspec.UNSET)
+            refs = _image_refs(image_info)
+            url = record["url"] if isinstance(record.get("url"), str) else msgspec.UNSET
+            duplicate = record.get("could_have_url_duplicate", msgspec.UNSET)
+            duplicate = msgspec.UNSET if duplicate is None else duplicate
+            extra = {key: value for key, value in record.items() if key not in _KNOWN_KEYS}
+            if "url" in record and url is msgspec.UNSET:
+                extra["url"] = record["url"]
+            if "could_have_url_duplicate" in record and duplicate is msgspec.UNSET:
+                extra["could_have_url_duplicate"] = None
+            extra = extra or None
+        n_sentences = len(sentences)
+        for position, ref in enumerate(refs):
+            name, match = ref.image_name, ref.matched_text_index
+            if not 0 <= match < n_sentences:
+                raise ValueError(f"image_info[{position}] ({name!r}) has matched_text_index {match}, out of range for {n_sentences} sentence(s)")
+        if matrix is not msgspec.UNSET:
+            if len(matrix) != len(refs):
+                raise ValueError(f"similarity_matrix has {len(matrix)} row(s) but image_info has {len(refs)} image(s)")
+            for position, row in enumerate(matrix):
+                if len(row) != n_sentences:
+                    raise ValueError(f"similarity_matrix row {position} has {len(row)} value(s) but text_list has {n_sentences} sentence(s)")
+        image_token, eoc = config.image_special_token, config.eoc_special_token
+        matches = [ref.matched_text_index for ref in refs]
+        order = sorted(range(len(refs)), key=matches.__getitem__)
+        counts: dict = {}
+        for match in matches:
+            counts[match] = counts.get(match, 0) + 1
+        where = config.image_special_token_insert_pos
+        if where == "random":
+            where = {position: "before" if rng.random() < 0.5 else "after" for position in sorted(counts)}
+        text = _join_chunks(sentences, counts, where, (image_token, eoc), config.sent_separator, config.add_eoc_at_last)
+        # A sentence holding a DJ token would make the text impossible to cut back: counting the
+        # tokens of the whole text finds it in two passes instead of two per sentence.
+        expected_eoc = max(n_sentences - 1, 0) + (1 if config.add_eoc_at_last else 0)
+        if text.count(eoc) != expected_eoc or text.count(image_token) != len(refs):
+            for position, sentence in enumerate(sentences):
+                if image_token in sentence or eoc in sentence:
+                    raise ValueError(f"sentence {position} contains the DJ token {image_token if image_token in sentence else eoc!r}; the text could not be cut back into sentences (use other tokens)")
+            raise ValueError("the sentences and separators form a DJ token across a sentence boundary; use another sent_separator")
+        image_dir = config.image_dir or ""
+        images = [_image_path(image_dir, refs[i].image_name) for i in order]
+        if config.check_media:
+            for path in images:
+                resolved = resolve_media_path(path, shard.media_root)
+                if not os.path.exists(resolved):
+                    raise ValueError(f"media file {path!r} not found (looked for {resolved})")
+        keep = config.keep_other_fields
+        row = {
+            "text": text,
+            "images": images,
+            "url": url if keep and url is not msgspec.UNSET else None,
+            "text_list": sentences,
+            "image_info": image_info,
+            "similarity_matrix": None if matrix is msgspec.UNSET else matrix,
+            "could_have_url_duplicate": duplicate if keep and duplicate is not msgspec.UNSET else None,
+            "matched_text_index": matches,
+            "image_index": order,
+            "sentence_index": list(range(n_sentences)),
+            "extra": extra if keep else None,
+        }
+        if ERRORS_COLUMN in self.info.features:
+            row[ERRORS_COLUMN] = None
+        return row
+
+    def _empty_row(self, raw: str, reason: str) -> dict:
+        return {
+            "text": "", "images": [], "url": None, "text_list": [], "image_info": None, "similarity_matrix": None,
+            "could_have_url_duplicate": None, "matched_text_index": [], "image_index": [], "sentence_index": [],
+            "extra": {KEPT_RAW_KEY: raw}, ERRORS_COLUMN: [reason],
+        }
+
+
+_REALIGN_SCHEMA = pa.schema([
+    ("similarity_matrix", pa.list_(pa.list_(pa.float64()))),
+    ("matched_text_index", pa.list_(pa.int64())),
+    ("image_index", pa.list_(pa.int64())),
+    ("sentence_index", pa.list_(pa.int64())),
+])
+
+
+def _finite_or_none(value: float):
+    return None if value is None or math.isnan(value) else value
+
+
+class Mmc4Exporter(RowExporter):
+    """DJ row -> MMC4 document: sentences from the (possibly edited) text, ``image_info`` entries
+    and the similarity matrix matched back through ``image_index``/``sentence_index`` and realigned.
+
+    An image added by processing (``image_index`` -1) is written with ``matched_text_index`` set to
+    the chunk its token is in, ``matched_sim`` null and a null similarity row; such rows are counted
+    and logged, never dropped. An image whose sentences are all gone gets ``matched_text_index`` -1.
+    """
+
+    suffixes = (".jsonl",)
+
+    def write(self, rows, handle, suffix, policy, source, progress) -> int:
+        self.unaligned_rows = 0
+        written = super().write(rows, handle, suffix, policy, source, progress)
+        if self.unaligned_rows:
+            logger.warning("%s: %d document(s) hold images added by processing (no similarity row): their rows are null", source, self.unaligned_rows)
+        return written
+
+    def row_to_record(self, row: dict) -> dict:
+        config = self.options
+        extra = row.get("extra") or {}
+        if KEPT_RAW_KEY in extra:
+            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
+        images = row.get("images") or []
+        image_index = row.get("image_index")
+        sentence_index = row.get("sentence_index")
+        if image_index is None or sentence_index is None:
+            raise ValueError("row has no image_index/sentence_index (not an MMC4 row?)")
+        if len(image_index) != len(images):
+            raise ValueError(f"images has {len(images)} path(s) but image_index has {len(image_index)}: keep image_index in step with images")
+        sentences, image_chunks = split_document(
+            row["text"] or "", len(sentence_index), image_token=config.image_special_token, eoc_token=config.eoc_special_token,
+            sent_separator=config.sent_separator, add_eoc_at_last=config.add_eoc_at_last,
+        )
+        if len(image_chunks) != len(images):
+            raise ValueError(f"text has {len(image_chunks)} {config.image_special_token} token(s) but images has {len(images)} path(s)")
+        for path in images:
+            self.check_media_path(path, row.get("media_root"))
+        original_info = row.get("image_info")
+        original_info = orjson.loads(original_info) if isinstance(original_info, str) else (original_info or [])
+        n_original = len(original_info)
+        for position, original in enumerate(image_index):
+            if not -1 <= original < n_original:
+                raise ValueError(f"image_index[{position}] = {original} is out of range for {n_original} original image(s)")
+        # Original images in their original order, then images added by processing.
+        order = sorted(range(len(images)), key=lambda k: image_index[k] if image_index[k] >= 0 else n_original + k)
+        ordered_index = [image_index[k] for k in order]
+        matrix = row.get("similarity_matrix")
+        sentence_index = list(sentence_index)
+        unchanged = sentence_index == list(range(len(row.get("text_list") or []))) and ordered_index == list(range(n_original))
+        if matrix is not None and unchanged:
+            new_matrix = matrix
+            matches = [row["matched_text_index"][original] for original in ordered_index]
+        elif matrix is not None and matrix and ordered_index:
+            # (A document without matrix rows or current images has nothing to realign.)
+            realigned = realign_batch(
+                pa.table(
+                    [[matrix], [row["matched_text_index"]], [ordered_index], [list(sentence_index)]],
+                    schema=_REALIGN_SCHEMA,
+                ),
+                method=config.realign_method,
+            ).select(["realigned_similarity_matrix", "realigned_matched_text_index", "realigned_matched_sim"]).to_pylist()[0]
+            new_matrix = realigned["realigned_similarity_matrix"]
+            matches = realigned["realigned_matched_text_index"]
+            sims = realigned["realigned_matched_sim"]
+        elif matrix is not None:
+            new_matrix = [[math.nan] * len(sentence_index) for _ in ordered_index]
+            matches = [-1] * len(ordered_index)
+            sims = [math.nan] * len(ordered_index)
+        image_dir = config.image_dir or ""
+        image_info, unaligned = [], False
+        for j, k in enumerate(order):
+            original = image_index[k]
+            if original < 0 or matrix is None:
+                entry = dict(original_info[original]) if original >= 0 else {}
+                entry["image_name"] = images[k] if original < 0 or images[k] != _image_path(image_dir, entry["image_name"]) else entry["image_name"]
+                entry["matched_text_index"] = image_chunks[k]
+                if original < 0:
+                    entry["matched_sim"] = None
+                    unaligned = True
+                image_info.append(entry)
+                continue
+            entry = dict(original_info[original])
+            if images[k] != _image_path(image_dir, entry["image_name"]):
+                entry["image_name"] = images[k]
+            match = matches[j]
+            same_sentence = match >= 0 and sentence_index[match] == entry.get("matched_text_index")
+            if not unchanged and (not same_sentence or "matched_sim" not in entry):
+                entry["matched_sim"] = _finite_or_none(sims[j])
+            entry["matched_text_index"] = match
+            image_info.append(entry)
+        if unaligned:
+            self.unaligned_rows = getattr(self, "unaligned_rows", 0) + 1
+        record = {}
+        if row.get("url") is not None:
+            record["url"] = row["url"]
+        record["text_list"] = sentences
+        record["image_info"] = image_info
+        if matrix is not None:
+            record["similarity_matrix"] = [[_finite_or_none(v) for v in values] for values in new_matrix] if unaligned else new_matrix
+        if row.get("could_have_url_duplicate") is not None:
+            record["could_have_url_duplicate"] = row["could_have_url_duplicate"]
+        record.update(extra)
+        return record
+
+
+EXPORTER = Mmc4Exporter

@@ -1,0 +1,111 @@
+"""Oasis (MM_INF synthesis pipeline) records: config, builder and exporter.
+
+Two record shapes, one file may mix them::
+
+    input   {"instruction": "Where is this scene?", "response": "In a classroom ...", "image": "./images/1.jpeg"}
+    output  {"id": "oasis_00000001", "image": "./images/1.jpeg", "data_source": "oasis",
+             "conversations": [{"from": "human", "value": "<image>\\nWhere ...?"}, {"from": "gpt", "value": "..."}]}
+
+Output records are LLaVA records and get exactly the LLaVA DJ text (same options, see
+:mod:`hf_mmbuilder.loading_scripts.llava`); ``data_source`` and other keys are kept in ``extra``.
+An input record becomes the two-turn conversation ``human: <image>\\n + instruction`` /
+``gpt: response`` (the LLaVA layout of a single-image question), remembered in ``extra`` under
+``__oasis_layout__`` so the exporter writes ``instruction``/``response`` back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Iterator
+
+import pyarrow as pa
+
+from hf_mmbuilder.builder import ColumnBuffer, Shard
+from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.jsonrecords import iter_batches
+from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
+
+LAYOUT_KEY = "__oasis_layout__"
+INSTRUCTION_LAYOUT = "instruction"
+_PROMPT_PREFIX = SOURCE_IMAGE_TOKEN + "\n"
+
+
+@dataclasses.dataclass
+class OasisConfig(LlavaConfig):
+    """Oasis options: those of LLaVA (``str_id``, ``split_chunk``, ``sent_separator`` ...)."""
+
+
+def _as_conversation(record):
+    """An input record as a LLaVA record carrying its layout; anything else unchanged."""
+    if not isinstance(record, dict) or "conversations" in record or "instruction" not in record:
+        return record
+    instruction, response = record["instruction"], record.get("response")
+    if not isinstance(instruction, str):
+        raise ValueError(f"'instruction' must be a string, got {instruction!r:.100}")
+    if not isinstance(response, str):
+        raise ValueError("record has no 'response'" if "response" not in record else f"'response' must be a string, got {response!r:.100}")
+    prompt = _PROMPT_PREFIX + instruction if "image" in record else instruction
+    converted = {key: value for key, value in record.items() if key not in ("instruction", "response")}
+    converted["conversations"] = [{"from": "human", "value": prompt}, {"from": "gpt", "value": response}]
+    converted[LAYOUT_KEY] = INSTRUCTION_LAYOUT
+    return converted
+
+
+class Oasis(Llava):
+    """``load_dataset("hf_mmbuilder/oasis", data_files=...)``: Oasis records to DJ rows."""
+
+    BUILDER_CONFIG_CLASS = OasisConfig
+
+    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
+        rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
+            # A record that cannot be converted is handed on as _Invalid, so the LLaVA careful
+            # path reports it per on_error like any other bad record.
+            records = []
+            for record in batch.records:
+                try:
+                    records.append(_as_conversation(record))
+                except ValueError as error:
+                    records.append(_Invalid(str(error)))
+            batch.records = records
+            self._python_rows(batch, range(len(batch.indexes)), buffer, shard, policy, rng)
+            if len(buffer):
+                yield buffer.to_table()
+
+
+class _Invalid(dict):
+    """An input record that cannot be converted: the first key lookup of the LLaVA validation
+    raises ``reason``."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+    def __contains__(self, key):
+        raise ValueError(self.reason)
+
+
+class OasisExporter(LlavaExporter):
+    """DJ row -> Oasis record: the LLaVA record, turned back into ``instruction``/``response``
+    for rows that were input records."""
+
+    def row_to_record(self, row: dict) -> dict:
+        record = super().row_to_record(row)
+        if record.pop(LAYOUT_KEY, None) != INSTRUCTION_LAYOUT:
+            return record
+        turns = record.pop("conversations")
+        if len(turns) != 2:
+            raise ValueError(f"an instruction/response row must have 2 turns, has {len(turns)}")
+        instruction = turns[0]["value"]
+        if "image" in record:
+            if not instruction.startswith(_PROMPT_PREFIX):
+                raise ValueError(f"an instruction/response row with an image must start with {_PROMPT_PREFIX!r}")
+            instruction = instruction[len(_PROMPT_PREFIX):]
+        rebuilt = {"instruction": instruction, "response": turns[1]["value"]}
+        rebuilt.update(record)
+        return rebuilt
+
+
+EXPORTER = OasisExporter

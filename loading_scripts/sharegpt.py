@@ -1,0 +1,426 @@
+"""ShareGPT-style ``messages`` records (LLaMA-Factory, ms-swift, OpenAI/Qwen content parts): config,
+builder and exporter.
+
+Source layouts, one builder (``style`` detected per record by default)::
+
+    LLaMA-Factory  {"messages": [{"role": "user", "content": "<image>Who are they?"}, ...],
+                    "images": ["1.jpg"], "videos": [...], "audios": [...]}
+    ms-swift       the same, plus "tools" (a JSON string), "objects" (grounding), roles
+                   "tool_call"/"tool_response", per-message keys such as "loss"
+    OpenAI / Qwen  {"messages": [{"role": "user", "content": [
+                        {"type": "image_url", "image_url": {"url": "1.jpg", "detail": "high"}},
+                        {"type": "image", "image": "2.jpg"}, {"type": "video", "video": "v.mp4"},
+                        {"type": "audio", "audio": "a.wav"}, {"type": "text", "text": "Compare."}]}]}
+
+DJ text (no Data-Juicer converter exists for this format; the LLaVA layout is reused, so both
+concatenate with one convention): each message becomes ``[[role]]: content``, messages joined by
+``sent_separator``, `` <eoc>`` appended with ``add_eoc_at_last``. ``<image>``/``<video>``/``<audio>``
+tags (glued to the text, anywhere, repeated) and media content parts become the DJ tokens; the
+k-th image token is ``images[k]`` (top-level list or part, in conversation order).
+
+Round-trip columns: ``roles``, ``style`` (``llamafactory``, ``swift`` or ``openai``),
+``media_keys`` (top-level media keys present; ``=str`` marks a single path string),
+``messages_layout`` (per message: extra keys, the original content parts, a null content; JSON text,
+``Json(decode=False)``, so floats are never rounded) and ``extra`` (other top-level keys: ``id``,
+``tools``, ``objects`` ...). Edits to ``text`` and dropped media are written back; a part list
+whose media changed is rebuilt part by part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Iterator, Optional
+
+import orjson
+import pyarrow as pa
+from datasets import Json, List, Value
+
+from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.media import resolve_media_path
+
+STYLES = ("auto", "llamafactory", "swift", "openai")
+ROLE_FORMAT = "[[%s]]: "
+MEDIA_COLUMNS = ("images", "videos", "audios")
+SOURCE_TAGS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
+_SWIFT_KEYS = ("tools", "objects")
+_SWIFT_ROLES = ("tool_call", "tool_response")
+# Where the path sits in each media content part, and which media column it belongs to.
+_PART_PATHS = {
+    "image_url": ("images", ("image_url", "url")),
+    "image": ("images", ("image",)),
+    "video": ("videos", ("video",)),
+    "audio": ("audios", ("audio",)),
+    "input_audio": ("audios", ("input_audio", "data")),
+}
+KEPT_RAW_KEY = "__raw__"
+
+
+@dataclasses.dataclass
+class SharegptConfig(DJBuilderConfig):
+    """ShareGPT options.
+
+    - ``style``: ``"auto"`` (detected per record: content parts -> ``openai``; ``tools``/``objects``
+      or tool roles -> ``swift``; else ``llamafactory``) or one of them. On export, ``"auto"``
+      writes each row in its own style; a named style converts (string contents + top-level media
+      lists, or content parts).
+    - ``messages_key``, ``role_key``, ``content_key``: the record's key names.
+    - ``sent_separator``, ``add_eoc_at_last``: as for LLaVA.
+    """
+
+    style: str = "auto"
+    messages_key: str = "messages"
+    role_key: str = "role"
+    content_key: str = "content"
+    sent_separator: str = "\n"
+    add_eoc_at_last: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+
+
+def _path_in(part: dict, keys: tuple):
+    value = part
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _with_path(part: dict, keys: tuple, path) -> dict:
+    part = dict(part)
+    if len(keys) == 1:
+        part[keys[0]] = path
+    else:
+        part[keys[0]] = {**part[keys[0]], keys[1]: path}
+    return part
+
+
+def _part_path(part: dict):
+    kind = part.get("type")
+    if kind == "image_url" and isinstance(part.get("image_url"), str):
+        return part["image_url"]
+    return _path_in(part, _PART_PATHS[kind][1])
+
+
+def _part_media(part: dict, position: int, index: int) -> Optional[tuple]:
+    """``(column, path keys)`` of a media part, ``None`` for a text part; raises for anything else."""
+    kind = part.get("type")
+    if kind == "text":
+        if not isinstance(part.get("text"), str):
+            raise ValueError(f"message {index} part {position}: a text part needs a string 'text'")
+        return None
+    if kind not in _PART_PATHS:
+        raise ValueError(f"message {index} part {position}: unsupported content part type {kind!r}")
+    column, keys = _PART_PATHS[kind]
+    if kind == "image_url" and isinstance(part.get("image_url"), str):
+        keys = ("image_url",)
+    if not isinstance(_path_in(part, keys), str):
+        raise ValueError(f"message {index} part {position}: {kind!r} part needs a path string at {'.'.join(keys)}")
+    return column, keys
+
+
+class Sharegpt(DJBuilder):
+    """``load_dataset("hf_mmbuilder/sharegpt", data_files=...)``: ``messages`` records to DJ rows."""
+
+    BUILDER_CONFIG_CLASS = SharegptConfig
+
+    def _format_features(self) -> dict:
+        return {
+            "roles": List(Value("string")),
+            "style": Value("string"),
+            "media_keys": List(Value("string")),
+            "messages_layout": Json(decode=False),
+        }
+
+    def _plan_file(self, shard_id, path, original, media_root):
+        index = scan_records(path, open)
+        return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
+
+    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        buffer = ColumnBuffer(self.info.features, constants={"media_root": shard.media_root, "source_file": shard.original})
+        layouts = []
+        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
+            for k, record in enumerate(batch.records):
+                try:
+                    if isinstance(record, MalformedJSON):
+                        raise RecordError(shard.original, batch.indexes[k], record.reason, line=int(batch.lines[k]), byte=record.byte)
+                    row = self._row(record, shard)
+                except ValueError as error:
+                    if not isinstance(error, RecordError):
+                        error = RecordError(shard.original, batch.indexes[k], str(error), line=int(batch.lines[k]))
+                    if not policy.handle(error, batch.raw(k)):
+                        continue
+                    row = {"text": "", "images": [], "videos": [], "audios": [], "roles": [], "style": None, "media_keys": [],
+                           "messages_layout": None, "extra": {KEPT_RAW_KEY: batch.raw(k).decode("utf-8", "replace")}, ERRORS_COLUMN: [error.reason]}
+                layouts.append(row.pop("messages_layout"))
+                for name, value in row.items():
+                    buffer.columns[name].append(value)
+            if not len(buffer):
+                continue
+            buffer.columns["messages_layout"] = [None] * len(layouts)
+            table = buffer.to_table()
+            position = table.schema.get_field_index("messages_layout")
+            storage = pa.array([None if layout is None else orjson.dumps(layout).decode() for layout in layouts], pa.string())
+            yield table.set_column(position, table.schema.field(position), pa.ExtensionArray.from_storage(table.schema.field(position).type, storage))
+            layouts = []
+
+    def _row(self, record, shard: Shard) -> dict:
+        config = self.config
+        if not isinstance(record, dict):
+            raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
+        messages = record.get(config.messages_key)
+        if messages is None:
+            raise ValueError(f"record has no '{config.messages_key}'")
+        if not isinstance(messages, list):
+            raise ValueError(f"'{config.messages_key}' must be a list, got {type(messages).__name__}")
+        top_media, media_keys = {}, []
+        for column in MEDIA_COLUMNS:
+            if column not in record:
+                continue
+            value = record[column]
+            if isinstance(value, str):
+                value, marker = [value], f"{column}=str"
+            else:
+                marker = column
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise ValueError(f"'{column}' must be a list of path strings, got {value!r:.200}")
+            top_media[column] = value
+            media_keys.append(marker)
+        tokens = {"images": config.image_special_token, "videos": config.video_special_token, "audios": config.audio_special_token}
+        used = {column: 0 for column in MEDIA_COLUMNS}
+        media = {column: [] for column in MEDIA_COLUMNS}
+        roles, values, layout = [], [], []
+        part_media = False
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict):
+                raise ValueError(f"message {index} must be an object, got {type(message).__name__}")
+            role, content = message.get(config.role_key), message.get(config.content_key, "")
+            if not isinstance(role, str):
+                raise ValueError(f"message {index}: '{config.role_key}' must be a string, got {role!r}")
+            entry = {}
+            extras = {key: value for key, value in message.items() if key not in (config.role_key, config.content_key)}
+            if extras:
+                entry["keys"] = extras
+            if config.content_key not in message:
+                entry["absent"] = True
+            if content is None:
+                entry["null"] = True
+                value = ""
+            elif isinstance(content, str):
+                self._check_no_dj_tokens(content, tokens, index)
+                value = content
+                for column, tag in SOURCE_TAGS.items():
+                    count = content.count(tag)
+                    if count:
+                        value = value.replace(tag, tokens[column])
+                        used[column] += count
+                        if used[column] > len(top_media.get(column, ())):
+                            raise ValueError(f"message {index}: more {tag} tags than '{column}' paths ({len(top_media.get(column, ()))})")
+                        media[column].extend(top_media[column][used[column] - count: used[column]])
+            elif isinstance(content, list):
+                template, pieces = [], []
+                for position, part in enumerate(content):
+                    if not isinstance(part, dict):
+                        raise ValueError(f"message {index} part {position} must be an object, got {type(part).__name__}")
+                    found = _part_media(part, position, index)
+                    if found is None:
+                        self._check_no_dj_tokens(part["text"], tokens, index)
+                        pieces.append(part["text"])
+                        template.append(part)
+                    else:
+                        column, keys = found
+                        media[column].append(_path_in(part, keys))
+                        pieces.append(tokens[column])
+                        template.append(part)
+                        part_media = True
+                entry["parts"] = template
+                value = "".join(pieces)
+            else:
+                raise ValueError(f"message {index}: '{config.content_key}' must be a string, a list of parts or null, got {type(content).__name__}")
+            roles.append(role)
+            values.append(value)
+            layout.append(entry or None)
+        for column, paths in top_media.items():
+            if used[column] != len(paths):
+                raise ValueError(f"'{column}' names {len(paths)} file(s) but the messages have {used[column]} {SOURCE_TAGS[column]} tag(s)")
+        if part_media and any(top_media.values()):
+            raise ValueError("record has media both in content parts and in top-level lists")
+        if config.check_media:
+            for column in MEDIA_COLUMNS:
+                for path in media[column]:
+                    resolved = resolve_media_path(path, shard.media_root)
+                    if "://" not in path and not path.startswith("data:") and not os.path.exists(resolved):
+                        raise ValueError(f"media file {path!r} not found (looked for {resolved})")
+        text = config.sent_separator.join(ROLE_FORMAT % role + value for role, value in zip(roles, values))
+        if text.count("[[") > len(roles):
+            for index, value in enumerate(values):
+                for role in roles:
+                    if config.sent_separator + ROLE_FORMAT % role in value:
+                        raise ValueError(
+                            f"message {index} contains the role marker {ROLE_FORMAT % role!r} after a separator; "
+                            "the DJ text could not be cut back into messages (use another sent_separator)"
+                        )
+        if config.add_eoc_at_last:
+            text += f" {config.eoc_special_token}"
+        style = config.style
+        if style == "auto":
+            if any(entry and "parts" in entry for entry in layout):
+                style = "openai"
+            elif any(key in record for key in _SWIFT_KEYS) or any(role in _SWIFT_ROLES for role in roles):
+                style = "swift"
+            else:
+                style = "llamafactory"
+        extra = {key: value for key, value in record.items() if key != config.messages_key and key not in MEDIA_COLUMNS}
+        row = {
+            "text": text,
+            **media,
+            "roles": roles,
+            "style": style,
+            "media_keys": media_keys,
+            "messages_layout": layout if any(entry is not None for entry in layout) else None,
+            "extra": extra or None,
+        }
+        if ERRORS_COLUMN in self.info.features:
+            row[ERRORS_COLUMN] = None
+        return row
+
+    def _check_no_dj_tokens(self, content: str, tokens: dict, index: int) -> None:
+        for token in (*tokens.values(), self.config.eoc_special_token):
+            if token in content:
+                raise ValueError(f"message {index} contains the DJ token {token!r}; the text could not be cut back (use other tokens)")
+
+
+class SharegptExporter(RowExporter):
+    """DJ row -> ``messages`` record in the row's style (or the ``style`` option): cuts ``text``
+    back into messages at the role markers, turns DJ tokens back into tags or content parts, and
+    restores media keys, per-message keys and top-level keys."""
+
+    suffixes = (".json", ".jsonl")
+
+    def row_to_record(self, row: dict) -> dict:
+        config = self.options
+        extra = row.get("extra") or {}
+        if KEPT_RAW_KEY in extra:
+            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
+        roles = row.get("roles") or []
+        values = self._split_messages(row["text"] or "", roles)
+        layout = row.get("messages_layout")
+        layout = orjson.loads(layout) if isinstance(layout, str) else (layout or [None] * len(roles))
+        tokens = {"images": config.image_special_token, "videos": config.video_special_token, "audios": config.audio_special_token}
+        token_column = {token: column for column, token in tokens.items()}
+        token_pattern = re.compile("|".join(re.escape(token) for token in tokens.values()))
+        media = {column: list(row.get(column) or []) for column in MEDIA_COLUMNS}
+        for column, paths in media.items():
+            found = sum(value.count(tokens[column]) for value in values)
+            if found != len(paths):
+                raise ValueError(f"text has {found} {tokens[column]} token(s) but {column} has {len(paths)} path(s)")
+            for path in paths:
+                self.check_media_path(path, row.get("media_root"))
+        style = (row.get("style") or "llamafactory") if config.style == "auto" else config.style
+        cursor = {column: 0 for column in MEDIA_COLUMNS}
+        top_level = {column: [] for column in MEDIA_COLUMNS}
+        messages = []
+        for role, value, entry in zip(roles, values, layout):
+            entry = entry or {}
+            message = {config.role_key: role}
+            parts = entry.get("parts") if style == "openai" else None
+            if style == "openai" and (parts is not None or token_pattern.search(value)):
+                content = self._parts(value, parts or [], token_pattern, token_column, media, cursor)
+            else:
+                content = value
+                for match in token_pattern.finditer(value):
+                    column = token_column[match.group()]
+                    top_level[column].append(media[column][cursor[column]])
+                    cursor[column] += 1
+                for column, token in tokens.items():
+                    content = content.replace(token, SOURCE_TAGS[column])
+            if entry.get("null") and content in ("", []):
+                content = None
+            if not (entry.get("absent") and content in ("", [])):
+                message[config.content_key] = content
+            message.update(entry.get("keys") or {})
+            messages.append(message)
+        record = {config.messages_key: messages}
+        keys = {marker.split("=")[0]: marker.endswith("=str") for marker in row.get("media_keys") or []}
+        for column in MEDIA_COLUMNS:
+            paths = top_level[column]
+            if column in keys or paths:
+                record[column] = paths[0] if keys.get(column) and len(paths) == 1 else paths
+        record.update(extra)
+        return record
+
+    def _parts(self, value: str, template: list, token_pattern, token_column: dict, media: dict, cursor: dict) -> list:
+        """Content parts for one message: the template's parts where the text between media is
+        unchanged, rebuilt text parts where it was edited, current paths in the media parts."""
+        segments = token_pattern.split(value)
+        kinds = [token_column[match.group()] for match in token_pattern.finditer(value)]
+        runs, media_parts, run = [], [], []
+        for part in template:
+            if part.get("type") == "text":
+                run.append(part)
+            else:
+                runs.append(run)
+                media_parts.append(part)
+                run = []
+        runs.append(run)
+        same_media = [_PART_PATHS[part["type"]][0] for part in media_parts] == kinds
+        unused = list(media_parts)
+        parts = []
+        for position, segment in enumerate(segments):
+            run = runs[position] if same_media else []
+            if run and "".join(part["text"] for part in run) == segment:
+                parts.extend(run)
+            elif segment:
+                parts.append({**(run[0] if run else {"type": "text"}), "text": segment})
+            if position < len(kinds):
+                column = kinds[position]
+                path = media[column][cursor[column]]
+                cursor[column] += 1
+                if same_media:
+                    shape = media_parts[position]
+                else:
+                    # Media changed: the template part that held this very path, else one of its kind.
+                    same_kind = [part for part in unused if _PART_PATHS[part["type"]][0] == column]
+                    holding = [part for part in same_kind if _part_path(part) == path]
+                    shape = (holding or same_kind or [{"type": {"images": "image", "videos": "video", "audios": "audio"}[column]}])[0]
+                    if shape in unused:
+                        unused.remove(shape)
+                kind = shape["type"]
+                keys = ("image_url",) if kind == "image_url" and not isinstance(shape.get("image_url"), dict) else _PART_PATHS[kind][1]
+                parts.append(_with_path(shape, keys, path) if len(keys) == 1 or keys[0] in shape else {**shape, keys[0]: {keys[1]: path}})
+        return parts
+
+    def _split_messages(self, text: str, roles: list) -> list:
+        config = self.options
+        suffix = f" {config.eoc_special_token}"
+        if config.add_eoc_at_last and text.endswith(suffix):
+            text = text[: -len(suffix)]
+        separator = config.sent_separator
+        values, position = [], 0
+        for index, role in enumerate(roles):
+            marker = ROLE_FORMAT % role
+            if not text.startswith(marker, position):
+                raise ValueError(f"text does not have the role marker {marker!r} of message {index} where expected")
+            start = position + len(marker)
+            if index + 1 < len(roles):
+                end = text.find(separator + ROLE_FORMAT % roles[index + 1], start)
+                if end < 0:
+                    raise ValueError(f"text has no role marker for message {index + 1} ({roles[index + 1]!r})")
+                position = end + len(separator)
+            else:
+                end = len(text)
+            values.append(text[start:end])
+        if not roles and text:
+            raise ValueError("row has text but no roles: cannot cut it into messages")
+        return values
+
+
+EXPORTER = SharegptExporter

@@ -1,0 +1,466 @@
+"""``MultiModalDatasetBuilder``: the whole building workflow in five calls, each a thin layer over the
+core functions (loaders, template/Oasis synthesis, ops, quality report, splits, exporters, publisher).
+
+Example:
+    >>> builder = MultiModalDatasetBuilder(modalities=["image"], output_dir="out", quality_threshold=0.6)  # doctest: +SKIP
+    >>> builder.add_data_source("llava.json")                                  # doctest: +SKIP
+    >>> builder.add_data_source("photos/")        # images + captions           # doctest: +SKIP
+    >>> builder.generate_instructions(100, ["qa", "caption", "reasoning"])     # doctest: +SKIP
+    >>> report = builder.validate_quality()                                    # doctest: +SKIP
+    >>> builder.export(format="llava", split_ratio={"train": .8, "validation": .1, "test": .1})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import datasets
+from datasets import Dataset, Features, List, Value, concatenate_datasets
+
+from .ops import ComputeStats, QualityFilter, RedactPII, apply_filters
+from .registry import available_formats, load
+from .schema import DEFAULT_TOKENS, EOC_TOKEN, IMAGE_TOKEN, SpecialTokens
+from .synthesis.report import QualityReport, quality_report
+from .synthesis.templates import INSTRUCTION_TYPES, generate_template_instructions
+
+logger = logging.getLogger(__name__)
+
+MODALITIES = {"image": "images", "audio": "audios", "video": "videos"}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+# The columns every source is projected onto so that sources of different formats concatenate.
+COMMON_FEATURES = Features({
+    "text": Value("string"),
+    "images": List(Value("string")),
+    "audios": List(Value("string")),
+    "videos": List(Value("string")),
+    "id": Value("string"),
+    "roles": List(Value("string")),
+    "media_layout": Value("string"),
+    "media_root": Value("string"),
+    "source_file": Value("string"),
+    "metadata": Value("string"),
+    "source": Value("string"),
+})
+
+# Media each conversation exporter can write back; rows with other media cannot go to that format.
+EXPORT_MEDIA = {"llava": ("images", "videos"), "oasis": ("images", "videos")}
+
+# Keys whose presence in a record's head tells its format apart.
+_FORMAT_KEYS = (("mmc4", ('"text_list"', '"image_info"')), ("sharegpt", ('"messages"',)), ("oasis", ('"instruction"', '"response"')), ("llava", ('"conversations"',)))
+
+
+def sniff_format(path: str) -> str:
+    """Guess the source format of a JSON / JSON-lines file from the keys of its first records.
+
+    Reads the first 64 KiB only. Raises ``ValueError`` when no known layout matches.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.jsonl")
+        >>> _ = open(path, "w").write('{"messages": [], "images": []}\\n')
+        >>> sniff_format(path)
+        'sharegpt'
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(65536).decode("utf-8", "replace")
+    for name, keys in _FORMAT_KEYS:
+        if all(key in head for key in keys):
+            return name
+    raise ValueError(f"{path}: cannot tell its format from the first records; pass format=... (one of {available_formats()})")
+
+
+def image_folder_dataset(folder: str, *, require_captions: bool = True) -> Dataset:
+    """DJ rows for a folder of images with captions: one row per image (sorted, recursive).
+
+    Captions and metadata come from ``metadata.jsonl`` or ``metadata.csv`` (the Hugging Face
+    ImageFolder convention: a ``file_name`` column, a ``caption``/``text`` column, any other
+    columns become the row's ``metadata``), or else from a ``<image stem>.txt`` file beside the
+    image. ``text`` is ``<__dj__image> caption <|__dj__eoc|>``. O(number of files).
+
+    Raises ``ValueError`` naming the images that have no caption (``require_captions=False``
+    keeps them with an empty caption) and the metadata rows naming missing images.
+
+    Example:
+        >>> ds = image_folder_dataset("photos/")  # doctest: +SKIP
+        >>> ds[0]["text"]  # doctest: +SKIP
+        '<__dj__image> A red bus. <|__dj__eoc|>'
+    """
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise ValueError(f"{folder}: not a folder")
+    images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not images:
+        raise ValueError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    records: dict[str, dict] = {}
+    if (root / "metadata.jsonl").exists():
+        with open(root / "metadata.jsonl", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except ValueError as error:
+                        raise ValueError(f"{root / 'metadata.jsonl'} line {number}: not JSON ({error})") from None
+                    records[str(record.get("file_name"))] = record
+    elif (root / "metadata.csv").exists():
+        with open(root / "metadata.csv", encoding="utf-8", newline="") as handle:
+            records = {row.get("file_name", ""): row for row in csv.DictReader(handle)}
+    unknown = sorted(set(records) - set(images))
+    if unknown:
+        raise ValueError(f"{folder}: metadata names {len(unknown)} image(s) not in the folder: {unknown[:5]}")
+    texts, metadata, missing = [], [], []
+    for name in images:
+        record = dict(records.get(name, {}))
+        record.pop("file_name", None)
+        caption = record.pop("caption", None) or record.pop("text", None)
+        sidecar = (root / name).with_suffix(".txt")
+        if caption is None and sidecar.exists():
+            caption = sidecar.read_text(encoding="utf-8").strip()
+        if not caption:
+            missing.append(name)
+            caption = ""
+        texts.append(f"{IMAGE_TOKEN} {caption} {EOC_TOKEN}")
+        metadata.append(json.dumps(record, ensure_ascii=False) if record else None)
+    if missing and require_captions:
+        raise ValueError(f"{folder}: {len(missing)} image(s) without a caption (no metadata row, no .txt beside them): {missing[:5]}")
+    n = len(images)
+    return Dataset.from_dict({
+        "text": texts, "images": [[name] for name in images], "audios": [[] for _ in range(n)], "videos": [[] for _ in range(n)],
+        "id": [None] * n, "roles": [[] for _ in range(n)], "media_layout": ["image"] * n, "media_root": [str(root)] * n,
+        "source_file": [str(root / name) for name in images], "metadata": metadata, "source": [f"imagefolder:{root.name}"] * n,
+    }, features=COMMON_FEATURES)
+
+
+def mmc4_caption_rows(dataset: Dataset, source: str) -> Dataset:
+    """One caption row per image of MMC4 documents: the image with the sentence it was matched to.
+
+    The k-th image of a row is original image ``image_index[k]``, whose sentence is
+    ``text_list[matched_text_index[image_index[k]]]``; this is the material templates need (an
+    image and its own caption), where the whole document would describe many images at once.
+    O(images).
+
+    Example:
+        >>> rows = mmc4_caption_rows(hf_mmbuilder.load("mmc4", "docs.jsonl", split="train"), "mmc4")  # doctest: +SKIP
+    """
+    texts, images, roots, files = [], [], [], []
+    for row in dataset.select_columns(["images", "image_index", "matched_text_index", "text_list", "media_root", "source_file"]):
+        for position, path in enumerate(row["images"]):
+            original = row["image_index"][position]
+            if original < 0 or original >= len(row["matched_text_index"]):
+                continue
+            sentence = row["text_list"][row["matched_text_index"][original]]
+            texts.append(f"{IMAGE_TOKEN} {sentence} {EOC_TOKEN}")
+            images.append([path])
+            roots.append(row["media_root"])
+            files.append(row["source_file"])
+    n = len(texts)
+    return Dataset.from_dict({
+        "text": texts, "images": images, "audios": [[] for _ in range(n)], "videos": [[] for _ in range(n)], "id": [None] * n,
+        "roles": [[] for _ in range(n)], "media_layout": ["image"] * n, "media_root": roots, "source_file": files,
+        "metadata": [None] * n, "source": [source] * n,
+    }, features=COMMON_FEATURES)
+
+
+def project(dataset: Dataset, source: str) -> Dataset:
+    """``dataset`` reduced (or padded with nulls/empty lists) to :data:`COMMON_FEATURES`; ``source``
+    is filled with the given name unless the dataset has that column.
+
+    Example:
+        >>> project(Dataset.from_dict({"text": ["hi"]}), "demo").column_names[-1]
+        'source'
+    """
+    keep = [name for name in COMMON_FEATURES if name in dataset.column_names]
+    dataset = dataset.select_columns(keep)
+    n = len(dataset)
+    for name, feature in COMMON_FEATURES.items():
+        if name in dataset.column_names:
+            continue
+        if name == "source":
+            dataset = dataset.add_column(name, [source] * n, feature=feature)
+        elif isinstance(feature, List):
+            dataset = dataset.add_column(name, [[] for _ in range(n)], feature=feature)
+        else:
+            dataset = dataset.add_column(name, [None] * n, feature=feature)
+    return dataset.select_columns(list(COMMON_FEATURES)).cast(COMMON_FEATURES)
+
+
+class MultiModalDatasetBuilder:
+    """Build a multimodal instruction dataset: add sources, generate instructions, validate, export.
+
+    Parameters
+    ----------
+    modalities : sequence of {"image", "audio", "video"}
+        Media the dataset may hold; a source with other media is refused (naming its rows).
+    output_dir : str
+        Where exports, the Oasis work folder and the quality report are written.
+    quality_threshold : float
+        Minimum per-row quality (mean of the dimension scores of
+        :func:`hf_mmbuilder.ops.quality_dimensions`, 0..1) kept by :meth:`validate_quality`.
+    seed : int
+        Seed of instruction generation and of the splits.
+    num_proc : int, optional
+        Worker processes for the ``.map`` passes.
+    cache_dir : str, optional
+        ``datasets`` cache for the loaders.
+
+    Attributes
+    ----------
+    sources : dict
+        Name -> the loaded source dataset (its own format's columns).
+    dataset : datasets.Dataset
+        The working dataset: instruction-shaped source rows (LLaVA, ShareGPT, Oasis) plus the
+        generated instructions, in :data:`COMMON_FEATURES`; after :meth:`validate_quality`, the
+        rows that passed.
+
+    Example:
+        >>> builder = MultiModalDatasetBuilder(modalities=["image"], output_dir="out")  # doctest: +SKIP
+        >>> builder.add_data_source("data/llava.json").num_rows  # doctest: +SKIP
+        100
+    """
+
+    def __init__(self, modalities: Sequence[str] = ("image",), output_dir: str = "mm_dataset", quality_threshold: float = 0.0, *,
+                 seed: int = 0, num_proc: Optional[int] = None, cache_dir: Optional[str] = None, tokens: SpecialTokens = DEFAULT_TOKENS):
+        unknown = set(modalities) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modalities {sorted(unknown)}; known: {sorted(MODALITIES)}")
+        if not 0.0 <= quality_threshold <= 1.0:
+            raise ValueError(f"quality_threshold must be within [0, 1], got {quality_threshold}")
+        self.modalities = tuple(modalities)
+        self.output_dir = output_dir
+        self.quality_threshold = quality_threshold
+        self.seed = seed
+        self.num_proc = num_proc
+        self.cache_dir = cache_dir
+        self.tokens = tokens
+        self.sources: dict[str, Dataset] = {}
+        self._material: list[Dataset] = []
+        self._instructions: list[Dataset] = []
+        self.dataset: Optional[Dataset] = None
+        self.filter_result = None
+        self.report: Optional[QualityReport] = None
+
+    def add_data_source(self, path: str, format: Optional[str] = None, *, name: Optional[str] = None, **options) -> Dataset:
+        """Load a source: a file of any supported format (guessed when ``format`` is None) or a folder
+        of images with captions/metadata (see :func:`image_folder_dataset`).
+
+        ``options`` go to the format's loader (``media_root``, tokens, ``on_error`` ...). Returns
+        the source in the common columns (MMC4 documents as one caption row per image, see
+        :func:`mmc4_caption_rows`). Conversation sources (LLaVA, ShareGPT, Oasis, DJ rows
+        with role markers) join the working dataset as they are; every source with media is
+        material for :meth:`generate_instructions`. O(source size).
+
+        Example:
+            >>> builder.add_data_source("llava.json", media_root="/data/coco")  # doctest: +SKIP
+            >>> builder.add_data_source("photos/")  # doctest: +SKIP
+        """
+        if os.path.isdir(path):
+            source_name = name or f"imagefolder:{Path(path).resolve().name}"
+            projected = image_folder_dataset(path, **options)
+            loaded = projected
+        else:
+            format = format or sniff_format(path)
+            source_name = name or f"{format}:{Path(path).name}"
+            loaded = load(format, path, split="train", cache_dir=self.cache_dir, **options)
+            projected = mmc4_caption_rows(loaded, source_name) if format == "mmc4" else project(loaded, source_name)
+        if source_name in self.sources:
+            raise ValueError(f"a source named {source_name!r} was already added; pass name=...")
+        self._check_modalities(projected, source_name)
+        self.sources[source_name] = loaded
+        self._material.append(projected)
+        if any(projected["roles"][:]):
+            conversations = projected.filter(lambda roles: bool(roles), input_columns=["roles"])
+            self._instructions.append(conversations)
+            self.dataset = self._combined()
+        return projected
+
+    def _check_modalities(self, dataset: Dataset, source_name: str) -> None:
+        for modality, column in MODALITIES.items():
+            if modality in self.modalities:
+                continue
+            rows = [index for index, paths in enumerate(dataset[column][:]) if paths]
+            if rows:
+                raise ValueError(f"source {source_name!r}: {len(rows)} row(s) hold {column} (first rows {rows[:5]}) "
+                                 f"but the builder's modalities are {list(self.modalities)}")
+
+    def _combined(self) -> Optional[Dataset]:
+        return concatenate_datasets(self._instructions) if self._instructions else None
+
+    def generate_instructions(self, num_samples: int, instruction_types: Sequence[str] = INSTRUCTION_TYPES, *,
+                              languages: Sequence[str] = ("en",), method: str = "template", backend=None,
+                              judge_backend=None, **oasis_options) -> Dataset:
+        """Generate ``num_samples`` instructions from the media rows of every source and add them.
+
+        ``method="template"`` writes rule-based question-answer / caption / reasoning samples in
+        ``languages`` (:func:`hf_mmbuilder.synthesis.generate_template_instructions`);
+        ``method="oasis"`` runs :class:`hf_mmbuilder.synthesis.oasis.OasisPipeline` with ``backend``
+        (and ``judge_backend``) over up to ``num_samples`` distinct images, resumable in
+        ``output_dir/oasis``. Returns the new rows (common columns).
+
+        Example:
+            >>> builder.generate_instructions(1000, ["qa", "reasoning"], languages=["en", "fr"])  # doctest: +SKIP
+            >>> builder.generate_instructions(500, method="oasis",
+            ...     backend=OpenAIChatBackend("http://127.0.0.1:8000/v1", "qwen2-vl"))  # doctest: +SKIP
+        """
+        if not self._material:
+            raise ValueError("add a data source first (add_data_source)")
+        material = concatenate_datasets(self._material)
+        if method == "template":
+            generated = generate_template_instructions(material, num_samples, instruction_types, languages, seed=self.seed, num_proc=self.num_proc)
+            generated = generated.map(lambda kinds, langs: {"source": [f"template:{k}:{l}" for k, l in zip(kinds, langs)]},
+                                      input_columns=["instruction_type", "language"], batched=True)
+            generated = project(generated, "template")
+        elif method == "oasis":
+            generated = self._oasis(material, num_samples, backend, judge_backend, **oasis_options)
+        else:
+            raise ValueError(f"unknown method {method!r}; use 'template' or 'oasis'")
+        self._instructions.append(generated)
+        self.dataset = self._combined()
+        return generated
+
+    def _oasis(self, material: Dataset, num_samples: int, backend, judge_backend, **options) -> Dataset:
+        from .media import resolve_media_path
+        from .synthesis.oasis import OasisPipeline
+
+        if backend is None:
+            raise ValueError("method='oasis' needs backend=... (a TransformersBackend or OpenAIChatBackend)")
+        seen, images = set(), []
+        for paths, root in zip(material["images"][:], material["media_root"][:]):
+            for path in paths or ():
+                resolved = os.path.abspath(resolve_media_path(path, root))
+                if resolved not in seen:
+                    seen.add(resolved)
+                    images.append(resolved)
+        if not images:
+            raise ValueError("no images in the sources for Oasis synthesis")
+        work_dir = os.path.join(self.output_dir, "oasis")
+        result = OasisPipeline(backend, work_dir, judge_backend=judge_backend, **options).run(images[:num_samples])
+        if not result.records:
+            raise ValueError(f"Oasis kept no sample; see the stage logs in {work_dir} (rejections: {result.rejected[:3]})")
+        return project(load("oasis", result.final_path, split="train", cache_dir=self.cache_dir), "oasis")
+
+    def validate_quality(self, quality_filter: Optional[QualityFilter] = None, *, redact_pii: bool = True,
+                         check_media: bool = True) -> QualityReport:
+        """Redact PII (optional), compute stats, filter, and report; keeps the passing rows.
+
+        The default filter: alignment invariant, at least 10 characters, word repetition at
+        most 0.5, unreadable media dropped when ``check_media``, and ``quality_threshold``. The
+        report is written to ``output_dir/quality_report.json`` and ``.md``; dropped rows with
+        their reasons to ``output_dir/rejected`` (a saved dataset).
+
+        Example:
+            >>> report = builder.validate_quality(QualityFilter(min_text_len=20, languages=["en"]))  # doctest: +SKIP
+            >>> report.pass_rates["overall"]  # doctest: +SKIP
+            0.97
+        """
+        if self.dataset is None:
+            raise ValueError("nothing to validate: add a conversation source or generate_instructions first")
+        quality_filter = quality_filter or QualityFilter(min_text_len=10, max_word_rep_ratio=0.5, drop_unreadable_media=check_media,
+                                                         min_quality=self.quality_threshold or None, tokens=self.tokens)
+        dataset = self.dataset
+        if redact_pii:
+            dataset = dataset.map(RedactPII(tokens=self.tokens), batched=True, num_proc=self.num_proc, desc="PII")
+        dataset = dataset.map(ComputeStats(media=check_media, tokens=self.tokens), batched=True, num_proc=self.num_proc, desc="stats")
+        self.filter_result = apply_filters(dataset, quality_filter, num_proc=self.num_proc)
+        self.report = quality_report(dataset, self.filter_result, quality_filter, tokens=self.tokens)
+        os.makedirs(self.output_dir, exist_ok=True)
+        self.report.to_json(os.path.join(self.output_dir, "quality_report.json"))
+        with open(os.path.join(self.output_dir, "quality_report.md"), "w", encoding="utf-8") as handle:
+            handle.write(self.report.to_markdown())
+        if len(self.filter_result.dropped):
+            self.filter_result.dropped.save_to_disk(os.path.join(self.output_dir, "rejected"))
+        self.dataset = self.filter_result.kept
+        return self.report
+
+    def export(self, format: str = "huggingface", split_ratio: Optional[Mapping[str, float]] = None, *,
+               path: Optional[str] = None, on_unsupported: str = "raise", **options) -> dict:
+        """Write the working dataset with seeded, group-aware splits.
+
+        ``format="huggingface"`` publishes a Hub-layout folder (``output_dir/huggingface``, Parquet
+        shards and a dataset card carrying the quality report) with
+        :func:`hf_mmbuilder.publish`; ``options`` go to it (``repo_id``, ``embed_media`` ...). Any
+        other format writes one file per split with :func:`hf_mmbuilder.export`
+        (``output_dir/<format>/<split>.json``). Rows holding media the format cannot carry (audio
+        in LLaVA) raise a ``ValueError`` naming them, or with ``on_unsupported="skip"`` are left
+        out and written with the reason to ``<format>/rejects.jsonl``. Returns {split: rows}.
+
+        Example:
+            >>> builder.export(format="llava", split_ratio={"train": .8, "validation": .1, "test": .1})  # doctest: +SKIP
+            {'train': 243, 'validation': 30, 'test': 30}
+        """
+        from .splits import split_dataset
+
+        if self.dataset is None or len(self.dataset) == 0:
+            raise ValueError("nothing to export: the working dataset is empty")
+        dataset = self.dataset.remove_columns([c for c in ("__dj__stats__",) if c in self.dataset.column_names])
+        target = path or os.path.join(self.output_dir, format)
+        if format == "huggingface":
+            from .publish import publish
+
+            card = options.pop("card", None) or {}
+            if isinstance(card, dict):
+                card = {**card, "sections": {**self._card_sections(dataset), **card.get("sections", {})}}
+            result = publish(dataset, split_ratio=split_ratio, seed=self.seed, local_dir=target, card=card, progress=False, **options)
+            if result.plan is None:
+                return {"train": len(dataset)}
+            return {name: len(rows) for name, rows in result.plan.indices.items()}
+        from .export import export as export_format
+
+        if format not in available_formats():
+            raise ValueError(f"unknown export format {format!r}; use 'huggingface' or one of {available_formats()}")
+        dataset = self._exportable(dataset, format, target, on_unsupported)
+        splits = split_dataset(dataset, split_ratio, seed=self.seed)[0] if split_ratio else datasets.DatasetDict({"train": dataset})
+        os.makedirs(target, exist_ok=True)
+        for name, split in splits.items():
+            export_format(split, format, os.path.join(target, f"{name}.json"), **options)
+        return {name: len(split) for name, split in splits.items()}
+
+    def _exportable(self, dataset: Dataset, format: str, target: str, on_unsupported: str) -> Dataset:
+        if on_unsupported not in ("raise", "skip"):
+            raise ValueError(f"on_unsupported must be 'raise' or 'skip', got {on_unsupported!r}")
+        unsupported = [column for column in ("images", "audios", "videos") if column not in EXPORT_MEDIA.get(format, ("images", "audios", "videos"))]
+        bad = {}
+        for column in unsupported:
+            for row, paths in enumerate(dataset[column][:]):
+                if paths:
+                    bad.setdefault(row, f"{format} cannot hold {column} ({len(paths)} in this row)")
+        if not bad:
+            return dataset
+        if on_unsupported == "raise":
+            first = sorted(bad)[:5]
+            raise ValueError(f"{len(bad)} row(s) hold media the {format} format cannot carry, e.g. rows {first}: {bad[first[0]]}; "
+                             "pass on_unsupported='skip' to leave them out (recorded in rejects.jsonl) or export to 'huggingface'")
+        os.makedirs(target, exist_ok=True)
+        with open(os.path.join(target, "rejects.jsonl"), "w", encoding="utf-8") as handle:
+            for row in sorted(bad):
+                record = {key: value for key, value in dataset[row].items() if key != "__dj__stats__"}
+                handle.write(json.dumps({"row": row, "reason": bad[row], "record": record}, ensure_ascii=False) + "\n")
+        logger.warning("export to %s: %d row(s) left out (unsupported media), see %s", format, len(bad), os.path.join(target, "rejects.jsonl"))
+        keep = sorted(set(range(len(dataset))) - set(bad))
+        return dataset.select(keep)
+
+    def _card_sections(self, dataset: Dataset) -> dict:
+        """Dataset-card prose for what this builder did: synthesis, PII handling, quality report."""
+        from collections import Counter
+
+        sections = {}
+        counts = Counter(source.split(":", 1)[0] for source in dataset["source"][:] if source.startswith(("template:", "oasis")))
+        if counts:
+            sections["synthesis"] = (
+                f"{sum(counts.values()):,} rows were synthesised with hf_mmbuilder: "
+                + ", ".join(f"{count:,} by {method}" for method, count in counts.items())
+                + " (rule-based templates write question-answer, caption and reasoning samples from captions and "
+                "metadata; Oasis prompts a vision-language model with the image alone, then classifies, scores and answers)."
+            )
+        if self.report is not None:
+            redacted = {kind: count for kind, count in self.report.pii.items() if count}
+            if self.report.pii:
+                sections["pii"] = ("Text was scanned for e-mail addresses, phone numbers, national id numbers, IP addresses and "
+                                   "Luhn-valid card numbers, replaced by typed placeholders such as [EMAIL]. Redacted: "
+                                   + (", ".join(f"{kind} {count:,}" for kind, count in redacted.items()) or "none found") + ". Media were not inspected.")
+            sections["processing"] = "### Quality validation\n\n" + self.report.to_markdown()
+        return sections

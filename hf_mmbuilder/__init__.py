@@ -12,6 +12,7 @@ Example:
 
 from .dedup import dedup
 from .export import export
+from .facade import MultiModalDatasetBuilder
 from .media import decode_media
 from .publish import publish
 from .realign import realign
@@ -36,6 +37,7 @@ __all__ = [
     "EOC_TOKEN",
     "IMAGE_TOKEN",
     "VIDEO_TOKEN",
+    "MultiModalDatasetBuilder",
     "SpecialTokens",
     "available_formats",
     "decode_media",

@@ -107,6 +107,18 @@ def test_exact_image_dedup_compares_bytes_in_order(media_dataset):
     assert len(dedup(ds, "exact", column="images")) == 4
 
 
+def test_exact_image_dedup_finds_the_byte_identical_copies_in_the_shared_media(shared_data):
+    # img4..img7 are byte-identical copies of img1, img2, img3, img3 (SOURCES.md).
+    names = ["img1.png", "img2.jpg", "img3.jpg", "img8.jpg", "img4.png", "img5.jpg", "img6.jpg", "img7.jpg"]
+    ds = datasets.Dataset.from_dict({
+        "text": ["<__dj__image>"] * len(names),
+        "images": [[name] for name in names],
+        "media_root": [str(shared_data / "media")] * len(names),
+    })
+    assert exact_clusters(ds, ExactParams(on=("images",))).tolist() == [0, 1, 2, 3, 0, 1, 2, 2]
+    assert dedup(ds, "exact", column="images")["images"] == [[name] for name in names[:4]]
+
+
 def test_exact_image_dedup_names_row_and_path_of_missing_file(media_dataset):
     ds, _ = media_dataset
     broken = ds.add_item({"text": "<__dj__image>", "images": ["gone.png"], "media_root": ds["media_root"][0]})

@@ -927,6 +927,7 @@ def dedup(
     within_row_media: Sequence[str] = (),
     batch_size: int = _BATCH_SIZE,
     progress: bool = False,
+    engine: str = "local",
     **params,
 ):
     """Remove duplicate rows of a ``Dataset``.
@@ -963,6 +964,9 @@ def dedup(
         Rows per Arrow batch.
     progress : bool
         Show tqdm progress bars.
+    engine : {"local", "ray"}
+        ``"ray"`` computes the minhash clusters on a Ray cluster (``hf_mmbuilder.ray_engine``: the
+        running Ray session, else ``RAY_ADDRESS``, else a local one), with the same result.
 
     Returns
     -------
@@ -980,6 +984,10 @@ def dedup(
     """
     if method not in METHODS:
         raise ValueError(f"unknown dedup method {method!r}; choose one of {', '.join(METHODS)}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if engine == "ray" and method != "minhash":
+        raise ValueError(f"engine='ray' runs method='minhash'; method {method!r} runs on engine='local'")
     if not isinstance(ds, datasets.Dataset):
         raise ValueError(f"dedup needs a datasets.Dataset (a DatasetDict: dedup each split), got {type(ds).__name__}")
     if return_clusters and CLUSTER_COLUMN in ds.column_names:
@@ -1002,7 +1010,12 @@ def dedup(
         minhash_params = MinHashParams(**params)
         report_params = dataclasses.asdict(minhash_params)
         report_params["num_bands"], report_params["num_rows_per_band"] = minhash_params.bands_and_rows()
-        labels = minhash_clusters(ds, minhash_params, column=text_column, batch_size=batch_size, progress=progress)
+        if engine == "ray":
+            from . import ray_engine
+
+            labels = ray_engine.minhash_clusters(ds, minhash_params, column=text_column, batch_size=batch_size)
+        else:
+            labels = minhash_clusters(ds, minhash_params, column=text_column, batch_size=batch_size, progress=progress)
     elif method == "phash":
         text_column = None
         media = _media_module()

@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   hf-mmbuilder dedup --method minhash --mode data_juicer demo.jsonl demo.dedup.jsonl
   hf-mmbuilder dedup --format llava --method exact --on text images --clusters llava.json clusters.parquet
   hf-mmbuilder dedup --method phash --param radius=4 --param hash='"dhash"' data.dj.jsonl out.jsonl
+  hf-mmbuilder dedup --method minhash --engine ray --address head-node:6379 data.parquet dedup.parquet
 """
 
 _OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -67,6 +68,8 @@ def register(subparsers) -> None:
     exact.add_argument("--drop-special-tokens", action="store_true", default=None, help="drop DJ special tokens before hashing")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON", help="any other method parameter, value as JSON; repeatable")
     parser.add_argument("--cache-dir", default=None, help="datasets cache folder (default: a temporary folder)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="where minhash clusters are computed (default: local)")
+    parser.add_argument("--address", default=None, help="Ray cluster address for --engine ray, e.g. HOST:6379 or auto (default: RAY_ADDRESS, else a local Ray)")
     parser.set_defaults(func=run)
 
 
@@ -139,6 +142,12 @@ def run(args) -> int:
     if os.path.splitext(args.output)[1] not in _OUTPUT_SUFFIXES:
         raise ValueError(f"output must end in {' or '.join(_OUTPUT_SUFFIXES)}, not {args.output!r}")
     params = _params(args)
+    if args.address is not None and args.engine != "ray":
+        raise ValueError("--address is the Ray cluster of --engine ray; add --engine ray")
+    if args.engine == "ray":
+        from ..ray_engine import init
+
+        init(args.address)
     with tempfile.TemporaryDirectory() as scratch:
         dataset = _load(args, args.cache_dir or scratch)
         result, report = dedup(
@@ -150,6 +159,7 @@ def run(args) -> int:
             return_report=True,
             within_row_media=tuple(args.within_row_media),
             progress=True,
+            engine=args.engine,
             **params,
         )
         _write(result, args.output)

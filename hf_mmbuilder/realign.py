@@ -45,17 +45,19 @@ def _row_name(position: int, indices: Sequence[int] | None) -> str:
 
 
 def _list_level(array: pa.Array, name: str) -> tuple[np.ndarray, pa.Array]:
-    """Zero-based int64 offsets and the slice of child values this (possibly sliced) list array uses.
+    """Zero-based offsets (int32, or int64 for a large list) and the slice of child values this
+    (possibly sliced) list array uses.
 
     ``ListArray.values`` ignores the parent's slice, and a ``Dataset.map`` batch is a slice of the
     whole table: cutting the child to the batch keeps every batch's cost proportional to its size.
+    The kernel reads either offset width, so they are rebased when needed, never widened.
     """
     if not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)):
         raise ValueError(f"column {name!r} must be a list column, got {array.type}")
     offsets = array.offsets.to_numpy()
     start = int(offsets[0]) if offsets.size else 0
     end = int(offsets[-1]) if offsets.size else 0
-    return (offsets - start).astype(np.int64, copy=False), array.values.slice(start, end - start)
+    return (offsets - start if start else offsets), array.values.slice(start, end - start)
 
 
 def _first_null(array: pa.Array) -> int:

@@ -5,6 +5,14 @@ lower every row's distance to that set. The step is memory-bound, so the pass is
 min-update and the block argmax in one read of each row) and parallel over row blocks; float16
 matrices are read as half floats and widened in registers, halving the bytes per step.
 
+The pass runs on plain threads (the caller's and ``numba.get_num_threads() - 1`` pool threads, the
+kernel releasing the GIL) that claim row blocks from a shared atomic counter. On a machine shared
+with other jobs both choices matter: a fixed share per thread would make every step wait for a
+descheduled thread's whole share, and OpenMP's spinning barriers (Numba's ``prange``) burn core
+time the other threads need. Measured on the 2-core machine under load, a ``prange`` read probe
+got about half the bandwidth of two plain threads reading the same matrix, and this pass ran
+10-15% faster on threads than on ``prange``.
+
 Rows whose nearest centre ``c`` is already far from the new centre ``q`` are skipped without being
 read: by the triangle inequality ``dist(x, q) >= dist(c, q) - dist(x, c)``, so when
 ``dist(c, q) >= 2 * dist(x, c)`` the new centre cannot be closer. On clustered embeddings this skips
@@ -17,6 +25,8 @@ with the same ordering), which is what makes the skip test valid for cosine too.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -57,6 +67,19 @@ def _to_float32(typingctx, value):
 
         return types.float32(types.float32), codegen
     return None
+
+
+@intrinsic
+def _claim(typingctx, counter):
+    """Atomically add 1 to ``counter[0]`` (int64) and return its previous value."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", array.data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(counter), codegen
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, parallel=True)
@@ -130,45 +153,58 @@ def _distance_from_squared(squared, cosine):
     return np.sqrt(squared)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, parallel=True)
-def _update(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block_best, block_value):
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+def _update_block(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block):
+    """Fused pass over one row block; returns (best row, its value, rows read)."""
     n, d = matrix.shape
-    n_blocks = block_best.shape[0]
-    for block in prange(n_blocks):
-        best = -1
-        best_value = -np.inf
-        for i in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)):
-            if selected[i]:
-                continue
-            current = squared[i]
-            owner = nearest[i]
-            if not (prune and owner >= 0 and gaps[owner] > SKIP_FACTOR * current + SKIP_SLACK):
-                total = np.float32(0.0)
-                if cosine:
-                    for j in range(d):
-                        total += _to_float32(matrix[i, j]) * query[j]
-                    candidate = max(np.float32(2.0) - np.float32(2.0) * total * inv_norms[i], np.float32(0.0))
-                else:
-                    for j in range(d):
-                        diff = _to_float32(matrix[i, j]) - query[j]
-                        total += diff * diff
-                    candidate = total
-                if candidate < current:
-                    current = candidate
-                    squared[i] = candidate
-                    nearest[i] = slot
-            if mode == MODE_PLAIN:
-                value = current
+    best = -1
+    best_value = -np.inf
+    streamed = 0
+    for i in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)):
+        if selected[i]:
+            continue
+        current = squared[i]
+        owner = nearest[i]
+        if not (prune and owner >= 0 and gaps[owner] > SKIP_FACTOR * current + SKIP_SLACK):
+            streamed += 1
+            total = np.float32(0.0)
+            if cosine:
+                for j in range(d):
+                    total += _to_float32(matrix[i, j]) * query[j]
+                candidate = max(np.float32(2.0) - np.float32(2.0) * total * inv_norms[i], np.float32(0.0))
             else:
-                value = _distance_from_squared(current, cosine)
-                if mode == MODE_WEIGHTED:
-                    value = value * weights[i]
-            # Ties go to the lowest row id, so results never depend on the thread count.
-            if value > best_value:
-                best_value = value
-                best = i
+                for j in range(d):
+                    diff = _to_float32(matrix[i, j]) - query[j]
+                    total += diff * diff
+                candidate = total
+            if candidate < current:
+                current = candidate
+                squared[i] = candidate
+                nearest[i] = slot
+        if mode == MODE_PLAIN:
+            value = current
+        else:
+            value = _distance_from_squared(current, cosine)
+            if mode == MODE_WEIGHTED:
+                value = value * weights[i]
+        # Ties go to the lowest row id, so results never depend on the thread count.
+        if value > best_value:
+            best_value = value
+            best = i
+    return best, best_value, streamed
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_worker(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block_best, block_value, block_streamed, next_block):
+    """One thread's share of a greedy step's pass: claims blocks until none is left."""
+    n_blocks = block_best.shape[0]
+    block = _claim(next_block)
+    while block < n_blocks:
+        best, best_value, streamed = _update_block(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block)
         block_best[block] = best
         block_value[block] = best_value
+        block_streamed[block] = streamed
+        block = _claim(next_block)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -221,6 +257,7 @@ def greedy_select(
     beta: float = 1.0,
     prune: bool = True,
     on_step=None,
+    stats: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy farthest-point selection: plain, weighted or scored k-center.
 
@@ -257,6 +294,9 @@ def greedy_select(
         Skip rows the triangle inequality proves unaffected (same result, fewer bytes read).
     on_step : callable, optional
         Called with no argument after each selected row (progress reporting).
+    stats : dict, optional
+        Receives ``"rows_streamed"``: matrix rows read by all greedy steps (the skip test's saving
+        shows as fewer; the one row-norm pass, made when ``norms`` is omitted, is not counted).
 
     Returns
     -------
@@ -313,36 +353,56 @@ def greedy_select(
     n_blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
     block_best = np.empty(n_blocks, dtype=np.int64)
     block_value = np.empty(n_blocks, dtype=np.float64)
+    block_streamed = np.empty(n_blocks, dtype=np.int64)
+    next_block = np.zeros(1, dtype=np.int64)
+    streamed = 0
     order = np.empty(k, dtype=np.int64)
     score = np.empty(k, dtype=np.float64)
 
+    n_helpers = numba.get_num_threads() - 1
+    helpers = ThreadPoolExecutor(n_helpers) if n_helpers > 0 else None
+
     def add_centre(row: int, slot: int) -> int:
+        nonlocal streamed
         selected[row] = True
         squared[row] = 0.0
         _load_centre(stored, row, inv_norms[row] if cosine else np.float32(1.0), centres[slot])
         _gaps_to(centres, slot, cosine, gaps)
-        _update(stored, inv_norms, cosine, centres[slot], slot, gaps, nearest, squared, selected, weights, mode, prune, block_best, block_value)
+        next_block[0] = 0
+        arguments = (stored, inv_norms, cosine, centres[slot], slot, gaps, nearest, squared, selected, weights, mode, prune,
+                     block_best, block_value, block_streamed, next_block)
+        shares = [helpers.submit(_update_worker, *arguments) for _ in range(n_helpers)] if helpers else []
+        _update_worker(*arguments)
+        for share in shares:
+            share.result()
+        streamed += int(block_streamed.sum())
         return _pick(block_best, block_value)
 
-    candidate = 0
-    for slot, row in enumerate(start):
-        candidate = add_centre(int(row), slot)
-    if start.size == 0 and mode == MODE_WEIGHTED:
-        candidate = int(np.argmax(weights))
-    for step in range(k):
-        slot = start.size + step
-        if mode == MODE_SCORED:
-            candidate, value = _pick_scored(squared, selected, base, beta, cosine)
-        elif mode == MODE_WEIGHTED:
-            value = float(_distance_from_squared(squared[candidate], cosine)) * float(weights[candidate])
-        else:
-            value = float(_distance_from_squared(squared[candidate], cosine))
-        order[step] = candidate
-        score[step] = value
-        if step + 1 < k:
-            candidate = add_centre(int(candidate), slot)
-        if on_step is not None:
-            on_step()
+    try:
+        candidate = 0
+        for slot, row in enumerate(start):
+            candidate = add_centre(int(row), slot)
+        if start.size == 0 and mode == MODE_WEIGHTED:
+            candidate = int(np.argmax(weights))
+        for step in range(k):
+            slot = start.size + step
+            if mode == MODE_SCORED:
+                candidate, value = _pick_scored(squared, selected, base, beta, cosine)
+            elif mode == MODE_WEIGHTED:
+                value = float(_distance_from_squared(squared[candidate], cosine)) * float(weights[candidate])
+            else:
+                value = float(_distance_from_squared(squared[candidate], cosine))
+            order[step] = candidate
+            score[step] = value
+            if step + 1 < k:
+                candidate = add_centre(int(candidate), slot)
+            if on_step is not None:
+                on_step()
+    finally:
+        if helpers:
+            helpers.shutdown()
+    if stats is not None:
+        stats["rows_streamed"] = streamed
     return order, score
 
 
@@ -355,6 +415,7 @@ def kcenter_greedy(
     weights: np.ndarray | None = None,
     prune: bool = True,
     on_step=None,
+    stats: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-center greedy: ``k`` rows, each the farthest (optionally weighted) from those before it.
 
@@ -379,6 +440,8 @@ def kcenter_greedy(
         Triangle-inequality skipping (identical result up to float32 rounding).
     on_step : callable, optional
         Called after each selected row (progress reporting).
+    stats : dict, optional
+        Receives ``"rows_streamed"`` (see :func:`greedy_select`).
 
     Returns
     -------
@@ -398,4 +461,4 @@ def kcenter_greedy(
     >>> bool(np.all(np.diff(radius[1:]) <= 1e-6))
     True
     """
-    return greedy_select(matrix, k, metric=metric, start=start, weights=weights, prune=prune, on_step=on_step)
+    return greedy_select(matrix, k, metric=metric, start=start, weights=weights, prune=prune, on_step=on_step, stats=stats)

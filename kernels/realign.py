@@ -7,10 +7,10 @@ processing) and ``sentence_index`` (per current sentence: its original column) r
 kernel cuts each document's matrix down to current images x current sentences and recomputes
 each current image's matched sentence and similarity.
 
-Every ragged column arrives as Arrow-style ``offsets`` (int64, length n_docs + 1, absolute
+Every ragged column arrives as Arrow-style ``offsets`` (int32 or int64, length n_docs + 1, absolute
 positions into ``values``) plus flat ``values``; the matrix is doubly nested (document -> rows ->
-values). Nothing is materialised per document: one validation pass sizes the outputs, one pass
-fills them.
+values). Nothing is materialised per document: the output sizes follow from the offsets alone,
+and a single pass validates each document and writes its realignment.
 
 Methods for the matched sentence of a current image with an original row:
 
@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 METHODS = ("repoint", "argmax", "assignment")
-_METHOD_CODE = {name: code for code, name in enumerate(METHODS)}
+METHOD_REPOINT, METHOD_ARGMAX, METHOD_ASSIGNMENT = range(len(METHODS))
 
 OK = 0
 RAGGED_ROW = 1
@@ -43,44 +43,9 @@ IMAGE_OUT_OF_RANGE = 4
 SENTENCE_OUT_OF_RANGE = 5
 NOT_FINITE = 6
 
-
-@numba.njit(cache=True, nogil=True)
-def _validate(doc_rows, row_values, matched_offsets, matched, image_offsets, images, sentence_offsets, sentences):
-    """Check every document; return (status, doc, detail, detail2, values out, max images, max sentences, max columns)."""
-    n_docs = doc_rows.shape[0] - 1
-    total_values = 0
-    max_images = 0
-    max_sentences = 0
-    max_cols = 0
-    for doc in range(n_docs):
-        first_row = doc_rows[doc]
-        n_rows = doc_rows[doc + 1] - first_row
-        n_cols = row_values[first_row + 1] - row_values[first_row] if n_rows > 0 else 0
-        for row in range(n_rows):
-            length = row_values[first_row + row + 1] - row_values[first_row + row]
-            if length != n_cols:
-                return RAGGED_ROW, doc, row, length * (1 << 32) + n_cols, 0, 0, 0, 0
-        n_matched = matched_offsets[doc + 1] - matched_offsets[doc]
-        if n_matched != n_rows:
-            return ROWS_NOT_MATCHED, doc, n_rows, n_matched, 0, 0, 0, 0
-        for position in range(matched_offsets[doc], matched_offsets[doc + 1]):
-            if matched[position] < 0 or matched[position] >= n_cols:
-                return MATCH_OUT_OF_RANGE, doc, position - matched_offsets[doc], matched[position], 0, 0, 0, 0
-        n_images = image_offsets[doc + 1] - image_offsets[doc]
-        for position in range(image_offsets[doc], image_offsets[doc + 1]):
-            if images[position] < -1 or images[position] >= n_rows:
-                return IMAGE_OUT_OF_RANGE, doc, position - image_offsets[doc], images[position], 0, 0, 0, 0
-        n_sentences = sentence_offsets[doc + 1] - sentence_offsets[doc]
-        # Without a single row the original column count is unknown, so columns are unchecked.
-        if n_rows > 0:
-            for position in range(sentence_offsets[doc], sentence_offsets[doc + 1]):
-                if sentences[position] < 0 or sentences[position] >= n_cols:
-                    return SENTENCE_OUT_OF_RANGE, doc, position - sentence_offsets[doc], sentences[position], 0, 0, 0, 0
-        total_values += n_images * n_sentences
-        max_images = max(max_images, n_images)
-        max_sentences = max(max_sentences, n_sentences)
-        max_cols = max(max_cols, n_cols)
-    return OK, -1, 0, 0, total_values, max_images, max_sentences, max_cols
+# Hot loops index with unsigned positions: numba then skips its negative-index wraparound, which
+# otherwise costs three instructions per access (and a register) on every load and store.
+U = np.uint64
 
 
 @numba.njit(cache=True, nogil=True)
@@ -88,6 +53,11 @@ def _solve_assignment(cost, n_rows, n_cols, col4row, row4col, u, v, shortest, pa
     """Minimum-cost assignment of every row (n_rows <= n_cols): scipy's shortest augmenting path.
 
     Returns False when no finite assignment exists.
+
+    While every row so far took its own cheapest column, the duals ``v`` are all zero, so the next
+    row's first search step sees its plain costs: if its cheapest column (lowest index on ties) is
+    free, that step ends there, exactly as scipy's would. Such rows skip the search set-up; the
+    first row that meets a taken column runs the full search, and so does every row after it.
     """
     for i in range(n_rows):
         u[i] = 0.0
@@ -95,7 +65,21 @@ def _solve_assignment(cost, n_rows, n_cols, col4row, row4col, u, v, shortest, pa
     for j in range(n_cols):
         v[j] = 0.0
         row4col[j] = -1
+    direct = True
     for current in range(n_rows):
+        if direct:
+            best = 0
+            lowest = cost[current, 0]
+            for j in range(1, n_cols):
+                if cost[current, j] < lowest:
+                    best = j
+                    lowest = cost[current, j]
+            if row4col[best] == -1:
+                u[current] += lowest
+                row4col[best] = current
+                col4row[current] = best
+                continue
+            direct = False
         min_value = 0.0
         n_remaining = n_cols
         # Columns are scanned in reverse order, as scipy does, so ties resolve identically.
@@ -150,25 +134,98 @@ def _solve_assignment(cost, n_rows, n_cols, col4row, row4col, u, v, shortest, pa
     return True
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _first_outside(array, start, stop, low, high):
+    """Position (relative to ``start``) of the first ``array[start:stop]`` value outside [low, high), or -1.
+
+    The common all-valid case is a branch-free reduction; only a bad span is scanned again.
+    """
+    outside = False
+    for position in range(start, stop):
+        value = array[U(position)]
+        outside |= (value < low) | (value >= high)
+    if outside:
+        for position in range(start, stop):
+            if array[U(position)] < low or array[U(position)] >= high:
+                return position - start
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _first_ragged(row_values, first_row, n_rows, n_cols):
+    """First row of a document whose length differs from ``n_cols``, or -1 (same two-step scan)."""
+    ragged = False
+    for row in range(first_row, first_row + n_rows):
+        ragged |= row_values[U(row + 1)] - row_values[U(row)] != n_cols
+    if ragged:
+        for row in range(first_row, first_row + n_rows):
+            if row_values[U(row + 1)] - row_values[U(row)] != n_cols:
+                return row - first_row
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _argmax(row, start, length):
+    """First position of the maximum of ``row[start:start + length]`` (length >= 1), as numpy's
+    argmax on NaN-free rows; a NaN never wins unless it is at position 0."""
+    best = 0
+    best_value = row[U(start)]
+    for position in range(1, length):
+        value = row[U(start + position)]
+        if value > best_value:
+            best = position
+            best_value = value
+    return best
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _gather_argmax(values, row_start, sentences, first_sentence, n_sentences, out_values, value_out):
+    """Copy one realigned row and return :func:`_argmax` of it, in the same loop (the compare
+    rides on the load: cheaper than a second pass over the row)."""
+    best = 0
+    best_value = values[U(row_start + sentences[U(first_sentence)])]
+    out_values[U(value_out)] = best_value
+    for sentence in range(1, n_sentences):
+        value = values[U(row_start + sentences[U(first_sentence + sentence)])]
+        out_values[U(value_out + sentence)] = value
+        if value > best_value:
+            best = sentence
+            best_value = value
+    return best
+
+
 @numba.njit(cache=True, nogil=True)
-def _fill(
+def _sizes(doc_rows, row_values, image_offsets, sentence_offsets):
+    """(values of all realigned matrices, largest current side, largest original column count)."""
+    total = 0
+    max_side = 0
+    max_cols = 0
+    for doc in range(image_offsets.shape[0] - 1):
+        n_images = image_offsets[doc + 1] - image_offsets[doc]
+        n_sentences = sentence_offsets[doc + 1] - sentence_offsets[doc]
+        total += n_images * n_sentences
+        max_side = max(max_side, n_images, n_sentences)
+        if doc_rows[doc + 1] > doc_rows[doc]:
+            max_cols = max(max_cols, row_values[doc_rows[doc] + 1] - row_values[doc_rows[doc]])
+    return total, max_side, max_cols
+
+
+@numba.njit(cache=True, nogil=True)
+def _realign(
     doc_rows, row_values, values, matched_offsets, matched, image_offsets, images, sentence_offsets, sentences, method,
-    max_images, max_sentences, max_cols, out_rows, out_row_values, out_values, out_matched, out_sim, unaligned_offsets, unaligned,
+    max_side, max_cols, out_rows, out_row_values, out_values, out_matched, out_sim, unaligned_offsets, unaligned,
 ):
+    """Validate and realign every document in one pass; return (status, doc, detail, detail2, unaligned count)."""
     n_docs = doc_rows.shape[0] - 1
-    side = max(max_images, max_sentences)
+    # position_of[column] = doc << 32 | first current position of that column in ``doc``: tagged
+    # with the document, stale entries are harmless, so nothing is reset between documents.
+    position_of = np.full(max_cols if method == METHOD_REPOINT else 0, -1, dtype=np.int64)
+    side = max_side if method == METHOD_ASSIGNMENT else 0
     cost = np.empty((side, side), dtype=np.float64)
-    col4row = np.empty(side, dtype=np.int64)
-    row4col = np.empty(side, dtype=np.int64)
-    u = np.empty(side, dtype=np.float64)
-    v = np.empty(side, dtype=np.float64)
-    shortest = np.empty(side, dtype=np.float64)
-    path = np.empty(side, dtype=np.int64)
-    remaining = np.empty(side, dtype=np.int64)
-    row_seen = np.empty(side, dtype=np.bool_)
-    col_seen = np.empty(side, dtype=np.bool_)
+    scratch_int = np.empty((4, side), dtype=np.int64)
+    scratch_float = np.empty((3, side), dtype=np.float64)
+    scratch_bool = np.empty((2, side), dtype=np.bool_)
     aligned = np.empty(side, dtype=np.int64)
-    position_of = np.full(max_cols, -1, dtype=np.int64)
 
     out_rows[0] = 0
     out_row_values[0] = 0
@@ -179,92 +236,124 @@ def _fill(
     nan = np.nan
     for doc in range(n_docs):
         first_row = doc_rows[doc]
+        n_rows = doc_rows[doc + 1] - first_row
+        n_cols = row_values[first_row + 1] - row_values[first_row] if n_rows > 0 else 0
+        first_match = matched_offsets[doc]
         first_image = image_offsets[doc]
         n_images = image_offsets[doc + 1] - first_image
         first_sentence = sentence_offsets[doc]
         n_sentences = sentence_offsets[doc + 1] - first_sentence
+
+        bad = _first_ragged(row_values, first_row, n_rows, n_cols)
+        if bad >= 0:
+            length = row_values[first_row + bad + 1] - row_values[first_row + bad]
+            return RAGGED_ROW, doc, bad, length * (1 << 32) + n_cols, 0
+        n_matched = matched_offsets[doc + 1] - first_match
+        if n_matched != n_rows:
+            return ROWS_NOT_MATCHED, doc, n_rows, n_matched, 0
+        bad = _first_outside(matched, first_match, first_match + n_matched, 0, n_cols)
+        if bad >= 0:
+            return MATCH_OUT_OF_RANGE, doc, bad, matched[first_match + bad], 0
+        bad = _first_outside(images, first_image, first_image + n_images, -1, n_rows)
+        if bad >= 0:
+            return IMAGE_OUT_OF_RANGE, doc, bad, images[first_image + bad], 0
+        # Without a single row the original column count is unknown, so columns are unchecked
+        # (no image has a row then, so no column is ever read).
+        if n_rows > 0:
+            bad = _first_outside(sentences, first_sentence, first_sentence + n_sentences, 0, n_cols)
+            if bad >= 0:
+                return SENTENCE_OUT_OF_RANGE, doc, bad, sentences[first_sentence + bad], 0
+
+        if method == METHOD_REPOINT and n_rows > 0:
+            tag = doc << 32
+            # Backwards, so a duplicated sentence ends up at its first position.
+            for sentence in range(n_sentences - 1, -1, -1):
+                position_of[U(sentences[U(first_sentence + sentence)])] = tag | sentence
+
         n_aligned = 0
-        if method == 0:
-            for sentence in range(n_sentences):
-                column = sentences[first_sentence + sentence]
-                if position_of[column] < 0:
-                    position_of[column] = sentence
         for image in range(n_images):
-            original = images[first_image + image]
+            original = images[U(first_image + image)]
             position = image_out + image
             if original < 0:
                 for sentence in range(n_sentences):
-                    out_values[value_out + sentence] = nan
+                    out_values[U(value_out + sentence)] = nan
                 unaligned[unaligned_out] = image
                 unaligned_out += 1
-                out_matched[position] = -1
-                out_sim[position] = nan
+                out_matched[U(position)] = -1
+                out_sim[U(position)] = nan
             else:
-                row_start = row_values[first_row + original]
-                # The argmax rides along the gather: first maximum, as numpy's argmax.
+                row_start = row_values[U(first_row + original)]
                 best = -1
-                best_value = np.float64(0.0)
-                for sentence in range(n_sentences):
-                    value = values[row_start + sentences[first_sentence + sentence]]
-                    out_values[value_out + sentence] = value
-                    if best < 0 or value > best_value:
-                        best = sentence
-                        best_value = value
-                if method == 0 and n_sentences > 0:
-                    kept = position_of[matched[matched_offsets[doc] + original]]
-                    if kept >= 0:
-                        best = kept
-                elif method == 2:
+                if method == METHOD_REPOINT and n_sentences > 0:
+                    kept = position_of[U(matched[U(first_match + original)])]
+                    best = kept & 0xFFFFFFFF if kept >> 32 == doc else -1
+                if method != METHOD_ASSIGNMENT and n_sentences > 0 and best < 0:
+                    best = _gather_argmax(values, row_start, sentences, first_sentence, n_sentences, out_values, value_out)
+                else:
+                    for sentence in range(n_sentences):
+                        out_values[U(value_out + sentence)] = values[U(row_start + sentences[U(first_sentence + sentence)])]
+                if method == METHOD_ASSIGNMENT:
                     aligned[n_aligned] = image
                     n_aligned += 1
-                    best = -1
-                out_matched[position] = best
-                out_sim[position] = out_values[value_out + best] if best >= 0 else nan
+                out_matched[U(position)] = best
+                out_sim[U(position)] = out_values[U(value_out + best)] if best >= 0 else nan
             value_out += n_sentences
-            out_row_values[position + 1] = value_out
-        if method == 0:
-            for sentence in range(n_sentences):
-                position_of[sentences[first_sentence + sentence]] = -1
-        if method == 2 and n_aligned > 0 and n_sentences > 0:
-            # Images are the assignment's rows unless they outnumber the sentences (scipy transposes).
-            transposed = n_aligned > n_sentences
-            n_rows = n_sentences if transposed else n_aligned
-            n_cols = n_aligned if transposed else n_sentences
-            for a in range(n_aligned):
-                row_start = out_row_values[image_out + aligned[a]]
-                for sentence in range(n_sentences):
-                    similarity = np.float64(out_values[row_start + sentence])
-                    if not np.isfinite(similarity):
-                        return NOT_FINITE, doc, aligned[a], sentence, 0
-                    if transposed:
-                        cost[sentence, a] = -similarity
-                    else:
-                        cost[a, sentence] = -similarity
-            _solve_assignment(cost, n_rows, n_cols, col4row, row4col, u, v, shortest, path, remaining, row_seen, col_seen)
-            if transposed:
-                for a in range(n_aligned):
-                    out_matched[image_out + aligned[a]] = -1
-                for sentence in range(n_sentences):
-                    out_matched[image_out + aligned[col4row[sentence]]] = sentence
-                for a in range(n_aligned):
-                    position = image_out + aligned[a]
-                    row_start = out_row_values[position]
-                    if out_matched[position] < 0:
-                        best = 0
-                        for sentence in range(1, n_sentences):
-                            if out_values[row_start + sentence] > out_values[row_start + best]:
-                                best = sentence
-                        out_matched[position] = best
-                    out_sim[position] = out_values[row_start + out_matched[position]]
-            else:
-                for a in range(n_aligned):
-                    position = image_out + aligned[a]
-                    out_matched[position] = col4row[a]
-                    out_sim[position] = out_values[out_row_values[position] + col4row[a]]
+            out_row_values[U(position + 1)] = value_out
+
+        if method == METHOD_ASSIGNMENT and n_aligned > 0 and n_sentences > 0:
+            status, detail, detail2 = _assign(
+                out_values, out_row_values, image_out, aligned, n_aligned, n_sentences, out_matched, out_sim,
+                cost, scratch_int, scratch_float, scratch_bool,
+            )
+            if status != OK:
+                return status, doc, detail, detail2, 0
         image_out += n_images
         out_rows[doc + 1] = image_out
         unaligned_offsets[doc + 1] = unaligned_out
     return OK, -1, 0, 0, unaligned_out
+
+
+@numba.njit(cache=True, nogil=True)
+def _assign(out_values, out_row_values, image_out, aligned, n_aligned, n_sentences, out_matched, out_sim, cost, scratch_int, scratch_float, scratch_bool):
+    """MMC4's assignment for one document whose realigned rows are already written; (status, image, sentence)."""
+    # Images are the assignment's rows unless they outnumber the sentences (scipy transposes).
+    transposed = n_aligned > n_sentences
+    n_rows = n_sentences if transposed else n_aligned
+    n_cols = n_aligned if transposed else n_sentences
+    for a in range(n_aligned):
+        row_start = out_row_values[image_out + aligned[a]]
+        finite = True
+        for sentence in range(n_sentences):
+            similarity = np.float64(out_values[row_start + sentence])
+            finite &= np.isfinite(similarity)
+            if transposed:
+                cost[sentence, a] = -similarity
+            else:
+                cost[a, sentence] = -similarity
+        if not finite:
+            for sentence in range(n_sentences):
+                if not np.isfinite(out_values[row_start + sentence]):
+                    return NOT_FINITE, aligned[a], sentence
+    col4row = scratch_int[0]
+    _solve_assignment(cost, n_rows, n_cols, col4row, scratch_int[1], scratch_float[0], scratch_float[1], scratch_float[2],
+                      scratch_int[2], scratch_int[3], scratch_bool[0], scratch_bool[1])
+    if transposed:
+        for a in range(n_aligned):
+            out_matched[image_out + aligned[a]] = -1
+        for sentence in range(n_sentences):
+            out_matched[image_out + aligned[col4row[sentence]]] = sentence
+        for a in range(n_aligned):
+            position = image_out + aligned[a]
+            row_start = out_row_values[position]
+            if out_matched[position] < 0:
+                out_matched[position] = _argmax(out_values, row_start, n_sentences)
+            out_sim[position] = out_values[row_start + out_matched[position]]
+    else:
+        for a in range(n_aligned):
+            position = image_out + aligned[a]
+            out_matched[position] = col4row[a]
+            out_sim[position] = out_values[out_row_values[position] + col4row[a]]
+    return OK, 0, 0
 
 
 def _reason(status: int, detail: int, detail2: int) -> str:
@@ -311,17 +400,18 @@ def realign_flat(
 
     Parameters
     ----------
-    doc_rows : ndarray of int64, shape (n_docs + 1,)
+    doc_rows : ndarray of int32 or int64, shape (n_docs + 1,)
         Matrix rows of each document: rows ``doc_rows[i]:doc_rows[i + 1]`` of ``row_values``.
-    row_values : ndarray of int64, shape (n_rows + 1,)
+    row_values : ndarray of int32 or int64, shape (n_rows + 1,)
         Values of each matrix row: ``values[row_values[r]:row_values[r + 1]]``.
     values : ndarray of float64 or float32, shape (n_values,)
         All similarities, row-major.
-    matched_offsets, matched : ndarray of int64
-        Original ``matched_text_index`` per original image, as offsets (n_docs + 1) and values.
-    image_offsets, images : ndarray of int64
+    matched_offsets, matched : ndarray of int32 or int64 (offsets), int64 (values)
+        Original ``matched_text_index`` per original image, as offsets (n_docs + 1) and values;
+        likewise for the two below.
+    image_offsets, images : ndarray
         ``image_index`` per current image (-1: no original row).
-    sentence_offsets, sentences : ndarray of int64
+    sentence_offsets, sentences : ndarray
         ``sentence_index`` per current sentence.
     method : {"repoint", "argmax", "assignment"}
         How the matched sentence is chosen.
@@ -343,8 +433,8 @@ def realign_flat(
         ``"assignment"``).
 
     Complexity: O(total input values + total output values) for ``"repoint"``/``"argmax"``;
-    ``"assignment"`` adds O(m^2 * s) per document (m = min side, s = max side). One pass to
-    validate and size, one to fill; no per-document allocation.
+    ``"assignment"`` adds O(m^2 * s) per document (m = min side, s = max side). One pass over
+    the data, validating as it writes; no per-document allocation.
 
     Example
     -------
@@ -356,14 +446,9 @@ def realign_flat(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    code = _METHOD_CODE[method]
-    status, doc, detail, detail2, total_values, max_images, max_sentences, max_cols = _validate(
-        doc_rows, row_values, matched_offsets, matched, image_offsets, images, sentence_offsets, sentences
-    )
-    if status != OK:
-        raise RealignError(int(doc), _reason(status, int(detail), int(detail2)))
     n_docs = doc_rows.shape[0] - 1
     n_images = int(image_offsets[-1] - image_offsets[0])
+    total_values, max_side, max_cols = _sizes(doc_rows, row_values, image_offsets, sentence_offsets)
     # Outputs come from numpy, not from inside the kernel: numpy backs large arrays with
     # transparent huge pages, which saves most of the page faults of first touch.
     out = {
@@ -375,9 +460,9 @@ def realign_flat(
         "unaligned_offsets": np.empty(n_docs + 1, dtype=np.int64),
         "unaligned": np.empty(n_images, dtype=np.int64),
     }
-    status, doc, detail, detail2, n_unaligned = _fill(
+    status, doc, detail, detail2, n_unaligned = _realign(
         doc_rows, row_values, values, matched_offsets, matched, image_offsets, images, sentence_offsets, sentences,
-        code, max_images, max_sentences, max_cols, *out.values(),
+        METHODS.index(method), max_side, max_cols, *out.values(),
     )
     if status != OK:
         raise RealignError(int(doc), _reason(status, int(detail), int(detail2)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numba
 import numpy as np
 import pytest
 
@@ -126,3 +127,26 @@ def test_bad_k(k):
 def test_float64_matrix_is_rejected_by_the_kernel():
     with pytest.raises(ValueError, match="float32 or float16"):
         kcenter_greedy(np.ones((10, 2)), 2)
+
+
+def test_rows_streamed_counts_every_unselected_row_without_skipping():
+    x = clustered(3000, 16, 40, seed=6)
+    full, skipped = {}, {}
+    order, _ = kcenter_greedy(x, 30, metric="l2", prune=False, stats=full)
+    pruned, _ = kcenter_greedy(x, 30, metric="l2", prune=True, stats=skipped)
+    # Step t (after the first centre) reads the rows not yet selected: n - t of them.
+    assert full["rows_streamed"] == sum(3000 - t for t in range(1, 30))
+    assert skipped["rows_streamed"] < full["rows_streamed"] and pruned.tolist() == order.tolist()
+
+
+def test_result_does_not_depend_on_the_thread_count():
+    x = clustered(20000, 24, 50, seed=7)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single, single_radius = kcenter_greedy(x, 80, metric="cosine")
+    finally:
+        numba.set_num_threads(threads)
+    order, radius = kcenter_greedy(x, 80, metric="cosine")
+    assert order.tolist() == single.tolist()
+    np.testing.assert_array_equal(radius, single_radius)

@@ -9,27 +9,25 @@ process, Arrow written to a fresh cache) and converted by Data-Juicer's
 imports on both sides; ours also prints the load time measured inside the process. WavCaps gets an
 audio folder with one empty ``<id>.flac`` per record, which both sides search recursively.
 
-Each side runs ``--repeat`` times (default 3) and its fastest run counts, as the machine is shared.
-Prints records/s and MB/s (over wall time) side by side, the time inside each process (our
-``load``; Data-Juicer's ``main()`` call), both ratios (Data-Juicer time / ours), and writes
-``benchmarks/results/formats_av.json``. Ours also records the floor every load pays whatever the
+Each side runs ``repeat`` times and its fastest run counts, as the machine is shared. Prints
+records/s and MB/s (over wall time) side by side, the time inside each process (our ``load``;
+Data-Juicer's ``main()`` call) and both ratios (Data-Juicer time / ours). Ours also records the floor every load pays whatever the
 file size (``load`` of a 10-record file in a fresh process: loader imports, datasets' builder
 setup, compiled-kernel cache loading) and each side's interpreter + import time (wall - inside). Without ``.venv-dj`` Data-Juicer is reported as "peer not
 installed" and ours is still measured.
 
-Run: ``.venv/bin/python benchmarks/formats_av.py [--records N]``
+Run through ``benchmarks/formats.py`` (all formats, one result file).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, run_measured, write_result  # noqa: E402
+from common import run_measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DJ_PYTHON = ROOT / ".venv-dj" / "bin" / "python"
@@ -168,16 +166,13 @@ def measure(entry: dict, small: dict, folder: Path, records: int, repeat: int) -
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per side; the fastest counts (the machine is shared)")
-    args = parser.parse_args()
-    info = machine()
+def run(records: int, repeat: int) -> list:
+    """Measure every audio/video caption format on generated ``records``-record files; prints a
+    table and returns one result per format (see :func:`measure`)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="formats_av-") as temporary:
         folder = Path(temporary)
-        entries = prepare(folder, args.records)
+        entries = prepare(folder, records)
         (folder / "startup").mkdir()
         small_entries = prepare(folder / "startup", 10)
         print(
@@ -185,7 +180,7 @@ def main() -> None:
             f" | {'ratio wall':>10} {'ratio in-proc':>13}"
         )
         for entry, small in zip(entries, small_entries):
-            result = measure(entry, small, folder, args.records, args.repeat)
+            result = measure(entry, small, folder, records, repeat)
             results.append(result)
             ours, dj = result["ours"], result["data_juicer"]
             line = (
@@ -200,24 +195,13 @@ def main() -> None:
             else:
                 line += dj
             print(line)
-    print(f"machine: {info['cores']} cores, {info['cpu']}, load average at start {info['load_average_at_start']}")
-    path = write_result(
-        "formats_av",
-        {
-            "benchmark": "audio/video caption formats -> DJ rows, hf_mmbuilder.load vs Data-Juicer *_to_dj.py (wall time, one process each)",
-            "machine": info,
-            "note": (
-                "the machine is shared with other running work (see load average): each side runs --repeat times and "
-                "the fastest run counts; both sides include interpreter start and imports (rates are records / wall seconds). "
-                "ours.startup_load_seconds_in_process is the floor of any load (10 records: loader imports, datasets builder "
-                "setup, compiled-kernel cache loading), so a ratio in process is bounded by Data-Juicer's time / that floor, and "
-                "a wall ratio by Data-Juicer's wall / our interpreter_and_import_seconds (importing datasets)"
-            ),
-            "results": results,
-        },
-    )
-    print(f"wrote {path}")
+    return results
 
 
-if __name__ == "__main__":
-    main()
+NOTE = (
+    "the machine is shared with other running work (see load average): each side runs --repeat times and "
+    "the fastest run counts; both sides include interpreter start and imports (rates are records / wall seconds). "
+    "ours.startup_load_seconds_in_process is the floor of any load (10 records: loader imports, datasets builder "
+    "setup, compiled-kernel cache loading), so a ratio in process is bounded by Data-Juicer's time / that floor, and "
+    "a wall ratio by Data-Juicer's wall / our interpreter_and_import_seconds (importing datasets)"
+)

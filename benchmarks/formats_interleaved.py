@@ -9,19 +9,18 @@ Each side runs as its own process on the same file in the same run; wall time in
 start and imports for both; peak RSS is the process tree's, sampled. Files are generated once into
 ``benchmarks/data/`` by :mod:`hf_mmbuilder.datagen_interleaved` (seeded).
 
-Run: ``.venv/bin/python benchmarks/formats_interleaved.py [--records N] [--formats mmc4,sharegpt,...]``
+Run through ``benchmarks/formats.py`` (all formats, one result file).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, machine, run_measured, write_result  # noqa: E402
+from common import DATA, run_measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DJ_PYTHON = ROOT / ".venv-dj" / "bin" / "python"
@@ -65,38 +64,44 @@ def measure(fmt: str, source: Path, scratch: str, procs: int) -> dict:
     return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=RECORDS)
-    parser.add_argument("--formats", default=",".join(FORMATS))
-    args = parser.parse_args()
-    result = {"benchmark": "formats_interleaved", "machine": machine(), "records": args.records, "formats": {}}
-    for fmt in args.formats.split(","):
-        source = source_file(fmt, args.records)
+def _fastest(runs: list) -> dict:
+    return {**min(runs, key=lambda run: run["seconds"]), "seconds_all_runs": [run["seconds"] for run in runs]}
+
+
+def run(records: int, formats: tuple = FORMATS, repeat: int = 1) -> dict:
+    """Measure each of ``formats`` on a generated ``records``-record file (Data-Juicer's converter
+    where there is one, then ours with ``num_proc`` 1 and 2, in ``repeat`` alternating rounds; each
+    side's fastest run counts); prints them and returns ``{format: entry}``."""
+    results = {}
+    for fmt in formats:
+        source = source_file(fmt, records)
         entry = {"bytes": source.stat().st_size}
+        dj_runs, dj_error, our_runs = [], None, {1: [], 2: []}
         with tempfile.TemporaryDirectory() as scratch:
-            if fmt in DJ_CONVERTERS:
-                module, flag = DJ_CONVERTERS[fmt]
-                if DJ_PYTHON.exists():
+            for round_number in range(repeat):
+                if fmt not in DJ_CONVERTERS:
+                    dj_error = {"error": "Data-Juicer has no converter for this format"}
+                elif not DJ_PYTHON.exists():
+                    dj_error = {"error": f"peer not installed ({DJ_PYTHON} missing)"}
+                elif dj_error is None:
+                    module, flag = DJ_CONVERTERS[fmt]
                     dj = run_measured(
                         [str(DJ_PYTHON), "-m", f"tools.fmt_conversion.multimodal.source_format_to_data_juicer_format.{module}",
                          flag, str(source), "--target_ds_path", os.path.join(scratch, "dj.jsonl")],
                         env={**os.environ, "PYTHONWARNINGS": "ignore"},
                     )
-                    entry["data_juicer"] = dj if dj["returncode"] == 0 else {"error": dj["output_tail"]}
-                else:
-                    entry["data_juicer"] = {"error": f"peer not installed ({DJ_PYTHON} missing)"}
-            else:
-                entry["data_juicer"] = {"error": "Data-Juicer has no converter for this format"}
-            for procs in (1, 2):
-                entry[f"hf_mmbuilder_num_proc_{procs}"] = measure(fmt, source, scratch, procs)
-        result["formats"][fmt] = entry
-        report(fmt, entry, args.records)
-    result["note"] = (
-        "2-core machine shared with other helpers during the run: absolute times are noisy; the ratios compare "
-        "runs made back to back on the same file."
-    )
-    print("wrote", write_result("formats_interleaved", result))
+                    if dj["returncode"] == 0:
+                        dj_runs.append(dj)
+                    else:
+                        dj_error = {"error": dj["output_tail"]}
+                for procs in (1, 2):
+                    our_runs[procs].append(measure(fmt, source, os.path.join(scratch, str(round_number)), procs))
+        entry["data_juicer"] = dj_error if dj_error is not None else _fastest(dj_runs)
+        for procs, runs in our_runs.items():
+            entry[f"hf_mmbuilder_num_proc_{procs}"] = _fastest(runs)
+        results[fmt] = entry
+        report(fmt, entry, records)
+    return results
 
 
 def report(fmt: str, entry: dict, records: int) -> None:
@@ -119,7 +124,3 @@ def report(fmt: str, entry: dict, records: int) -> None:
             ours["speedup_vs_data_juicer"] = dj["seconds"] / ours["seconds"]
             line += f" -> {ours['speedup_vs_data_juicer']:.1f}x Data-Juicer"
         print(line)
-
-
-if __name__ == "__main__":
-    main()

@@ -10,9 +10,11 @@ error policy with its rejects file, and a ``dataset_name`` safe for the cache fo
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
-from typing import Iterator, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Optional
 
 import datasets
 import numpy as np
@@ -164,6 +166,58 @@ class DJBuilder(datasets.ArrowBasedBuilder):
             for shard in shards:
                 for batch_id, table in enumerate(self._shard_tables(shard, policy)):
                     yield Key(shard.shard_id, batch_id), table
+
+
+def parse_threads() -> int:
+    """Threads for the compiled parsers: the cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def map_in_threads(function: Callable, items: Iterable, threads: int) -> Iterator[tuple]:
+    """``(item, function(item))`` for each item, in order, with ``function`` running on up to
+    ``threads`` threads ahead of the consumer (at most ``2 * threads`` results pending, so memory
+    stays bounded). Meant for compiled kernels that release the GIL: the caller's thread (which
+    writes the Arrow file) and the parsers then run at the same time.
+
+    Example:
+        >>> [result for _, result in map_in_threads(lambda x: x * x, range(4), 2)]
+        [0, 1, 4, 9]
+    """
+    if threads <= 1:
+        for item in items:
+            yield item, function(item)
+        return
+    pending: collections.deque = collections.deque()
+    with ThreadPoolExecutor(threads) as pool:
+        for item in items:
+            pending.append((item, pool.submit(function, item)))
+            if len(pending) >= 2 * threads:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def interleave_rows(first: Optional[pa.Table], first_positions: list, second: Optional[pa.Table], second_positions: list) -> Iterator[pa.Table]:
+    """The rows of two tables in the order of their positions (each list ascending, row ``k`` of a
+    table at ``positions[k]``), as zero-copy slices: the runs of consecutive rows of each table.
+
+    Example:
+        >>> a, b = pa.table({"x": [0, 2, 3]}), pa.table({"x": [1]})
+        >>> [t["x"].to_pylist() for t in interleave_rows(a, [0, 2, 3], b, [1])]
+        [[0], [1], [2, 3]]
+    """
+    tagged = sorted([(p, 0, k) for k, p in enumerate(first_positions)] + [(p, 1, k) for k, p in enumerate(second_positions)])
+    tables = (first, second)
+    run_start = 0
+    for index, (_, side, row) in enumerate(tagged):
+        next_side = tagged[index + 1][1] if index + 1 < len(tagged) else None
+        next_row = tagged[index + 1][2] if index + 1 < len(tagged) else None
+        if next_side != side or next_row != row + 1:
+            start_row = tagged[run_start][2]
+            yield tables[side].slice(start_row, row + 1 - start_row)
+            run_start = index + 1
 
 
 class ColumnBuffer:

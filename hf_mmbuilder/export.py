@@ -12,6 +12,7 @@ import os
 from typing import Optional, Union
 
 import datasets
+import numpy as np
 import orjson
 import pyarrow as pa
 from tqdm.auto import tqdm
@@ -82,6 +83,24 @@ class RowExporter:
                 errors.append(str(error))
         raise ValueError(errors[0])
 
+    def encode_table(self, table: pa.Table, separator: bytes) -> Optional[tuple]:
+        """A compiled fast path: the records of ``table`` as ``(data, offsets, fallback)``, where
+        record ``k`` is ``data[offsets[k]:offsets[k+1]]`` (uint8 array, int64 offsets), starting
+        with ``separator``, and ``fallback[k]`` marks a row (written as nothing) left to
+        :meth:`row_to_record`. ``None`` (the default): every row takes :meth:`row_to_record`."""
+        return None
+
+    def _encode_row(self, row: dict, position: int, policy: ErrorPolicy, source: str) -> Optional[bytes]:
+        """One row as JSON through :meth:`row_to_record`, or ``None`` if ``policy`` skipped it."""
+        try:
+            errors = row.get(ERRORS_COLUMN)
+            if errors:
+                raise ValueError("row was kept with load errors: " + "; ".join(errors))
+            return orjson.dumps(self.row_to_record(row))
+        except (ValueError, TypeError) as error:
+            policy.handle(RecordError(source, position, str(error)), None)
+            return None
+
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
         """Serialise ``rows`` (an iterable of row dicts) into ``handle``; returns records written."""
         as_array = suffix == ".json"
@@ -89,17 +108,10 @@ class RowExporter:
         if as_array:
             handle.write(b"[")
         for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                record = self.row_to_record(row)
-                line = orjson.dumps(record)
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
+            line = self._encode_row(row, position, policy, source)
+            progress.update(1)
+            if line is None:
                 continue
-            finally:
-                progress.update(1)
             if as_array:
                 handle.write(b"\n" if written == 0 else b",\n")
                 handle.write(line)
@@ -109,6 +121,84 @@ class RowExporter:
         if as_array:
             handle.write(b"\n]\n")
         return written
+
+    def write_dataset(self, dataset, handle, suffix: str, policy: ErrorPolicy, source: str, progress, batch_size: int) -> int:
+        """Serialise ``dataset`` into ``handle``: Arrow batch by batch through :meth:`encode_table`
+        where the exporter has one (a plain ``Dataset``), else row by row through :meth:`write`."""
+        tables = _arrow_batches(dataset, batch_size)
+        if tables is None or type(self).encode_table is RowExporter.encode_table:
+            return self.write(iter_rows(dataset, batch_size), handle, suffix, policy, source, progress)
+        as_array = suffix == ".json"
+        separator = b",\n" if as_array else b"\n"
+        json_columns = _json_columns(dataset)
+        written = 0
+        position = 0
+        if as_array:
+            handle.write(b"[")
+        for table in tables:
+            encoded = self.encode_table(table, separator)
+            if encoded is None:
+                data, offsets, fallback = np.zeros(0, np.uint8), np.zeros(table.num_rows + 1, np.int64), np.ones(table.num_rows, bool)
+            else:
+                data, offsets, fallback = encoded
+            careful = np.flatnonzero(fallback).tolist()
+            careful_rows = _table_rows(table.take(pa.array(careful, pa.int64())), json_columns)
+            run_start = 0
+            for row_number in careful + [table.num_rows]:
+                if run_start < row_number:
+                    block = memoryview(data[offsets[run_start] : offsets[row_number]])
+                    # Each fast record starts with its separator: the file's first element starts
+                    # with a bare newline instead, and JSON lines end each record with theirs.
+                    if not as_array:
+                        handle.write(block[1:])
+                        handle.write(b"\n")
+                    elif written == 0:
+                        handle.write(b"\n")
+                        handle.write(block[2:])
+                    else:
+                        handle.write(block)
+                    written += row_number - run_start
+                if row_number == table.num_rows:
+                    break
+                line = self._encode_row(next(careful_rows), position + row_number, policy, source)
+                if line is not None:
+                    if as_array:
+                        handle.write(b"\n" if written == 0 else b",\n")
+                        handle.write(line)
+                    else:
+                        handle.write(line + b"\n")
+                    written += 1
+                run_start = row_number + 1
+            position += table.num_rows
+            progress.update(table.num_rows)
+        if as_array:
+            handle.write(b"\n]\n")
+        return written
+
+
+def _arrow_batches(dataset, batch_size: int):
+    """Arrow tables of ``batch_size`` rows of a plain ``Dataset`` (``None`` for any other dataset)."""
+    if isinstance(dataset, datasets.Dataset) and dataset.format["type"] is None:
+        return dataset.with_format("arrow").iter(batch_size=batch_size)
+    return None
+
+
+def _json_columns(dataset) -> list:
+    return [name for name, feature in dataset.features.items() if isinstance(feature, datasets.Json)]
+
+
+def _table_rows(table: pa.Table, json_columns: list):
+    """The rows of an Arrow table as dicts, converted in C (``Json`` columns decoded with orjson)."""
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if name in json_columns:
+            columns[name] = [None if v is None else orjson.loads(v) for v in column.cast(pa.string()).to_pylist()]
+        else:
+            columns[name] = column.to_pylist()
+    names = list(columns)
+    for values in zip(*(columns[name] for name in names)):
+        yield dict(zip(names, values))
 
 
 def iter_rows(dataset, batch_size: int = 10_000):
@@ -122,19 +212,11 @@ def iter_rows(dataset, batch_size: int = 10_000):
         >>> next(iter_rows(Dataset.from_dict({"text": ["a"]})))
         {'text': 'a'}
     """
-    if isinstance(dataset, datasets.Dataset) and dataset.format["type"] is None:
-        json_columns = [name for name, feature in dataset.features.items() if isinstance(feature, datasets.Json)]
-        for table in dataset.with_format("arrow").iter(batch_size=batch_size):
-            columns = {}
-            for name in table.column_names:
-                column = table.column(name)
-                if name in json_columns:
-                    columns[name] = [None if v is None else orjson.loads(v) for v in column.cast(pa.string()).to_pylist()]
-                else:
-                    columns[name] = column.to_pylist()
-            names = list(columns)
-            for values in zip(*(columns[name] for name in names)):
-                yield dict(zip(names, values))
+    tables = _arrow_batches(dataset, batch_size)
+    if tables is not None:
+        json_columns = _json_columns(dataset)
+        for table in tables:
+            yield from _table_rows(table, json_columns)
         return
     for batch in dataset.iter(batch_size=batch_size):
         names = list(batch)
@@ -203,6 +285,6 @@ def export(
     with ErrorPolicy(on_error, rejects_path) as policy, AtomicWriter(path) as handle, tqdm(
         total=total, disable=not progress, unit="rows", desc=f"export {format_name}"
     ) as bar:
-        count = exporter.write(iter_rows(dataset, batch_size), handle, suffix, policy, path, bar)
+        count = exporter.write_dataset(dataset, handle, suffix, policy, path, bar, batch_size)
     return {path: count}
 

@@ -1,25 +1,30 @@
 """Fast, bounded-memory reading of JSON records (a top-level array, or JSON lines).
 
-The file is first cut into one byte range per record by a compiled scan
-(:mod:`hf_mmbuilder.kernels.json_scan`); ranges are grouped into shards for ``num_proc`` and into
-batches of a few MB that msgspec decodes straight into typed structs (no ``dict`` per record, the
-garbage collector paused). A batch that does not fit the fast type (an unknown key, a wrong type,
-malformed JSON) is decoded again record by record: records that fit keep the fast type, the others
-come back as plain ``dict`` s for the format's careful path, or as :class:`MalformedJSON` with the
-parser's reason. Python's ``json`` module is never used.
+A local file is read through memory maps (no copy into fresh memory). It is first cut into one
+byte range per record by a compiled scan (:mod:`hf_mmbuilder.kernels.json_scan`); ranges are
+grouped into shards for ``num_proc`` and into batches of a few MB that msgspec decodes straight
+into typed structs (no ``dict`` per record, the garbage collector paused). A batch that does not
+fit the fast type (an unknown key, a wrong type, malformed JSON) is decoded again record by
+record: records that fit keep the fast type, the others come back as plain ``dict`` s for the
+format's careful path, or as :class:`MalformedJSON` with the parser's reason. Python's ``json``
+module is never used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
+import mmap
+import os
 import re
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
 import msgspec
 import numpy as np
+from datasets.utils.file_utils import xopen
 
 from .kernels import json_scan
 
@@ -116,57 +121,115 @@ def _scan_array(path: str, opener: Callable) -> RecordIndex:
     out_ends = np.empty(capacity, np.int64)
     out_lines = np.empty(capacity, np.int64)
     offset = 0
-    with opener(path, "rb") as handle:
+    for chunk in _chunks(path, opener):
+        buf = np.frombuffer(chunk, dtype=np.uint8)
+        state[5] = offset
+        position = 0
         while True:
-            chunk = handle.read(SCAN_CHUNK_BYTES)
-            if not chunk:
-                break
-            buf = np.frombuffer(chunk, dtype=np.uint8)
-            state[5] = offset
-            position = 0
-            while True:
-                status, position, count = json_scan.scan_array_elements(buf, position, state, out_starts, out_ends, out_lines)
-                starts_parts.append(out_starts[:count].copy())
-                ends_parts.append(out_ends[:count].copy())
-                lines_parts.append(out_lines[:count].copy())
-                if status == json_scan.OUTPUT_FULL:
-                    continue
-                if status != json_scan.OK:
-                    raise JSONLayoutError(
-                        f"{path}: line {state[4]} (byte {offset + position}): "
-                        + ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
-                    )
-                break
-            offset += len(chunk)
+            status, position, count = json_scan.scan_array_elements(buf, position, state, out_starts, out_ends, out_lines)
+            starts_parts.append(out_starts[:count].copy())
+            ends_parts.append(out_ends[:count].copy())
+            lines_parts.append(out_lines[:count].copy())
+            if status == json_scan.OUTPUT_FULL:
+                continue
+            if status != json_scan.OK:
+                raise JSONLayoutError(
+                    f"{path}: line {state[4]} (byte {offset + position}): "
+                    + ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
+                )
+            break
+        offset += len(chunk)
     if state[0] != 0 or state[1] != 0:
         raise JSONLayoutError(f"{path}: line {state[4]} (byte {offset}): file ends inside the top-level array (truncated?)")
     return RecordIndex(path, "array", np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts))
 
 
-def _scan_lines(path: str, opener: Callable) -> RecordIndex:
-    starts_parts, ends_parts, lines_parts = [], [], []
-    offset = 0
-    line = 1
+class _MappedFile:
+    """Byte ranges of a local file as read-only memory maps.
+
+    Reading copies every byte into freshly allocated memory, which costs more than the scan itself
+    on large files; a map shares the page cache. Each range is its own map, released with its last
+    view, so resident memory stays that of the ranges in use, not of the whole file.
+    """
+
+    def __init__(self, path: str):
+        with open(path, "rb") as handle:
+            self.size = os.fstat(handle.fileno()).st_size
+            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
+            self._fileno = os.dup(handle.fileno())
+
+    def __del__(self):
+        os.close(self._fileno)
+
+    def view(self, start: int, stop: int) -> memoryview:
+        """Bytes ``start .. stop-1`` of the file."""
+        if stop <= start:
+            return memoryview(b"")
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        mapped = mmap.mmap(self._fileno, stop - aligned, access=mmap.ACCESS_READ, offset=aligned)
+        return memoryview(mapped)[start - aligned :]
+
+    def rfind_newline(self, start: int, stop: int) -> int:
+        return self._map.rfind(b"\n", start, stop)
+
+    def find_newline(self, start: int) -> int:
+        return self._map.find(b"\n", start)
+
+
+def _mapped(path: str, opener: Callable) -> Optional[_MappedFile]:
+    """``path`` as a :class:`_MappedFile` when it is a local non-empty file opened by ``open``
+    (else ``None``: read it through ``opener``)."""
+    # datasets patches `open` in loading scripts with its `xopen`, which opens local paths with `open`.
+    if getattr(opener, "__wrapped__", opener) not in (open, xopen) or not os.path.isfile(path):
+        return None
+    mapped = _MappedFile(path)
+    return mapped if mapped.size else None
+
+
+def _chunks(path: str, opener: Callable, whole_lines: bool = False) -> Iterator:
+    """The file in pieces of about ``SCAN_CHUNK_BYTES`` (views of memory maps when it can be
+    mapped); with ``whole_lines`` every piece but the last ends with a newline."""
+    mapped = _mapped(path, opener)
+    if mapped is not None:
+        start = 0
+        while start < mapped.size:
+            stop = min(start + SCAN_CHUNK_BYTES, mapped.size)
+            if whole_lines and stop < mapped.size:
+                newline = mapped.rfind_newline(start, stop)
+                stop = newline + 1 if newline >= 0 else (mapped.find_newline(stop) + 1 or mapped.size)
+            yield mapped.view(start, stop)
+            start = stop
+        return
     carry = b""
     with opener(path, "rb") as handle:
         while True:
             chunk = handle.read(SCAN_CHUNK_BYTES)
+            if not whole_lines:
+                if not chunk:
+                    return
+                yield chunk
+                continue
             data = carry + chunk
-            if not chunk:
-                cut = len(data)
-            else:
-                cut = data.rfind(b"\n") + 1
+            cut = len(data) if not chunk else data.rfind(b"\n") + 1
             if cut:
-                buf = np.frombuffer(data[:cut], dtype=np.uint8)
-                starts, ends, lines = json_scan.line_ranges(buf, offset, line)
-                starts_parts.append(starts)
-                ends_parts.append(ends)
-                lines_parts.append(lines)
-                line += int(np.count_nonzero(buf == 10))
-                offset += cut
+                yield data[:cut]
             carry = data[cut:]
             if not chunk:
-                break
+                return
+
+
+def _scan_lines(path: str, opener: Callable) -> RecordIndex:
+    starts_parts, ends_parts, lines_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    offset = 0
+    line = 1
+    for chunk in _chunks(path, opener, whole_lines=True):
+        buf = np.frombuffer(chunk, dtype=np.uint8)
+        starts, ends, lines = json_scan.line_ranges(buf, offset, line)
+        starts_parts.append(starts)
+        ends_parts.append(ends)
+        lines_parts.append(lines)
+        line += int(np.count_nonzero(buf == 10))
+        offset += len(chunk)
     return RecordIndex(path, "lines", np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts))
 
 
@@ -191,7 +254,8 @@ def gc_paused():
 @dataclasses.dataclass
 class RecordBatch:
     """Decoded records of one batch: ``records[k]`` is a fast-type struct, a ``dict`` (did not fit
-    the fast type), or :class:`MalformedJSON`; ``indexes``/``lines``/``offsets`` locate each one."""
+    the fast type), or :class:`MalformedJSON`; ``indexes``/``lines``/``offsets`` locate each one.
+    ``buffer`` holds the batch's source bytes (a view of the file's memory map for a local file)."""
 
     path: str
     indexes: range
@@ -199,7 +263,7 @@ class RecordBatch:
     offsets: np.ndarray
     ends: np.ndarray
     records: Optional[list]
-    buffer: bytes
+    buffer: Union[bytes, memoryview]
     buffer_offset: int
     layout: str = "lines"
     fast_type: Optional[type] = None
@@ -207,7 +271,7 @@ class RecordBatch:
     def raw(self, k: int) -> bytes:
         """The source bytes of record ``k`` (for the rejects file)."""
         start = int(self.offsets[k]) - self.buffer_offset
-        return self.buffer[start : int(self.ends[k]) - self.buffer_offset]
+        return bytes(self.buffer[start : int(self.ends[k]) - self.buffer_offset])
 
     def decode(self, k: int):
         """Decode record ``k`` alone: a ``fast_type`` instance, a plain value, or :class:`MalformedJSON`."""
@@ -247,9 +311,11 @@ def iter_batches(
     if stop <= first:
         return
     fast_decoder = msgspec.json.Decoder(list[fast_type]) if fast_type is not None else None
-    with opener(index.path, "rb") as handle:
+    mapped = _mapped(index.path, opener)
+    with contextlib.nullcontext() if mapped is not None else opener(index.path, "rb") as handle:
         position = int(index.starts[first])
-        handle.seek(position)
+        if handle is not None:
+            handle.seek(position)
         batch_start = first
         while batch_start < stop:
             limit = index.starts[batch_start] + batch_bytes
@@ -257,10 +323,13 @@ def iter_batches(
             batch_stop = min(max(batch_stop, batch_start + 1), stop)
             buffer_offset = int(index.starts[batch_start])
             end = int(index.ends[batch_stop - 1])
-            if position != buffer_offset:
-                handle.seek(buffer_offset)
-            buffer = handle.read(end - buffer_offset)
-            position = end
+            if mapped is not None:
+                buffer = mapped.view(buffer_offset, end)
+            else:
+                if position != buffer_offset:
+                    handle.seek(buffer_offset)
+                buffer = handle.read(end - buffer_offset)
+                position = end
             batch = RecordBatch(
                 index.path,
                 range(record_offset + batch_start, record_offset + batch_stop),

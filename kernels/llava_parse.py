@@ -258,37 +258,40 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
 
 
 @numba.njit(cache=True, nogil=True)
-def _copy_value(buf, k, stop, text, t, special, source_image, source_video, image_token, video_token):
-    """Unescape the JSON string body ``buf[k:stop]`` into ``text[t:]``, substituting ``<image>``
-    and ``<video>`` as they complete. Returns ``(new t, images found, videos found, ok)``; not ok
-    for a control byte, a bad escape, or ``[[`` (which could fake a role marker)."""
+def _copy_value(buf, k, end, text, t, special, source_image, source_video, image_token, video_token):
+    """Unescape the JSON string body starting at ``buf[k]`` (just after its opening quote) into
+    ``text[t:]``, substituting ``<image>`` and ``<video>`` as they complete. Returns ``(position
+    after the closing quote, new t, images found, videos found, ok)``; not ok for a control byte, a
+    bad escape, no closing quote before ``end``, or ``[[`` (which could fake a role marker)."""
     lower = t
     found_images = 0
     found_videos = 0
-    while k < stop:
-        # Plain bytes (most of them) are copied in a tight loop; only a backslash, a control
-        # byte, "[" or ">" need a closer look.
+    while k < end:
+        # Plain bytes (most of them) are copied in a tight loop; only a quote, a backslash, a
+        # control byte, "[" or ">" need a closer look.
         c = buf[k]
         while special[c] == 0:
             text[t] = c
             t += 1
             k += 1
-            if k == stop:
-                return t, found_images, found_videos, True
+            if k == end:
+                return k, t, found_images, found_videos, False
             c = buf[k]
+        if c == _QUOTE:
+            return k + 1, t, found_images, found_videos, True
         if c == _BACKSLASH:
-            k, t = _unescape_one(buf, k, stop + 1, text, t)
+            k, t = _unescape_one(buf, k, end, text, t)
             if k < 0:
-                return t, found_images, found_videos, False
+                return k, t, found_images, found_videos, False
         elif c < 32:
-            return t, found_images, found_videos, False
+            return k, t, found_images, found_videos, False
         else:
             text[t] = c
             t += 1
             k += 1
         last = text[t - 1]
         if last == 91 and t - lower >= 2 and text[t - 2] == 91:
-            return t, found_images, found_videos, False
+            return k, t, found_images, found_videos, False
         if last == 62:
             if _ends_with(text, t, lower, source_image):
                 t = _copy(image_token, text, t - source_image.shape[0])
@@ -298,7 +301,7 @@ def _copy_value(buf, k, stop, text, t, special, source_image, source_video, imag
                 t = _copy(video_token, text, t - source_video.shape[0])
                 lower = t
                 found_videos += 1
-    return t, found_images, found_videos, True
+    return k, t, found_images, found_videos, False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -322,10 +325,8 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
         if buf[i] != 123:
             return i, t, n_roles, d_roles, 0, 0, False
         i = _skip_ws(buf, i + 1, end)
-        role_start = -1
-        role_end = -1
-        value_start = -1
-        value_end = -1
+        has_role = False
+        has_value = False
         while True:
             if i >= end or buf[i] != _QUOTE:
                 return i, t, n_roles, d_roles, 0, 0, False
@@ -339,13 +340,40 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
             field_start = _skip_ws(buf, i + 1, end)
             if field_start >= end or buf[field_start] != _QUOTE:
                 return i, t, n_roles, d_roles, 0, 0, False
-            field_end = _string_end(buf, field_start, end)
-            if field_end < 0:
-                return i, t, n_roles, d_roles, 0, 0, False
-            if _key_is(buf, key_start, key_end, from_word) and role_start < 0:
-                role_start, role_end = field_start, field_end
-            elif _key_is(buf, key_start, key_end, value_word) and value_start < 0:
-                value_start, value_end = field_start, field_end
+            # The turn is written as it is read: the role marker first, so "from" must come before
+            # "value" (it always does in LLaVA files; other orders take the careful path).
+            if _key_is(buf, key_start, key_end, from_word) and not has_role:
+                if turn > 0:
+                    if turn % 2 == 0:
+                        t = _copy(eoc_between_rounds, text, t)
+                    t = _copy(separator, text, t)
+                role_begin = d_roles
+                field_end, d_roles = _unescape(buf, field_start, end, roles, d_roles)
+                if field_end < 0:
+                    return i, t, n_roles, d_roles, 0, 0, False
+                n_roles += 1
+                role_offsets[n_roles] = d_roles
+                text[t] = 91
+                text[t + 1] = 91
+                t += 2
+                for k in range(role_begin, d_roles):
+                    text[t] = roles[k]
+                    t += 1
+                text[t] = 93
+                text[t + 1] = 93
+                text[t + 2] = 58
+                text[t + 3] = 32
+                t += 4
+                has_role = True
+            elif _key_is(buf, key_start, key_end, value_word) and has_role and not has_value:
+                field_end, t, images, videos, ok = _copy_value(
+                    buf, field_start + 1, end, text, t, special, source_image, source_video, image_token, video_token
+                )
+                if not ok:
+                    return i, t, n_roles, d_roles, 0, 0, False
+                found_images += images
+                found_videos += videos
+                has_value = True
             else:
                 return i, t, n_roles, d_roles, 0, 0, False
             i = _skip_ws(buf, field_end, end)
@@ -356,36 +384,8 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
                 i = _skip_ws(buf, i + 1, end)
                 break
             return i, t, n_roles, d_roles, 0, 0, False
-        if role_start < 0 or value_start < 0:
+        if not has_value:
             return i, t, n_roles, d_roles, 0, 0, False
-        if turn > 0:
-            if turn % 2 == 0:
-                t = _copy(eoc_between_rounds, text, t)
-            t = _copy(separator, text, t)
-        role_begin = d_roles
-        position, d_roles = _unescape(buf, role_start, role_end, roles, d_roles)
-        if position < 0:
-            return i, t, n_roles, d_roles, 0, 0, False
-        n_roles += 1
-        role_offsets[n_roles] = d_roles
-        text[t] = 91
-        text[t + 1] = 91
-        t += 2
-        for k in range(role_begin, d_roles):
-            text[t] = roles[k]
-            t += 1
-        text[t] = 93
-        text[t + 1] = 93
-        text[t + 2] = 58
-        text[t + 3] = 32
-        t += 4
-        t, images, videos, ok = _copy_value(
-            buf, value_start + 1, value_end - 1, text, t, special, source_image, source_video, image_token, video_token
-        )
-        if not ok:
-            return i, t, n_roles, d_roles, 0, 0, False
-        found_images += images
-        found_videos += videos
         turn += 1
         if i < end and buf[i] == 44:
             i = _skip_ws(buf, i + 1, end)
@@ -455,6 +455,7 @@ def parse_llava(
     source_video = np.array([60, 118, 105, 100, 101, 111, 62], dtype=np.uint8)
     special = np.zeros(256, dtype=np.uint8)
     special[:32] = 1
+    special[_QUOTE] = 1
     special[_BACKSLASH] = 1
     special[91] = 1
     special[62] = 1

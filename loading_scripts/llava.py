@@ -36,11 +36,11 @@ import numpy as np
 import pyarrow as pa
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches
-from hf_mmbuilder.kernels import llava_parse
+from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import resolve_media_path
 
 SOURCE_IMAGE_TOKEN = "<image>"
@@ -222,13 +222,14 @@ class Llava(DJBuilder):
         compiled = config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
         rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
-        for batch in iter_batches(shard.index, shard.first, shard.stop, Record, open, decode=not compiled, record_offset=shard.record_offset):
-            if not compiled:
+        batches = iter_batches(shard.index, shard.first, shard.stop, Record, open, decode=not compiled, record_offset=shard.record_offset)
+        if not compiled:
+            for batch in batches:
                 self._python_rows(batch, range(len(batch.indexes)), buffer, shard, policy, rng)
                 if len(buffer):
                     yield buffer.to_table()
-                continue
-            fast_table, status = self._compiled_table(batch, shard)
+            return
+        for batch, (fast_table, status) in map_in_threads(lambda batch: self._compiled_table(batch, shard), batches, parse_threads()):
             if config.check_media:
                 # A row with a missing file goes the careful way, which reports it per on_error.
                 for row, (images, videos) in enumerate(zip(fast_table.column("images").to_pylist(), fast_table.column("videos").to_pylist())):
@@ -238,15 +239,20 @@ class Llava(DJBuilder):
             if fallback.size == 0:
                 yield fast_table
                 continue
-            kept = self._python_rows(batch, fallback.tolist(), buffer, shard, policy, rng)
+            kept = set(self._python_rows(batch, fallback.tolist(), buffer, shard, policy, rng))
             slow_table = buffer.to_table()
-            # Rows in file order: fast rows from the first table, fallback rows from the second.
-            order = np.arange(len(status), dtype=np.int64)
-            keep_mask = status == llava_parse.FAST
-            keep_mask[kept] = True
-            order[kept] = len(status) + np.arange(len(kept))
-            combined = pa.concat_tables([fast_table, slow_table])
-            yield combined.take(pa.array(order[keep_mask]))
+            # Rows in file order, as slices (no copy: the writer copies them into the file anyway):
+            # runs of fast rows around the fallback rows, each of which comes from the second table.
+            run_start = slow_row = 0
+            for position in fallback.tolist():
+                if run_start < position:
+                    yield fast_table.slice(run_start, position - run_start)
+                if position in kept:
+                    yield slow_table.slice(slow_row, 1)
+                    slow_row += 1
+                run_start = position + 1
+            if run_start < len(status):
+                yield fast_table.slice(run_start)
 
     def _constants(self, shard: Shard) -> dict:
         constants = {"audios": [], "media_root": shard.media_root, "source_file": shard.original}
@@ -427,11 +433,110 @@ class Llava(DJBuilder):
                 raise ValueError(f"media file {path!r} not found (looked for {resolved})")
 
 
+def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The int32 offsets (``len + 1``, slice offset applied) and UTF-8 bytes of a string array."""
+    offsets = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + 1, offset=4 * array.offset)
+    data = array.buffers()[2]
+    return offsets, (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8))
+
+
+def _string_list_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The list offsets, item offsets and UTF-8 bytes of a ``list<string>`` array."""
+    lists = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + 1, offset=4 * array.offset)
+    return (lists, *_string_buffers(array.values))
+
+
+def _flags(array: pa.Array) -> np.ndarray:
+    """uint8 per row: 1 where a bool array is true (null counts as false)."""
+    return array.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    return array.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8)
+
+
+def _bracketed(token: str) -> bool:
+    """``<...>`` with no other ``<``/``>`` and nothing JSON would escape: occurrences of such
+    tokens never overlap, and they can be written as they are."""
+    return (
+        len(token) >= 2 and token[0] == "<" and token[-1] == ">" and "<" not in token[1:-1] and ">" not in token[1:-1]
+        and all(32 <= ord(c) and c not in '"\\' for c in token)
+    )
+
+
 class LlavaExporter(RowExporter):
     """DJ row -> LLaVA record: cuts ``text`` back into turns at the role markers of ``roles``,
-    restores ``<image>``/``<video>``, the id type, the media fields and every extra key."""
+    restores ``<image>``/``<video>``, the id type, the media fields and every extra key.
+
+    Whole Arrow batches go through :func:`hf_mmbuilder.kernels.llava_export.export_llava`; the rows
+    it leaves (per-turn extras, load errors, anything unusual) come here one by one.
+    """
 
     suffixes = (".json", ".jsonl")
+    _STRING, _STRINGS = pa.string(), pa.list_(pa.string())
+
+    def encode_table(self, table: pa.Table, separator: bytes) -> Optional[tuple]:
+        config = self.options
+        types = {"text": self._STRING, "roles": self._STRINGS, "images": self._STRINGS, "videos": self._STRINGS,
+                 "id": self._STRING, "id_is_int": pa.bool_(), "media_layout": self._STRING}
+        tokens = (config.image_special_token, SOURCE_IMAGE_TOKEN, config.video_special_token, SOURCE_VIDEO_TOKEN)
+        if (
+            config.split_chunk or config.only_keep_caption
+            or any(name not in table.column_names or table.schema.field(name).type != kind for name, kind in types.items())
+            or not all(_bracketed(token) for token in tokens)
+            or set(tokens[:2]) & set(tokens[2:])
+        ):
+            return None
+        columns = {name: table.column(name).combine_chunks() for name in table.column_names}
+        n = table.num_rows
+        careful = np.zeros(n, np.uint8)
+        for name in ("text", "roles", "images", "videos"):
+            careful |= 1 - _valid(columns[name])
+        for name in ("turn_extras", ERRORS_COLUMN):
+            if name in columns:
+                careful |= _valid(columns[name])
+        extra = columns.get("extra")
+        if extra is None:
+            extra_offsets, extra_data, extra_valid = np.zeros(n + 1, np.int32), np.zeros(0, np.uint8), np.zeros(n, np.uint8)
+        else:
+            storage = extra.storage if isinstance(extra, pa.ExtensionArray) else extra
+            if storage.type != self._STRING:
+                return None
+            extra_offsets, extra_data = _string_buffers(storage)
+            extra_valid = _valid(storage)
+        layouts = columns["media_layout"].fill_null("").dictionary_encode()
+        names = layouts.dictionary.to_pylist()
+        codes = layouts.indices.to_numpy(zero_copy_only=False)
+        layout_flags = np.array(
+            [[key in name, f"{key}[]" in name.split(",")] for name in names for key in ("image", "video")], np.uint8
+        ).reshape(len(names), 4)[codes] if names else np.zeros((n, 4), np.uint8)
+        text_offsets, text = _string_buffers(columns["text"])
+        roles = _string_list_buffers(columns["roles"])
+        images = _string_list_buffers(columns["images"])
+        videos = _string_list_buffers(columns["videos"])
+        id_offsets, ids = _string_buffers(columns["id"])
+        encode = lambda value: np.frombuffer(value.encode(), np.uint8)  # noqa: E731
+        eoc_suffix = encode(f" {config.eoc_special_token}" if config.add_eoc_at_last else "")
+        growth = max(0, len(SOURCE_IMAGE_TOKEN) - len(config.image_special_token)) + max(0, len(SOURCE_VIDEO_TOKEN) - len(config.video_special_token))
+        size = llava_export.output_bound(
+            n, int(text_offsets[-1] - text_offsets[0]), int(roles[1][roles[0][-1]] - roles[1][roles[0][0]]),
+            int(images[1][images[0][-1]] - images[1][images[0][0]] + videos[1][videos[0][-1]] - videos[1][videos[0][0]]),
+            int(id_offsets[-1] - id_offsets[0]), int(extra_offsets[-1] - extra_offsets[0]),
+            int(roles[0][-1] - roles[0][0]), int(images[0][-1] - images[0][0] + videos[0][-1] - videos[0][0]),
+            len(separator), growth * int(text_offsets[-1] - text_offsets[0]),
+        )
+        out, row_offsets, status = np.empty(size, np.uint8), np.empty(n + 1, np.int64), np.empty(n, np.int8)
+        llava_export.export_llava(
+            text_offsets, text, *roles, *images, *videos,
+            id_offsets, ids, _valid(columns["id"]), _flags(columns["id_is_int"]),
+            np.ascontiguousarray(layout_flags[:, 0]), np.ascontiguousarray(layout_flags[:, 1]),
+            np.ascontiguousarray(layout_flags[:, 2]), np.ascontiguousarray(layout_flags[:, 3]),
+            extra_offsets, extra_data, extra_valid, careful,
+            encode(config.sent_separator), eoc_suffix, *(encode(token) for token in tokens[::2]),
+            encode(SOURCE_IMAGE_TOKEN), encode(SOURCE_VIDEO_TOKEN),
+            np.frombuffer(separator, np.uint8), out, row_offsets, status,
+        )
+        return out, row_offsets, status == llava_export.FALLBACK
 
     def row_to_record(self, row: dict) -> dict:
         config = self.options

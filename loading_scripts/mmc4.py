@@ -36,6 +36,7 @@ The exporter matches images and sentences back to their original entries through
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -46,13 +47,15 @@ import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused, iter_batches, scan_records
-from hf_mmbuilder.kernels import mmc4_text
+from hf_mmbuilder.kernels import json_numbers, mmc4_text
 from hf_mmbuilder.media import resolve_media_path
 from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN
 
@@ -149,24 +152,6 @@ def _image_path(image_dir: str, name: str) -> str:
     if not image_dir or name.startswith("/"):
         return name
     return image_dir + name if image_dir.endswith("/") else image_dir + "/" + name
-
-
-def _compiled_refs(record) -> Optional[list]:
-    """The image refs of a document the compiled path can take (the common shape, checked:
-    matrix present and rectangular, matches in range), else ``None``."""
-    if type(record) is not Document or record.similarity_matrix is msgspec.UNSET:
-        return None
-    try:
-        refs = _IMAGE_REFS.decode(record.image_info)
-    except msgspec.ValidationError:
-        return None
-    n_sentences = len(record.text_list)
-    matrix = record.similarity_matrix
-    if len(matrix) != len(refs) or any(len(row) != n_sentences for row in matrix):
-        return None
-    if any(not 0 <= ref.matched_text_index < n_sentences for ref in refs):
-        return None
-    return refs
 
 
 def _check_dict(record) -> dict:
@@ -314,6 +299,104 @@ def drop_items(row: dict, images: Sequence[int] = (), sentences: Sequence[int] =
     }
 
 
+class RawDocument(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An MMC4 document of the compiled path: the known keys only, the big fields left as JSON text
+    for Arrow's JSON reader (:func:`_parse_documents`)."""
+
+    text_list: msgspec.Raw
+    image_info: msgspec.Raw
+    similarity_matrix: msgspec.Raw
+    url: Union[str, msgspec.UnsetType] = msgspec.UNSET
+    could_have_url_duplicate: Union[int, msgspec.UnsetType] = msgspec.UNSET
+
+
+_RAW_DOCUMENT = msgspec.json.Decoder(RawDocument)
+_PARSED_SCHEMA = pa.schema([
+    ("t", pa.list_(pa.string())),
+    ("i", pa.list_(pa.struct([("image_name", pa.string()), ("matched_text_index", pa.int64())]))),
+])
+_PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_PARSED_SCHEMA, unexpected_field_behavior="ignore")
+
+
+def _list_offsets(array: pa.ListArray) -> np.ndarray:
+    """int64 list offsets of ``array`` starting at 0 (into ``array.flatten()``)."""
+    offsets = array.offsets.to_numpy().astype(np.int64)
+    return offsets - offsets[0]
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    return array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _matrices(documents: list) -> tuple[pa.Array, np.ndarray]:
+    """The similarity matrices of raw documents as one ``list<list<float64>>`` array (parsed by
+    :func:`hf_mmbuilder.kernels.json_numbers.parse_matrices`), and which ones it could parse."""
+    pieces = [bytes(doc.similarity_matrix) for doc in documents]
+    lengths = np.fromiter((len(piece) for piece in pieces), np.int64, len(pieces))
+    ends = np.cumsum(lengths)
+    buf = np.frombuffer(b"".join(pieces), np.uint8)
+    values = np.empty(len(buf) // 2 + 1, np.float64)
+    row_offsets = np.empty(len(buf) // 2 + 2, np.int32)
+    matrix_offsets = np.empty(len(pieces) + 1, np.int32)
+    status = np.empty(len(pieces), np.int8)
+    n_values, n_rows = json_numbers.parse_matrices(
+        buf, ends - lengths, ends, values, values.view(np.uint64), row_offsets, matrix_offsets, status, json_numbers.POWERS
+    )
+    rows = pa.ListArray.from_arrays(pa.array(row_offsets[: n_rows + 1]), pa.array(values[:n_values]))
+    return pa.ListArray.from_arrays(pa.array(matrix_offsets), rows), status == json_numbers.FAST
+
+
+def _parse_documents(documents: dict) -> tuple[list, Optional[pa.Table], Optional[pa.Array]]:
+    """Parse sentences, image references and matrices of raw documents into Arrow arrays.
+
+    Returns the positions of the documents of the common shape, their table (columns ``t``:
+    sentences, ``i``: ``image_name`` and ``matched_text_index`` per image; parsed by Arrow's JSON
+    reader, one chunk per column) and their matrices. A document is dropped (left to the careful
+    path, which says what is wrong) if a parser rejects it (a wrong type, a number out of range or
+    with more than 19 digits), if a value is missing, if its matrix is not images x sentences, or
+    if a match is out of range.
+    """
+    positions = list(documents)
+    raw = list(documents.values())
+    lines = [b'{"t":%b,"i":%b}\n' % (doc.text_list, doc.image_info) for doc in raw]
+    try:
+        table = pa_json.read_json(io.BytesIO(b"".join(lines)), parse_options=_PARSE_OPTIONS)
+    except pa.ArrowInvalid:
+        # One bad document fails the whole read: read them one by one to find it.
+        readable = {}
+        for position, line in zip(positions, lines):
+            try:
+                pa_json.read_json(io.BytesIO(line), parse_options=_PARSE_OPTIONS)
+                readable[position] = documents[position]
+            except pa.ArrowInvalid:
+                continue
+        return _parse_documents(readable) if readable else ([], None, None)
+    table = table.combine_chunks()
+    matrices, ok = _matrices(raw)
+    sentences, refs = table.column("t").chunk(0), table.column("i").chunk(0)
+    entries = refs.flatten()
+    names, matches = entries.flatten()
+    sentence_counts = np.diff(_list_offsets(sentences))
+    image_counts = np.diff(_list_offsets(refs))
+    image_sentences = np.repeat(sentence_counts, image_counts)
+    document_of_image = np.repeat(np.arange(len(positions)), image_counts)
+    ok &= _valid(sentences) & _valid(refs) & (np.diff(matrices.offsets.to_numpy()) == image_counts)
+    match_values = matches.fill_null(-1).to_numpy(zero_copy_only=False)
+    bad_images = ~_valid(entries) | ~_valid(names) | (match_values < 0) | (match_values >= image_sentences)
+    ok[document_of_image[bad_images]] = False
+    strings = sentences.flatten()
+    if strings.null_count:
+        ok[np.repeat(np.arange(len(positions)), sentence_counts)[~_valid(strings)]] = False
+    if ok.all():
+        # Row lengths line up with the images only once every document's row count does.
+        bad_rows = np.diff(matrices.values.offsets.to_numpy()) != image_sentences
+        ok[document_of_image[bad_rows]] = False
+    if ok.all():
+        return positions, table, matrices
+    kept = {position: documents[position] for position, good in zip(positions, ok) if good}
+    return _parse_documents(kept) if kept else ([], None, None)
+
+
 class Mmc4(DJBuilder):
     """``load_dataset("hf_mmbuilder/mmc4", data_files=...)``: MMC4 documents to DJ rows."""
 
@@ -338,73 +421,76 @@ class Mmc4(DJBuilder):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = ColumnBuffer(self.info.features, constants={"audios": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original})
         rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
-        for batch in iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False):
+        batches = iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False)
+        # The compiled part of each batch runs on parser threads (its parsers release the GIL);
+        # the careful part stays here, in file order, so on_error and the random mode see one order.
+        for batch, (fast_table, fast) in map_in_threads(lambda batch: self._fast_rows(batch, buffer), batches, parse_threads()):
             # Documents hold no reference cycles: the collector would only rescan the floats.
             with gc_paused():
-                table = self._batch_table(batch, buffer, shard, policy, rng)
-            if table is not None:
-                yield table
+                fast_set = set(fast)
+                careful = [k for k in range(len(batch.indexes)) if k not in fast_set]
+                # Documents are decoded one by one: they are large, so the per-call cost is
+                # nothing, and one with an unknown key costs one retry, not a re-decode of the batch.
+                records = {k: batch.decode(k) for k in careful}
+                slow_table, kept = self._careful_table(batch, records, careful, buffer, shard, policy, rng)
+            yield from interleave_rows(fast_table, fast, slow_table, kept)
 
-    def _batch_table(self, batch, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy, rng: random.Random) -> Optional[pa.Table]:
-        """The rows of one batch as a table (``None`` when every record was skipped).
-
-        Common documents go the compiled way (:meth:`_compiled_table`); the others (unknown keys,
-        no matrix, anything wrong) the careful way, which applies ``on_error``; rows keep file order.
-        """
-        # Documents are decoded one by one: they are large, so the per-call cost is nothing, and a
-        # document with an unknown key costs one retry instead of a re-decode of its whole batch.
-        records = [batch.decode(k) for k in range(len(batch.indexes))]
+    def _fast_rows(self, batch, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
+        """The table of the common documents of a batch (:meth:`_compiled_table`) and their
+        positions; the others (unknown keys, no matrix, anything wrong) are for the careful path."""
         config = self.config
-        compiled_refs = {}
-        if config.image_special_token_insert_pos != "random" and not config.check_media and config.keep_other_fields:
-            for k, record in enumerate(records):
-                refs = _compiled_refs(record)
-                if refs is not None:
-                    compiled_refs[k] = refs
-        fast_table, fast = self._compiled_table(records, compiled_refs, buffer) if compiled_refs else (None, [])
-        fast_set = set(fast)
-        careful = [k for k in range(len(records)) if k not in fast_set]
-        slow_table, kept = self._careful_table(batch, records, careful, buffer, shard, policy, rng)
-        if slow_table is None:
-            return fast_table
-        if fast_table is None:
-            return slow_table
-        positions = np.array(fast + kept, np.int64)
-        return pa.concat_tables([fast_table, slow_table]).take(pa.array(np.argsort(positions, kind="stable")))
+        if config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
+            return None, []
+        documents = {}
+        view = memoryview(batch.buffer)
+        for k, (start, end) in enumerate(zip((batch.offsets - batch.buffer_offset).tolist(), (batch.ends - batch.buffer_offset).tolist())):
+            try:
+                documents[k] = _RAW_DOCUMENT.decode(view[start:end])
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                continue
+        return self._compiled_table(documents, buffer) if documents else (None, [])
 
-    def _compiled_table(self, records: list, compiled_refs: dict, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
-        """The table of the documents in ``compiled_refs`` (position -> image refs) built on flat
-        buffers (text by :mod:`hf_mmbuilder.kernels.mmc4_text`), and the positions it holds (a
-        document with a DJ token in a sentence is left to the careful path)."""
+    def _compiled_table(self, documents: dict, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
+        """The table of the common documents among ``documents`` (batch position -> raw
+        document), built on flat buffers, and the positions it holds.
+
+        Sentences, image references and similarity matrices are parsed straight into Arrow arrays
+        (:func:`_parse_documents`: no Python object per sentence or matrix value); a document of
+        another shape, or with a DJ token in a sentence, is left to the careful path. The text is built by
+        :mod:`hf_mmbuilder.kernels.mmc4_text`.
+        """
         config = self.config
         image_token, eoc = config.image_special_token, config.eoc_special_token
-        positions = list(compiled_refs)
-        sentences = [sentence for k in positions for sentence in records[k].text_list]
-        sentence_counts = np.array([len(records[k].text_list) for k in positions], np.int64)
-        strings = pa.array(sentences, pa.string())
-        n_docs = len(positions)
-        sentence_offsets = np.zeros(n_docs + 1, np.int64)
-        np.cumsum(sentence_counts, out=sentence_offsets[1:])
-        string_offsets = np.frombuffer(strings.buffers()[1], np.int32)[: len(strings) + 1]
+        positions, parsed, matrix = _parse_documents(documents)
+        if not positions:
+            return None, []
+        sentences_per_doc = parsed.column("t").chunk(0)
+        refs_per_doc = parsed.column("i").chunk(0)
+        sentence_offsets = _list_offsets(sentences_per_doc)
+        strings = sentences_per_doc.flatten()
+        string_offsets = np.frombuffer(strings.buffers()[1], np.int32, count=len(strings) + 1, offset=4 * strings.offset)
         data = np.frombuffer(strings.buffers()[2], np.uint8) if strings.buffers()[2] is not None else np.zeros(0, np.uint8)
         with_tokens = mmc4_text.documents_containing(sentence_offsets, string_offsets, data, image_token.encode(), eoc.encode())
         if with_tokens.any():
-            remaining = {k: compiled_refs[k] for k, bad in zip(positions, with_tokens) if not bad}
-            return self._compiled_table(records, remaining, buffer) if remaining else (None, [])
-        image_counts = np.array([len(compiled_refs[k]) for k in positions], np.int64)
-        image_offsets = np.zeros(n_docs + 1, np.int64)
-        np.cumsum(image_counts, out=image_offsets[1:])
-        refs = [ref for k in positions for ref in compiled_refs[k]]
-        matches = np.array([ref.matched_text_index for ref in refs], np.int64)
+            keep = ~with_tokens
+            return self._compiled_table({k: documents[k] for k, ok in zip(positions, keep) if ok}, buffer)
+        n_docs = len(positions)
+        sentence_counts = np.diff(sentence_offsets)
+        image_offsets = _list_offsets(refs_per_doc)
+        image_counts = np.diff(image_offsets)
+        names, match_array = refs_per_doc.flatten().flatten()
+        matches = match_array.to_numpy(zero_copy_only=False).astype(np.int64)
         text_offsets, text, order = mmc4_text.mmc4_texts(
             sentence_offsets, string_offsets, data, image_offsets, matches, image_token.encode(), eoc.encode(),
             config.sent_separator.encode(), config.image_special_token_insert_pos == "before", config.add_eoc_at_last,
         )
         image_dir = config.image_dir or ""
-        names = pa.array([_image_path(image_dir, ref.image_name) if image_dir else ref.image_name for ref in refs], pa.string())
+        if image_dir:
+            joined = pc.binary_join_element_wise(image_dir if image_dir.endswith("/") else image_dir + "/", names, "")
+            names = pc.if_else(pc.starts_with(names, "/"), names, joined)
         image_lists = pa.array(image_offsets.astype(np.int32))
         sentence_lists = pa.array(sentence_offsets.astype(np.int32))
-        docs = [records[k] for k in positions]
+        docs = [documents[k] for k in positions]
         schema = buffer.schema
         columns = {
             "text": pa.StringArray.from_buffers(n_docs, pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(text)),
@@ -414,7 +500,7 @@ class Mmc4(DJBuilder):
             "image_info": pa.ExtensionArray.from_storage(
                 schema.field("image_info").type, pa.array([bytes(doc.image_info) for doc in docs], pa.binary()).cast(pa.string())
             ),
-            "similarity_matrix": pa.array([doc.similarity_matrix for doc in docs], schema.field("similarity_matrix").type),
+            "similarity_matrix": matrix if matrix.type == schema.field("similarity_matrix").type else matrix.cast(schema.field("similarity_matrix").type),
             "could_have_url_duplicate": pa.ExtensionArray.from_storage(
                 schema.field("could_have_url_duplicate").type,
                 pa.array([None if doc.could_have_url_duplicate is msgspec.UNSET else str(doc.could_have_url_duplicate) for doc in docs], pa.string()),
@@ -422,7 +508,7 @@ class Mmc4(DJBuilder):
             "matched_text_index": pa.ListArray.from_arrays(image_lists, pa.array(matches)),
             "image_index": pa.ListArray.from_arrays(image_lists, pa.array(order - np.repeat(image_offsets[:-1], image_counts))),
             "sentence_index": pa.ListArray.from_arrays(
-                sentence_lists, pa.array(np.arange(len(sentences), dtype=np.int64) - np.repeat(sentence_offsets[:-1], sentence_counts))
+                sentence_lists, pa.array(np.arange(len(strings), dtype=np.int64) - np.repeat(sentence_offsets[:-1], sentence_counts))
             ),
             "extra": pa.ExtensionArray.from_storage(schema.field("extra").type, pa.nulls(n_docs, pa.string())),
         }

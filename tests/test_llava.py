@@ -122,6 +122,54 @@ def test_compiled_parser_matches_the_careful_path(tmp_path):
         assert compiled.to_pylist() == pa.concat_tables(careful).to_pylist()
 
 
+EXPORT_EDGE_CASES = QUIRKY + [
+    {"id": -12, "image": "a/b.jpg", "conversations": [{"from": "human", "value": "<image> ctl \u0001\u001f \u2028 \\ \""}, {"from": "gpt", "value": "[[gpt]]: x"}]},
+    {"id": 0, "conversations": [{"from": "human", "value": "<image> literal, no image field"}, {"from": "gpt", "value": "<video>"}]},
+    {"id": "dots", "image": "../up.jpg", "conversations": [{"from": "human", "value": "<image>"}]},
+    {"id": "abs", "image": ["/abs/x.jpg", "./rel.jpg"], "conversations": [{"from": "human", "value": "<image><image>"}]},
+    {"id": "both", "image": "i.jpg", "video": ["v.mp4"], "conversations": [{"from": "human", "value": "<video> and <image>"}, {"from": "gpt", "value": "ok"}]},
+    {"id": "nested", "meta": {"a": [1, 2.5, None, True], "b": "é"}, "conversations": [{"from": "human", "value": "x"}]},
+    {"id": "role", "conversations": [{"from": "we\"ird", "value": "x"}, {"from": "gpt", "value": "\n"}]},
+]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypatch, suffix):
+    from hf_mmbuilder.loading_scripts.llava import LlavaExporter
+
+    records = EXPORT_EDGE_CASES + list(datagen.llava_records(2000, seed=4))
+    source = write_json(tmp_path / "in.json", records)
+    ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
+    # Edits: a token removed (an error), an int id with a leading zero (exported as the integer).
+    edited = ds.map(lambda row, k: {"text": row["text"].replace(hf_mmbuilder.IMAGE_TOKEN, "", 1) if k == 0 else row["text"],
+                                    "id": "007" if k == 3 else row["id"], "id_is_int": row["id_is_int"] or k == 3},
+                    with_indices=True)
+    outputs = {}
+    for name, fast in (("fast", True), ("careful", False)):
+        if not fast:
+            monkeypatch.setattr(LlavaExporter, "encode_table", lambda self, table, separator: None)
+        out = tmp_path / f"{name}{suffix}"
+        written = hf_mmbuilder.export(edited, "llava", str(out), on_error="skip", batch_size=700,
+                                      allowed_media_roots=(str(tmp_path),))
+        rejects = [json.loads(line)["record"] for line in open(f"{out}.rejects.jsonl")]
+        outputs[name] = (read_records(out), written[str(out)], rejects)
+    assert outputs["fast"] == outputs["careful"]
+    # Rejected: the row without its token, and the two whose paths leave the media root.
+    assert outputs["fast"][2] == [0, 10, 11]
+    assert outputs["fast"][0][2]["id"] == 7
+    plain = hf_mmbuilder.export(ds, "llava", str(tmp_path / f"plain{suffix}"), allowed_media_roots=("/",))
+    assert read_records(tmp_path / f"plain{suffix}") == records and plain[str(tmp_path / f"plain{suffix}")] == len(records)
+
+
+def test_compiled_export_takes_the_common_rows(cache_dir, tmp_path):
+    from hf_mmbuilder.loading_scripts.llava import LlavaConfig, LlavaExporter
+
+    source = datagen.write_llava_json(str(tmp_path / "gen.json"), 3000, seed=2)
+    ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
+    _, _, fallback = LlavaExporter(LlavaConfig()).encode_table(ds.with_format("arrow")[:], b",\n")
+    assert fallback.mean() < 0.01
+
+
 def test_map_edits_survive_export(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "llava" / "llava_instruct_150k_slice100.json"
     ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir)

@@ -1,0 +1,279 @@
+"""JSON numbers to float64, correctly rounded, in compiled code: lists of lists of numbers (MMC4
+``similarity_matrix``) straight into Arrow buffers.
+
+Decimal to binary as in Go's ``strconv``: Clinger's exact path when the significand and the power
+of ten are both exact doubles (one correctly rounded multiplication or division), else the
+Eisel-Lemire algorithm with its exactness checks. The result is the correctly rounded double, or
+the number is reported as undecided (more than 19 significant digits, a half-way case the 128-bit
+product cannot settle, subnormal or out-of-range results), and the caller parses that input
+another way. The table of 128-bit
+mantissas of powers of ten is computed exactly at import, with Python integers.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+FAST = 0
+FALLBACK = 1
+
+MIN_EXP10 = -348
+MAX_EXP10 = 347
+
+
+def _powers_of_ten() -> np.ndarray:
+    """``table[e - MIN_EXP10] = (low, high)``: the 128-bit mantissa of ``10**e``, rounded down,
+    its top bit set."""
+    table = np.zeros((MAX_EXP10 - MIN_EXP10 + 1, 2), np.uint64)
+    for exponent in range(MIN_EXP10, MAX_EXP10 + 1):
+        if exponent >= 0:
+            value = 10**exponent
+            shift = 128 - value.bit_length()
+            mantissa = value << shift if shift >= 0 else value >> -shift
+        else:
+            divisor = 10**-exponent
+            shift = 127 + divisor.bit_length()
+            mantissa = (1 << shift) // divisor
+            while mantissa >= 1 << 128:
+                mantissa >>= 1
+            while mantissa < 1 << 127:
+                shift += 1
+                mantissa = (1 << shift) // divisor
+        table[exponent - MIN_EXP10, 0] = mantissa & (2**64 - 1)
+        table[exponent - MIN_EXP10, 1] = mantissa >> 64
+    return table
+
+
+_POWERS = _powers_of_ten()
+# 10**0 .. 10**22 are exact doubles.
+_EXACT_POWERS = np.array([10.0**k for k in range(23)], np.float64)
+_EXACT_MANTISSA_LIMIT = np.uint64(1) << np.uint64(53)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U32 = np.uint64(32)
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+_TOP = np.uint64(1) << np.uint64(63)
+_SIGN = np.uint64(0x8000000000000000)
+_LOW9 = np.uint64(0x1FF)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_FRACTION = np.uint64(0x000FFFFFFFFFFFFF)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mul64(a, b):
+    """The 128-bit product of two uint64 as ``(high, low)``."""
+    a_lo, a_hi = a & _LOW32, a >> _U32
+    b_lo, b_hi = b & _LOW32, b >> _U32
+    p0 = a_lo * b_lo
+    p1 = a_lo * b_hi
+    p2 = a_hi * b_lo
+    p3 = a_hi * b_hi
+    middle = (p0 >> _U32) + (p1 & _LOW32) + (p2 & _LOW32)
+    low = (p0 & _LOW32) | (middle << _U32)
+    high = p3 + (p1 >> _U32) + (p2 >> _U32) + (middle >> _U32)
+    return high, low
+
+
+@numba.njit(cache=True, nogil=True)
+def eisel_lemire(mantissa, exp10, negative, powers):
+    """The bits of the double nearest ``mantissa * 10**exp10`` (``mantissa`` uint64), and whether
+    that is certain (else the caller must parse the number another way)."""
+    if mantissa == _ZERO:
+        return (_SIGN if negative else _ZERO), True
+    if exp10 < MIN_EXP10 or exp10 > MAX_EXP10:
+        return _ZERO, False
+    leading = 0
+    while (mantissa & _TOP) == _ZERO:
+        mantissa = mantissa << _ONE
+        leading += 1
+    exp2 = np.int64(((217706 * exp10) >> 16) + 64 + 1023 - leading)
+    row = exp10 - MIN_EXP10
+    x_hi, x_lo = _mul64(mantissa, powers[row, 1])
+    if (x_hi & _LOW9) == _LOW9 and x_lo + mantissa < mantissa:
+        y_hi, y_lo = _mul64(mantissa, powers[row, 0])
+        merged_hi, merged_lo = x_hi, x_lo + y_hi
+        if merged_lo < x_lo:
+            merged_hi += _ONE
+        if (merged_hi & _LOW9) == _LOW9 and merged_lo + _ONE == _ZERO and y_lo + mantissa < mantissa:
+            return _ZERO, False
+        x_hi, x_lo = merged_hi, merged_lo
+    msb = x_hi >> np.uint64(63)
+    result = x_hi >> (msb + np.uint64(9))
+    exp2 -= 1 - np.int64(msb)
+    if x_lo == _ZERO and (x_hi & _LOW9) == _ZERO and (result & np.uint64(3)) == _ONE:
+        return _ZERO, False
+    result += result & _ONE
+    result = result >> _ONE
+    if (result >> np.uint64(53)) > _ZERO:
+        result = result >> _ONE
+        exp2 += 1
+    if exp2 <= 0 or exp2 >= 0x7FF:
+        return _ZERO, False
+    bits = (np.uint64(exp2) << np.uint64(52)) | (result & _FRACTION)
+    if negative:
+        bits |= _SIGN
+    return bits, True
+
+
+@numba.njit(cache=True, nogil=True)
+def parse_number(buf, i, end):
+    """Read the JSON number at ``buf[i]``: ``(position after it, significand (uint64), power of
+    ten, negative, ok)``; not ok for anything that is not a JSON number or that has more than 19
+    significant digits."""
+    negative = False
+    if i < end and buf[i] == 45:
+        negative = True
+        i += 1
+    if i >= end or not (48 <= buf[i] <= 57):
+        return i, _ZERO, 0, negative, False
+    mantissa = _ZERO
+    digits = 0
+    exp10 = 0
+    if buf[i] == 48:
+        i += 1
+        if i < end and 48 <= buf[i] <= 57:
+            return i, _ZERO, 0, negative, False
+    else:
+        while i < end and 48 <= buf[i] <= 57:
+            if digits == 19:
+                return i, _ZERO, 0, negative, False
+            mantissa = mantissa * np.uint64(10) + np.uint64(buf[i] - 48)
+            digits += 1
+            i += 1
+    is_float = i < end and (buf[i] == 46 or buf[i] == 101 or buf[i] == 69)
+    if i < end and buf[i] == 46:
+        i += 1
+        if i >= end or not (48 <= buf[i] <= 57):
+            return i, _ZERO, 0, negative, False
+        while i < end and 48 <= buf[i] <= 57:
+            if mantissa == _ZERO and buf[i] == 48:
+                exp10 -= 1
+            elif digits < 19:
+                mantissa = mantissa * np.uint64(10) + np.uint64(buf[i] - 48)
+                digits += 1
+                exp10 -= 1
+            else:
+                return i, _ZERO, 0, negative, False
+            i += 1
+    if i < end and (buf[i] == 101 or buf[i] == 69):
+        i += 1
+        exponent_negative = False
+        if i < end and (buf[i] == 43 or buf[i] == 45):
+            exponent_negative = buf[i] == 45
+            i += 1
+        if i >= end or not (48 <= buf[i] <= 57):
+            return i, _ZERO, 0, negative, False
+        exponent = 0
+        while i < end and 48 <= buf[i] <= 57:
+            if exponent < 100000:
+                exponent = exponent * 10 + (buf[i] - 48)
+            i += 1
+        exp10 += -exponent if exponent_negative else exponent
+    if mantissa == _ZERO and not is_float:
+        # "-0" is the integer zero, read as +0.0 (as msgspec and Python's int -> float do).
+        negative = False
+    return i, mantissa, exp10, negative, True
+
+
+@numba.njit(cache=True, nogil=True)
+def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
+    """Store the double nearest ``mantissa * 10**exp10`` at ``values[k]`` (``values_bits`` is the
+    same memory as uint64); returns False if that cannot be settled here."""
+    if mantissa <= _EXACT_MANTISSA_LIMIT and -22 <= exp10 <= 22:
+        value = np.float64(mantissa)
+        value = value * _EXACT_POWERS[exp10] if exp10 >= 0 else value / _EXACT_POWERS[-exp10]
+        values[k] = -value if negative else value
+        return True
+    bits, ok = eisel_lemire(mantissa, exp10, negative, powers)
+    values_bits[k] = bits
+    return ok
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _skip_ws(buf, i, end):
+    while i < end and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
+        i += 1
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
+    """Parse one ``[[num, ...], ...]`` at ``buf[i]``: ``(n_values, n_rows, ok)``."""
+    if i >= end or buf[i] != 91:
+        return n_values, n_rows, False
+    i = _skip_ws(buf, i + 1, end)
+    if i < end and buf[i] == 93:
+        return n_values, n_rows, _skip_ws(buf, i + 1, end) == end
+    while i < end:
+        if buf[i] != 91:
+            return n_values, n_rows, False
+        i = _skip_ws(buf, i + 1, end)
+        if i < end and buf[i] != 93:
+            while True:
+                i, mantissa, exp10, negative, ok = parse_number(buf, i, end)
+                if not ok or not to_double(mantissa, exp10, negative, values, values_bits, n_values, powers):
+                    return n_values, n_rows, False
+                n_values += 1
+                i = _skip_ws(buf, i, end)
+                if i < end and buf[i] == 44:
+                    i = _skip_ws(buf, i + 1, end)
+                    continue
+                break
+        if i >= end or buf[i] != 93:
+            return n_values, n_rows, False
+        n_rows += 1
+        row_offsets[n_rows] = n_values
+        i = _skip_ws(buf, i + 1, end)
+        if i < end and buf[i] == 44:
+            i = _skip_ws(buf, i + 1, end)
+            continue
+        if i < end and buf[i] == 93:
+            return n_values, n_rows, _skip_ws(buf, i + 1, end) == end
+        return n_values, n_rows, False
+    return n_values, n_rows, False
+
+
+@numba.njit(cache=True, nogil=True)
+def parse_matrices(buf, starts, ends, values, values_bits, row_offsets, matrix_offsets, status, powers):
+    """Parse the lists of lists of numbers ``buf[starts[d]:ends[d]]`` into Arrow buffers.
+
+    Parameters
+    ----------
+    buf : uint8 array; starts, ends : int64 per document.
+    values : float64, at least ``len(buf) // 2 + 1``: every number, in order; ``values_bits`` the
+        same array seen as uint64.
+    row_offsets : int32, at least ``len(buf) // 2 + 2``: per row, into ``values``.
+    matrix_offsets : int32 (n+1,): per document, into ``row_offsets``.
+    status : int8 (n,): ``FAST``, or ``FALLBACK`` (not such a list, or a number
+        :func:`eisel_lemire` cannot settle; nothing written for it).
+    powers : :data:`POWERS`.
+
+    Returns ``(number of values, number of rows)``. Complexity O(len(buf)).
+
+    Example
+    -------
+    >>> buf = np.frombuffer(b"[[0.1, 2e-3], [1]][[true]]", np.uint8)
+    >>> values, rows, matrices, status = np.zeros(8), np.zeros(8, np.int32), np.zeros(3, np.int32), np.zeros(2, np.int8)
+    >>> parse_matrices(buf, np.array([0, 18]), np.array([18, 26]), values, values.view(np.uint64), rows, matrices, status, POWERS)
+    (3, 2)
+    >>> values[:3].tolist(), status.tolist()
+    ([0.1, 0.002, 1.0], [0, 1])
+    """
+    n_values = 0
+    n_rows = 0
+    row_offsets[0] = 0
+    matrix_offsets[0] = 0
+    for d in range(starts.shape[0]):
+        values_before, rows_before = n_values, n_rows
+        n_values, n_rows, ok = _matrix(buf, _skip_ws(buf, starts[d], ends[d]), ends[d], values, values_bits, n_values, row_offsets, n_rows, powers)
+        if ok:
+            status[d] = FAST
+        else:
+            n_values, n_rows = values_before, rows_before
+            status[d] = FALLBACK
+        matrix_offsets[d + 1] = n_rows
+    return n_values, n_rows
+
+
+POWERS = _POWERS

@@ -1,0 +1,62 @@
+"""The compiled JSON number parser: correctly rounded doubles, or an honest "undecided"."""
+
+import random
+import struct
+from decimal import Decimal
+
+import msgspec
+import numpy as np
+
+from hf_mmbuilder.kernels import json_numbers
+
+
+def parse_rows(rows):
+    """Parse ``[[...], ...]`` text per document; returns (values per document or None)."""
+    pieces = [text.encode() for text in rows]
+    ends = np.cumsum([len(piece) for piece in pieces])
+    buf = np.frombuffer(b"".join(pieces), np.uint8)
+    values = np.zeros(len(buf) // 2 + 1)
+    row_offsets = np.zeros(len(buf) // 2 + 2, np.int32)
+    matrix_offsets = np.zeros(len(pieces) + 1, np.int32)
+    status = np.zeros(len(pieces), np.int8)
+    json_numbers.parse_matrices(buf, ends - np.array([len(p) for p in pieces]), ends, values, values.view(np.uint64), row_offsets,
+                                matrix_offsets, status, json_numbers.POWERS)
+    floats = values
+    out = []
+    for doc in range(len(pieces)):
+        if status[doc] != json_numbers.FAST:
+            out.append(None)
+            continue
+        rows_of_doc = range(matrix_offsets[doc], matrix_offsets[doc + 1])
+        out.append([floats[row_offsets[r] : row_offsets[r + 1]].tolist() for r in rows_of_doc])
+    return out
+
+
+def test_every_decided_number_is_the_correctly_rounded_double():
+    rng = random.Random(7)
+    numbers = [repr(rng.random()) for _ in range(20_000)]
+    numbers += [repr(struct.unpack("d", struct.pack("Q", rng.getrandbits(63)))[0]) for _ in range(20_000)]
+    numbers += [str(rng.randrange(10**rng.randint(1, 19))) + f"e{rng.randint(-320, 300)}" for _ in range(20_000)]
+    for _ in range(5_000):
+        low = struct.unpack("d", struct.pack("Q", rng.getrandbits(62)))[0]
+        high = float(np.nextafter(low, np.inf))
+        numbers.append(format((Decimal(low) + Decimal(high)) / 2, ".17e"))  # near the half-way point
+    numbers = [n for n in numbers if "inf" not in n and "nan" not in n]
+    parsed = parse_rows([f"[[{n}]]" for n in numbers])
+    decided = 0
+    for text, result in zip(numbers, parsed):
+        if result is not None:
+            decided += 1
+            assert result[0][0] == float(text) and np.signbit(result[0][0]) == np.signbit(float(text)), text
+    assert decided > 0.95 * len(numbers)
+
+
+def test_matrices_match_msgspec_and_odd_shapes_fall_back():
+    rows = ["[]", "[[]]", "[[0.5, -0.0, 1E2, -0], [3]]", " [ [ 1 , 2 ] ] ", "[[true]]", "[[1, null]]", "[[01]]", "[[1.]]",
+            "[[1e400]]", "[[12345678901234567890123]]", "[1]", "[[1]] x"]
+    parsed = parse_rows(rows)
+    decoder = msgspec.json.Decoder(list[list[float]])
+    for text, result in zip(rows[:4], parsed[:4]):
+        expected = decoder.decode(text)
+        assert result == expected and [np.signbit(v) for r in result for v in r] == [np.signbit(v) for r in expected for v in r]
+    assert parsed[4:] == [None] * 8

@@ -12,7 +12,6 @@ Example:
 
 from .dedup import dedup
 from .export import export
-from .facade import MultiModalDatasetBuilder
 from .media import decode_media
 from .publish import publish
 from .realign import realign
@@ -29,6 +28,17 @@ from .schema import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The facade pulls in the ops, language detection and pandas (about 0.5 s): only on first use,
+    # so that `import hf_mmbuilder` stays cheap for a loader or a CLI call.
+    if name == "MultiModalDatasetBuilder":
+        from .facade import MultiModalDatasetBuilder
+
+        return MultiModalDatasetBuilder
+    raise AttributeError(f"module 'hf_mmbuilder' has no attribute {name!r}")
+
 
 register()
 

@@ -24,7 +24,7 @@ from datasets import Json, List, Value
 from datasets.builder import Key
 
 from .errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
-from .jsonrecords import RecordIndex, scan_records
+from .jsonrecords import RecordIndex, iter_batches, scan_records, scan_records_in_background
 from .schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 
 SHARED_COLUMNS = {
@@ -110,15 +110,39 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
 
-    def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open) -> list[Shard]:
+    def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
+        # One process reads a file as one shard, scanned while it is parsed; several need the shards
+        # (and so the scan) up front.
+        self._single_process = not num_proc or num_proc <= 1
+        return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
+
+    def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open, *,
+                           scan_while_parsing: bool = False) -> list[Shard]:
         """Shards of about ``shard_bytes`` of a JSON array / JSON-lines file, each carrying only
-        its own slice of the record index (so workers receive kilobytes, not the whole index)."""
+        its own slice of the record index (so workers receive kilobytes, not the whole index).
+
+        With ``scan_while_parsing`` (for a loading script whose ``_shard_tables`` reads its shards
+        through :meth:`_record_batches`) and a single-process build, the file is one shard with no
+        index: it is scanned as it is parsed.
+        """
+        if scan_while_parsing and getattr(self, "_single_process", False):
+            return [Shard(shard_id, path, original, media_root)]
         index = scan_records(path, opener)
         shards = []
         for k, (first, stop) in enumerate(index.shards(self.config.shard_bytes)):
             piece = RecordIndex(path, index.layout, index.starts[first:stop], index.ends[first:stop], index.lines[first:stop])
             shards.append(Shard(shard_id + k, path, original, media_root, 0, stop - first, piece, first))
         return shards
+
+    def _record_batches(self, shard: Shard, fast_type, opener=open, *, decode: bool = True):
+        """The :class:`~hf_mmbuilder.jsonrecords.RecordBatch` es of a shard planned by
+        :meth:`_plan_json_records`, records numbered file-wide; an index-less shard is scanned
+        while its batches are parsed."""
+        if shard.index is None:
+            for index, first in scan_records_in_background(shard.path, opener):
+                yield from iter_batches(index, 0, len(index), fast_type, opener, decode=decode, record_offset=first)
+        else:
+            yield from iter_batches(shard.index, shard.first, shard.stop, fast_type, opener, decode=decode, record_offset=shard.record_offset)
 
     # -- shared machinery -----------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ import functools
 import gc
 import mmap
 import os
+import queue
 import re
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
@@ -114,17 +116,24 @@ def scan_records(path: str, opener: Callable = open) -> RecordIndex:
 
 
 def _scan_array(path: str, opener: Callable) -> RecordIndex:
+    pieces = list(_scan_array_pieces(path, opener))
+    return RecordIndex(path, "array", *(np.concatenate([piece[k] for piece in pieces]) for k in range(3)))
+
+
+def _scan_array_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(starts, ends, lines)`` of the array elements completed in each chunk of the file, in order."""
     state = np.array([0, 0, 0, -1, 1, 0, 0], dtype=np.int64)
     capacity = 1 << 16
-    starts_parts, ends_parts, lines_parts = [], [], []
     out_starts = np.empty(capacity, np.int64)
     out_ends = np.empty(capacity, np.int64)
     out_lines = np.empty(capacity, np.int64)
     offset = 0
+    yield np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     for chunk in _chunks(path, opener):
         buf = np.frombuffer(chunk, dtype=np.uint8)
         state[5] = offset
         position = 0
+        starts_parts, ends_parts, lines_parts = [], [], []
         while True:
             status, position, count = json_scan.scan_array_elements(buf, position, state, out_starts, out_ends, out_lines)
             starts_parts.append(out_starts[:count].copy())
@@ -138,10 +147,62 @@ def _scan_array(path: str, opener: Callable) -> RecordIndex:
                     + ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
                 )
             break
+        yield np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts)
         offset += len(chunk)
     if state[0] != 0 or state[1] != 0:
         raise JSONLayoutError(f"{path}: line {state[4]} (byte {offset}): file ends inside the top-level array (truncated?)")
-    return RecordIndex(path, "array", np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts))
+
+
+def scan_records_in_background(path: str, opener: Callable = open) -> Iterator[tuple[RecordIndex, int]]:
+    """The record index of a JSON file piece by piece, ``(piece, records before it)``, while the
+    scan runs on a thread of its own (the compiled scan releases the GIL), so that the records of
+    a piece are parsed as the scan goes on through the rest of the file.
+
+    The pieces together are :func:`scan_records`; a layout error is raised when its piece is
+    reached, after the records before it. JSON lines are scanned up front (their scan is a
+    vectorised newline search, far cheaper than parsing). Memory: at most two pieces ahead.
+
+    Example:
+        >>> for piece, first in scan_records_in_background("llava.json"):  # doctest: +SKIP
+        ...     print(first, len(piece))
+    """
+    if _first_significant_byte(path, opener) != ord("["):
+        yield scan_records(path, opener), 0
+        return
+    results: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def scan() -> None:
+        try:
+            for piece in _scan_array_pieces(path, opener):
+                while not stop.is_set():
+                    try:
+                        results.put(piece, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            results.put(None)
+        except BaseException as error:  # re-raised in the consumer, where the load fails
+            results.put(error)
+
+    scanner = threading.Thread(target=scan, name=f"scan {os.path.basename(path)}", daemon=True)
+    scanner.start()
+    first = 0
+    try:
+        while True:
+            piece = results.get()
+            if piece is None:
+                return
+            if isinstance(piece, BaseException):
+                raise piece
+            index = RecordIndex(path, "array", *piece)
+            yield index, first
+            first += len(index)
+    finally:
+        stop.set()
+        scanner.join()
 
 
 class _MappedFile:

@@ -39,7 +39,7 @@ from datasets import Json, List, Value
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches
+from hf_mmbuilder.jsonrecords import MalformedJSON
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import resolve_media_path
 
@@ -214,7 +214,7 @@ class Llava(DJBuilder):
         }
 
     def _plan_file(self, shard_id, path, original, media_root):
-        return self._plan_json_records(shard_id, path, original, media_root, open)
+        return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
@@ -222,7 +222,7 @@ class Llava(DJBuilder):
         compiled = config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
         rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
-        batches = iter_batches(shard.index, shard.first, shard.stop, Record, open, decode=not compiled, record_offset=shard.record_offset)
+        batches = self._record_batches(shard, Record, open, decode=not compiled)
         if not compiled:
             for batch in batches:
                 self._python_rows(batch, range(len(batch.indexes)), buffer, shard, policy, rng)

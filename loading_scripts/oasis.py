@@ -23,7 +23,6 @@ import pyarrow as pa
 
 from hf_mmbuilder.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.jsonrecords import iter_batches
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 
 LAYOUT_KEY = "__oasis_layout__"
@@ -60,7 +59,7 @@ class Oasis(Llava):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
         rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
-        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
+        for batch in self._record_batches(shard, None, open):
             # A record that cannot be converted is handed on as _Invalid, so the LLaVA careful
             # path reports it per on_error like any other bad record.
             records = []

@@ -112,11 +112,7 @@ class RowExporter:
             progress.update(1)
             if line is None:
                 continue
-            if as_array:
-                handle.write(b"\n" if written == 0 else b",\n")
-                handle.write(line)
-            else:
-                handle.write(line + b"\n")
+            _write_record(handle, line, as_array, written)
             written += 1
         if as_array:
             handle.write(b"\n]\n")
@@ -162,11 +158,7 @@ class RowExporter:
                     break
                 line = self._encode_row(next(careful_rows), position + row_number, policy, source)
                 if line is not None:
-                    if as_array:
-                        handle.write(b"\n" if written == 0 else b",\n")
-                        handle.write(line)
-                    else:
-                        handle.write(line + b"\n")
+                    _write_record(handle, line, as_array, written)
                     written += 1
                 run_start = row_number + 1
             position += table.num_rows
@@ -174,6 +166,15 @@ class RowExporter:
         if as_array:
             handle.write(b"\n]\n")
         return written
+
+
+def _write_record(handle, line: bytes, as_array: bool, written: int) -> None:
+    """One encoded record: an element of a JSON array (after ``written`` others) or a JSON line."""
+    if as_array:
+        handle.write(b"\n" if written == 0 else b",\n")
+        handle.write(line)
+    else:
+        handle.write(line + b"\n")
 
 
 def _arrow_batches(dataset, batch_size: int):

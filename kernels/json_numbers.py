@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .json_scan import skip_whitespace
+
 FAST = 0
 FALLBACK = 1
 
@@ -190,46 +192,39 @@ def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
     return ok
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _skip_ws(buf, i, end):
-    while i < end and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
-        i += 1
-    return i
-
-
 @numba.njit(cache=True, nogil=True)
 def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
     """Parse one ``[[num, ...], ...]`` at ``buf[i]``: ``(n_values, n_rows, ok)``."""
     if i >= end or buf[i] != 91:
         return n_values, n_rows, False
-    i = _skip_ws(buf, i + 1, end)
+    i = skip_whitespace(buf, i + 1, end)
     if i < end and buf[i] == 93:
-        return n_values, n_rows, _skip_ws(buf, i + 1, end) == end
+        return n_values, n_rows, skip_whitespace(buf, i + 1, end) == end
     while i < end:
         if buf[i] != 91:
             return n_values, n_rows, False
-        i = _skip_ws(buf, i + 1, end)
+        i = skip_whitespace(buf, i + 1, end)
         if i < end and buf[i] != 93:
             while True:
                 i, mantissa, exp10, negative, ok = parse_number(buf, i, end)
                 if not ok or not to_double(mantissa, exp10, negative, values, values_bits, n_values, powers):
                     return n_values, n_rows, False
                 n_values += 1
-                i = _skip_ws(buf, i, end)
+                i = skip_whitespace(buf, i, end)
                 if i < end and buf[i] == 44:
-                    i = _skip_ws(buf, i + 1, end)
+                    i = skip_whitespace(buf, i + 1, end)
                     continue
                 break
         if i >= end or buf[i] != 93:
             return n_values, n_rows, False
         n_rows += 1
         row_offsets[n_rows] = n_values
-        i = _skip_ws(buf, i + 1, end)
+        i = skip_whitespace(buf, i + 1, end)
         if i < end and buf[i] == 44:
-            i = _skip_ws(buf, i + 1, end)
+            i = skip_whitespace(buf, i + 1, end)
             continue
         if i < end and buf[i] == 93:
-            return n_values, n_rows, _skip_ws(buf, i + 1, end) == end
+            return n_values, n_rows, skip_whitespace(buf, i + 1, end) == end
         return n_values, n_rows, False
     return n_values, n_rows, False
 
@@ -266,7 +261,7 @@ def parse_matrices(buf, starts, ends, values, values_bits, row_offsets, matrix_o
     matrix_offsets[0] = 0
     for d in range(starts.shape[0]):
         values_before, rows_before = n_values, n_rows
-        n_values, n_rows, ok = _matrix(buf, _skip_ws(buf, starts[d], ends[d]), ends[d], values, values_bits, n_values, row_offsets, n_rows, powers)
+        n_values, n_rows, ok = _matrix(buf, skip_whitespace(buf, starts[d], ends[d]), ends[d], values, values_bits, n_values, row_offsets, n_rows, powers)
         if ok:
             status[d] = FAST
         else:

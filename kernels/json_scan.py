@@ -26,6 +26,15 @@ def _is_space(byte: np.uint8) -> bool:
     return byte == 32 or byte == 9 or byte == 10 or byte == 13
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def skip_whitespace(buf, i, end):
+    """First index >= ``i`` of ``buf[:end]`` that is not JSON whitespace (or ``end``); for the
+    compiled parsers."""
+    while i < end and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
+        i += 1
+    return i
+
+
 @numba.njit(cache=True, nogil=True)
 def scan_array_elements(buf, position, state, starts, ends, lines):
     """Find the elements of the outermost JSON array in ``buf[position:]``, resuming from ``state``.

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .json_scan import skip_whitespace
+
 FAST = 0
 FALLBACK = 1
 
@@ -26,13 +28,6 @@ LAYOUT_VIDEO_LIST = 4
 
 _QUOTE = 34
 _BACKSLASH = 92
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _skip_ws(buf, i, end):
-    while i < end and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
-        i += 1
-    return i
 
 
 @numba.njit(cache=True, nogil=True)
@@ -236,7 +231,7 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
         return False, d, n_paths, True
     if buf[start] != 91:
         return False, d, n_paths, False
-    i = _skip_ws(buf, start + 1, end)
+    i = skip_whitespace(buf, start + 1, end)
     if i < end and buf[i] == 93:
         return True, d, n_paths, True
     while i < end:
@@ -247,9 +242,9 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
             return True, d, n_paths, False
         n_paths += 1
         offsets[n_paths] = d
-        i = _skip_ws(buf, i, end)
+        i = skip_whitespace(buf, i, end)
         if i < end and buf[i] == 44:
-            i = _skip_ws(buf, i + 1, end)
+            i = skip_whitespace(buf, i + 1, end)
             continue
         if i < end and buf[i] == 93:
             return True, d, n_paths, True
@@ -317,14 +312,14 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
     found_videos = 0
     if buf[i] != 91:
         return i, t, n_roles, d_roles, 0, 0, False
-    i = _skip_ws(buf, i + 1, end)
+    i = skip_whitespace(buf, i + 1, end)
     if i < end and buf[i] == 93:
         return i + 1, t, n_roles, d_roles, 0, 0, True
     turn = 0
     while i < end:
         if buf[i] != 123:
             return i, t, n_roles, d_roles, 0, 0, False
-        i = _skip_ws(buf, i + 1, end)
+        i = skip_whitespace(buf, i + 1, end)
         has_role = False
         has_value = False
         while True:
@@ -334,10 +329,10 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
             key_end = _string_end(buf, i, end)
             if key_end < 0:
                 return i, t, n_roles, d_roles, 0, 0, False
-            i = _skip_ws(buf, key_end, end)
+            i = skip_whitespace(buf, key_end, end)
             if i >= end or buf[i] != 58:
                 return i, t, n_roles, d_roles, 0, 0, False
-            field_start = _skip_ws(buf, i + 1, end)
+            field_start = skip_whitespace(buf, i + 1, end)
             if field_start >= end or buf[field_start] != _QUOTE:
                 return i, t, n_roles, d_roles, 0, 0, False
             # The turn is written as it is read: the role marker first, so "from" must come before
@@ -376,19 +371,19 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
                 has_value = True
             else:
                 return i, t, n_roles, d_roles, 0, 0, False
-            i = _skip_ws(buf, field_end, end)
+            i = skip_whitespace(buf, field_end, end)
             if i < end and buf[i] == 44:
-                i = _skip_ws(buf, i + 1, end)
+                i = skip_whitespace(buf, i + 1, end)
                 continue
             if i < end and buf[i] == 125:
-                i = _skip_ws(buf, i + 1, end)
+                i = skip_whitespace(buf, i + 1, end)
                 break
             return i, t, n_roles, d_roles, 0, 0, False
         if not has_value:
             return i, t, n_roles, d_roles, 0, 0, False
         turn += 1
         if i < end and buf[i] == 44:
-            i = _skip_ws(buf, i + 1, end)
+            i = skip_whitespace(buf, i + 1, end)
             continue
         if i < end and buf[i] == 93:
             return i + 1, t, n_roles, d_roles, found_images, found_videos, True
@@ -491,11 +486,11 @@ def parse_llava(
         has_videos = False
         found_images = 0
         found_videos = 0
-        i = _skip_ws(buf, start, end)
+        i = skip_whitespace(buf, start, end)
         if i >= end or buf[i] != 123:
             ok = False
         else:
-            i = _skip_ws(buf, i + 1, end)
+            i = skip_whitespace(buf, i + 1, end)
             if i < end and buf[i] == 125:
                 ok = False
         while ok and i < end:
@@ -507,11 +502,11 @@ def parse_llava(
             if key_end < 0:
                 ok = False
                 break
-            i = _skip_ws(buf, key_end, end)
+            i = skip_whitespace(buf, key_end, end)
             if i >= end or buf[i] != 58:
                 ok = False
                 break
-            value_start = _skip_ws(buf, i + 1, end)
+            value_start = skip_whitespace(buf, i + 1, end)
             if value_start >= end:
                 ok = False
                 break
@@ -578,12 +573,12 @@ def parse_llava(
                     extra_count += 1
                 if not ok:
                     break
-            i = _skip_ws(buf, value_end, end)
+            i = skip_whitespace(buf, value_end, end)
             if i < end and buf[i] == 44:
-                i = _skip_ws(buf, i + 1, end)
+                i = skip_whitespace(buf, i + 1, end)
                 continue
             if i < end and buf[i] == 125:
-                ok = _skip_ws(buf, i + 1, end) == end
+                ok = skip_whitespace(buf, i + 1, end) == end
                 break
             ok = False
         # Every media token must name a listed file and vice versa; a token without any media

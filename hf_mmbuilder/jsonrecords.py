@@ -128,7 +128,6 @@ def _scan_array_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray
     out_ends = np.empty(capacity, np.int64)
     out_lines = np.empty(capacity, np.int64)
     offset = 0
-    yield np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     for chunk in _chunks(path, opener):
         buf = np.frombuffer(chunk, dtype=np.uint8)
         state[5] = offset

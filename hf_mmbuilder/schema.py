@@ -111,6 +111,41 @@ class AlignmentError:
         )
 
 
+# How a conversation turn starts in DJ text (Data-Juicer's llava_to_dj.py writes it so).
+ROLE_FORMAT = "[[%s]]: "
+
+
+def split_role_turns(text: str, roles: Sequence[str], separator: str, unit: str = "turn") -> list[str]:
+    """Cut DJ conversation text ``[[role]]: value`` + ``separator`` + ... back into its values.
+
+    ``roles`` are the turns' roles in order; turn k ends where ``separator`` + the marker of turn
+    k + 1 starts. Raises ``ValueError`` (naming the ``unit``: turn, message ...) when a marker is
+    not where expected, or when there is text but no roles. O(len(text)).
+
+    Example:
+        >>> split_role_turns("[[human]]: hi\\n[[gpt]]: hello", ["human", "gpt"], "\\n")
+        ['hi', 'hello']
+    """
+    values = []
+    position = 0
+    for index, role in enumerate(roles):
+        marker = ROLE_FORMAT % role
+        if not text.startswith(marker, position):
+            raise ValueError(f"text does not have the role marker {marker!r} of {unit} {index} where expected")
+        start = position + len(marker)
+        if index + 1 < len(roles):
+            end = text.find(separator + ROLE_FORMAT % roles[index + 1], start)
+            if end < 0:
+                raise ValueError(f"text has no role marker for {unit} {index + 1} ({roles[index + 1]!r})")
+            position = end + len(separator)
+        else:
+            end = len(text)
+        values.append(text[start:end])
+    if not roles and text:
+        raise ValueError(f"row has text but no roles: cannot cut it into {unit}s")
+    return values
+
+
 def alignment_errors(
     table: pa.Table | Mapping[str, Sequence],
     tokens: SpecialTokens = DEFAULT_TOKENS,

@@ -42,10 +42,10 @@ from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
 SOURCE_IMAGE_TOKEN = "<image>"
 SOURCE_VIDEO_TOKEN = "<video>"
-ROLE_FORMAT = "[[%s]]: "
 MEDIA_KEYS = ("image", "video")
 _KNOWN_KEYS = {"id", "conversations", *MEDIA_KEYS}
 # A record kept by on_error="keep" carries its source text under this key of `extra`.
@@ -583,24 +583,7 @@ class LlavaExporter(RowExporter):
             text = text[: -len(eoc_suffix)]
         if config.split_chunk:
             text = text.replace(eoc_suffix + separator, separator)
-        values = []
-        position = 0
-        for index, role in enumerate(roles):
-            marker = ROLE_FORMAT % role
-            if not text.startswith(marker, position):
-                raise ValueError(f"text does not have the role marker {marker!r} of turn {index} where expected")
-            start = position + len(marker)
-            if index + 1 < len(roles):
-                end = text.find(separator + ROLE_FORMAT % roles[index + 1], start)
-                if end < 0:
-                    raise ValueError(f"text has no role marker for turn {index + 1} ({roles[index + 1]!r})")
-                position = end + len(separator)
-            else:
-                end = len(text)
-            values.append(text[start:end])
-        if not roles and text:
-            raise ValueError("row has text but no roles: cannot cut it into turns")
-        return values
+        return split_role_turns(text, roles, separator, "turn")
 
 
 EXPORTER = LlavaExporter

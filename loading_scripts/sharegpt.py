@@ -42,9 +42,9 @@ from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
 from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
 STYLES = ("auto", "llamafactory", "swift", "openai")
-ROLE_FORMAT = "[[%s]]: "
 MEDIA_COLUMNS = ("images", "videos", "audios")
 SOURCE_TAGS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 _SWIFT_KEYS = ("tools", "objects")
@@ -404,23 +404,7 @@ class SharegptExporter(RowExporter):
         if config.add_eoc_at_last and text.endswith(suffix):
             text = text[: -len(suffix)]
         separator = config.sent_separator
-        values, position = [], 0
-        for index, role in enumerate(roles):
-            marker = ROLE_FORMAT % role
-            if not text.startswith(marker, position):
-                raise ValueError(f"text does not have the role marker {marker!r} of message {index} where expected")
-            start = position + len(marker)
-            if index + 1 < len(roles):
-                end = text.find(separator + ROLE_FORMAT % roles[index + 1], start)
-                if end < 0:
-                    raise ValueError(f"text has no role marker for message {index + 1} ({roles[index + 1]!r})")
-                position = end + len(separator)
-            else:
-                end = len(text)
-            values.append(text[start:end])
-        if not roles and text:
-            raise ValueError("row has text but no roles: cannot cut it into messages")
-        return values
+        return split_role_turns(text, roles, separator, "message")
 
 
 EXPORTER = SharegptExporter

@@ -1,8 +1,11 @@
 """k-center greedy, 100k x 512 float32, K=500: our fused kernel vs numpy/BLAS, against DRAM bandwidth.
 
 The anchor is the usual numpy implementation: squared norms once, then per step one BLAS
-matrix-vector product ``X @ c``, a running minimum and an argmax. Ours streams the matrix once
-per step in a fused, parallel Numba pass.
+matrix-vector product ``X @ c``, a running minimum and an argmax. Ours makes fused, parallel Numba
+passes; by default a pass adds a chain of centres proved exact in advance (see
+``kernels/kcenter.py``), so it makes about 20 passes instead of 500. The bandwidth target is read
+on the streaming pass itself: a run with one centre per pass and no skipping, and single passes
+paired with the probes. The speed target is read on the default run.
 
 The machine's read bandwidth is measured in the same run by two probes over the same float32
 matrix: a parallel Numba sum and numpy's ``max`` on one half per thread; the faster probe is the
@@ -12,10 +15,9 @@ The machine is shared with other jobs, so each K=500 run is compared with the ba
 just before and just after it, and each anchor run is repeated before and after the runs of ours
 it is compared with (the faster counts). Measurements are spaced by a short sleep so that thread
 pools spinning after the previous one (OpenBLAS's, OpenMP's) do not steal a core. A run's bytes per
-second is what it actually read: the rows its steps streamed (rows the triangle-inequality test
-skipped are not counted) plus the one row-norm pass, over its wall time. Its median step is
-reported too (a step is one pass). A separate figure pairs single passes of ours with the probes
-(40 pairs).
+second is what it actually read: the rows its passes streamed (rows the triangle-inequality test
+skipped are not counted, a row read once for a chain counts once) plus the one row-norm pass, over
+its wall time. A separate figure pairs single passes of ours with the probes (40 pairs).
 
 Two inputs: isotropic Gaussian rows (the triangle-inequality skip cannot help: pure streaming) and
 clustered rows (200 centres + noise, like real embeddings, where most rows are skipped after the
@@ -37,7 +39,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from hf_mmbuilder.kernels.kcenter import FAST_MATH, greedy_select, kcenter_greedy, row_norms
+from hf_mmbuilder.kernels.kcenter import FAST_MATH, MAX_CENTRES_PER_PASS, greedy_select, kcenter_greedy, row_norms
 
 N, D, K = 100_000, 512, 500
 SETTLE_SECONDS = 0.5
@@ -146,28 +148,26 @@ def anchor_run(matrix: np.ndarray) -> tuple[float, list[int]]:
     return seconds, order
 
 
-def kcenter_run(matrix: np.ndarray, prune: bool, probe_matrix: np.ndarray) -> dict:
+def kcenter_run(matrix: np.ndarray, prune: bool, per_pass: int, probe_matrix: np.ndarray) -> dict:
     """One K=500 run of ours, with the read bandwidth probed just before and just after it."""
     _, before = settled(lambda: read_bandwidth(probe_matrix))
-    steps = []
     stats = {}
-    seconds, (order, _) = settled(lambda: kcenter_greedy(matrix, K, metric="l2", prune=prune, stats=stats, on_step=lambda: steps.append(time.perf_counter())))
+    seconds, (order, _) = settled(lambda: kcenter_greedy(matrix, K, metric="l2", prune=prune, max_centres_per_pass=per_pass, stats=stats))
     after = read_bandwidth(probe_matrix)
     bandwidth = float(np.mean([before["best"], after["best"]]))
     row_bytes = matrix.shape[1] * matrix.itemsize
     streamed = (stats["rows_streamed"] + matrix.shape[0]) * row_bytes
-    median_step = float(np.median(np.diff(steps)))
     return {
         "seconds": seconds,
-        "rows_streamed_by_steps": stats["rows_streamed"],
+        "max_centres_per_pass": per_pass,
+        "passes": stats["passes"],
+        "rows_streamed_by_passes": stats["rows_streamed"],
         "bytes_streamed": streamed,
         "bytes_per_second": streamed / seconds,
         "read_bandwidth_around_run": bandwidth,
         "read_bandwidth_before": before,
         "read_bandwidth_after": after,
         "fraction_of_read_bandwidth": streamed / seconds / bandwidth,
-        "median_step_seconds": median_step,
-        "median_step_bytes_per_second": stats["rows_streamed"] / (K - 1) * row_bytes / median_step,
         "k_full_passes_bytes_per_second": K * matrix.nbytes / seconds,
         "order": order,
     }
@@ -189,15 +189,15 @@ def main() -> None:
     # the two counts (the stricter comparison).
     anchors = {"gaussian": [anchor_run(gaussian)], "clustered": []}
     runs = {}
-    for name, matrix, prune in (
-        ("gaussian_float32_no_skipping", gaussian, False),
-        ("gaussian_float32", gaussian, True),
-        ("gaussian_float16", gaussian16, True),
+    for name, matrix, prune, per_pass in (
+        ("gaussian_float32_one_centre_per_pass", gaussian, False, 1),
+        ("gaussian_float32", gaussian, True, MAX_CENTRES_PER_PASS),
+        ("gaussian_float16", gaussian16, True, MAX_CENTRES_PER_PASS),
     ):
-        runs[name] = kcenter_run(matrix, prune, gaussian)
+        runs[name] = kcenter_run(matrix, prune, per_pass, gaussian)
     anchors["gaussian"].append(anchor_run(gaussian))
     anchors["clustered"].append(anchor_run(clustered))
-    runs["clustered_float32"] = kcenter_run(clustered, True, gaussian)
+    runs["clustered_float32"] = kcenter_run(clustered, True, MAX_CENTRES_PER_PASS, gaussian)
     anchors["clustered"].append(anchor_run(clustered))
     load_after = os.getloadavg()
 
@@ -221,7 +221,7 @@ def main() -> None:
         "streaming_pass_vs_read_bandwidth": streaming,
         "anchor_numpy_blas_seconds": {data: [seconds for seconds, _ in timings] for data, timings in anchors.items()},
         "ours": runs,
-        "target": ">= 70% of read bandwidth, faster than numpy/BLAS",
+        "target": ">= 70% of read bandwidth (one centre per pass: the streaming pass), faster than numpy/BLAS (default: chained centres)",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
@@ -230,13 +230,13 @@ def main() -> None:
         print(f"one {dtype} pass, median of 40 paired runs: read bandwidth {row['median_read_bandwidth'] / 1e9:.1f} GB/s,"
               f" ours {row['median_ours_bytes_per_second'] / 1e9:.1f} GB/s, paired fraction {row['median_paired_fraction']:.0%}"
               f" (best: {row['best_read_bandwidth'] / 1e9:.1f} vs {row['best_ours_bytes_per_second'] / 1e9:.1f} GB/s)")
-    print(f"{'K=500 run':<30}{'seconds':>8}{'numpy s':>9}{'speedup':>8}{'read GB/s':>10}{'ours GB/s':>10}{'fraction':>9}{'step GB/s':>10}{'=50':>5}")
+    print(f"{'K=500 run':<38}{'seconds':>8}{'numpy s':>9}{'speedup':>8}{'passes':>7}{'read GB/s':>10}{'ours GB/s':>10}{'fraction':>9}{'=50':>5}")
     for name, run in runs.items():
         anchor = run["anchor_numpy_seconds"]
         equal = "n/a" if run["first_50_equal_to_anchor"] is None else run["first_50_equal_to_anchor"]
-        print(f"{name:<30}{run['seconds']:>8.2f}{anchor:>9.2f}{run['speedup_vs_numpy']:>8.2f}{run['read_bandwidth_around_run'] / 1e9:>10.1f}"
-              f"{run['bytes_per_second'] / 1e9:>10.1f}{run['fraction_of_read_bandwidth']:>9.0%}{run['median_step_bytes_per_second'] / 1e9:>10.1f}{equal:>5}")
-    print("ours GB/s: bytes actually read (rows streamed by the steps + the row-norm pass) / wall time;"
+        print(f"{name:<38}{run['seconds']:>8.2f}{anchor:>9.2f}{run['speedup_vs_numpy']:>8.2f}{run['passes']:>7}{run['read_bandwidth_around_run'] / 1e9:>10.1f}"
+              f"{run['bytes_per_second'] / 1e9:>10.1f}{run['fraction_of_read_bandwidth']:>9.0%}{equal:>5}")
+    print("ours GB/s: bytes actually read (rows streamed by the passes + the row-norm pass) / wall time;"
           " read GB/s: probes just before and after the run; numpy s: the faster of the anchor runs before and after")
     print(f"results in {RESULTS}")
 

@@ -1,9 +1,9 @@
 """k-center greedy (Sener & Savarese 2018) over an embedding matrix, plain, weighted or scored.
 
-Each greedy step adds the row farthest from the selected set, then streams the matrix once to
-lower every row's distance to that set. The step is memory-bound, so the pass is fused (distance,
-min-update and the block argmax in one read of each row) and parallel over row blocks; float16
-matrices are read as half floats and widened in registers, halving the bytes per step.
+Each greedy step adds the row farthest from the selected set, then a pass over the matrix lowers
+every row's distance to that set. One pass per centre is memory-bound, so the pass is fused
+(distance, min-update and the block's best rows in one read of each row) and parallel over row
+blocks; float16 matrices are read as half floats and widened in registers, halving the bytes.
 
 The pass runs on plain threads (the caller's and ``numba.get_num_threads() - 1`` pool threads, the
 kernel releasing the GIL) that claim row blocks from a shared atomic counter. On a machine shared
@@ -18,6 +18,16 @@ read: by the triangle inequality ``dist(x, q) >= dist(c, q) - dist(x, c)``, so w
 ``dist(c, q) >= 2 * dist(x, c)`` the new centre cannot be closer. On clustered embeddings this skips
 most rows once a few centres exist; on isotropic noise it skips nothing and costs nothing. The
 test carries a small slack so float32 rounding never skips a row that would have moved.
+
+One pass can add several centres. The pass also lists the highest-scoring rows; the next centre
+is the list's leader, and the rest (the pool) are brought up to date with each new centre at the
+cost of a few dot products. Every row outside the list scores at most the list's last value and
+scores only fall, so while the best pool row still beats that value it is exactly the next greedy
+choice and joins the chain before any pass. The pass then adds the whole chain while reading each
+row once, taking rows in small tiles centre by centre so the centre and the tile stay in L1. On
+isotropic noise a new centre rarely moves the runners-up and chains run long: about 20 passes
+instead of 500 for K=500. The selection equals the one-centre-per-pass greedy's (up to float32
+rounding in exact ties).
 
 Distances: ``"l2"`` is the Euclidean distance; ``"cosine"`` is ``1 - cos(x, y)``. Internally both
 are tracked as squared metric distances (cosine as the squared chord ``2 - 2 cos``, a true metric
@@ -45,6 +55,12 @@ FAST_MATH = {"reassoc", "contract", "nsz", "arcp"}
 
 # Rows per parallel block: large enough to amortise scheduling, small enough to balance 2-64 threads.
 BLOCK_ROWS = 2048
+
+# Centres one pass may add (see the module docstring), and candidate rows listed per centre.
+MAX_CENTRES_PER_PASS = 32
+CANDIDATES_PER_CENTRE = 2
+# Rows a pass takes together, centre by centre: a tile and a centre stay in L1 together.
+TILE_ROWS = 8
 
 MODE_PLAIN = 0
 MODE_WEIGHTED = 1
@@ -154,68 +170,208 @@ def _distance_from_squared(squared, cosine):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
-def _update_block(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block):
-    """Fused pass over one row block; returns (best row, its value, rows read)."""
-    n, d = matrix.shape
-    best = -1
-    best_value = -np.inf
-    streamed = 0
-    for i in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)):
-        if selected[i]:
-            continue
-        current = squared[i]
-        owner = nearest[i]
-        if not (prune and owner >= 0 and gaps[owner] > SKIP_FACTOR * current + SKIP_SLACK):
-            streamed += 1
-            total = np.float32(0.0)
-            if cosine:
-                for j in range(d):
-                    total += _to_float32(matrix[i, j]) * query[j]
-                candidate = max(np.float32(2.0) - np.float32(2.0) * total * inv_norms[i], np.float32(0.0))
-            else:
-                for j in range(d):
-                    diff = _to_float32(matrix[i, j]) - query[j]
-                    total += diff * diff
-                candidate = total
-            if candidate < current:
-                current = candidate
-                squared[i] = candidate
-                nearest[i] = slot
-        if mode == MODE_PLAIN:
-            value = current
-        else:
-            value = _distance_from_squared(current, cosine)
-            if mode == MODE_WEIGHTED:
-                value = value * weights[i]
-        # Ties go to the lowest row id, so results never depend on the thread count.
-        if value > best_value:
-            best_value = value
-            best = i
-    return best, best_value, streamed
+def _squared_distance(matrix, row, centres, slot, cosine, inv_norm):
+    """Squared metric distance from ``matrix[row]`` to ``centres[slot]`` (the chord for cosine).
+
+    Indexes the 2-D arrays rather than taking row views: a view's reference count is one atomic
+    cache line that every thread would bounce on each call.
+    """
+    total = np.float32(0.0)
+    if cosine:
+        for j in range(matrix.shape[1]):
+            total += _to_float32(matrix[row, j]) * centres[slot, j]
+        return max(np.float32(2.0) - np.float32(2.0) * total * inv_norm, np.float32(0.0))
+    for j in range(matrix.shape[1]):
+        diff = _to_float32(matrix[row, j]) - centres[slot, j]
+        total += diff * diff
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
-def _update_worker(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block_best, block_value, block_streamed, next_block):
-    """One thread's share of a greedy step's pass: claims blocks until none is left."""
-    n_blocks = block_best.shape[0]
+def _row_value(current, weight, mode, cosine):
+    """What the greedy step maximises for one row (plain: the squared distance, same order)."""
+    if mode == MODE_PLAIN:
+        return np.float64(current)
+    value = np.float64(_distance_from_squared(current, cosine))
+    if mode == MODE_WEIGHTED:
+        value *= np.float64(weight)
+    return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _offer(top_rows, top_values, block, listed, value, row):
+    """Insert ``row`` into the block's list if it ranks; returns the list's new length.
+
+    Rows arrive in id order, so a row of equal value stays behind the earlier (lower) id.
+    """
+    width = top_rows.shape[1]
+    if listed == width and not value > top_values[block, width - 1]:
+        return listed
+    position = min(listed, width - 1)
+    while position > 0 and value > top_values[block, position - 1]:
+        top_values[block, position] = top_values[block, position - 1]
+        top_rows[block, position] = top_rows[block, position - 1]
+        position -= 1
+    top_values[block, position] = value
+    top_rows[block, position] = row
+    return min(listed + 1, width)
+
+
+@numba.njit(cache=True, nogil=True)
+def _close_list(top_rows, block, listed):
+    for position in range(listed, top_rows.shape[1]):
+        top_rows[block, position] = -1
+    return listed
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+def _update_block(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, nearest, squared, selected, weights, mode, prune,
+                  block, top_rows, top_values):
+    """Fused pass over one row block for ``n_new`` new centres; returns (rows listed, rows read).
+
+    Each row is read once however many centres the pass adds. ``top_rows[block]`` receives the
+    block's highest-valued unselected rows, by value descending then row id ascending.
+    """
+    n = matrix.shape[0]
+    listed = 0
+    streamed = 0
+    if n_new == 1:
+        # One centre gains nothing from tiles: a row at a time keeps that pass a plain stream.
+        for i in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)):
+            if selected[i]:
+                continue
+            value = squared[i]
+            owner = nearest[i]
+            if not (prune and owner >= 0 and gaps[0, owner] > SKIP_FACTOR * value + SKIP_SLACK):
+                streamed += 1
+                candidate = _squared_distance(matrix, i, centres, first_slot, cosine, inv_norms[i])
+                if candidate < value:
+                    value = candidate
+                    squared[i] = candidate
+                    nearest[i] = first_slot
+            listed = _offer(top_rows, top_values, block, listed, _row_value(value, weights[i], mode, cosine), i)
+        return _close_list(top_rows, block, listed), streamed
+    current = np.empty(TILE_ROWS, dtype=np.float32)
+    owner = np.empty(TILE_ROWS, dtype=np.int64)
+    read = np.empty(TILE_ROWS, dtype=np.bool_)
+    for tile in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS), TILE_ROWS):
+        size = min(TILE_ROWS, n - tile)
+        for t in range(size):
+            current[t] = squared[tile + t]
+            owner[t] = nearest[tile + t]
+            read[t] = False
+        # Centre by centre over the tile: the centre stays in L1 while the tile's rows reuse it.
+        for centre in range(n_new):
+            for t in range(size):
+                i = tile + t
+                if selected[i] or (prune and owner[t] >= 0 and gaps[centre, owner[t]] > SKIP_FACTOR * current[t] + SKIP_SLACK):
+                    continue
+                read[t] = True
+                candidate = _squared_distance(matrix, i, centres, first_slot + centre, cosine, inv_norms[i])
+                if candidate < current[t]:
+                    current[t] = candidate
+                    owner[t] = first_slot + centre
+        for t in range(size):
+            i = tile + t
+            if selected[i]:
+                continue
+            if read[t]:
+                streamed += 1
+                if owner[t] != nearest[i]:
+                    squared[i] = current[t]
+                    nearest[i] = owner[t]
+            listed = _offer(top_rows, top_values, block, listed, _row_value(current[t], weights[i], mode, cosine), i)
+    return _close_list(top_rows, block, listed), streamed
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_worker(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, nearest, squared, selected, weights, mode, prune,
+                   top_rows, top_values, block_streamed, next_block):
+    """One thread's share of a pass: claims row blocks until none is left."""
+    n_blocks = top_rows.shape[0]
     block = _claim(next_block)
     while block < n_blocks:
-        best, best_value, streamed = _update_block(matrix, inv_norms, cosine, query, slot, gaps, nearest, squared, selected, weights, mode, prune, block)
-        block_best[block] = best
-        block_value[block] = best_value
-        block_streamed[block] = streamed
+        _, block_streamed[block] = _update_block(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, nearest, squared,
+                                                 selected, weights, mode, prune, block, top_rows, top_values)
         block = _claim(next_block)
 
 
 @numba.njit(cache=True, nogil=True)
-def _pick(block_best, block_value):
-    best = -1
-    best_value = -np.inf
-    for block in range(block_best.shape[0]):
-        if block_best[block] >= 0 and (best < 0 or block_value[block] > best_value):
-            best = block_best[block]
-            best_value = block_value[block]
-    return best
+def _merge_top(top_rows, top_values, rows, values):
+    """The ``rows.shape[0]`` best of all blocks' lists (value descending, row ascending); returns how many."""
+    width = rows.shape[0]
+    listed = 0
+    for block in range(top_rows.shape[0]):
+        for position in range(top_rows.shape[1]):
+            row = top_rows[block, position]
+            if row < 0:
+                break
+            value = top_values[block, position]
+            if listed == width and not (value > values[width - 1] or (value == values[width - 1] and row < rows[width - 1])):
+                break
+            slot = min(listed, width - 1)
+            listed = min(listed + 1, width)
+            while slot > 0 and (value > values[slot - 1] or (value == values[slot - 1] and row < rows[slot - 1])):
+                values[slot] = values[slot - 1]
+                rows[slot] = rows[slot - 1]
+                slot -= 1
+            values[slot] = value
+            rows[slot] = row
+    return listed
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_centre(matrix, inv_norms, cosine, centres, gaps, first_slot, centre, row, squared, selected):
+    selected[row] = True
+    squared[row] = 0.0
+    _load_centre(matrix, row, inv_norms[row] if cosine else np.float32(1.0), centres[first_slot + centre])
+    _gaps_to(centres, first_slot + centre, cosine, gaps[centre])
+
+
+@numba.njit(cache=True, nogil=True)
+def _score(current, weight, mode, cosine):
+    """The score reported for a selected row: its (weighted) distance to the set before it."""
+    value = np.float64(_distance_from_squared(current, cosine))
+    if mode == MODE_WEIGHTED:
+        value *= np.float64(weight)
+    return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _extend_chain(matrix, inv_norms, cosine, centres, gaps, first_slot, pool, threshold, nearest, squared, selected, weights, mode,
+                  limit, chain, chain_scores):
+    """Select further centres before the pass that adds ``chain[0]``, while that is provably exact.
+
+    ``pool`` holds the rows of the last pass's top list after its leader, ``threshold`` the least
+    value on that list (``-inf`` when it held every unselected row): no row outside the pool can
+    score higher. Pool rows are brought up to date with each new centre; while the best of them
+    beats ``threshold`` it is the exact next greedy choice, so it joins the chain. Returns the
+    chain's length (at most ``limit``); every chained centre is loaded and marked selected.
+    """
+    length = 1
+    while length < limit:
+        newest = first_slot + length - 1
+        best = -1
+        best_value = -np.inf
+        for position in range(pool.shape[0]):
+            row = pool[position]
+            if row < 0 or selected[row]:
+                continue
+            candidate = _squared_distance(matrix, row, centres, newest, cosine, inv_norms[row])
+            if candidate < squared[row]:
+                squared[row] = candidate
+                nearest[row] = newest
+            value = _row_value(squared[row], weights[row], mode, cosine)
+            if value > best_value or (value == best_value and row < best):
+                best_value = value
+                best = row
+        if best < 0 or not best_value > threshold:
+            break
+        chain[length] = best
+        chain_scores[length] = _score(squared[best], weights[best], mode, cosine)
+        _add_centre(matrix, inv_norms, cosine, centres, gaps, first_slot, length, best, squared, selected)
+        length += 1
+    return length
 
 
 @numba.njit(cache=True, nogil=True)
@@ -256,6 +412,7 @@ def greedy_select(
     base: np.ndarray | None = None,
     beta: float = 1.0,
     prune: bool = True,
+    max_centres_per_pass: int = MAX_CENTRES_PER_PASS,
     on_step=None,
     stats: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -292,11 +449,16 @@ def greedy_select(
         Weight of the diversity term in the scored variant.
     prune : bool
         Skip rows the triangle inequality proves unaffected (same result, fewer bytes read).
+    max_centres_per_pass : int
+        Most centres one pass over the matrix may add (plain and weighted variants; the scored
+        variant adds one, its normalised term has no such bound). The selection is the same for
+        every value; 1 streams the matrix once per centre.
     on_step : callable, optional
         Called with no argument after each selected row (progress reporting).
     stats : dict, optional
-        Receives ``"rows_streamed"``: matrix rows read by all greedy steps (the skip test's saving
-        shows as fewer; the one row-norm pass, made when ``norms`` is omitted, is not counted).
+        Receives ``"rows_streamed"``: matrix rows read by all passes (a row read once for several
+        chained centres counts once, rows the skip test spares are not counted, nor is the one
+        row-norm pass made when ``norms`` is omitted) and ``"passes"``: passes over the matrix.
 
     Returns
     -------
@@ -306,8 +468,8 @@ def greedy_select(
         The score each row had when selected (plain: its distance to the selected set, ``inf``
         for the first row when ``start`` is empty).
 
-    Complexity: O((s + k) * n * d) time in the worst case (one pass per centre), O(n + (s + k) * d)
-    extra memory.
+    Complexity: O((s + k) * n * d) arithmetic in the worst case, in at most ``s + k`` passes over the
+    matrix (fewer when centres chain); O(n + (s + k) * d) extra memory.
 
     Example
     -------
@@ -329,6 +491,8 @@ def greedy_select(
     start = np.unique(np.asarray(start if start is not None else [], dtype=np.int64))
     if start.size and (start[0] < 0 or start[-1] >= n):
         raise ValueError(f"start rows must lie in [0, {n}), got {start[0]}..{start[-1]}")
+    if max_centres_per_pass < 1:
+        raise ValueError(f"max_centres_per_pass must be at least 1, got {max_centres_per_pass}")
     if not 1 <= k <= n - start.size:
         raise ValueError(f"k must be between 1 and {n - start.size} (rows not already selected), got {k}")
     cosine = metric == "cosine"
@@ -344,65 +508,95 @@ def greedy_select(
         mode = MODE_PLAIN
     weights = np.ascontiguousarray(weights if weights is not None else np.ones(n), dtype=np.float32)
 
+    per_pass = 1 if mode == MODE_SCORED else max_centres_per_pass
+    # The pass lists each block's best rows: the next centre leads, the rest feed the chain.
+    width = 1 if per_pass == 1 else CANDIDATES_PER_CENTRE * per_pass
     slots = start.size + k
     centres = np.zeros((slots, d), dtype=np.float32)
-    gaps = np.zeros(slots, dtype=np.float32)
+    gaps = np.zeros((per_pass, slots), dtype=np.float32)
     nearest = np.full(n, -1, dtype=np.int64)
     squared = np.full(n, np.inf, dtype=np.float32)
     selected = np.zeros(n, dtype=np.bool_)
     n_blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
-    block_best = np.empty(n_blocks, dtype=np.int64)
-    block_value = np.empty(n_blocks, dtype=np.float64)
+    top_rows = np.empty((n_blocks, width), dtype=np.int64)
+    top_values = np.empty((n_blocks, width), dtype=np.float64)
+    leaders = np.empty(width, dtype=np.int64)
+    leader_values = np.empty(width, dtype=np.float64)
     block_streamed = np.empty(n_blocks, dtype=np.int64)
     next_block = np.zeros(1, dtype=np.int64)
+    chain = np.empty(per_pass, dtype=np.int64)
+    chain_scores = np.empty(per_pass, dtype=np.float64)
     streamed = 0
+    passes = 0
     order = np.empty(k, dtype=np.int64)
     score = np.empty(k, dtype=np.float64)
 
     n_helpers = numba.get_num_threads() - 1
     helpers = ThreadPoolExecutor(n_helpers) if n_helpers > 0 else None
 
-    def add_centre(row: int, slot: int) -> int:
-        nonlocal streamed
-        selected[row] = True
-        squared[row] = 0.0
-        _load_centre(stored, row, inv_norms[row] if cosine else np.float32(1.0), centres[slot])
-        _gaps_to(centres, slot, cosine, gaps)
+    def run_pass(first_slot: int, n_new: int) -> int:
+        """Stream the matrix once for centres ``first_slot .. first_slot + n_new - 1``; returns rows listed."""
+        nonlocal streamed, passes
+        passes += 1
         next_block[0] = 0
-        arguments = (stored, inv_norms, cosine, centres[slot], slot, gaps, nearest, squared, selected, weights, mode, prune,
-                     block_best, block_value, block_streamed, next_block)
+        arguments = (stored, inv_norms, cosine, centres, first_slot, n_new, gaps, nearest, squared, selected, weights, mode, prune,
+                     top_rows, top_values, block_streamed, next_block)
         shares = [helpers.submit(_update_worker, *arguments) for _ in range(n_helpers)] if helpers else []
         _update_worker(*arguments)
         for share in shares:
             share.result()
         streamed += int(block_streamed.sum())
-        return _pick(block_best, block_value)
+        return _merge_top(top_rows, top_values, leaders, leader_values)
 
     try:
-        candidate = 0
-        for slot, row in enumerate(start):
-            candidate = add_centre(int(row), slot)
-        if start.size == 0 and mode == MODE_WEIGHTED:
-            candidate = int(np.argmax(weights))
-        for step in range(k):
-            slot = start.size + step
+        listed = 0
+        for first in range(0, start.size, per_pass):
+            chunk = start[first:first + per_pass]
+            for centre, row in enumerate(chunk):
+                _add_centre(stored, inv_norms, cosine, centres, gaps, first, centre, int(row), squared, selected)
+            listed = run_pass(first, chunk.size)
+        if start.size:
+            candidate = int(leaders[0])
+        else:
+            candidate = int(np.argmax(weights)) if mode == MODE_WEIGHTED else 0
+        step = 0
+        slot = start.size
+        while True:
             if mode == MODE_SCORED:
                 candidate, value = _pick_scored(squared, selected, base, beta, cosine)
-            elif mode == MODE_WEIGHTED:
-                value = float(_distance_from_squared(squared[candidate], cosine)) * float(weights[candidate])
             else:
-                value = float(_distance_from_squared(squared[candidate], cosine))
+                value = _score(squared[candidate], weights[candidate], mode, cosine)
             order[step] = candidate
             score[step] = value
-            if step + 1 < k:
-                candidate = add_centre(int(candidate), slot)
+            step += 1
             if on_step is not None:
                 on_step()
+            if step == k:
+                break
+            chain[0] = candidate
+            _add_centre(stored, inv_norms, cosine, centres, gaps, slot, 0, int(candidate), squared, selected)
+            length = 1
+            if per_pass > 1 and listed > 1:
+                threshold = leader_values[width - 1] if listed == width else -np.inf
+                length = _extend_chain(stored, inv_norms, cosine, centres, gaps, slot, leaders[1:listed], threshold, nearest, squared,
+                                       selected, weights, mode, min(per_pass, k - step + 1), chain, chain_scores)
+                for position in range(1, length):
+                    order[step] = chain[position]
+                    score[step] = chain_scores[position]
+                    step += 1
+                    if on_step is not None:
+                        on_step()
+                if step == k:
+                    break
+            listed = run_pass(slot, length)
+            slot += length
+            candidate = int(leaders[0])
     finally:
         if helpers:
             helpers.shutdown()
     if stats is not None:
         stats["rows_streamed"] = streamed
+        stats["passes"] = passes
     return order, score
 
 
@@ -414,6 +608,7 @@ def kcenter_greedy(
     start: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     prune: bool = True,
+    max_centres_per_pass: int = MAX_CENTRES_PER_PASS,
     on_step=None,
     stats: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -438,10 +633,12 @@ def kcenter_greedy(
         Non-negative weights of the weighted variant.
     prune : bool
         Triangle-inequality skipping (identical result up to float32 rounding).
+    max_centres_per_pass : int
+        Most centres one pass may add (see :func:`greedy_select`); 1 = one pass per centre.
     on_step : callable, optional
         Called after each selected row (progress reporting).
     stats : dict, optional
-        Receives ``"rows_streamed"`` (see :func:`greedy_select`).
+        Receives ``"rows_streamed"`` and ``"passes"`` (see :func:`greedy_select`).
 
     Returns
     -------
@@ -461,4 +658,5 @@ def kcenter_greedy(
     >>> bool(np.all(np.diff(radius[1:]) <= 1e-6))
     True
     """
-    return greedy_select(matrix, k, metric=metric, start=start, weights=weights, prune=prune, on_step=on_step, stats=stats)
+    return greedy_select(matrix, k, metric=metric, start=start, weights=weights, prune=prune, max_centres_per_pass=max_centres_per_pass,
+                         on_step=on_step, stats=stats)

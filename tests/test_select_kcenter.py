@@ -132,11 +132,44 @@ def test_float64_matrix_is_rejected_by_the_kernel():
 def test_rows_streamed_counts_every_unselected_row_without_skipping():
     x = clustered(3000, 16, 40, seed=6)
     full, skipped = {}, {}
-    order, _ = kcenter_greedy(x, 30, metric="l2", prune=False, stats=full)
-    pruned, _ = kcenter_greedy(x, 30, metric="l2", prune=True, stats=skipped)
+    order, _ = kcenter_greedy(x, 30, metric="l2", prune=False, max_centres_per_pass=1, stats=full)
+    pruned, _ = kcenter_greedy(x, 30, metric="l2", prune=True, max_centres_per_pass=1, stats=skipped)
     # Step t (after the first centre) reads the rows not yet selected: n - t of them.
     assert full["rows_streamed"] == sum(3000 - t for t in range(1, 30))
     assert skipped["rows_streamed"] < full["rows_streamed"] and pruned.tolist() == order.tolist()
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("shape", ["gaussian", "clustered"])
+def test_chained_passes_select_what_one_pass_per_centre_selects(metric, shape):
+    x = clustered(6000, 32, 40, seed=8) if shape == "clustered" else np.random.default_rng(8).normal(size=(6000, 32)).astype(np.float32)
+    single_stats, chained_stats = {}, {}
+    single, single_radius = kcenter_greedy(x, 300, metric=metric, max_centres_per_pass=1, stats=single_stats)
+    chained, chained_radius = kcenter_greedy(x, 300, metric=metric, max_centres_per_pass=32, stats=chained_stats)
+    assert chained.tolist() == single.tolist()
+    np.testing.assert_allclose(chained_radius, single_radius, rtol=1e-6)
+    # Chains are what make the saving: far fewer rows read for the same selection.
+    assert chained_stats["rows_streamed"] < single_stats["rows_streamed"] / 2
+
+
+def test_chained_passes_with_start_rows_and_weights_match_numpy():
+    x = np.random.default_rng(9).normal(size=(3000, 24)).astype(np.float32)
+    weights = np.random.default_rng(9).random(3000).astype(np.float32)
+    start = list(range(0, 3000, 60))
+    for per_pass in (1, 3, 32):
+        assert kcenter_greedy(x, 80, metric="l2", start=np.array(start), max_centres_per_pass=per_pass)[0].tolist() == numpy_kcenter(x, 80, "l2", start=start)
+        assert kcenter_greedy(x, 80, metric="l2", weights=weights, max_centres_per_pass=per_pass)[0].tolist() == numpy_kcenter(x, 80, "l2", weights=weights.astype(np.float64))
+
+
+def test_chain_longer_than_the_rows_left_stops_at_k():
+    x = np.random.default_rng(10).normal(size=(40, 8)).astype(np.float32)
+    order, radius = kcenter_greedy(x, 40, metric="l2", max_centres_per_pass=32)
+    assert sorted(order.tolist()) == list(range(40)) and order.tolist() == numpy_kcenter(x, 40, "l2")
+
+
+def test_max_centres_per_pass_must_be_positive():
+    with pytest.raises(ValueError, match="max_centres_per_pass must be at least 1"):
+        kcenter_greedy(np.ones((10, 2), dtype=np.float32), 2, max_centres_per_pass=0)
 
 
 def test_result_does_not_depend_on_the_thread_count():

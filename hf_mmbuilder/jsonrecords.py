@@ -82,6 +82,22 @@ class JSONLayoutError(ValueError):
     """The file is not a JSON array of records nor JSON lines (e.g. truncated, or junk between records)."""
 
 
+class UnreadableFileError(OSError):
+    """The file's bytes cannot be read (a corrupt archive member, an I/O error); names the file."""
+
+
+@contextmanager
+def _reading(path: str):
+    """Re-raise a failure to read ``path`` (e.g. ``zipfile.BadZipFile``, ``zlib.error``) as an
+    :class:`UnreadableFileError` naming it; layout errors pass through."""
+    try:
+        yield
+    except (ValueError, UnreadableFileError):
+        raise
+    except Exception as error:
+        raise UnreadableFileError(f"{path}: cannot read the file: {type(error).__name__}: {error}") from error
+
+
 def _first_significant_byte(path: str, opener: Callable) -> Optional[int]:
     with opener(path, "rb") as handle:
         while True:
@@ -107,12 +123,13 @@ def scan_records(path: str, opener: Callable = open) -> RecordIndex:
         >>> len(index), index.layout  # doctest: +SKIP
         (100, 'array')
     """
-    first = _first_significant_byte(path, opener)
-    if first is None:
-        return RecordIndex(path, "lines", *(np.zeros(0, np.int64) for _ in range(3)))
-    if first == ord("["):
-        return _scan_array(path, opener)
-    return _scan_lines(path, opener)
+    with _reading(path):
+        first = _first_significant_byte(path, opener)
+        if first is None:
+            return RecordIndex(path, "lines", *(np.zeros(0, np.int64) for _ in range(3)))
+        if first == ord("["):
+            return _scan_array(path, opener)
+        return _scan_lines(path, opener)
 
 
 def _scan_array(path: str, opener: Callable) -> RecordIndex:
@@ -158,30 +175,32 @@ def scan_records_in_background(path: str, opener: Callable = open) -> Iterator[t
     a piece are parsed as the scan goes on through the rest of the file.
 
     The pieces together are :func:`scan_records`; a layout error is raised when its piece is
-    reached, after the records before it. JSON lines are scanned up front (their scan is a
-    vectorised newline search, far cheaper than parsing). Memory: at most two pieces ahead.
+    reached, after the records before it. Memory: at most two pieces ahead.
 
     Example:
         >>> for piece, first in scan_records_in_background("llava.json"):  # doctest: +SKIP
         ...     print(first, len(piece))
     """
-    if _first_significant_byte(path, opener) != ord("["):
-        yield scan_records(path, opener), 0
+    with _reading(path):
+        first_byte = _first_significant_byte(path, opener)
+    if first_byte is None:
         return
+    layout, pieces = ("array", _scan_array_pieces) if first_byte == ord("[") else ("lines", _scan_lines_pieces)
     results: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def scan() -> None:
         try:
-            for piece in _scan_array_pieces(path, opener):
-                while not stop.is_set():
-                    try:
-                        results.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+            with _reading(path):
+                for piece in pieces(path, opener):
+                    while not stop.is_set():
+                        try:
+                            results.put(piece, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
             results.put(None)
         except BaseException as error:  # re-raised in the consumer, where the load fails
             results.put(error)
@@ -196,7 +215,7 @@ def scan_records_in_background(path: str, opener: Callable = open) -> Iterator[t
                 return
             if isinstance(piece, BaseException):
                 raise piece
-            index = RecordIndex(path, "array", *piece)
+            index = RecordIndex(path, layout, *piece)
             yield index, first
             first += len(index)
     finally:
@@ -279,18 +298,18 @@ def _chunks(path: str, opener: Callable, whole_lines: bool = False) -> Iterator:
 
 
 def _scan_lines(path: str, opener: Callable) -> RecordIndex:
-    starts_parts, ends_parts, lines_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    pieces = [(np.zeros(0, np.int64),) * 3, *_scan_lines_pieces(path, opener)]
+    return RecordIndex(path, "lines", *(np.concatenate([piece[k] for piece in pieces]) for k in range(3)))
+
+
+def _scan_lines_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(starts, ends, lines)`` of the non-blank lines of each chunk of the file, in order."""
     offset = 0
     line = 1
     for chunk in _chunks(path, opener, whole_lines=True):
-        buf = np.frombuffer(chunk, dtype=np.uint8)
-        starts, ends, lines = json_scan.line_ranges(buf, offset, line)
-        starts_parts.append(starts)
-        ends_parts.append(ends)
-        lines_parts.append(lines)
-        line += int(np.count_nonzero(buf == 10))
+        starts, ends, lines, line = json_scan.line_ranges(np.frombuffer(chunk, dtype=np.uint8), offset, line)
         offset += len(chunk)
-    return RecordIndex(path, "lines", np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts))
+        yield starts, ends, lines
 
 
 @contextmanager

@@ -162,11 +162,12 @@ def load(
     try:
         builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
     except datasets.exceptions.DatasetGenerationError as error:
-        # datasets wraps every generation error; ours already name the file, record and reason.
+        # datasets wraps every generation error; ours already name the file, record and reason
+        # (bad records: ValueError; unreadable files: OSError).
         cause = error.__cause__
         while isinstance(cause, datasets.exceptions.DatasetGenerationError) or (cause is not None and type(cause).__name__ == "RemoteTraceback"):
             cause = cause.__cause__
-        if isinstance(cause, ValueError):
+        if isinstance(cause, (ValueError, OSError)):
             raise cause from None
         raise
     return builder.as_dataset(split=split)

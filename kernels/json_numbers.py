@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.cpython.unsafe.numbers import leading_zeros
+from numba.extending import intrinsic
 
 from .json_scan import skip_whitespace
 
@@ -51,33 +55,32 @@ _POWERS = _powers_of_ten()
 # 10**0 .. 10**22 are exact doubles.
 _EXACT_POWERS = np.array([10.0**k for k in range(23)], np.float64)
 _EXACT_MANTISSA_LIMIT = np.uint64(1) << np.uint64(53)
-_LOW32 = np.uint64(0xFFFFFFFF)
-_U32 = np.uint64(32)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
-_TOP = np.uint64(1) << np.uint64(63)
 _SIGN = np.uint64(0x8000000000000000)
 _LOW9 = np.uint64(0x1FF)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _FRACTION = np.uint64(0x000FFFFFFFFFFFFF)
 
 
+@intrinsic
+def _mul64(typingctx, a, b):
+    """The 128-bit product of two uint64 as ``(high, low)``: one native multiply."""
+    if not (a == types.uint64 and b == types.uint64):
+        return None
+    signature = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, sig, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        low = builder.trunc(product, ir.IntType(64))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        return context.make_tuple(builder, sig.return_type, (high, low))
+
+    return signature, codegen
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _mul64(a, b):
-    """The 128-bit product of two uint64 as ``(high, low)``."""
-    a_lo, a_hi = a & _LOW32, a >> _U32
-    b_lo, b_hi = b & _LOW32, b >> _U32
-    p0 = a_lo * b_lo
-    p1 = a_lo * b_hi
-    p2 = a_hi * b_lo
-    p3 = a_hi * b_hi
-    middle = (p0 >> _U32) + (p1 & _LOW32) + (p2 & _LOW32)
-    low = (p0 & _LOW32) | (middle << _U32)
-    high = p3 + (p1 >> _U32) + (p2 >> _U32) + (middle >> _U32)
-    return high, low
-
-
-@numba.njit(cache=True, nogil=True)
 def eisel_lemire(mantissa, exp10, negative, powers):
     """The bits of the double nearest ``mantissa * 10**exp10`` (``mantissa`` uint64), and whether
     that is certain (else the caller must parse the number another way)."""
@@ -85,10 +88,8 @@ def eisel_lemire(mantissa, exp10, negative, powers):
         return (_SIGN if negative else _ZERO), True
     if exp10 < MIN_EXP10 or exp10 > MAX_EXP10:
         return _ZERO, False
-    leading = 0
-    while (mantissa & _TOP) == _ZERO:
-        mantissa = mantissa << _ONE
-        leading += 1
+    leading = np.int64(leading_zeros(mantissa))
+    mantissa = mantissa << np.uint64(leading)
     exp2 = np.int64(((217706 * exp10) >> 16) + 64 + 1023 - leading)
     row = exp10 - MIN_EXP10
     x_hi, x_lo = _mul64(mantissa, powers[row, 1])
@@ -118,7 +119,40 @@ def eisel_lemire(mantissa, exp10, negative, powers):
     return bits, True
 
 
-@numba.njit(cache=True, nogil=True)
+_HUNDRED_MILLION = np.uint64(100_000_000)
+_ASCII_ZEROS = np.uint64(0x3030303030303030)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_SIXES = np.uint64(0x0606060606060606)
+_THREES = np.uint64(0x3333333333333333)
+_BYTE_PAIRS = np.uint64(0x000000FF000000FF)
+_MUL_HIGH = np.uint64(100 + (1_000_000 << 32))
+_MUL_LOW = np.uint64(1 + (10_000 << 32))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _load8(buf, i):
+    """``buf[i:i + 8]`` as a little-endian uint64 (LLVM folds the shifts into one load)."""
+    value = _ZERO
+    for k in range(8):
+        value |= np.uint64(buf[i + k]) << np.uint64(8 * k)
+    return value
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _eight_digits(chunk):
+    """Whether all eight bytes of ``chunk`` are ASCII digits."""
+    return ((chunk & _HIGH_NIBBLES) | (((chunk + _SIXES) & _HIGH_NIBBLES) >> np.uint64(4))) == _THREES
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _parse_eight_digits(chunk):
+    """The value of eight ASCII digits packed little-endian in ``chunk``: three multiplications."""
+    chunk -= _ASCII_ZEROS
+    chunk = chunk * np.uint64(10) + (chunk >> np.uint64(8))
+    return ((chunk & _BYTE_PAIRS) * _MUL_HIGH + ((chunk >> np.uint64(16)) & _BYTE_PAIRS) * _MUL_LOW) >> np.uint64(32)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def parse_number(buf, i, end):
     """Read the JSON number at ``buf[i]``: ``(position after it, significand (uint64), power of
     ten, negative, ok)``; not ok for anything that is not a JSON number or that has more than 19
@@ -149,6 +183,15 @@ def parse_number(buf, i, end):
         if i >= end or not (48 <= buf[i] <= 57):
             return i, _ZERO, 0, negative, False
         while i < end and 48 <= buf[i] <= 57:
+            # Eight digits at a time once the significand has started (fast_float's SWAR step).
+            if mantissa != _ZERO and digits <= 11 and i + 8 <= end:
+                chunk = _load8(buf, i)
+                if _eight_digits(chunk):
+                    mantissa = mantissa * _HUNDRED_MILLION + _parse_eight_digits(chunk)
+                    digits += 8
+                    exp10 -= 8
+                    i += 8
+                    continue
             if mantissa == _ZERO and buf[i] == 48:
                 exp10 -= 1
             elif digits < 19:
@@ -178,7 +221,7 @@ def parse_number(buf, i, end):
     return i, mantissa, exp10, negative, True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
     """Store the double nearest ``mantissa * 10**exp10`` at ``values[k]`` (``values_bits`` is the
     same memory as uint64); returns False if that cannot be settled here."""
@@ -192,7 +235,7 @@ def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
     return ok
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
     """Parse one ``[[num, ...], ...]`` at ``buf[i]``: ``(n_values, n_rows, ok)``."""
     if i >= end or buf[i] != 91:
@@ -229,7 +272,7 @@ def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, pow
     return n_values, n_rows, False
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def parse_matrices(buf, starts, ends, values, values_bits, row_offsets, matrix_offsets, status, powers):
     """Parse the lists of lists of numbers ``buf[starts[d]:ends[d]]`` into Arrow buffers.
 

@@ -140,13 +140,13 @@ def row_norms(matrix: np.ndarray) -> tuple[np.ndarray, int, int]:
     return norms, int(bad[0]) if bad.size else -1, int(zero[0]) if zero.size else -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _load_centre(matrix, row, inv_norm, out):
     for j in range(matrix.shape[1]):
         out[j] = _to_float32(matrix[row, j]) * inv_norm
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, _nrt=False)
 def _gaps_to(centres, slot, cosine, gaps):
     """Squared metric distance from centre ``slot`` to every earlier centre."""
     for previous in range(slot):
@@ -162,14 +162,14 @@ def _gaps_to(centres, slot, cosine, gaps):
             gaps[previous] = total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _distance_from_squared(squared, cosine):
     if cosine:
         return squared * 0.5
     return np.sqrt(squared)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, _nrt=False)
 def _squared_distance(matrix, row, centres, slot, cosine, inv_norm):
     """Squared metric distance from ``matrix[row]`` to ``centres[slot]`` (the chord for cosine).
 
@@ -187,7 +187,7 @@ def _squared_distance(matrix, row, centres, slot, cosine, inv_norm):
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _row_value(current, weight, mode, cosine):
     """What the greedy step maximises for one row (plain: the squared distance, same order)."""
     if mode == MODE_PLAIN:
@@ -198,7 +198,7 @@ def _row_value(current, weight, mode, cosine):
     return value
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _offer(top_rows, top_values, block, listed, value, row):
     """Insert ``row`` into the block's list if it ranks; returns the list's new length.
 
@@ -217,20 +217,21 @@ def _offer(top_rows, top_values, block, listed, value, row):
     return min(listed + 1, width)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _close_list(top_rows, block, listed):
     for position in range(listed, top_rows.shape[1]):
         top_rows[block, position] = -1
     return listed
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH, _nrt=False)
 def _update_block(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, nearest, squared, selected, weights, mode, prune,
-                  block, top_rows, top_values):
+                  block, top_rows, top_values, current, owner, read):
     """Fused pass over one row block for ``n_new`` new centres; returns (rows listed, rows read).
 
     Each row is read once however many centres the pass adds. ``top_rows[block]`` receives the
     block's highest-valued unselected rows, by value descending then row id ascending.
+    ``current``, ``owner`` and ``read`` are the thread's scratch, ``TILE_ROWS`` long.
     """
     n = matrix.shape[0]
     listed = 0
@@ -251,9 +252,6 @@ def _update_block(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, n
                     nearest[i] = first_slot
             listed = _offer(top_rows, top_values, block, listed, _row_value(value, weights[i], mode, cosine), i)
         return _close_list(top_rows, block, listed), streamed
-    current = np.empty(TILE_ROWS, dtype=np.float32)
-    owner = np.empty(TILE_ROWS, dtype=np.int64)
-    read = np.empty(TILE_ROWS, dtype=np.bool_)
     for tile in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS), TILE_ROWS):
         size = min(TILE_ROWS, n - tile)
         for t in range(size):
@@ -289,14 +287,17 @@ def _update_worker(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, 
                    top_rows, top_values, block_streamed, next_block):
     """One thread's share of a pass: claims row blocks until none is left."""
     n_blocks = top_rows.shape[0]
+    current = np.empty(TILE_ROWS, dtype=np.float32)
+    owner = np.empty(TILE_ROWS, dtype=np.int64)
+    read = np.empty(TILE_ROWS, dtype=np.bool_)
     block = _claim(next_block)
     while block < n_blocks:
         _, block_streamed[block] = _update_block(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, nearest, squared,
-                                                 selected, weights, mode, prune, block, top_rows, top_values)
+                                                 selected, weights, mode, prune, block, top_rows, top_values, current, owner, read)
         block = _claim(next_block)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _merge_top(top_rows, top_values, rows, values):
     """The ``rows.shape[0]`` best of all blocks' lists (value descending, row ascending); returns how many."""
     width = rows.shape[0]
@@ -320,7 +321,7 @@ def _merge_top(top_rows, top_values, rows, values):
     return listed
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _add_centre(matrix, inv_norms, cosine, centres, gaps, first_slot, centre, row, squared, selected):
     selected[row] = True
     squared[row] = 0.0
@@ -328,7 +329,7 @@ def _add_centre(matrix, inv_norms, cosine, centres, gaps, first_slot, centre, ro
     _gaps_to(centres, first_slot + centre, cosine, gaps[centre])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _score(current, weight, mode, cosine):
     """The score reported for a selected row: its (weighted) distance to the set before it."""
     value = np.float64(_distance_from_squared(current, cosine))
@@ -337,7 +338,7 @@ def _score(current, weight, mode, cosine):
     return value
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _extend_chain(matrix, inv_norms, cosine, centres, gaps, first_slot, pool, threshold, nearest, squared, selected, weights, mode,
                   limit, chain, chain_scores):
     """Select further centres before the pass that adds ``chain[0]``, while that is provably exact.

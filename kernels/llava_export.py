@@ -53,14 +53,14 @@ _FROM_KEY = _word(b'{"from":')
 _VALUE_KEY = _word(b',"value":')
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _put(out, o, word):
     for k in range(word.shape[0]):
         out[o + k] = word[k]
     return o + word.shape[0]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _escaped_byte(c, out, o, hex_digits):
     """Write byte ``c`` of a UTF-8 string as JSON string content."""
     if c == _QUOTE or c == _BACKSLASH:
@@ -88,7 +88,7 @@ def _escaped_byte(c, out, o, hex_digits):
     return o + 6
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _json_string(data, start, stop, out, o, hex_digits):
     out[o] = _QUOTE
     o += 1
@@ -104,7 +104,7 @@ def _json_string(data, start, stop, out, o, hex_digits):
     return o + 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _matches(data, k, stop, word):
     if stop - k < word.shape[0]:
         return False
@@ -114,7 +114,7 @@ def _matches(data, k, stop, word):
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _marker_at(text, k, stop, role_data, role_start, role_stop):
     """Does ``[[role]]: `` start at ``text[k]``?"""
     length = role_stop - role_start
@@ -127,7 +127,7 @@ def _marker_at(text, k, stop, role_data, role_start, role_stop):
     return text[k] == 93 and text[k + 1] == 93 and text[k + 2] == 58 and text[k + 3] == 32
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _plain_path(data, start, stop):
     """A path with nothing to check on export: relative, not starting with ``.``, no ``/..``, no
     backslash (the others are checked against the media roots on the careful path)."""
@@ -141,7 +141,7 @@ def _plain_path(data, start, stop):
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _paths(data, offsets, first, last, as_list, out, o, hex_digits):
     """The media field value: one path string, or a list of them."""
     if not as_list:
@@ -157,7 +157,7 @@ def _paths(data, offsets, first, last, as_list, out, o, hex_digits):
     return o + 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _extra_members(data, start, stop):
     """``(first, last, ok)``: the bytes between the braces of the JSON object ``data[start:stop]``
     (``first == last`` for an empty object); not ok if it is not an object, or if one of its keys

@@ -30,7 +30,7 @@ _QUOTE = 34
 _BACKSLASH = 92
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _string_end(buf, i, end):
     """``buf[i]`` is an opening quote: return one past the closing quote, or -1."""
     i += 1
@@ -47,7 +47,7 @@ def _string_end(buf, i, end):
     return -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _value_end(buf, i, end):
     """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1."""
     c = buf[i]
@@ -78,7 +78,7 @@ def _value_end(buf, i, end):
     return i
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _hex(c):
     if 48 <= c <= 57:
         return c - 48
@@ -89,7 +89,7 @@ def _hex(c):
     return -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _write_utf8(code, out, o):
     if code < 0x80:
         out[o] = code
@@ -110,7 +110,7 @@ def _write_utf8(code, out, o):
     return o + 4
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _hex4(buf, k):
     code = 0
     for j in range(4):
@@ -121,7 +121,7 @@ def _hex4(buf, k):
     return code
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _unescape_one(buf, k, end, out, o):
     """Decode the escape sequence starting at the backslash ``buf[k]`` (``end`` bounds it) into
     ``out[o:]``. Returns ``(position after it, new o)``, or ``(-1, o)`` for a bad escape or a lone
@@ -162,7 +162,7 @@ def _unescape_one(buf, k, end, out, o):
     return k + 2, o + 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _unescape(buf, i, end, out, o):
     """Copy the JSON string whose opening quote is ``buf[i]`` as UTF-8 into ``out[o:]``.
 
@@ -187,7 +187,7 @@ def _unescape(buf, i, end, out, o):
     return -1, o
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _key_is(buf, start, end, word):
     """Is the JSON string ``buf[start:end]`` (quotes included, no escapes) equal to ``word``?"""
     if end - start - 2 != word.shape[0]:
@@ -198,7 +198,7 @@ def _key_is(buf, start, end, word):
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _ends_with(out, o, lower, token):
     n = token.shape[0]
     if o - lower < n:
@@ -209,14 +209,14 @@ def _ends_with(out, o, lower, token):
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _copy(src, out, o):
     for k in range(src.shape[0]):
         out[o + k] = src[k]
     return o + src.shape[0]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _media_paths(buf, start, end, data, d, offsets, n_paths):
     """Parse a path string or a list of path strings into ``data``/``offsets``.
 
@@ -252,7 +252,7 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
     return True, d, n_paths, False
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _copy_value(buf, k, end, text, t, special, source_image, source_video, image_token, video_token):
     """Unescape the JSON string body starting at ``buf[k]`` (just after its opening quote) into
     ``text[t:]``, substituting ``<image>`` and ``<video>`` as they complete. Returns ``(position
@@ -299,15 +299,20 @@ def _copy_value(buf, k, end, text, t, special, source_image, source_video, image
     return k, t, found_images, found_videos, False
 
 
-@numba.njit(cache=True, nogil=True)
+# Key names as constants compiled into the code: no allocation (nor reference count) per record.
+_FROM_WORD = np.frombuffer(b"from", np.uint8)
+_VALUE_WORD = np.frombuffer(b"value", np.uint8)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, role_offsets, n_roles, d_roles,
                   special, source_image, source_video, image_token, video_token):
     """Parse the ``conversations`` array starting at ``buf[i]`` straight into the DJ text.
 
     Returns ``(position after the array, t, n_roles, d_roles, images found, videos found, ok)``.
     """
-    from_word = np.array([102, 114, 111, 109], dtype=np.uint8)
-    value_word = np.array([118, 97, 108, 117, 101], dtype=np.uint8)
+    from_word = _FROM_WORD
+    value_word = _VALUE_WORD
     found_images = 0
     found_videos = 0
     if buf[i] != 91:

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _copy(out, position, source, start, stop):
     for i in range(start, stop):
         out[position] = source[i]
@@ -23,7 +23,7 @@ def _copy(out, position, source, start, stop):
     return position
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _text_size(sentence_offsets, string_offsets, image_offsets, token_len, eoc_len, separator_len, add_eoc_at_last):
     n_docs = sentence_offsets.shape[0] - 1
     total = string_offsets[sentence_offsets[n_docs]] - string_offsets[sentence_offsets[0]]
@@ -38,7 +38,7 @@ def _text_size(sentence_offsets, string_offsets, image_offsets, token_len, eoc_l
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _build(sentence_offsets, string_offsets, data, image_offsets, matches, token, eoc, separator, before, add_eoc_at_last,
            text, text_offsets, order, counts, firsts):
     n_docs = sentence_offsets.shape[0] - 1
@@ -134,7 +134,7 @@ def mmc4_texts(sentence_offsets: np.ndarray, string_offsets: np.ndarray, data: n
     return text_offsets, text, order
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _starts_with(data, position, stop, pattern):
     if position + pattern.shape[0] > stop:
         return False
@@ -144,7 +144,7 @@ def _starts_with(data, position, stop, pattern):
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _contains(sentence_offsets, string_offsets, data, first, second, out):
     n_docs = sentence_offsets.shape[0] - 1
     for doc in range(n_docs):

@@ -48,7 +48,7 @@ NOT_FINITE = 6
 U = np.uint64
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _solve_assignment(cost, n_rows, n_cols, col4row, row4col, u, v, shortest, path, remaining, row_seen, col_seen):
     """Minimum-cost assignment of every row (n_rows <= n_cols): scipy's shortest augmenting path.
 
@@ -134,7 +134,7 @@ def _solve_assignment(cost, n_rows, n_cols, col4row, row4col, u, v, shortest, pa
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _first_outside(array, start, stop, low, high):
     """Position (relative to ``start``) of the first ``array[start:stop]`` value outside [low, high), or -1.
 
@@ -151,7 +151,7 @@ def _first_outside(array, start, stop, low, high):
     return -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _first_ragged(row_values, first_row, n_rows, n_cols):
     """First row of a document whose length differs from ``n_cols``, or -1 (same two-step scan)."""
     ragged = False
@@ -164,7 +164,7 @@ def _first_ragged(row_values, first_row, n_rows, n_cols):
     return -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _argmax(row, start, length):
     """First position of the maximum of ``row[start:start + length]`` (length >= 1), as numpy's
     argmax on NaN-free rows; a NaN never wins unless it is at position 0."""
@@ -178,7 +178,7 @@ def _argmax(row, start, length):
     return best
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _gather_argmax(values, row_start, sentences, first_sentence, n_sentences, out_values, value_out):
     """Copy one realigned row and return :func:`_argmax` of it, in the same loop (the compare
     rides on the load: cheaper than a second pass over the row)."""
@@ -194,7 +194,7 @@ def _gather_argmax(values, row_start, sentences, first_sentence, n_sentences, ou
     return best
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _sizes(doc_rows, row_values, image_offsets, sentence_offsets):
     """(values of all realigned matrices, largest current side, largest original column count)."""
     total = 0
@@ -313,7 +313,7 @@ def _realign(
     return OK, -1, 0, 0, unaligned_out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _assign(out_values, out_row_values, image_out, aligned, n_aligned, n_sentences, out_matched, out_sim, cost, scratch_int, scratch_float, scratch_bool):
     """MMC4's assignment for one document whose realigned rows are already written; (status, image, sentence)."""
     # Images are the assignment's rows unless they outnumber the sentences (scipy transposes).

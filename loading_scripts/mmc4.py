@@ -54,7 +54,7 @@ from datasets import Json, List, Value
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused, iter_batches, scan_records
+from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused
 from hf_mmbuilder.kernels import json_numbers, mmc4_text
 from hf_mmbuilder.media import resolve_media_path
 from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN
@@ -415,13 +415,12 @@ class Mmc4(DJBuilder):
         }
 
     def _plan_file(self, shard_id, path, original, media_root):
-        index = scan_records(path, open)
-        return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
+        return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = ColumnBuffer(self.info.features, constants={"audios": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original})
         rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
-        batches = iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False)
+        batches = self._record_batches(shard, Document, open, decode=False)
         # The compiled part of each batch runs on parser threads (its parsers release the GIL);
         # the careful part stays here, in file order, so on_error and the random mode see one order.
         for batch, (fast_table, fast) in map_in_threads(lambda batch: self._fast_rows(batch, buffer), batches, parse_threads()):

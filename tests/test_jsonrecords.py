@@ -1,0 +1,74 @@
+"""The record index of JSON files: scanned up front or piece by piece while parsing."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hf_mmbuilder import jsonrecords
+from hf_mmbuilder.jsonrecords import JSONLayoutError, UnreadableFileError, scan_records, scan_records_in_background
+
+
+def write_lines(path, records, blank_every=7):
+    with open(path, "w", encoding="utf-8") as handle:
+        for k, record in enumerate(records):
+            handle.write(json.dumps(record) + "\n")
+            if k % blank_every == 0:
+                handle.write("  \n")
+
+
+@pytest.mark.parametrize("layout", ["lines", "array"])
+def test_background_pieces_together_are_the_up_front_index(tmp_path, monkeypatch, layout):
+    records = [{"id": k, "text": "x" * (k % 50)} for k in range(3000)]
+    path = tmp_path / f"data.{layout}"
+    if layout == "lines":
+        write_lines(path, records)
+    else:
+        path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    # Small chunks: many pieces, records and lines cut at piece edges.
+    monkeypatch.setattr(jsonrecords, "SCAN_CHUNK_BYTES", 4096)
+    whole = scan_records(str(path))
+    pieces = list(scan_records_in_background(str(path)))
+    assert len(pieces) > 10
+    assert [first for _, first in pieces] == list(np.cumsum([0] + [len(piece) for piece, _ in pieces[:-1]]))
+    for name in ("starts", "ends", "lines"):
+        assert np.concatenate([getattr(piece, name) for piece, _ in pieces]).tolist() == getattr(whole, name).tolist()
+    assert len(whole) == 3000 and {piece.layout for piece, _ in pieces} == {layout}
+    data = path.read_bytes()
+    assert [json.loads(data[a:b]) for a, b in zip(whole.starts[:3], whole.ends[:3])] == records[:3]
+
+
+def test_lines_are_numbered_across_blank_lines(tmp_path):
+    path = tmp_path / "data.jsonl"
+    write_lines(path, [{"k": k} for k in range(5)], blank_every=2)
+    # Records 0, 2, 4 are each followed by a blank line.
+    assert scan_records(str(path)).lines.tolist() == [1, 3, 4, 6, 7]
+
+
+def test_layout_error_comes_after_the_records_before_it(tmp_path, monkeypatch):
+    path = tmp_path / "broken.json"
+    path.write_text("[" + ",".join(json.dumps({"k": "y" * 100}) for _ in range(200)) + ', {"k": 1', encoding="utf-8")
+    monkeypatch.setattr(jsonrecords, "SCAN_CHUNK_BYTES", 4096)
+    seen = 0
+    with pytest.raises(JSONLayoutError, match="broken.json"):
+        for piece, _ in scan_records_in_background(str(path)):
+            seen += len(piece)
+    assert seen > 100
+
+
+def test_an_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "gone.jsonl"
+
+    def failing_opener(name, mode="rb"):
+        raise EOFError("truncated archive member")
+
+    with pytest.raises(UnreadableFileError, match="gone.jsonl: cannot read the file: EOFError"):
+        list(scan_records_in_background(str(path), failing_opener))
+    with pytest.raises(UnreadableFileError, match="gone.jsonl"):
+        scan_records(str(path), failing_opener)
+
+
+def test_an_empty_file_has_no_pieces(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n  \n", encoding="utf-8")
+    assert list(scan_records_in_background(str(path))) == [] and len(scan_records(str(path))) == 0

@@ -16,11 +16,15 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import lzma
 import mmap
 import os
 import queue
 import re
+import tarfile
 import threading
+import zipfile
+import zlib
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
@@ -86,15 +90,19 @@ class UnreadableFileError(OSError):
     """The file's bytes cannot be read (a corrupt archive member, an I/O error); names the file."""
 
 
+# What reading a local, archived or compressed file raises when its bytes are bad or gone.
+_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, tarfile.TarError)
+
+
 @contextmanager
 def _reading(path: str):
     """Re-raise a failure to read ``path`` (e.g. ``zipfile.BadZipFile``, ``zlib.error``) as an
-    :class:`UnreadableFileError` naming it; layout errors pass through."""
+    :class:`UnreadableFileError` naming it; anything else passes through."""
     try:
         yield
-    except (ValueError, UnreadableFileError):
+    except UnreadableFileError:
         raise
-    except Exception as error:
+    except _READ_ERRORS as error:
         raise UnreadableFileError(f"{path}: cannot read the file: {type(error).__name__}: {error}") from error
 
 

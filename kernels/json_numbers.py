@@ -19,7 +19,7 @@ from numba import types
 from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
-from .json_scan import skip_whitespace
+from .json_scan import load8, skip_whitespace
 
 FAST = 0
 FALLBACK = 1
@@ -130,15 +130,6 @@ _MUL_LOW = np.uint64(1 + (10_000 << 32))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _load8(buf, i):
-    """``buf[i:i + 8]`` as a little-endian uint64 (LLVM folds the shifts into one load)."""
-    value = _ZERO
-    for k in range(8):
-        value |= np.uint64(buf[i + k]) << np.uint64(8 * k)
-    return value
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _eight_digits(chunk):
     """Whether all eight bytes of ``chunk`` are ASCII digits."""
     return ((chunk & _HIGH_NIBBLES) | (((chunk + _SIXES) & _HIGH_NIBBLES) >> np.uint64(4))) == _THREES
@@ -185,7 +176,7 @@ def parse_number(buf, i, end):
         while i < end and 48 <= buf[i] <= 57:
             # Eight digits at a time once the significand has started (fast_float's SWAR step).
             if mantissa != _ZERO and digits <= 11 and i + 8 <= end:
-                chunk = _load8(buf, i)
+                chunk = load8(buf, i)
                 if _eight_digits(chunk):
                     mantissa = mantissa * _HUNDRED_MILLION + _parse_eight_digits(chunk)
                     digits += 8

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 OK = 0
 OUTPUT_FULL = 1
@@ -33,6 +36,144 @@ def skip_whitespace(buf, i, end):
     while i < end and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
         i += 1
     return i
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def string_end(buf, i, end):
+    """``buf[i]`` is an opening quote: one past the closing quote, or -1 (a raw control character or
+    no closing quote)."""
+    i += 1
+    while i < end:
+        c = buf[i]
+        if c == _BACKSLASH:
+            i += 2
+            continue
+        if c == _QUOTE:
+            return i + 1
+        if c < 32:
+            return -1
+        i += 1
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def value_end(buf, i, end):
+    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1.
+
+    Finds the end only: the value's contents are checked by whoever parses it.
+    """
+    c = buf[i]
+    if c == _QUOTE:
+        return string_end(buf, i, end)
+    if c == 123 or c == 91:
+        depth = 0
+        while i < end:
+            c = buf[i]
+            if c == _QUOTE:
+                i = string_end(buf, i, end)
+                if i < 0:
+                    return -1
+                continue
+            if c == 123 or c == 91:
+                depth += 1
+            elif c == 125 or c == 93:
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        return -1
+    while i < end:
+        c = buf[i]
+        if c == 44 or c == 125 or c == 93 or c == 32 or c == 10 or c == 13 or c == 9:
+            return i
+        i += 1
+    return i
+
+MEMBERS_OK = 0
+MEMBERS_FALLBACK = 1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _key_index(buf, start, stop, keys, key_offsets):
+    for k in range(key_offsets.shape[0] - 1):
+        if key_offsets[k + 1] - key_offsets[k] == stop - start:
+            same = True
+            for j in range(stop - start):
+                if buf[start + j] != keys[key_offsets[k] + j]:
+                    same = False
+                    break
+            if same:
+                return k
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def object_members(buf, starts, ends, keys, key_offsets, value_starts, value_ends, status):
+    """Where each known member's value lies in each JSON object ``buf[starts[r]:ends[r]]``.
+
+    Parameters
+    ----------
+    buf : ndarray of uint8
+    starts, ends : ndarray of int64, shape (n,)
+        Byte range of each record (one JSON object, whitespace around allowed).
+    keys : ndarray of uint8; key_offsets : ndarray of int64, shape (m + 1,)
+        The known member names, concatenated (as they appear between the quotes, no escapes).
+    value_starts, value_ends : ndarray of int64, shape (n, m)
+        Receive each member's value range (``-1`` when the member is absent).
+    status : ndarray of int8, shape (n,)
+        ``MEMBERS_OK``, or ``MEMBERS_FALLBACK`` for a record that is not an object whose members
+        are all known and distinct (the caller reads those another way).
+
+    Complexity: O(len(buf)), the values are skipped (:func:`value_end`), not parsed.
+
+    Example
+    -------
+    >>> buf = np.frombuffer(b'{"a": [1, {"b": 2}], "b": "x"}{"c": 1}', np.uint8)
+    >>> keys, offsets = np.frombuffer(b"ab", np.uint8), np.array([0, 1, 2])
+    >>> vs, ve, st = np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64), np.zeros(2, np.int8)
+    >>> object_members(buf, np.array([0, 30]), np.array([30, 38]), keys, offsets, vs, ve, st)
+    >>> [bytes(buf[a:b]) for a, b in zip(vs[0], ve[0])], st.tolist()
+    ([b'[1, {"b": 2}]', b'"x"'], [0, 1])
+    """
+    n_keys = key_offsets.shape[0] - 1
+    for r in range(starts.shape[0]):
+        end = ends[r]
+        for k in range(n_keys):
+            value_starts[r, k] = -1
+            value_ends[r, k] = -1
+        status[r] = MEMBERS_FALLBACK
+        i = skip_whitespace(buf, starts[r], end)
+        if i >= end or buf[i] != 123:
+            continue
+        i = skip_whitespace(buf, i + 1, end)
+        if i < end and buf[i] == 125:
+            status[r] = MEMBERS_OK if skip_whitespace(buf, i + 1, end) == end else MEMBERS_FALLBACK
+            continue
+        while i < end and buf[i] == _QUOTE:
+            key_end = string_end(buf, i, end)
+            if key_end < 0:
+                break
+            k = _key_index(buf, i + 1, key_end - 1, keys, key_offsets)
+            if k < 0 or value_starts[r, k] >= 0:
+                break
+            i = skip_whitespace(buf, key_end, end)
+            if i >= end or buf[i] != 58:
+                break
+            i = skip_whitespace(buf, i + 1, end)
+            if i >= end:
+                break
+            value_stop = value_end(buf, i, end)
+            if value_stop < 0 or value_stop == i:
+                break
+            value_starts[r, k] = i
+            value_ends[r, k] = value_stop
+            i = skip_whitespace(buf, value_stop, end)
+            if i < end and buf[i] == 44:
+                i = skip_whitespace(buf, i + 1, end)
+                continue
+            if i < end and buf[i] == 125 and skip_whitespace(buf, i + 1, end) == end:
+                status[r] = MEMBERS_OK
+            break
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -178,8 +319,8 @@ def line_ranges(buf: np.ndarray, base_offset: int, first_line: int) -> tuple[np.
     next_line : int
         Line number of the byte after ``buf`` (``first_line`` + the newlines in ``buf``).
 
-    Complexity: two compiled passes over ``buf`` (a vectorised newline count, then the ranges) and
-    no temporary of its size.
+    Complexity: two compiled passes over ``buf`` (a newline count, then the ranges), eight bytes
+    at a time, and no temporary of its size.
 
     Example
     -------
@@ -195,31 +336,77 @@ def line_ranges(buf: np.ndarray, base_offset: int, first_line: int) -> tuple[np.
     return starts[:count], ends[:count], lines[:count], first_line + newlines
 
 
+_ONES = np.uint64(0x0101010101010101)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
+
+
+@intrinsic
+def load8(typingctx, buf, i):
+    """``buf[i:i + 8]`` of a uint8 array as a little-endian uint64: one unaligned load, no bounds check."""
+    if not (isinstance(buf, types.Array) and buf.dtype == types.uint8 and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        address = builder.gep(array.data, [index])
+        word = builder.bitcast(address, ir.IntType(64).as_pointer())
+        return builder.load(word, align=1)
+
+    return types.uint64(buf, i), codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _newline_bytes(word):
+    """0x80 in each byte of ``word`` that is a newline, 0 in the others (exact: no borrow crosses bytes)."""
+    x = word ^ _NEWLINES
+    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
+
+
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _count_newlines(buf):
+    n = buf.shape[0]
     count = 0
-    for i in range(buf.shape[0]):
+    i = 0
+    while i + 8 <= n:
+        # One 0x01 per newline byte, summed into the top byte by the multiplication.
+        count += np.int64((((_newline_bytes(load8(buf, i)) >> np.uint64(7)) * _ONES) >> np.uint64(56)))
+        i += 8
+    while i < n:
         count += buf[i] == _NEWLINE
+        i += 1
     return count
+
+
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _find_newline(buf, i, n):
+    """Index of the first newline in ``buf[i:n]`` (or ``n``), eight bytes at a time."""
+    while i + 8 <= n and _newline_bytes(load8(buf, i)) == 0:
+        i += 8
+    while i < n and buf[i] != _NEWLINE:
+        i += 1
+    return i
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _fill_line_ranges(buf, base_offset, first_line, starts, ends, lines):
     """Write the non-blank lines' ranges; returns how many."""
+    n = buf.shape[0]
     count = 0
     line = first_line
     start = 0
-    blank = True
-    for i in range(buf.shape[0] + 1):
-        if i == buf.shape[0] or buf[i] == _NEWLINE:
-            if not blank:
-                starts[count] = start + base_offset
-                ends[count] = i + base_offset
-                lines[count] = line
-                count += 1
-            line += 1
-            start = i + 1
-            blank = True
-        elif blank and not _is_space(buf[i]):
-            blank = False
-    return count
+    while True:
+        stop = _find_newline(buf, start, n)
+        first = start
+        while first < stop and _is_space(buf[first]):
+            first += 1
+        if first < stop:
+            starts[count] = start + base_offset
+            ends[count] = stop + base_offset
+            lines[count] = line
+            count += 1
+        if stop >= n:
+            return count
+        line += 1
+        start = stop + 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import skip_whitespace
+from .json_scan import skip_whitespace, string_end, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -28,54 +28,6 @@ LAYOUT_VIDEO_LIST = 4
 
 _QUOTE = 34
 _BACKSLASH = 92
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _string_end(buf, i, end):
-    """``buf[i]`` is an opening quote: return one past the closing quote, or -1."""
-    i += 1
-    while i < end:
-        c = buf[i]
-        if c == _BACKSLASH:
-            i += 2
-            continue
-        if c == _QUOTE:
-            return i + 1
-        if c < 32:
-            return -1
-        i += 1
-    return -1
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _value_end(buf, i, end):
-    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1."""
-    c = buf[i]
-    if c == _QUOTE:
-        return _string_end(buf, i, end)
-    if c == 123 or c == 91:
-        depth = 0
-        while i < end:
-            c = buf[i]
-            if c == _QUOTE:
-                i = _string_end(buf, i, end)
-                if i < 0:
-                    return -1
-                continue
-            if c == 123 or c == 91:
-                depth += 1
-            elif c == 125 or c == 93:
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
-        return -1
-    while i < end:
-        c = buf[i]
-        if c == 44 or c == 125 or c == 93 or c == 32 or c == 10 or c == 13 or c == 9:
-            return i
-        i += 1
-    return i
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -331,7 +283,7 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
             if i >= end or buf[i] != _QUOTE:
                 return i, t, n_roles, d_roles, 0, 0, False
             key_start = i
-            key_end = _string_end(buf, i, end)
+            key_end = string_end(buf, i, end)
             if key_end < 0:
                 return i, t, n_roles, d_roles, 0, 0, False
             i = skip_whitespace(buf, key_end, end)
@@ -503,7 +455,7 @@ def parse_llava(
                 ok = False
                 break
             key_start = i
-            key_end = _string_end(buf, i, end)
+            key_end = string_end(buf, i, end)
             if key_end < 0:
                 ok = False
                 break
@@ -520,24 +472,24 @@ def parse_llava(
                     ok = False
                     break
                 has_conversation = True
-                value_end, t, n_roles, d_roles, found_images, found_videos, ok = _conversation(
+                value_stop, t, n_roles, d_roles, found_images, found_videos, ok = _conversation(
                     buf, value_start, end, separator, eoc_between_rounds, text, t, roles, role_offsets, n_roles, d_roles,
                     special, source_image, source_video, image_token, video_token,
                 )
                 if not ok:
                     break
             else:
-                value_end = _value_end(buf, value_start, end)
-                if value_end < 0:
+                value_stop = value_end(buf, value_start, end)
+                if value_stop < 0:
                     ok = False
                     break
                 if _key_is(buf, key_start, key_end, image_word) and not has_images:
                     has_images = True
-                    as_list, d_images, n_images, ok = _media_paths(buf, value_start, value_end, images, d_images, image_offsets, n_images)
+                    as_list, d_images, n_images, ok = _media_paths(buf, value_start, value_stop, images, d_images, image_offsets, n_images)
                     record_layout += LAYOUT_IMAGE_LIST if as_list else LAYOUT_IMAGE
                 elif _key_is(buf, key_start, key_end, video_word) and not has_videos:
                     has_videos = True
-                    as_list, d_videos, n_videos, ok = _media_paths(buf, value_start, value_end, videos, d_videos, video_offsets, n_videos)
+                    as_list, d_videos, n_videos, ok = _media_paths(buf, value_start, value_stop, videos, d_videos, video_offsets, n_videos)
                     record_layout += 3 * (LAYOUT_VIDEO_LIST - 2 if as_list else LAYOUT_VIDEO - 2)
                 elif _key_is(buf, key_start, key_end, id_word) and kind == 0:
                     c = buf[value_start]
@@ -547,9 +499,9 @@ def parse_llava(
                         kind = 1
                     elif c == 45 or 48 <= c <= 57:
                         digits = value_start + 1 if c == 45 else value_start
-                        if digits >= value_end or (buf[digits] == 48 and value_end - digits > 1):
+                        if digits >= value_stop or (buf[digits] == 48 and value_stop - digits > 1):
                             ok = False
-                        for k in range(value_start, value_end):
+                        for k in range(value_start, value_stop):
                             if k >= digits and not (48 <= buf[k] <= 57):
                                 ok = False
                             ids[d_ids] = buf[k]
@@ -572,13 +524,13 @@ def parse_llava(
                         d_extra += 1
                     extra[d_extra] = 58
                     d_extra += 1
-                    for k in range(value_start, value_end):
+                    for k in range(value_start, value_stop):
                         extra[d_extra] = buf[k]
                         d_extra += 1
                     extra_count += 1
                 if not ok:
                     break
-            i = skip_whitespace(buf, value_end, end)
+            i = skip_whitespace(buf, value_stop, end)
             if i < end and buf[i] == 44:
                 i = skip_whitespace(buf, i + 1, end)
                 continue

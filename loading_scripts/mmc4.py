@@ -36,7 +36,6 @@ The exporter matches images and sentences back to their original entries through
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import math
 import os
@@ -55,7 +54,7 @@ from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused
-from hf_mmbuilder.kernels import json_numbers, mmc4_text
+from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
 from hf_mmbuilder.media import resolve_media_path
 from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN
 
@@ -299,23 +298,57 @@ def drop_items(row: dict, images: Sequence[int] = (), sentences: Sequence[int] =
     }
 
 
-class RawDocument(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """An MMC4 document of the compiled path: the known keys only, the big fields left as JSON text
-    for Arrow's JSON reader (:func:`_parse_documents`)."""
-
-    text_list: msgspec.Raw
-    image_info: msgspec.Raw
-    similarity_matrix: msgspec.Raw
-    url: Union[str, msgspec.UnsetType] = msgspec.UNSET
-    could_have_url_duplicate: Union[int, msgspec.UnsetType] = msgspec.UNSET
-
-
-_RAW_DOCUMENT = msgspec.json.Decoder(RawDocument)
+# The members of a document the compiled path reads, as columns of the member ranges.
+_MEMBERS = ("text_list", "image_info", "similarity_matrix", "url", "could_have_url_duplicate")
+_TEXT_LIST, _IMAGE_INFO, _MATRIX, _URL, _DUPLICATE = range(len(_MEMBERS))
+_MEMBER_KEYS = np.frombuffer("".join(_MEMBERS).encode(), np.uint8)
+_MEMBER_OFFSETS = np.cumsum([0] + [len(member) for member in _MEMBERS]).astype(np.int64)
+# Members handed to Arrow's JSON reader, under short names.
+_READ_MEMBERS = [_TEXT_LIST, _IMAGE_INFO, _URL]
+_READ_NAMES = (b"t", b"i", b"u")
 _PARSED_SCHEMA = pa.schema([
     ("t", pa.list_(pa.string())),
     ("i", pa.list_(pa.struct([("image_name", pa.string()), ("matched_text_index", pa.int64())]))),
+    ("u", pa.string()),
 ])
 _PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_PARSED_SCHEMA, unexpected_field_behavior="ignore")
+
+
+@dataclasses.dataclass
+class _Spans:
+    """Where the members of some of a batch's documents lie in the batch buffer.
+
+    ``positions`` are the documents' positions in the batch; ``starts``/``ends`` (shape (n, 5),
+    columns in ``_MEMBERS`` order) the byte range of each member's value, -1 when absent.
+    """
+
+    buf: np.ndarray
+    positions: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def take(self, keep: np.ndarray) -> "_Spans":
+        return _Spans(self.buf, self.positions[keep], self.starts[keep], self.ends[keep])
+
+
+def _member_spans(batch) -> _Spans:
+    """The documents of ``batch`` the compiled path can take: objects with the three required
+    members, no unknown or repeated one, and an integer ``could_have_url_duplicate`` if any."""
+    buf = np.frombuffer(batch.buffer, np.uint8)
+    starts = np.asarray(batch.offsets - batch.buffer_offset, np.int64)
+    ends = np.asarray(batch.ends - batch.buffer_offset, np.int64)
+    value_starts = np.empty((len(starts), len(_MEMBERS)), np.int64)
+    value_ends = np.empty_like(value_starts)
+    status = np.empty(len(starts), np.int8)
+    json_scan.object_members(buf, starts, ends, _MEMBER_KEYS, _MEMBER_OFFSETS, value_starts, value_ends, status)
+    ok = (status == json_scan.MEMBERS_OK) & (value_starts[:, : _MATRIX + 1] >= 0).all(axis=1)
+    duplicate = value_starts[:, _DUPLICATE] >= 0
+    ok[duplicate] &= mmc4_text.integer_literals(buf, value_starts[duplicate, _DUPLICATE], value_ends[duplicate, _DUPLICATE])
+    spans = _Spans(buf, np.arange(len(starts), dtype=np.int64), value_starts, value_ends)
+    return spans.take(ok)
 
 
 def _list_offsets(array: pa.ListArray) -> np.ndarray:
@@ -328,73 +361,82 @@ def _valid(array: pa.Array) -> np.ndarray:
     return array.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _matrices(documents: list) -> tuple[pa.Array, np.ndarray]:
-    """The similarity matrices of raw documents as one ``list<list<float64>>`` array (parsed by
-    :func:`hf_mmbuilder.kernels.json_numbers.parse_matrices`), and which ones it could parse."""
-    pieces = [bytes(doc.similarity_matrix) for doc in documents]
-    lengths = np.fromiter((len(piece) for piece in pieces), np.int64, len(pieces))
-    ends = np.cumsum(lengths)
-    buf = np.frombuffer(b"".join(pieces), np.uint8)
-    values = np.empty(len(buf) // 2 + 1, np.float64)
-    row_offsets = np.empty(len(buf) // 2 + 2, np.int32)
-    matrix_offsets = np.empty(len(pieces) + 1, np.int32)
-    status = np.empty(len(pieces), np.int8)
+def _matrices(spans: _Spans) -> tuple[pa.Array, np.ndarray]:
+    """The similarity matrices of ``spans`` as one ``list<list<float64>>`` array (parsed in place
+    by :func:`hf_mmbuilder.kernels.json_numbers.parse_matrices`), and which ones it could parse."""
+    starts, ends = spans.starts[:, _MATRIX], spans.ends[:, _MATRIX]
+    # A value takes at least two bytes with its separator, a row at least three.
+    capacity = int((ends - starts).sum()) // 2 + len(spans) + 2
+    values = np.empty(capacity, np.float64)
+    row_offsets = np.empty(capacity, np.int32)
+    matrix_offsets = np.empty(len(spans) + 1, np.int32)
+    status = np.empty(len(spans), np.int8)
     n_values, n_rows = json_numbers.parse_matrices(
-        buf, ends - lengths, ends, values, values.view(np.uint64), row_offsets, matrix_offsets, status, json_numbers.POWERS
+        spans.buf, starts, ends, values, values.view(np.uint64), row_offsets, matrix_offsets, status, json_numbers.POWERS
     )
     rows = pa.ListArray.from_arrays(pa.array(row_offsets[: n_rows + 1]), pa.array(values[:n_values]))
     return pa.ListArray.from_arrays(pa.array(matrix_offsets), rows), status == json_numbers.FAST
 
 
-def _parse_documents(documents: dict) -> tuple[list, Optional[pa.Table], Optional[pa.Array]]:
-    """Parse sentences, image references and matrices of raw documents into Arrow arrays.
+def _read_members(spans: _Spans) -> pa.Table:
+    lines = mmc4_text.json_objects(spans.buf, _READ_NAMES, spans.starts[:, _READ_MEMBERS], spans.ends[:, _READ_MEMBERS])
+    return pa_json.read_json(pa.BufferReader(pa.py_buffer(lines)), parse_options=_PARSE_OPTIONS)
 
-    Returns the positions of the documents of the common shape, their table (columns ``t``:
-    sentences, ``i``: ``image_name`` and ``matched_text_index`` per image; parsed by Arrow's JSON
+
+def _parse_documents(spans: _Spans) -> tuple[Optional[_Spans], Optional[pa.Table], Optional[pa.Array]]:
+    """Parse sentences, image references, URLs and matrices of ``spans`` into Arrow arrays.
+
+    Returns the documents of the common shape, their table (columns ``t``: sentences, ``i``:
+    ``image_name`` and ``matched_text_index`` per image, ``u``: URL; parsed by Arrow's JSON
     reader, one chunk per column) and their matrices. A document is dropped (left to the careful
     path, which says what is wrong) if a parser rejects it (a wrong type, a number out of range or
-    with more than 19 digits), if a value is missing, if its matrix is not images x sentences, or
-    if a match is out of range.
+    with more than 19 digits), if a value is missing or null, if its matrix is not images x
+    sentences, or if a match is out of range.
     """
-    positions = list(documents)
-    raw = list(documents.values())
-    lines = [b'{"t":%b,"i":%b}\n' % (doc.text_list, doc.image_info) for doc in raw]
     try:
-        table = pa_json.read_json(io.BytesIO(b"".join(lines)), parse_options=_PARSE_OPTIONS)
+        table = _read_members(spans)
     except pa.ArrowInvalid:
         # One bad document fails the whole read: read them one by one to find it.
-        readable = {}
-        for position, line in zip(positions, lines):
+        readable = np.zeros(len(spans), bool)
+        for k in range(len(spans)):
             try:
-                pa_json.read_json(io.BytesIO(line), parse_options=_PARSE_OPTIONS)
-                readable[position] = documents[position]
+                _read_members(spans.take(np.array([k])))
+                readable[k] = True
             except pa.ArrowInvalid:
                 continue
-        return _parse_documents(readable) if readable else ([], None, None)
+        return _parse_documents(spans.take(readable)) if readable.any() else (None, None, None)
     table = table.combine_chunks()
-    matrices, ok = _matrices(raw)
-    sentences, refs = table.column("t").chunk(0), table.column("i").chunk(0)
+    matrices, ok = _matrices(spans)
+    sentences, refs, urls = table.column("t").chunk(0), table.column("i").chunk(0), table.column("u").chunk(0)
     entries = refs.flatten()
     names, matches = entries.flatten()
     sentence_counts = np.diff(_list_offsets(sentences))
     image_counts = np.diff(_list_offsets(refs))
     image_sentences = np.repeat(sentence_counts, image_counts)
-    document_of_image = np.repeat(np.arange(len(positions)), image_counts)
+    document_of_image = np.repeat(np.arange(len(spans)), image_counts)
     ok &= _valid(sentences) & _valid(refs) & (np.diff(matrices.offsets.to_numpy()) == image_counts)
+    ok &= _valid(urls) | (spans.starts[:, _URL] < 0)
     match_values = matches.fill_null(-1).to_numpy(zero_copy_only=False)
     bad_images = ~_valid(entries) | ~_valid(names) | (match_values < 0) | (match_values >= image_sentences)
     ok[document_of_image[bad_images]] = False
     strings = sentences.flatten()
     if strings.null_count:
-        ok[np.repeat(np.arange(len(positions)), sentence_counts)[~_valid(strings)]] = False
+        ok[np.repeat(np.arange(len(spans)), sentence_counts)[~_valid(strings)]] = False
     if ok.all():
         # Row lengths line up with the images only once every document's row count does.
         bad_rows = np.diff(matrices.values.offsets.to_numpy()) != image_sentences
         ok[document_of_image[bad_rows]] = False
     if ok.all():
-        return positions, table, matrices
-    kept = {position: documents[position] for position, good in zip(positions, ok) if good}
-    return _parse_documents(kept) if kept else ([], None, None)
+        return spans, table, matrices
+    return _parse_documents(spans.take(ok)) if ok.any() else (None, None, None)
+
+
+def _raw_strings(spans: _Spans, member: int) -> pa.Array:
+    """Each document's raw JSON text of ``member`` as a string array (null where absent)."""
+    present = spans.starts[:, member] >= 0
+    data, offsets = mmc4_text.gather_ranges(spans.buf, np.where(present, spans.starts[:, member], 0), np.where(present, spans.ends[:, member], 0))
+    strings = pa.StringArray.from_buffers(len(spans), pa.py_buffer(offsets), pa.py_buffer(data))
+    return strings if present.all() else pc.if_else(pa.array(present), strings, pa.scalar(None, pa.string()))
 
 
 class Mmc4(DJBuilder):
@@ -440,28 +482,22 @@ class Mmc4(DJBuilder):
         config = self.config
         if config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
             return None, []
-        documents = {}
-        view = memoryview(batch.buffer)
-        for k, (start, end) in enumerate(zip((batch.offsets - batch.buffer_offset).tolist(), (batch.ends - batch.buffer_offset).tolist())):
-            try:
-                documents[k] = _RAW_DOCUMENT.decode(view[start:end])
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                continue
-        return self._compiled_table(documents, buffer) if documents else (None, [])
+        spans = _member_spans(batch)
+        return self._compiled_table(spans, buffer) if len(spans) else (None, [])
 
-    def _compiled_table(self, documents: dict, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
-        """The table of the common documents among ``documents`` (batch position -> raw
-        document), built on flat buffers, and the positions it holds.
+    def _compiled_table(self, spans: _Spans, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
+        """The table of the common documents among ``spans``, built on flat buffers, and their
+        batch positions.
 
         Sentences, image references and similarity matrices are parsed straight into Arrow arrays
-        (:func:`_parse_documents`: no Python object per sentence or matrix value); a document of
-        another shape, or with a DJ token in a sentence, is left to the careful path. The text is built by
-        :mod:`hf_mmbuilder.kernels.mmc4_text`.
+        (:func:`_parse_documents`: no Python object per document, sentence or matrix value); a
+        document of another shape, or with a DJ token in a sentence, is left to the careful path.
+        The text is built by :mod:`hf_mmbuilder.kernels.mmc4_text`.
         """
         config = self.config
         image_token, eoc = config.image_special_token, config.eoc_special_token
-        positions, parsed, matrix = _parse_documents(documents)
-        if not positions:
+        spans, parsed, matrix = _parse_documents(spans)
+        if spans is None:
             return None, []
         sentences_per_doc = parsed.column("t").chunk(0)
         refs_per_doc = parsed.column("i").chunk(0)
@@ -471,8 +507,8 @@ class Mmc4(DJBuilder):
         data = np.frombuffer(strings.buffers()[2], np.uint8) if strings.buffers()[2] is not None else np.zeros(0, np.uint8)
         with_tokens = mmc4_text.documents_containing(sentence_offsets, string_offsets, data, image_token.encode(), eoc.encode())
         if with_tokens.any():
-            keep = ~with_tokens
-            return self._compiled_table({k: documents[k] for k, ok in zip(positions, keep) if ok}, buffer)
+            return self._compiled_table(spans.take(~with_tokens), buffer) if not with_tokens.all() else (None, [])
+        positions = spans.positions.tolist()
         n_docs = len(positions)
         sentence_counts = np.diff(sentence_offsets)
         image_offsets = _list_offsets(refs_per_doc)
@@ -489,21 +525,15 @@ class Mmc4(DJBuilder):
             names = pc.if_else(pc.starts_with(names, "/"), names, joined)
         image_lists = pa.array(image_offsets.astype(np.int32))
         sentence_lists = pa.array(sentence_offsets.astype(np.int32))
-        docs = [documents[k] for k in positions]
         schema = buffer.schema
         columns = {
             "text": pa.StringArray.from_buffers(n_docs, pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(text)),
             "images": pa.ListArray.from_arrays(image_lists, names.take(pa.array(order))),
-            "url": pa.array([None if doc.url is msgspec.UNSET else doc.url for doc in docs], pa.string()),
+            "url": parsed.column("u").chunk(0),
             "text_list": pa.ListArray.from_arrays(sentence_lists, strings),
-            "image_info": pa.ExtensionArray.from_storage(
-                schema.field("image_info").type, pa.array([bytes(doc.image_info) for doc in docs], pa.binary()).cast(pa.string())
-            ),
+            "image_info": pa.ExtensionArray.from_storage(schema.field("image_info").type, _raw_strings(spans, _IMAGE_INFO)),
             "similarity_matrix": matrix if matrix.type == schema.field("similarity_matrix").type else matrix.cast(schema.field("similarity_matrix").type),
-            "could_have_url_duplicate": pa.ExtensionArray.from_storage(
-                schema.field("could_have_url_duplicate").type,
-                pa.array([None if doc.could_have_url_duplicate is msgspec.UNSET else str(doc.could_have_url_duplicate) for doc in docs], pa.string()),
-            ),
+            "could_have_url_duplicate": pa.ExtensionArray.from_storage(schema.field("could_have_url_duplicate").type, _raw_strings(spans, _DUPLICATE)),
             "matched_text_index": pa.ListArray.from_arrays(image_lists, pa.array(matches)),
             "image_index": pa.ListArray.from_arrays(image_lists, pa.array(order - np.repeat(image_offsets[:-1], image_counts))),
             "sentence_index": pa.ListArray.from_arrays(

@@ -257,7 +257,7 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
     from hf_mmbuilder.builder import ColumnBuffer
     from hf_mmbuilder.errors import ErrorPolicy
     from hf_mmbuilder.jsonrecords import iter_batches
-    from hf_mmbuilder.loading_scripts.mmc4 import _RAW_DOCUMENT, Document, Mmc4
+    from hf_mmbuilder.loading_scripts.mmc4 import Document, Mmc4, _member_spans
 
     records = list(datagen_interleaved.mmc4_records(600, seed=9))
     # Shapes the compiled path must leave to the careful one (which reports or converts them).
@@ -268,22 +268,25 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
     records[5]["image_info"] = [{"image_name": "y.jpg", "matched_text_index": 1.0}]
     records[6]["image_info"] = [{"image_name": "z.jpg"}]
     records[7]["similarity_matrix"] = [[0.1, None]]
+    records[8]["url"] = None
+    records[9]["could_have_url_duplicate"] = True
+    # Shapes it must take, and build exactly as the careful path does.
+    for record in records[10:13]:
+        record.pop("doc_id", None)
+    records[10]["could_have_url_duplicate"] = -3
+    records[11]["url"] = 'https://x.org/a"b\\c/é\u2028'
+    records[12].pop("could_have_url_duplicate", None)
+    records[12].pop("url", None)
     source = datagen_interleaved.write_jsonl(str(tmp_path / "docs.jsonl"), records)
     for options in ({}, {"image_special_token_insert_pos": "after", "image_dir": "img", "sent_separator": "\n", "add_eoc_at_last": False}):
         builder = Mmc4(cache_dir=str(tmp_path / "cache"), data_files=source, **options)
         shard = builder._plan_file(0, source, source, str(tmp_path))[0]
         constants = {"audios": [], "videos": [], "media_root": "m", "source_file": "s"}
         for number, batch in enumerate(iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False)):
-            raw = {}
-            for k in range(len(batch.indexes)):
-                try:
-                    raw[k] = _RAW_DOCUMENT.decode(batch.raw(k))
-                except Exception:
-                    continue
-            fast, positions = builder._compiled_table(raw, ColumnBuffer(builder.info.features, constants))
+            fast, positions = builder._compiled_table(_member_spans(batch), ColumnBuffer(builder.info.features, constants))
             assert len(positions) > 0.9 * len(batch.indexes)
             if number == 0:
-                assert not {1, 2, 3, 4, 5, 6, 7} & set(positions)
+                assert not {1, 2, 3, 4, 5, 6, 7, 8, 9} & set(positions) and {10, 11, 12} <= set(positions)
             decoded = {k: batch.decode(k) for k in positions}
             slow, kept = builder._careful_table(batch, decoded, positions, ColumnBuffer(builder.info.features, constants), shard,
                                                 ErrorPolicy(), random.Random(0))

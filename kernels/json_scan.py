@@ -39,6 +39,32 @@ def skip_whitespace(buf, i, end):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def copy_bytes(out, o, source, start, stop):
+    """Write ``source[start:stop]`` at ``out[o:]``; returns the position after it."""
+    for k in range(start, stop):
+        out[o] = source[k]
+        o += 1
+    return o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def put_bytes(out, o, word):
+    """Write all of ``word`` at ``out[o:]``; returns the position after it."""
+    return copy_bytes(out, o, word, 0, word.shape[0])
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def starts_with(data, position, stop, word):
+    """Does ``data[position:stop]`` begin with ``word``?"""
+    if stop - position < word.shape[0]:
+        return False
+    for j in range(word.shape[0]):
+        if data[position + j] != word[j]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def string_end(buf, i, end):
     """``buf[i]`` is an opening quote: one past the closing quote, or -1 (a raw control character or
     no closing quote)."""
@@ -96,14 +122,8 @@ MEMBERS_FALLBACK = 1
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _key_index(buf, start, stop, keys, key_offsets):
     for k in range(key_offsets.shape[0] - 1):
-        if key_offsets[k + 1] - key_offsets[k] == stop - start:
-            same = True
-            for j in range(stop - start):
-                if buf[start + j] != keys[key_offsets[k] + j]:
-                    same = False
-                    break
-            if same:
-                return k
+        if key_offsets[k + 1] - key_offsets[k] == stop - start and starts_with(buf, start, stop, keys[key_offsets[k]:key_offsets[k + 1]]):
+            return k
     return -1
 
 

@@ -188,10 +188,8 @@ def _squared_distance(matrix, row, centres, slot, cosine, inv_norm):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _row_value(current, weight, mode, cosine):
-    """What the greedy step maximises for one row (plain: the squared distance, same order)."""
-    if mode == MODE_PLAIN:
-        return np.float64(current)
+def _score(current, weight, mode, cosine):
+    """The score reported for a selected row: its (weighted) distance to the set before it."""
     value = np.float64(_distance_from_squared(current, cosine))
     if mode == MODE_WEIGHTED:
         value *= np.float64(weight)
@@ -199,16 +197,25 @@ def _row_value(current, weight, mode, cosine):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _offer(top_rows, top_values, block, listed, value, row):
-    """Insert ``row`` into the block's list if it ranks; returns the list's new length.
+def _row_value(current, weight, mode, cosine):
+    """What the greedy step maximises for one row (plain: the squared distance, same order)."""
+    return np.float64(current) if mode == MODE_PLAIN else _score(current, weight, mode, cosine)
 
-    Rows arrive in id order, so a row of equal value stays behind the earlier (lower) id.
-    """
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _ranks_before(value, row, other_value, other_row):
+    """The list order: value descending, then row id ascending."""
+    return value > other_value or (value == other_value and row < other_row)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _offer(top_rows, top_values, block, listed, value, row):
+    """Insert ``row`` into list ``block`` if it ranks; returns the list's new length."""
     width = top_rows.shape[1]
-    if listed == width and not value > top_values[block, width - 1]:
+    if listed == width and not _ranks_before(value, row, top_values[block, width - 1], top_rows[block, width - 1]):
         return listed
     position = min(listed, width - 1)
-    while position > 0 and value > top_values[block, position - 1]:
+    while position > 0 and _ranks_before(value, row, top_values[block, position - 1], top_rows[block, position - 1]):
         top_values[block, position] = top_values[block, position - 1]
         top_rows[block, position] = top_rows[block, position - 1]
         position -= 1
@@ -236,22 +243,6 @@ def _update_block(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, n
     n = matrix.shape[0]
     listed = 0
     streamed = 0
-    if n_new == 1:
-        # One centre gains nothing from tiles: a row at a time keeps that pass a plain stream.
-        for i in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)):
-            if selected[i]:
-                continue
-            value = squared[i]
-            owner = nearest[i]
-            if not (prune and owner >= 0 and gaps[0, owner] > SKIP_FACTOR * value + SKIP_SLACK):
-                streamed += 1
-                candidate = _squared_distance(matrix, i, centres, first_slot, cosine, inv_norms[i])
-                if candidate < value:
-                    value = candidate
-                    squared[i] = candidate
-                    nearest[i] = first_slot
-            listed = _offer(top_rows, top_values, block, listed, _row_value(value, weights[i], mode, cosine), i)
-        return _close_list(top_rows, block, listed), streamed
     for tile in range(block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS), TILE_ROWS):
         size = min(TILE_ROWS, n - tile)
         for t in range(size):
@@ -299,25 +290,13 @@ def _update_worker(matrix, inv_norms, cosine, centres, first_slot, n_new, gaps, 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _merge_top(top_rows, top_values, rows, values):
-    """The ``rows.shape[0]`` best of all blocks' lists (value descending, row ascending); returns how many."""
-    width = rows.shape[0]
+    """The best of all blocks' lists into the single list ``rows[0]``, ``values[0]``; returns how many."""
     listed = 0
     for block in range(top_rows.shape[0]):
         for position in range(top_rows.shape[1]):
-            row = top_rows[block, position]
-            if row < 0:
+            if top_rows[block, position] < 0:
                 break
-            value = top_values[block, position]
-            if listed == width and not (value > values[width - 1] or (value == values[width - 1] and row < rows[width - 1])):
-                break
-            slot = min(listed, width - 1)
-            listed = min(listed + 1, width)
-            while slot > 0 and (value > values[slot - 1] or (value == values[slot - 1] and row < rows[slot - 1])):
-                values[slot] = values[slot - 1]
-                rows[slot] = rows[slot - 1]
-                slot -= 1
-            values[slot] = value
-            rows[slot] = row
+            listed = _offer(rows, values, 0, listed, top_values[block, position], top_rows[block, position])
     return listed
 
 
@@ -327,15 +306,6 @@ def _add_centre(matrix, inv_norms, cosine, centres, gaps, first_slot, centre, ro
     squared[row] = 0.0
     _load_centre(matrix, row, inv_norms[row] if cosine else np.float32(1.0), centres[first_slot + centre])
     _gaps_to(centres, first_slot + centre, cosine, gaps[centre])
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _score(current, weight, mode, cosine):
-    """The score reported for a selected row: its (weighted) distance to the set before it."""
-    value = np.float64(_distance_from_squared(current, cosine))
-    if mode == MODE_WEIGHTED:
-        value *= np.float64(weight)
-    return value
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -521,8 +491,8 @@ def greedy_select(
     n_blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
     top_rows = np.empty((n_blocks, width), dtype=np.int64)
     top_values = np.empty((n_blocks, width), dtype=np.float64)
-    leaders = np.empty(width, dtype=np.int64)
-    leader_values = np.empty(width, dtype=np.float64)
+    leaders = np.empty((1, width), dtype=np.int64)
+    leader_values = np.empty((1, width), dtype=np.float64)
     block_streamed = np.empty(n_blocks, dtype=np.int64)
     next_block = np.zeros(1, dtype=np.int64)
     chain = np.empty(per_pass, dtype=np.int64)
@@ -557,7 +527,7 @@ def greedy_select(
                 _add_centre(stored, inv_norms, cosine, centres, gaps, first, centre, int(row), squared, selected)
             listed = run_pass(first, chunk.size)
         if start.size:
-            candidate = int(leaders[0])
+            candidate = int(leaders[0, 0])
         else:
             candidate = int(np.argmax(weights)) if mode == MODE_WEIGHTED else 0
         step = 0
@@ -578,8 +548,8 @@ def greedy_select(
             _add_centre(stored, inv_norms, cosine, centres, gaps, slot, 0, int(candidate), squared, selected)
             length = 1
             if per_pass > 1 and listed > 1:
-                threshold = leader_values[width - 1] if listed == width else -np.inf
-                length = _extend_chain(stored, inv_norms, cosine, centres, gaps, slot, leaders[1:listed], threshold, nearest, squared,
+                threshold = leader_values[0, width - 1] if listed == width else -np.inf
+                length = _extend_chain(stored, inv_norms, cosine, centres, gaps, slot, leaders[0, 1:listed], threshold, nearest, squared,
                                        selected, weights, mode, min(per_pass, k - step + 1), chain, chain_scores)
                 for position in range(1, length):
                     order[step] = chain[position]
@@ -591,7 +561,7 @@ def greedy_select(
                     break
             listed = run_pass(slot, length)
             slot += length
-            candidate = int(leaders[0])
+            candidate = int(leaders[0, 0])
     finally:
         if helpers:
             helpers.shutdown()

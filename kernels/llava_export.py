@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .json_scan import put_bytes, starts_with
+
 FAST = 0
 FALLBACK = 1
 
@@ -51,13 +53,6 @@ _VIDEO_KEY = _word(b'"video":')
 _CONVERSATIONS_KEY = _word(b'"conversations":[')
 _FROM_KEY = _word(b'{"from":')
 _VALUE_KEY = _word(b',"value":')
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _put(out, o, word):
-    for k in range(word.shape[0]):
-        out[o + k] = word[k]
-    return o + word.shape[0]
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -102,16 +97,6 @@ def _json_string(data, start, stop, out, o, hex_digits):
             o = _escaped_byte(c, out, o, hex_digits)
     out[o] = _QUOTE
     return o + 1
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _matches(data, k, stop, word):
-    if stop - k < word.shape[0]:
-        return False
-    for j in range(word.shape[0]):
-        if data[k + j] != word[j]:
-            return False
-    return True
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -200,11 +185,11 @@ def _extra_members(data, start, stop):
                 length = end - begin
                 if length == 2 and data[begin] == 105 and data[begin + 1] == 100:
                     return 0, 0, False
-                if length == 5 and (_matches(data, begin, end, _IMAGE) or _matches(data, begin, end, _VIDEO)):
+                if length == 5 and (starts_with(data, begin, end, _IMAGE) or starts_with(data, begin, end, _VIDEO)):
                     return 0, 0, False
-                if length == 13 and _matches(data, begin, end, _CONVERSATIONS):
+                if length == 13 and starts_with(data, begin, end, _CONVERSATIONS):
                     return 0, 0, False
-                if length == 7 and _matches(data, begin, end, _KEPT_RAW):
+                if length == 7 and starts_with(data, begin, end, _KEPT_RAW):
                     return 0, 0, False
         elif c == 123 or c == 91:
             depth += 1
@@ -265,10 +250,10 @@ def export_llava(
         record_start = o
         ok = careful[r] == 0
         if ok:
-            o = _put(out, o, prefix)
+            o = put_bytes(out, o, prefix)
             record_start = o
             if id_valid[r]:
-                o = _put(out, o, id_key)
+                o = put_bytes(out, o, id_key)
                 a, b = id_offsets[r], id_offsets[r + 1]
                 if id_is_int[r]:
                     digits = a + 1 if b > a and ids[a] == 45 else a
@@ -287,7 +272,7 @@ def export_llava(
                 o += 1
         # Where the text's turns are, checked before anything is written for them.
         t0, t1 = text_offsets[r], text_offsets[r + 1]
-        if ok and _matches(text, t1 - eoc_suffix.shape[0], t1, eoc_suffix) and t1 - eoc_suffix.shape[0] >= t0:
+        if ok and starts_with(text, t1 - eoc_suffix.shape[0], t1, eoc_suffix) and t1 - eoc_suffix.shape[0] >= t0:
             t1 -= eoc_suffix.shape[0]
         first_role, last_role = role_lists[r], role_lists[r + 1]
         if ok and first_role == last_role and t1 > t0:
@@ -309,21 +294,21 @@ def export_llava(
             if o > record_start + 1:
                 out[o] = 44
                 o += 1
-            o = _put(out, o, image_key)
+            o = put_bytes(out, o, image_key)
             o = _paths(images, image_offsets, images_first, images_last,
                        image_as_list[r] == 1 or images_last - images_first > 1, out, o, hex_digits)
         if ok and videos_last > videos_first:
             if o > record_start + 1:
                 out[o] = 44
                 o += 1
-            o = _put(out, o, video_key)
+            o = put_bytes(out, o, video_key)
             o = _paths(videos, video_offsets, videos_first, videos_last,
                        video_as_list[r] == 1 or videos_last - videos_first > 1, out, o, hex_digits)
         if ok:
             if o > record_start + 1:
                 out[o] = 44
                 o += 1
-            o = _put(out, o, conversations_key)
+            o = put_bytes(out, o, conversations_key)
         found_images = 0
         found_videos = 0
         position = t0
@@ -340,7 +325,7 @@ def export_llava(
                 next_start, next_stop = role_offsets[turn + 1], role_offsets[turn + 2]
                 end = -1
                 for k in range(start, t1 - separator.shape[0] + 1):
-                    if _matches(text, k, t1, separator) and _marker_at(text, k + separator.shape[0], t1, roles, next_start, next_stop):
+                    if starts_with(text, k, t1, separator) and _marker_at(text, k + separator.shape[0], t1, roles, next_start, next_stop):
                         end = k
                         break
                 if end < 0:
@@ -350,9 +335,9 @@ def export_llava(
             if turn > first_role:
                 out[o] = 44
                 o += 1
-            o = _put(out, o, from_key)
+            o = put_bytes(out, o, from_key)
             o = _json_string(roles, role_start, role_stop, out, o, hex_digits)
-            o = _put(out, o, value_key)
+            o = put_bytes(out, o, value_key)
             out[o] = _QUOTE
             o += 1
             k = start
@@ -364,20 +349,14 @@ def export_llava(
                     k += 1
                     continue
                 if c == 60:
-                    if count_images and _matches(text, k, end, image_token):
+                    if count_images and starts_with(text, k, end, image_token):
                         found_images += 1
-                        if images_last > images_first:
-                            o = _put(out, o, source_image)
-                        else:
-                            o = _put(out, o, image_token)
+                        o = put_bytes(out, o, source_image if images_last > images_first else image_token)
                         k += image_token.shape[0]
                         continue
-                    if count_videos and _matches(text, k, end, video_token):
+                    if count_videos and starts_with(text, k, end, video_token):
                         found_videos += 1
-                        if videos_last > videos_first:
-                            o = _put(out, o, source_video)
-                        else:
-                            o = _put(out, o, video_token)
+                        o = put_bytes(out, o, source_video if videos_last > videos_first else video_token)
                         k += video_token.shape[0]
                         continue
                 o = _escaped_byte(c, out, o, hex_digits)

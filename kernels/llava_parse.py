@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import skip_whitespace, string_end, value_end
+from .json_scan import put_bytes, skip_whitespace, starts_with, string_end, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -142,12 +142,7 @@ def _unescape(buf, i, end, out, o):
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _key_is(buf, start, end, word):
     """Is the JSON string ``buf[start:end]`` (quotes included, no escapes) equal to ``word``?"""
-    if end - start - 2 != word.shape[0]:
-        return False
-    for k in range(word.shape[0]):
-        if buf[start + 1 + k] != word[k]:
-            return False
-    return True
+    return end - start - 2 == word.shape[0] and starts_with(buf, start + 1, end - 1, word)
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -159,13 +154,6 @@ def _ends_with(out, o, lower, token):
         if out[o - n + k] != token[k]:
             return False
     return True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _copy(src, out, o):
-    for k in range(src.shape[0]):
-        out[o + k] = src[k]
-    return o + src.shape[0]
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -241,11 +229,11 @@ def _copy_value(buf, k, end, text, t, special, source_image, source_video, image
             return k, t, found_images, found_videos, False
         if last == 62:
             if _ends_with(text, t, lower, source_image):
-                t = _copy(image_token, text, t - source_image.shape[0])
+                t = put_bytes(text, t - source_image.shape[0], image_token)
                 lower = t
                 found_images += 1
             elif _ends_with(text, t, lower, source_video):
-                t = _copy(video_token, text, t - source_video.shape[0])
+                t = put_bytes(text, t - source_video.shape[0], video_token)
                 lower = t
                 found_videos += 1
     return k, t, found_images, found_videos, False
@@ -297,8 +285,8 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
             if _key_is(buf, key_start, key_end, from_word) and not has_role:
                 if turn > 0:
                     if turn % 2 == 0:
-                        t = _copy(eoc_between_rounds, text, t)
-                    t = _copy(separator, text, t)
+                        t = put_bytes(text, t, eoc_between_rounds)
+                    t = put_bytes(text, t, separator)
                 role_begin = d_roles
                 field_end, d_roles = _unescape(buf, field_start, end, roles, d_roles)
                 if field_end < 0:
@@ -547,7 +535,7 @@ def parse_llava(
         ):
             ok = False
         if ok:
-            t = _copy(suffix, text, t)
+            t = put_bytes(text, t, suffix)
             if extra_count:
                 extra[d_extra] = 125
                 d_extra += 1

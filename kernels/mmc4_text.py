@@ -16,13 +16,7 @@ from typing import Sequence
 import numba
 import numpy as np
 
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _copy(out, position, source, start, stop):
-    for i in range(start, stop):
-        out[position] = source[i]
-        position += 1
-    return position
+from .json_scan import copy_bytes, put_bytes, starts_with
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -68,24 +62,24 @@ def _build(sentence_offsets, string_offsets, data, image_offsets, matches, token
             if s > 0:
                 text[position] = 32
                 position += 1
-                position = _copy(text, position, eoc, 0, eoc.shape[0])
-                position = _copy(text, position, separator, 0, separator.shape[0])
+                position = put_bytes(text, position, eoc)
+                position = put_bytes(text, position, separator)
             count = counts[s]
             start = string_offsets[first_sentence + s]
             stop = string_offsets[first_sentence + s + 1]
             if count > 0 and before:
                 for k in range(count):
-                    position = _copy(text, position, token, 0, token.shape[0])
-                    position = _copy(text, position, separator, 0, separator.shape[0])
-            position = _copy(text, position, data, start, stop)
+                    position = put_bytes(text, position, token)
+                    position = put_bytes(text, position, separator)
+            position = copy_bytes(text, position, data, start, stop)
             if count > 0 and not before:
                 for k in range(count):
-                    position = _copy(text, position, separator, 0, separator.shape[0])
-                    position = _copy(text, position, token, 0, token.shape[0])
+                    position = put_bytes(text, position, separator)
+                    position = put_bytes(text, position, token)
         if add_eoc_at_last:
             text[position] = 32
             position += 1
-            position = _copy(text, position, eoc, 0, eoc.shape[0])
+            position = put_bytes(text, position, eoc)
         text_offsets[doc + 1] = position
 
 
@@ -137,16 +131,6 @@ def mmc4_texts(sentence_offsets: np.ndarray, string_offsets: np.ndarray, data: n
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _starts_with(data, position, stop, pattern):
-    if position + pattern.shape[0] > stop:
-        return False
-    for j in range(pattern.shape[0]):
-        if data[position + j] != pattern[j]:
-            return False
-    return True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
 def _contains(sentence_offsets, string_offsets, data, first, second, out):
     n_docs = sentence_offsets.shape[0] - 1
     for doc in range(n_docs):
@@ -155,7 +139,7 @@ def _contains(sentence_offsets, string_offsets, data, first, second, out):
             end = string_offsets[s + 1]
             for i in range(string_offsets[s], end):
                 byte = data[i]
-                if (byte == first[0] and _starts_with(data, i, end, first)) or (byte == second[0] and _starts_with(data, i, end, second)):
+                if (byte == first[0] and starts_with(data, i, end, first)) or (byte == second[0] and starts_with(data, i, end, second)):
                     found = True
                     break
             if found:
@@ -184,9 +168,7 @@ def _gather(buf, starts, ends, out, offsets):
     offsets[0] = 0
     o = 0
     for r in range(starts.shape[0]):
-        for i in range(starts[r], ends[r]):
-            out[o] = buf[i]
-            o += 1
+        o = copy_bytes(out, o, buf, starts[r], ends[r])
         offsets[r + 1] = o
 
 
@@ -206,13 +188,6 @@ def gather_ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _put(out, o, word):
-    for k in range(word.shape[0]):
-        out[o + k] = word[k]
-    return o + word.shape[0]
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
 def _objects(buf, names, name_offsets, value_starts, value_ends, out):
     o = 0
     for r in range(value_starts.shape[0]):
@@ -226,10 +201,8 @@ def _objects(buf, names, name_offsets, value_starts, value_ends, out):
                 out[o] = 44
                 o += 1
             first = False
-            o = _put(out, o, names[name_offsets[k]:name_offsets[k + 1]])
-            for i in range(value_starts[r, k], value_ends[r, k]):
-                out[o] = buf[i]
-                o += 1
+            o = copy_bytes(out, o, names, name_offsets[k], name_offsets[k + 1])
+            o = copy_bytes(out, o, buf, value_starts[r, k], value_ends[r, k])
         out[o] = 125
         out[o + 1] = 10
         o += 2

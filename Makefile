@@ -3,34 +3,45 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/project.lock
 
-.PHONY: demo test test-slow bench clean
+# Python never puts the current folder on sys.path (-P for our commands, the variable for every
+# process they start): the repository's top-level kernels/ is hf_mmbuilder.kernels and must not
+# shadow Hugging Face's `kernels` package, which transformers imports.
+export PYTHONSAFEPATH := 1
 
-# torch comes first, pinned to the CPU wheel on this machine's disk: any extra that needs it
-# (vlm) then finds it satisfied instead of pulling a multi-GB CUDA build.
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,bench,vlm,video,ray]"
+.PHONY: demo test test-fast test-slow bench lock clean
+
+# Exactly the locked versions (requirements/project.lock, torch pinned to the CPU wheel on this
+# machine's disk), then the package itself, editable, without dependencies.
+$(STAMP): pyproject.toml setup.py $(LOCK)
+	$(PYTHON) -P requirements/venvs.py install project $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m hf_mmbuilder.demo --out demo_output
+	$(PY) -P -m hf_mmbuilder.demo --out demo_output
 
+# Unit and integration tests (Ray cluster, Hub server, wheel install, README runs, helper venvs).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -P -m pytest -q
+
+# The unit tests alone, for a quick loop.
+test-fast: $(STAMP)
+	$(PY) -P -m pytest -q -m "not slow and not integration"
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -P -m pytest -q -m slow
 
 # Peers for the benchmarks: datasketch, rensa, imagehash come with the bench extra; Data-Juicer
-# gets its own venv (.venv-dj) because its dependency set is huge and installs packages at run time.
+# gets its own venv (.venv-dj, from requirements/dj.lock) because its dependency set is huge and
+# installs packages at run time.
 bench: $(STAMP)
-	test -x .venv-dj/bin/python || ( $(PYTHON) -m venv .venv-dj && \
-	  .venv-dj/bin/pip install --quiet --no-deps py-data-juicer==1.6.1 && \
-	  .venv-dj/bin/pip install --quiet fire jsonlines loguru tqdm psutil tomli zstandard datasets pydantic aiohttp regex pillow numpy )
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	$(PYTHON) -P requirements/venvs.py ensure dj
+	for b in benchmarks/*.py; do $(PY) -P $$b || exit 1; done
+
+# Re-resolve every environment's recipe (requirements/venvs.py) into its lock file.
+lock:
+	$(PYTHON) -P requirements/venvs.py refresh project dj
 
 clean:
 	rm -rf $(VENV) .venv-dj demo_output

@@ -56,7 +56,6 @@ def _seconds_after(label: str, output: str) -> float:
 
 def prepare(folder: Path, records: int) -> list[dict]:
     """Generate the input files; returns one entry per format with our options and DJ's arguments."""
-    sys.path.insert(0, str(ROOT))
     from hf_mmbuilder import datagen_av
 
     wavcaps = datagen_av.write_wavcaps_json(str(folder / "wavcaps_soundbible.json"), "soundbible", records, seed=0)

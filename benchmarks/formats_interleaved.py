@@ -38,7 +38,6 @@ print("rows", len(ds), "load_seconds", time.perf_counter() - start)
 
 def source_file(fmt: str, records: int) -> Path:
     """The generated input of ``fmt`` (written on first use; the DJ input is our ShareGPT -> DJ export)."""
-    sys.path.insert(0, str(ROOT))
     from hf_mmbuilder import datagen_interleaved
 
     path = DATA / f"{fmt}_{records}.jsonl"

@@ -25,6 +25,7 @@ from datasets.builder import Key
 
 from .errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
 from .jsonrecords import RecordIndex, iter_batches, scan_records, scan_records_in_background
+from .registry import code_hash
 from .schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 
 SHARED_COLUMNS = {
@@ -90,11 +91,13 @@ class DJBuilder(datasets.ArrowBasedBuilder):
 
     BUILDER_CONFIG_CLASS = DJBuilderConfig
 
-    def __init__(self, *args, dataset_name: Optional[str] = None, **kwargs):
+    def __init__(self, *args, dataset_name: Optional[str] = None, hash: Optional[str] = None, **kwargs):
         # "hf_mmbuilder/llava" would make the cache folder a missing sub-folder.
         if dataset_name:
             dataset_name = dataset_name.replace("/", "___")
-        super().__init__(*args, dataset_name=dataset_name, **kwargs)
+        # Whatever hash the caller passes (the registry's placeholder, or none), the cache is keyed
+        # on every project module this builder runs, so an edit anywhere in its code is a new cache.
+        super().__init__(*args, dataset_name=dataset_name, hash=code_hash(type(self).__module__), **kwargs)
 
     # -- to implement in a loading script -------------------------------------------------------
 

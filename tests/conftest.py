@@ -1,10 +1,16 @@
 """Shared fixtures: the real public samples beside the checkout, and an isolated datasets cache."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Every Python process the tests start (`python -c`, `-m hf_mmbuilder...`, Ray workers), often with
+# the repository root as its folder, keeps that folder off sys.path: the root's `kernels/` must never
+# shadow Hugging Face's `kernels` package (test_environment.py). `make test` exports it as well.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 @pytest.fixture

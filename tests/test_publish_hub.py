@@ -20,6 +20,8 @@ import pytest
 
 from hub_server import HubServer
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "hf_tEsTsEcReTtOkEn1234567890"
 TESTS = Path(__file__).resolve().parent
 SHARED = TESTS.parents[1] / "shared" / "data"

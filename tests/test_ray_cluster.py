@@ -18,6 +18,8 @@ import datasets
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("ray", reason="the Ray engine tests need the ray extra (pip install -e '.[ray]')")
 psutil = pytest.importorskip("psutil")
 

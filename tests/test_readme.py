@@ -10,6 +10,8 @@ import pytest
 
 from conftest import SHARED_DATA
 
+pytestmark = pytest.mark.integration
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 # Sections whose python blocks are complete programs (the others show calls on the reader's own

@@ -14,6 +14,8 @@ from hf_mmbuilder.synthesis.oasis import FINAL_FILE, OasisPipeline
 
 from openai_server import OpenAIServer
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def image(tmp_path):

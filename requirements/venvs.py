@@ -109,12 +109,12 @@ def refresh(name: str) -> None:
         _pip(python, f"pip=={PIP_VERSION}")
         for step in RECIPES[name]:
             _pip(python, *(argument.format(root=ROOT) for argument in step))
-        frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--exclude-editable", "--exclude", "hf_mmbuilder"],
+        # --all: pip and setuptools too (torch needs a newer setuptools than a new venv brings).
+        frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--exclude-editable", "--exclude", "hf_mmbuilder"],
                                 check=True, capture_output=True, text=True).stdout
     header = [
         f"# The {name} environment, exactly. Written by `python -P requirements/venvs.py refresh {name}`",
         "# (`make lock`) from the recipe in requirements/venvs.py; do not edit by hand.",
-        f"pip=={PIP_VERSION}",
     ]
     lock_path(name).write_text("\n".join(header + sorted(frozen.split(), key=str.lower)) + "\n", encoding="utf-8")
 

@@ -35,6 +35,9 @@ SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
 LANGUAGE_SAMPLE_ROWS = 2000
 PLOT_DPI = 80
+# Every plot render_plots can draw (file name -> title): publish replaces exactly these names in the plot folder.
+PLOT_TITLES = {"text_length.png": "Text length", "turns.png": "Turns per row", "images_per_row.png": "Images per row",
+               "image_sizes.png": "Image sizes", "audio_duration.png": "Audio durations", "video_duration.png": "Video durations"}
 
 
 @dataclasses.dataclass
@@ -497,8 +500,6 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
     history, history_details = history_rows(spec.history)
     metadata = card_metadata(stats, spec, features, split_sizes, configs)
     name = spec.pretty_name or (repo_id.split("/")[-1] if repo_id else "Multimodal instruction dataset")
-    titles = {"text_length.png": "Text length", "turns.png": "Turns per row", "images_per_row.png": "Images per row",
-              "image_sizes.png": "Image sizes", "audio_duration.png": "Audio durations", "video_duration.png": "Video durations"}
     template_text = Path(spec.template).read_text(encoding="utf-8") if spec.template else TEMPLATE_PATH.read_text(encoding="utf-8")
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     environment.filters["num"] = lambda value, digits=2: "n/a" if value is None else (
@@ -507,7 +508,7 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
         body = environment.from_string(template_text).render(
             name=name, repo_id=repo_id, spec=spec, sections={key: spec.sections.get(key) for key in SECTION_NAMES}, stats=stats,
             features=_feature_rows(features), tokens=tokens, split_table=split_table,
-            plots=[(titles.get(file, file), f"{plot_folder}/{file}") for file in plots],
+            plots=[(PLOT_TITLES[file], f"{plot_folder}/{file}") for file in plots],
             sources=list(spec.sources), history=history, history_details=history_details, split_method=split_method,
             embed_media=embed_media, metadata=metadata,
         )

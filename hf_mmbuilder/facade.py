@@ -23,6 +23,7 @@ import datasets
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from .ops import ComputeStats, QualityFilter, RedactPII, apply_filters
+from .output_folder import OutputFolder
 from .registry import available_formats, load
 from .schema import DEFAULT_TOKENS, EOC_TOKEN, IMAGE_TOKEN, SpecialTokens
 from .synthesis.report import QualityReport, quality_report
@@ -377,7 +378,7 @@ class MultiModalDatasetBuilder:
         return self.report
 
     def export(self, format: str = "huggingface", split_ratio: Optional[Mapping[str, float]] = None, *,
-               path: Optional[str] = None, on_unsupported: str = "raise", **options) -> dict:
+               path: Optional[str] = None, on_unsupported: str = "raise", overwrite: bool = False, **options) -> dict:
         """Write the working dataset with seeded, group-aware splits.
 
         ``format="huggingface"`` publishes a Hub-layout folder (``output_dir/huggingface``, Parquet
@@ -387,6 +388,11 @@ class MultiModalDatasetBuilder:
         (``output_dir/<format>/<split>.json``). Rows holding media the format cannot carry (audio
         in LLaVA) raise a ``ValueError`` naming them, or with ``on_unsupported="skip"`` are left
         out and written with the reason to ``<format>/rejects.jsonl``. Returns {split: rows}.
+
+        The target folder (``path``, default ``output_dir/<format>``) follows
+        :class:`hf_mmbuilder.output_folder.OutputFolder`: an earlier export's files are replaced, a
+        folder holding other files is refused unless ``overwrite=True``, and files this export did
+        not write are never deleted.
 
         Example:
             >>> builder.export(format="llava", split_ratio={"train": .8, "validation": .1, "test": .1})  # doctest: +SKIP
@@ -404,7 +410,8 @@ class MultiModalDatasetBuilder:
             card = options.pop("card", None) or {}
             if isinstance(card, dict):
                 card = {**card, "sections": {**self._card_sections(dataset), **card.get("sections", {})}}
-            result = publish(dataset, split_ratio=split_ratio, seed=self.seed, local_dir=target, card=card, progress=False, **options)
+            result = publish(dataset, split_ratio=split_ratio, seed=self.seed, local_dir=target, card=card, overwrite=overwrite,
+                             progress=False, **options)
             if result.plan is None:
                 return {"train": len(dataset)}
             return {name: len(rows) for name, rows in result.plan.indices.items()}
@@ -412,14 +419,21 @@ class MultiModalDatasetBuilder:
 
         if format not in available_formats():
             raise ValueError(f"unknown export format {format!r}; use 'huggingface' or one of {available_formats()}")
-        dataset = self._exportable(dataset, format, target, on_unsupported)
+        folder = OutputFolder(target, "export", overwrite=overwrite, label="export folder")
+        dataset, rejects = self._exportable(dataset, format, on_unsupported)
         splits = split_dataset(dataset, split_ratio, seed=self.seed)[0] if split_ratio else datasets.DatasetDict({"train": dataset})
-        os.makedirs(target, exist_ok=True)
-        for name, split in splits.items():
-            export_format(split, format, os.path.join(target, f"{name}.json"), **options)
+        with folder.staging() as staging:
+            if rejects:
+                with open(staging.files / "rejects.jsonl", "w", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(reject, ensure_ascii=False) + "\n" for reject in rejects)
+                logger.warning("export to %s: %d row(s) left out (unsupported media), see %s", format, len(rejects), folder.path / "rejects.jsonl")
+            for name, split in splits.items():
+                export_format(split, format, str(staging.files / f"{name}.json"), **options)
+            folder.commit(staging)
         return {name: len(split) for name, split in splits.items()}
 
-    def _exportable(self, dataset: Dataset, format: str, target: str, on_unsupported: str) -> Dataset:
+    def _exportable(self, dataset: Dataset, format: str, on_unsupported: str) -> tuple[Dataset, list[dict]]:
+        """The rows ``format`` can carry, and a reject (row, reason, record) for each row left out."""
         if on_unsupported not in ("raise", "skip"):
             raise ValueError(f"on_unsupported must be 'raise' or 'skip', got {on_unsupported!r}")
         unsupported = [column for column in ("images", "audios", "videos") if column not in EXPORT_MEDIA.get(format, ("images", "audios", "videos"))]
@@ -429,19 +443,15 @@ class MultiModalDatasetBuilder:
                 if paths:
                     bad.setdefault(row, f"{format} cannot hold {column} ({len(paths)} in this row)")
         if not bad:
-            return dataset
+            return dataset, []
         if on_unsupported == "raise":
             first = sorted(bad)[:5]
             raise ValueError(f"{len(bad)} row(s) hold media the {format} format cannot carry, e.g. rows {first}: {bad[first[0]]}; "
                              "pass on_unsupported='skip' to leave them out (recorded in rejects.jsonl) or export to 'huggingface'")
-        os.makedirs(target, exist_ok=True)
-        with open(os.path.join(target, "rejects.jsonl"), "w", encoding="utf-8") as handle:
-            for row in sorted(bad):
-                record = {key: value for key, value in dataset[row].items() if key != "__dj__stats__"}
-                handle.write(json.dumps({"row": row, "reason": bad[row], "record": record}, ensure_ascii=False) + "\n")
-        logger.warning("export to %s: %d row(s) left out (unsupported media), see %s", format, len(bad), os.path.join(target, "rejects.jsonl"))
+        rejects = [{"row": row, "reason": bad[row], "record": {key: value for key, value in dataset[row].items() if key != "__dj__stats__"}}
+                   for row in sorted(bad)]
         keep = sorted(set(range(len(dataset))) - set(bad))
-        return dataset.select(keep)
+        return dataset.select(keep), rejects
 
     def _card_sections(self, dataset: Dataset) -> dict:
         """Dataset-card prose for what this builder did: synthesis, PII handling, quality report."""

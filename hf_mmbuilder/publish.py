@@ -3,28 +3,35 @@
 :func:`publish` splits (seeded, group-aware, see :mod:`hf_mmbuilder.splits`), checks every media
 file, embeds media into Parquet shards sized by bytes, writes a dataset card with statistics and
 plots (:mod:`hf_mmbuilder.card`), and lays it all out exactly like a Hub dataset repo: in a local
-folder (replaced atomically) and/or on the Hub in one commit through ``huggingface_hub``.
+folder and/or on the Hub in one commit through ``huggingface_hub``.
 Everything that can be wrong with the input is checked before a single byte is uploaded.
+
+Publishing never deletes what it did not write. Its files are ``README.md``, the plots in
+``assets/`` and the Parquet shards of the configs and splits published; in a local folder they are
+replaced through :class:`hf_mmbuilder.output_folder.OutputFolder`, and every other file stays. Shard
+names carry a generation tag (a digest of the shards' bytes) and the card's ``data_files`` globs
+name it, so a reader of the folder sees the old card with the old shards, or the new card with the
+new ones, even when a publish is killed half way; identical data gives identical names, so
+re-publishing it changes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import filecmp
+import hashlib
 import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow.compute as pc
 
-from .card import CardSpec, build_card, collect_statistics, render_plots
+from .card import PLOT_TITLES, CardSpec, build_card, collect_statistics, render_plots
 from .media import UnsafePathError, check_within_root, resolve_media_path
+from .output_folder import OutputFolder, temporary_staging
 from .schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 from .splits import SplitPlan, check_split_ratio, plan_splits
 
@@ -35,6 +42,8 @@ PLOT_FOLDER = "assets"
 DEFAULT_DROP_COLUMNS = ("media_root", "source_file")
 MISSING_MEDIA_SHOWN = 10
 CONFIG_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+CARD_FILE = "README.md"
+GENERATION_DIGITS = 8
 
 
 class PublishError(RuntimeError):
@@ -220,45 +229,63 @@ def _write_shards(dataset, folder: Path, prefix: str, split: str, max_shard_byte
     return paths
 
 
-def _same_tree(left: Path, right: Path) -> bool:
-    left_files = sorted(str(path.relative_to(left)) for path in left.rglob("*") if path.is_file())
-    right_files = sorted(str(path.relative_to(right)) for path in right.rglob("*") if path.is_file())
-    if left_files != right_files:
-        return False
-    _, mismatch, errors = filecmp.cmpfiles(left, right, left_files, shallow=False)
-    return not mismatch and not errors
+def _tag_generation(root: Path, shards: Iterable[Path]) -> str:
+    """Append the generation tag to every shard's name (``train-00000-of-00001-<tag>.parquet``).
+
+    The tag is a digest of the shards' paths and bytes: a new publish of other data never reuses
+    the names the current card points at, and the same data always gets the same names.
+    """
+    digest = hashlib.sha256()
+    shards = sorted(shards)
+    for path in shards:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    tag = digest.hexdigest()[:GENERATION_DIGITS]
+    for path in shards:
+        path.rename(path.with_name(f"{path.stem}-{tag}{path.suffix}"))
+    return tag
 
 
-def _replace_folder(staging: Path, target: Path) -> bool:
-    """Move ``staging`` to ``target`` atomically; returns False (and leaves target) if identical."""
-    if target.exists():
-        if not target.is_dir():
-            raise ValueError(f"local_dir {str(target)!r} exists and is not a folder")
-        if _same_tree(staging, target):
-            return False
-        backup = target.with_name(f".{target.name}.previous-{os.getpid()}")
-        os.replace(target, backup)
-        os.replace(staging, target)
-        shutil.rmtree(backup)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, target)
-    return True
+def published_names(splits_by_folder: Mapping[str, Iterable[str]]) -> re.Pattern:
+    """The repo paths ``publish`` writes for these shard folders and splits: their Parquet shards
+    (with or without a generation tag, as ``push_to_hub`` names them), ``README.md`` and the plots.
+
+    These are the only files it replaces or deletes in a target it keeps no manifest of (the Hub,
+    or a local folder with ``overwrite=True``).
+
+    Example:
+        >>> names = published_names({"data": ["train", "test"]})
+        >>> [bool(names.fullmatch(path)) for path in ("data/train-00000-of-00002-0f3a9c1e.parquet",
+        ...  "data/test-00001-of-00002.parquet", "data/notes.md", "other/train-00000-of-00001.parquet",
+        ...  "assets/turns.png", "README.md", "scripts/train.py")]
+        [True, True, False, False, True, True, False]
+    """
+    shards = "|".join(f"{re.escape(folder)}/(?:{'|'.join(re.escape(split) for split in splits)})"
+                      for folder, splits in splits_by_folder.items())
+    plots = "|".join(re.escape(name) for name in PLOT_TITLES)
+    return re.compile(rf"(?:{shards})-\d{{5}}-of-\d{{5}}(?:-[0-9a-f]{{{GENERATION_DIGITS}}})?\.parquet"
+                      rf"|{re.escape(CARD_FILE)}|{re.escape(PLOT_FOLDER)}/(?:{plots})")
 
 
 def _redact(message: str, token: Optional[str]) -> str:
     return message.replace(token, "***") if token else message
 
 
-def push_folder(folder: Path, repo_id: str, *, token: Optional[str] = None, private: bool = False,
-                revision: Optional[str] = None, commit_message: str = "Publish dataset with hf_mmbuilder"):
+def push_folder(folder: Path, repo_id: str, *, names: Optional[re.Pattern] = None, prune: bool = False,
+                token: Optional[str] = None, private: bool = False, revision: Optional[str] = None,
+                commit_message: str = "Publish dataset with hf_mmbuilder"):
     """Upload a built repo folder to the Hub in one commit; returns ``(repo_url, commit, changed)``.
 
     Creates the dataset repo (and branch ``revision``) if needed, refuses ``private=True`` for an
-    existing public repo (it would stay public), adds every file of ``folder``
-    and deletes remote files the folder no longer has (``.gitattributes`` is kept). Unchanged
-    files are not re-uploaded; when nothing changed, no commit is made and ``changed`` is False.
-    Failures raise :class:`PublishError` naming the step; the token is never part of a message.
+    existing public repo (it would stay public), adds every file of ``folder`` and, in the same
+    commit, deletes the remote files the folder does not have whose path fully matches ``names``
+    (the stale shards and plots of what is published, see :func:`published_names`); every other
+    file of the revision stays. ``prune=True`` deletes every remote file the folder does not have
+    (``.gitattributes`` excepted). Unchanged files are not re-uploaded; when nothing changed, no
+    commit is made and ``changed`` is False. Failures raise :class:`PublishError` naming the step;
+    the token is never part of a message.
 
     Example:
         >>> push_folder(Path("build"), "my-org/llava-clean")  # doctest: +SKIP
@@ -293,10 +320,11 @@ def push_folder(folder: Path, repo_id: str, *, token: Optional[str] = None, priv
         step = "listing the repo"
         head = api.repo_info(repo_id, repo_type="dataset", revision=branch).sha
         remote_files = set(api.list_repo_files(repo_id, repo_type="dataset", revision=head))
-        local_files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+        local_files = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
         operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path)) for path in local_files]
-        operations += [CommitOperationDelete(path_in_repo=path)
-                       for path in sorted(remote_files - set(local_files) - {".gitattributes"})]
+        stale = sorted(remote_files - set(local_files) - {".gitattributes"})
+        operations += [CommitOperationDelete(path_in_repo=path) for path in stale
+                       if prune or (names is not None and names.fullmatch(path))]
         step = "uploading and committing"
         info = api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="dataset",
                                  revision=branch, parent_commit=head)
@@ -335,6 +363,8 @@ def publish(
     revision: Optional[str] = None,
     commit_message: Optional[str] = None,
     token: Optional[str] = None,
+    overwrite: bool = False,
+    prune: bool = False,
     dry_run: bool = False,
     tokens: SpecialTokens = DEFAULT_TOKENS,
     progress: bool = True,
@@ -349,18 +379,30 @@ def publish(
         card: :class:`~hf_mmbuilder.card.CardSpec` or dict of its fields (licence, sources, history,
             section texts, Jinja template).
         local_dir: folder to write, laid out like the Hub repo (``load_dataset(local_dir)`` works).
+            Only publish's own files are written there: ``README.md``, the plots in ``assets/`` and
+            the shards of the configs and splits published; every other file stays. The files of
+            an earlier publish into it (listed in its manifest) are replaced. A folder holding other
+            files but no earlier publish is refused unless ``overwrite=True``; the current folder,
+            the home folder and the file-system root are always refused.
         embed_media: embed media bytes (``List(Image())`` etc.); ``False`` keeps path strings.
         max_shard_size: upper bound of a shard's Arrow size (``"500MB"`` or bytes).
         config_by: also publish one config per value of this column (e.g. ``source_file``).
         drop_columns: columns not published (local paths by default); missing ones are ignored.
         private, revision, commit_message, token: Hub options (``revision`` is a branch, created
             if needed; the token defaults to the logged-in one).
+        overwrite: write into a ``local_dir`` that holds files publish did not write, replacing
+            only those with exactly the names publish writes (its shards, plots and card).
+        prune: on the Hub, also delete every file of ``revision`` this publish did not write
+            (``.gitattributes`` excepted). By default the commit deletes only the stale shards of
+            the configs and splits published and stale plots, as ``push_to_hub`` does: the
+            repo's other files (scripts, images, other configs' data) stay.
         dry_run: build and measure everything, write and upload nothing.
 
-    Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, groups too big for a
-    split, missing or escaping media files) raise ``ValueError`` before anything is written or
-    uploaded; Hub failures raise :class:`PublishError`. Cost: one pass over rows and media to
-    check, measure and embed; shards are written once.
+    Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
+    groups too big for a split, missing or escaping media files) raise ``ValueError`` before
+    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one pass over
+    rows and media to check, measure and embed; shards are written once and read once more for
+    their generation tag.
 
     Example:
         >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},
@@ -375,6 +417,7 @@ def publish(
         check_repo_id(repo_id)
     if repo_id is None and local_dir is None and not dry_run:
         raise ValueError("publish needs a target: repo_id=..., local_dir=..., or dry_run=True")
+    local = OutputFolder(local_dir, "publish", overwrite=overwrite, label="local_dir") if local_dir is not None else None
     spec = CardSpec.coerce(card)
     try:
         max_shard_bytes = convert_file_size_to_int(max_shard_size)
@@ -422,34 +465,33 @@ def publish(
                     np.flatnonzero(pc.is_null(values).to_numpy(zero_copy_only=False))
                 extra_configs.setdefault(_config_name(value), {})[split] = part.select(rows)
 
-    parent = Path(local_dir).resolve().parent if local_dir else Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".hf_mmbuilder-publish-", dir=parent))
-    scratch = Path(tempfile.mkdtemp(prefix=".hf_mmbuilder-embed-", dir=parent))
+    with local.staging() if local is not None and not dry_run else temporary_staging() as staging:
+        repo = staging.files
 
-    def prepared(config, split, part):
-        if embed_media:
-            part = _embed_media(part, str(scratch / f"{config}-{split}.arrow"))
-        return part.remove_columns([name for name in drop_columns if name in part.column_names])
+        def prepared(config, split, part):
+            if embed_media:
+                part = _embed_media(part, str(staging.scratch / f"{config}-{split}.arrow"))
+            return part.remove_columns([name for name in drop_columns if name in part.column_names])
 
-    try:
-        configs = {"default": {split: f"{DATA_FOLDER}/{split}-*" for split in splits}}
-        for name, parts in extra_configs.items():
-            configs[name] = {split: f"{name}/{split}-*" for split in parts}
+        folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
         ready = {("default", split): prepared("default", split, part) for split, part in splits.items()}
         for name, parts in extra_configs.items():
             ready.update({(name, split): prepared(name, split, part) for split, part in parts.items()})
         features = next(iter(ready.values())).features
-        split_sizes: dict[str, dict[str, tuple[int, int]]] = {name: {} for name in configs}
+        split_sizes: dict[str, dict[str, tuple[int, int]]] = {name: {} for name in folders}
+        shards = []
         with tqdm(total=len(ready), desc="writing shards", unit="split", disable=not progress) as bar:
             for (config, split), part in ready.items():
-                folder = DATA_FOLDER if config == "default" else config
-                paths = _write_shards(part, staging, folder, split, max_shard_bytes)
+                paths = _write_shards(part, repo, folders[config], split, max_shard_bytes)
                 split_sizes[config][split] = (len(part), sum(path.stat().st_size for path in paths))
+                shards.extend(paths)
                 bar.update(1)
+        tag = _tag_generation(repo, shards)
+        configs = {config: {split: f"{folders[config]}/{split}-*-{tag}.parquet" for split in sizes}
+                   for config, sizes in split_sizes.items()}
         for file_name, png in plots.items():
-            (staging / PLOT_FOLDER).mkdir(exist_ok=True)
-            (staging / PLOT_FOLDER / file_name).write_bytes(png)
+            (repo / PLOT_FOLDER).mkdir(exist_ok=True)
+            (repo / PLOT_FOLDER / file_name).write_bytes(png)
         dataset_card = build_card(stats=stats, spec=spec, features=features, split_sizes=split_sizes, configs=configs,
                                   split_table=split_table, split_method=split_method, plots=plots,
                                   plot_folder=PLOT_FOLDER, repo_id=repo_id, tokens=tokens, embed_media=embed_media)
@@ -461,24 +503,22 @@ def publish(
             secret = get_token()
         if secret and secret in card_text:
             raise ValueError("the card text contains the Hub token: remove it from the card sections")
-        (staging / "README.md").write_text(card_text, encoding="utf-8")
-        files = sorted(str(path.relative_to(staging)) for path in staging.rglob("*") if path.is_file())
+        (repo / CARD_FILE).write_text(card_text, encoding="utf-8")
+        files = sorted(path.relative_to(repo).as_posix() for path in repo.rglob("*") if path.is_file())
         result = PublishResult(card=card_text, split_table=split_table, plan=plan, files=files)
         if dry_run:
             return result
+        names = published_names({folders[config]: sizes for config, sizes in split_sizes.items()})
         if repo_id is not None:
             result.repo_url, result.commit, hub_changed = push_folder(
-                staging, repo_id, token=token, private=private, revision=revision,
+                repo, repo_id, names=names, prune=prune, token=token, private=private, revision=revision,
                 commit_message=commit_message or f"Publish {sum(len(part) for part in splits.values()):,} rows with hf_mmbuilder",
             )
             result.changed = hub_changed
             logger.info("%s: %s", repo_id, f"committed {result.commit}" if hub_changed else "nothing changed")
-        if local_dir is not None:
-            local_changed = _replace_folder(staging, Path(local_dir).resolve())
-            result.local_dir = str(Path(local_dir).resolve())
+        if local is not None:
+            local_changed = local.commit(staging, names=names, last=[CARD_FILE])
+            result.local_dir = str(local.path)
             result.changed = local_changed if repo_id is None else (result.changed or local_changed)
-            logger.info("%s: %s", local_dir, "written" if local_changed else "nothing changed")
+            logger.info("%s: %s", local.path, "written" if local_changed else "nothing changed")
         return result
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -8,7 +8,7 @@ dedup stages of :mod:`hf_mmbuilder.dedup` with their Numba kernels.
 - **Conversion**: :func:`read_sources` reads many source files (MMC4 ``.jsonl.zip`` shards, LLaVA
   JSON ...) as a Ray Dataset of DJ rows, one task per file, through the builder's own
   ``_plan_file`` / ``_shard_tables``; :func:`write_parquet` writes Parquet shards into a staging
-  folder renamed into place only when complete; :func:`convert` does both and reports rejects.
+  folder moved into place only when complete; :func:`convert` does both and reports rejects.
 - **Ops**: :func:`map_batches` runs any batched op under ``Dataset.map_batches`` (``pyarrow`` or
   ``numpy`` batches); :func:`from_hf` / :func:`to_hf` move data between ``datasets`` and Ray.
 - **Near-duplicate dedup**, the four stages of :mod:`hf_mmbuilder.dedup` on Ray:
@@ -28,7 +28,12 @@ dedup stages of :mod:`hf_mmbuilder.dedup` with their Numba kernels.
 
 Fault tolerance comes from Ray: a task whose worker dies is retried (Ray Data map tasks without
 limit, the shuffle and component tasks up to 3 times), every task is deterministic, and outputs
-appear (by renaming a staging folder) only once the whole job has succeeded.
+appear (moved from a staging folder) only once the whole job has succeeded.
+
+Output folders follow :mod:`hf_mmbuilder.output_folder`: the shards are ``part-NNNNNN.parquet``; an
+existing output is refused unless ``overwrite=True``, which replaces and deletes only the writers'
+own shards (listed in the folder's manifest, or with exactly those names) and keeps every other
+file.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -52,10 +58,14 @@ from .dedup import MinHashParams, _check_column, _string_array, signature_stage
 from .errors import ErrorPolicy, RecordError, check_on_error
 from .kernels import lsh
 from .kernels.unionfind import connected_components
+from .output_folder import OutputFolder, Staging
 
 logger = logging.getLogger("hf_mmbuilder")
 
 ROW_ID = "row_id"
+# The Parquet writers' shard names, and their entry in an output folder's manifest.
+PART_NAME = re.compile(r"part-\d{6}\.parquet")
+PARQUET_WRITER = "parquet"
 _ROWS_PER_BLOCK = 65_536
 # Target bytes of (key, row) pairs per stage-2 partition: the memory-bound step.
 _PARTITION_BYTES = 256 << 20
@@ -232,51 +242,42 @@ def to_hf(ray_ds, *, via_parquet: Optional[str] = None, cache_dir: Optional[str]
 
 
 def write_parquet(ray_ds, output_dir: str, *, rows_per_file: Optional[int] = None, overwrite: bool = False) -> list[str]:
-    """Write a Ray Dataset as Parquet shards into ``output_dir``, all or nothing.
+    """Write a Ray Dataset as Parquet shards ``part-NNNNNN.parquet`` into ``output_dir``, all or nothing.
 
-    Files are written into a sibling staging folder that is renamed to ``output_dir`` only after
-    every write task succeeded (retried tasks rewrite their own file names); a failed job removes
-    it, so ``output_dir`` never holds a partial result. Returns the shard paths, sorted.
+    Files are written into a staging folder and moved into ``output_dir`` only after every write
+    task succeeded (retried tasks rewrite their own file names); a failed job removes it, so
+    ``output_dir`` never holds a partial result. An existing non-empty ``output_dir`` is refused
+    unless ``overwrite=True``, which replaces only the shards an earlier write put there and keeps
+    every other file (see :mod:`hf_mmbuilder.output_folder`). Returns the shard paths, in Ray's
+    block order.
 
     Example:
         >>> write_parquet(ray_ds, "out/parquet")  # doctest: +SKIP
-        ['out/parquet/..._000000-0.parquet', ...]
+        ['/abs/out/parquet/part-000000.parquet', ...]
     """
     _session()
-    with _staging(output_dir, overwrite) as staging:
+    return _write_parquet(ray_ds, _parquet_folder(output_dir, overwrite), rows_per_file)
+
+
+def _write_parquet(ray_ds, folder: OutputFolder, rows_per_file: Optional[int]) -> list[str]:
+    with folder.staging() as staging:
         kwargs = {"min_rows_per_file": rows_per_file} if rows_per_file else {}
-        ray_ds.write_parquet(staging, **kwargs)
-    return _parquet_files(output_dir)
+        ray_ds.write_parquet(str(staging.files), **kwargs)
+        # Ray names files by write id, task and block index: sorted, they are in block order.
+        for index, name in enumerate(sorted(name for name in os.listdir(staging.files) if name.endswith(".parquet"))):
+            os.rename(staging.files / name, staging.files / f"part-{index:06d}.parquet")
+        return _commit_parquet(folder, staging)
 
 
-class _staging:
-    """A staging folder beside ``output_dir``, renamed into place on success, removed on failure."""
-
-    def __init__(self, output_dir: str, overwrite: bool):
-        self.output_dir = os.path.abspath(output_dir)
-        if os.path.exists(self.output_dir) and not overwrite:
-            raise FileExistsError(f"{self.output_dir} exists; remove it or pass overwrite=True")
-        parent = os.path.dirname(self.output_dir)
-        os.makedirs(parent, exist_ok=True)
-        self.overwrite = overwrite
-        self.path = os.path.join(parent, f".{os.path.basename(self.output_dir)}.incomplete-{uuid.uuid4().hex[:12]}")
-
-    def __enter__(self) -> str:
-        os.makedirs(self.path)
-        return self.path
-
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            return False
-        if self.overwrite and os.path.exists(self.output_dir):
-            shutil.rmtree(self.output_dir)
-        os.rename(self.path, self.output_dir)
-        return False
+def _parquet_folder(output_dir: str, overwrite: bool) -> OutputFolder:
+    return OutputFolder(output_dir, PARQUET_WRITER, overwrite=overwrite, rewrite_own=False, label="output_dir")
 
 
-def _parquet_files(folder: str) -> list[str]:
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".parquet"))
+def _commit_parquet(folder: OutputFolder, staging: Staging) -> list[str]:
+    """Move the staged shards into the output folder; returns their final paths, sorted."""
+    names = sorted(name for name in os.listdir(staging.files) if PART_NAME.fullmatch(name))
+    folder.commit(staging, names=PART_NAME)
+    return [str(folder.path / name) for name in names]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,7 +469,8 @@ def convert(
 ) -> ConversionReport:
     """Convert many source files to DJ-format Parquet shards on the Ray cluster.
 
-    ``output_dir`` appears only when the whole job succeeded (:func:`write_parquet`); it loads with
+    ``output_dir`` appears only when the whole job succeeded (:func:`write_parquet`, whose rules
+    for an existing folder and ``overwrite`` apply); it loads with
     ``datasets.load_dataset("parquet", data_files=report.files)`` or goes to ``hf_mmbuilder.publish``.
     Unreadable files and bad records follow ``on_error`` (:func:`read_sources`); with ``"skip"`` or
     ``"keep"`` they are listed in the report and in ``<output_dir>.rejects.jsonl``, with a warning
@@ -479,12 +481,13 @@ def convert(
         >>> report.num_rows, report.rejected_files  # doctest: +SKIP
         (1000, [{'file': '/data/b.json', 'reason': "..."}])
     """
-    output_dir = os.path.abspath(output_dir)
-    rejects_dir = None if on_error == "raise" else tempfile.mkdtemp(prefix=".rejects-", dir=os.path.dirname(output_dir) or ".")
+    folder = _parquet_folder(output_dir, overwrite)  # refuses a bad output folder before any work
+    output_dir = str(folder.path)
+    rejects_dir = None if on_error == "raise" else tempfile.mkdtemp(prefix=".rejects-", dir=folder.path.parent)
     try:
         ray_ds = read_sources(format_name, files, on_error=on_error, rejects_dir=rejects_dir, **options)
         try:
-            written = write_parquet(ray_ds, output_dir, rows_per_file=rows_per_file, overwrite=overwrite)
+            written = _write_parquet(ray_ds, folder, rows_per_file)
         except Exception as error:
             raise _source_error(error) from error
         rejected_files, rejected_records = read_rejects(rejects_dir) if rejects_dir else ([], [])
@@ -948,7 +951,7 @@ def dedup_parquet(
     data_files=files)`` gives), and the first row of each cluster is kept, as
     ``hf_mmbuilder.dedup(ds, "minhash")`` keeps it; each input shard becomes one output shard
     with its surviving rows in order. ``minhash_params`` are :class:`MinHashParams`'. The output
-    folder appears only when complete.
+    folder appears only when complete; ``overwrite`` as in :func:`write_parquet`.
 
     Example:
         >>> report = dedup_parquet(sorted(glob.glob("mmc4/*.parquet")), "mmc4-dedup")  # doctest: +SKIP
@@ -960,7 +963,7 @@ def dedup_parquet(
     paths = [os.path.abspath(path) for path in files]
     if not paths:
         raise ValueError("no Parquet files given")
-    staging = _staging(output_dir, overwrite)  # refuses an existing output before any work
+    folder = _parquet_folder(output_dir, overwrite)  # refuses an existing output before any work
     for path in paths:
         try:
             names = pq.read_schema(path).names
@@ -982,16 +985,17 @@ def dedup_parquet(
     )
     removed = cluster_stages(rows_ds, num_rows, params, column=column, num_partitions=num_partitions, filter_buckets=bucket_starts, times=times)
     start = time.perf_counter()
-    with staging as folder, _all_cpus_to_one_map():
+    with folder.staging() as staging, _all_cpus_to_one_map():
         written = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            _filter_shards, fn_kwargs={"removed_refs": removed, "staging": folder}, batch_size=1, batch_format="pyarrow"
+            _filter_shards, fn_kwargs={"removed_refs": removed, "staging": str(staging.files)}, batch_size=1, batch_format="pyarrow"
         ).take_all()
-        for name in os.listdir(folder):
+        for name in os.listdir(staging.files):
             if not name.endswith(".parquet"):  # a temporary file of an attempt killed mid-write
-                os.remove(os.path.join(folder, name))
+                os.remove(staging.files / name)
+        files = _commit_parquet(folder, staging)
     times.filter = time.perf_counter() - start
     kept = sum(row["kept"] for row in written)
-    return ParquetDedupReport(os.path.abspath(output_dir), _parquet_files(os.path.abspath(output_dir)), num_rows, kept, times)
+    return ParquetDedupReport(str(folder.path), files, num_rows, kept, times)
 
 
 __all__ = [

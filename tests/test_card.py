@@ -123,8 +123,10 @@ def test_card_metadata_is_valid_for_the_hub(multimodal, tmp_path):
     info = metadata["dataset_info"]
     assert {split["name"]: split["num_examples"] for split in info["splits"]} == {"train": 30, "test": 10}
     assert [feature["name"] for feature in info["features"]] == ["text", "images", "audios", "videos"]
+    tag = re.search(r"data/train-\*-([0-9a-f]{8})\.parquet", card_text).group(1)
     assert metadata["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}], "default": True}]
+        {"split": "train", "path": f"data/train-*-{tag}.parquet"}, {"split": "test", "path": f"data/test-*-{tag}.parquet"}],
+        "default": True}]
     assert validate_card_yaml(card_text.replace("image-text-to-text", "image-txt")) == [
         "'task_categories' has unknown value 'image-txt'"]
 

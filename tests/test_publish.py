@@ -4,6 +4,7 @@ re-publish, extra configs, and bad input refused before anything is written."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,11 @@ def json_images(files):
                 yield record["image"]
 
 
+def generation(card: str) -> str:
+    """The generation tag the card's ``data_files`` globs name (``data/<split>-*-<tag>.parquet``)."""
+    return re.search(r"path: data/\w+-\*-([0-9a-f]{8})\.parquet", card).group(1)
+
+
 def embedded_rows(dataset_dict):
     """split -> rows with media as their embedded bytes (not decoded), for exact comparison."""
     from datasets import Image as ImageFeature, List
@@ -71,8 +77,9 @@ def test_local_folder_is_a_loadable_hub_layout_with_embedded_media(tmp_path):
     assert (out / "README.md").read_text().startswith("---\n")
     assert "| llava_instruct_150k_slice100.json | llava | unknown | 100 |" in result.card
     assert str(tmp_path) not in result.card
+    tag = generation(result.card)
     assert sorted(path.name for path in (out / "data").iterdir()) == [
-        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]
+        f"test-00000-of-00001-{tag}.parquet", f"train-00000-of-00001-{tag}.parquet", f"validation-00000-of-00001-{tag}.parquet"]
     for path in (tmp_path / "media").rglob("*.jpg"):
         path.unlink()
 
@@ -204,11 +211,11 @@ def test_cli_dry_run_prints_card_and_table_and_bad_input_exits_2(tmp_path, capsy
 def test_shards_are_sized_by_bytes(tmp_path):
     dataset = _small_dataset(tmp_path, rows=40)
     out = tmp_path / "out"
-    publish(dataset, split_ratio={"train": 0.5, "test": 0.5}, group_by=None, local_dir=str(out),
-            max_shard_size="20KB", progress=False)
+    result = publish(dataset, split_ratio={"train": 0.5, "test": 0.5}, group_by=None, local_dir=str(out),
+                     max_shard_size="20KB", progress=False)
     shards = sorted((out / "data").glob("train-*.parquet"))
     assert len(shards) > 1
-    assert shards[0].name == f"train-00000-of-{len(shards):05d}.parquet"
+    assert shards[0].name == f"train-00000-of-{len(shards):05d}-{generation(result.card)}.parquet"
     loaded = load_dataset(str(out))
     assert len(loaded["train"]) == 20 and len(loaded["test"]) == 20
     assert sorted([*loaded["train"]["text"], *loaded["test"]["text"]]) == sorted(dataset["text"])

@@ -55,8 +55,8 @@ def hub(tmp_path):
         yield server
 
 
-def run_scenario(hub: HubServer, tmp_path: Path, body: str) -> dict:
-    if not (SHARED / "formats" / "llava").exists():
+def run_scenario(hub: HubServer, tmp_path: Path, body: str, *, needs_shared_data: bool = True) -> dict:
+    if needs_shared_data and not (SHARED / "formats" / "llava").exists():
         pytest.skip(f"shared sample data absent: {SHARED / 'formats' / 'llava'}")
     script = PRELUDE.format(tests=str(TESTS), token=TOKEN, work=str(tmp_path)) + textwrap.dedent(body)
     env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
@@ -84,7 +84,8 @@ def test_push_then_load_from_hub_and_folder_agree(hub, tmp_path):
         card = DatasetCard.load("my-org/llava-sample", repo_type="dataset")
         card.validate(repo_type="dataset")
         first_image = next(row for row in from_hub["train"] if row["images"])["images"][0]
-        local_files = sorted(str(path.relative_to(WORK / "out")) for path in (WORK / "out").rglob("*") if path.is_file())
+        local_files = sorted(str(path.relative_to(WORK / "out")) for path in (WORK / "out").rglob("*")
+                             if path.is_file() and path.name != ".hf_mmbuilder-manifest.json")
         resharded = publish(dataset, "my-org/llava-sample", split_ratio=RATIOS, seed=3, card={"license": "cc-by-4.0"},
                             token=TOKEN, progress=False, embed_media=False, max_shard_size="20KB")
         print(json.dumps({
@@ -161,3 +162,38 @@ def test_faults_give_clear_errors_no_partial_commit_and_retry_succeeds(hub, tmp_
     assert hub.commits("dataset", "my-org/faulty", branch="release")[0] == outcome["retry"]
     assert len(hub.commits("dataset", "my-org/faulty")) == 1
     assert "README.md" in hub.files("dataset", "my-org/faulty", revision="release")
+
+
+def test_publish_keeps_the_repo_files_it_did_not_write_unless_pruning(hub, tmp_path):
+    outcome = run_scenario(hub, tmp_path, """
+        from huggingface_hub import CommitOperationAdd, HfApi
+        from test_publish_local_folder import OPTIONS, text_dataset
+        api = HfApi(token=TOKEN)
+        api.create_repo("my-org/mixed", repo_type="dataset")
+        seeded = {
+            "scripts/train.py": b"print('train')\\n",
+            "images/banner.png": b"banner bytes",
+            "other/train-00000-of-00001.parquet": b"the other config's shard",
+            "data/other-config/train-00000-of-00001.parquet": b"a shard under data/, of another config",
+            "data/validation-00000-of-00001.parquet": b"a split this publish does not write",
+            "data/train-00000-of-00001.parquet": b"a stale shard of the default config's train split",
+            "assets/turns.png": b"a stale plot",
+            "README.md": b"---\\nlicense: mit\\n---\\n# A hand-written card\\n",
+        }
+        seed = api.create_commit("my-org/mixed", [CommitOperationAdd(path, content) for path, content in seeded.items()],
+                                 commit_message="seed", repo_type="dataset")
+        kept = publish(text_dataset("hub", 20), "my-org/mixed", token=TOKEN, **OPTIONS)
+        pruned = publish(text_dataset("hub", 20), "my-org/mixed", token=TOKEN, prune=True, **OPTIONS)
+        print(json.dumps({"seed": seed.oid, "kept": kept.commit, "kept_files": kept.files,
+                          "pruned": pruned.commit, "pruned_files": pruned.files}))
+    """, needs_shared_data=False)
+    seeded = hub.files("dataset", "my-org/mixed", revision=outcome["seed"])
+    kept = hub.files("dataset", "my-org/mixed", revision=outcome["kept"])
+    others = ["scripts/train.py", "images/banner.png", "other/train-00000-of-00001.parquet",
+              "data/other-config/train-00000-of-00001.parquet", "data/validation-00000-of-00001.parquet"]
+    assert sorted(kept) == sorted([".gitattributes", *others, *outcome["kept_files"]])
+    assert {path: kept[path] for path in others} == {path: seeded[path] for path in others}
+    assert kept["README.md"].startswith(b"---\n")
+    assert hub.commits("dataset", "my-org/mixed")[:3] == [outcome["pruned"], outcome["kept"], outcome["seed"]]
+    assert sorted(hub.files("dataset", "my-org/mixed", revision=outcome["pruned"])) == sorted([".gitattributes", *outcome["pruned_files"]])
+    assert outcome["pruned_files"] == outcome["kept_files"]

@@ -29,6 +29,7 @@ from hf_mmbuilder.datagen_interleaved import mmc4_records, write_jsonl  # noqa: 
 from hf_mmbuilder.dedup import MinHashSignature, minhash_clusters  # noqa: E402
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 from hf_mmbuilder.ops import ComputeStats, QualityFilter, RedactPII  # noqa: E402
+from hf_mmbuilder.output_folder import MANIFEST, OutputFolderError  # noqa: E402
 
 DJ_KEPT = [0, 1, 2, 3, 5, 6, 7, 9, 12]
 NUM_DOCS = 200_000
@@ -187,7 +188,7 @@ def test_worker_killed_mid_job_gives_the_same_result_and_no_partial_output(ray_s
     kept_rows = pa.concat_tables([pq.read_table(path) for path in report.files]).column("row").to_numpy()
     assert np.array_equal(kept_rows, np.flatnonzero(labels == np.arange(len(ds))))
     assert report.num_rows == len(ds) and report.num_kept == kept_rows.size
-    assert sorted(os.listdir(output)) == [f"part-{index:06d}.parquet" for index in range(4)]
+    assert sorted(os.listdir(output)) == [MANIFEST, *(f"part-{index:06d}.parquet" for index in range(4))]
     assert sorted(os.listdir(tmp_path)) == ["dedup", *(f"in-{index}.parquet" for index in range(4))]
 
 
@@ -267,6 +268,28 @@ def test_hf_datasets_round_trip_through_parquet(ray_session, tmp_path, cache_dir
     assert sorted(os.listdir(tmp_path)) == ["hf_cache", "in", "out"]
     with pytest.raises(FileExistsError, match="exists"):
         ray_engine.write_parquet(ray_ds, str(tmp_path / "out"))
+
+
+def test_overwrite_replaces_only_the_writers_own_shards(ray_session, tmp_path):
+    out = tmp_path / "out"
+    old = ray_session.data.from_items([{"text": f"old {index}"} for index in range(6)], override_num_blocks=3)
+    first = ray_engine.write_parquet(old, str(out))
+    assert first == [str(out / f"part-{index:06d}.parquet") for index in range(3)]
+    (out / "notes.md").write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / "part-000000.parquet").write_bytes(b"the user's file, named like a shard one folder down")
+    new = ray_session.data.from_items([{"text": "new 0"}, {"text": "new 1"}], override_num_blocks=1)
+    with pytest.raises(OutputFolderError) as refused:
+        ray_engine.write_parquet(new, str(out))
+    assert str(refused.value) == (f"output_dir {str(out)!r} exists and holds an earlier parquet output: pass overwrite=True "
+                                  "(--overwrite on the command line) to replace it; files it did not write are kept")
+    second = ray_engine.write_parquet(new, str(out), overwrite=True)
+    assert second == [str(out / "part-000000.parquet")]
+    assert pq.read_table(second[0]).column("text").to_pylist() == ["new 0", "new 1"]
+    assert sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()) == [
+        MANIFEST, "notes.md", "part-000000.parquet", "sub/part-000000.parquet"]
+    assert (out / "notes.md").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
 def test_dedup_parquet_names_an_unreadable_shard(ray_session, tmp_path):

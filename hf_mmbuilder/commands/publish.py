@@ -14,6 +14,10 @@ EPILOG = """Example:
       --local-dir out/llava-clean --repo-id my-org/llava-clean --dry-run
 
 card.yaml holds CardSpec fields: license, language, sources, history, sections, template, ...
+
+Publishing never deletes files it did not write: in --local-dir only its README.md, assets/ plots
+and data shards are replaced; on the Hub only the stale shards of the configs and splits published
+and stale plots are deleted (--prune deletes every other file of the revision too).
 """
 
 
@@ -53,6 +57,9 @@ def register(subparsers) -> None:
     parser.add_argument("--media-root", help="folder relative media paths are read from")
     parser.add_argument("--repo-id", help="Hub dataset repo, namespace/name")
     parser.add_argument("--local-dir", help="write the repo layout to this folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a --local-dir holding files publish did not write (they are kept; only "
+                             "files with the names publish writes are replaced)")
     parser.add_argument("--split", default="train=1", type=parse_split_ratio, help="ratios, e.g. train=0.8,test=0.2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group-by", default="auto",
@@ -65,6 +72,8 @@ def register(subparsers) -> None:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", help="branch to commit to (created if needed)")
     parser.add_argument("--message", help="commit message")
+    parser.add_argument("--prune", action="store_true",
+                        help="on the Hub, also delete every file of the revision this publish did not write")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the logged-in token)")
     parser.add_argument("--dry-run", action="store_true", help="print the card and the split table; write nothing")
     parser.set_defaults(func=run)
@@ -100,7 +109,8 @@ def run(args) -> int:
             dataset, args.repo_id, split_ratio=args.split, seed=args.seed, group_by=group_by,
             stratify_by=args.stratify_by, card=card, local_dir=args.local_dir, embed_media=not args.reference_media,
             max_shard_size=args.max_shard_size, config_by=args.config_by, private=args.private,
-            revision=args.revision, commit_message=args.message, token=args.token, dry_run=args.dry_run,
+            revision=args.revision, commit_message=args.message, token=args.token, overwrite=args.overwrite,
+            prune=args.prune, dry_run=args.dry_run,
         )
     except PublishError as error:
         print(f"hf-mmbuilder publish: error: {error}", file=sys.stderr)

@@ -41,7 +41,7 @@ bench: $(STAMP)
 
 # Re-resolve every environment's recipe (requirements/venvs.py) into its lock file.
 lock:
-	$(PYTHON) -P requirements/venvs.py refresh project dj
+	$(PYTHON) -P requirements/venvs.py refresh project dj llamafactory datasets4
 
 clean:
-	rm -rf $(VENV) .venv-dj demo_output
+	rm -rf $(VENV) .venv-dj .venv-llamafactory .venv-datasets4 demo_output

@@ -47,12 +47,32 @@ RECIPES: dict[str, list[list[str]]] = {
         [TORCH],
         ["--no-deps", "py-data-juicer==1.6.1"],
         ["fire", "jsonlines", "loguru", "tqdm", "psutil", "tomli", "zstandard", "datasets", "pydantic", "aiohttp",
-         "regex", "pillow", "numpy", "httpx", "wget", "emoji", "requests", "jsonargparse", "bs4", "tabulate"],
+         "regex", "pillow", "numpy", "httpx", "wget", "emoji", "requests", "jsonargparse", "bs4", "tabulate",
+         # `dj-process` imports its Ray executor (`@ray.remote` in ray_tracer.py, at import time) even
+         # with the default executor; without ray the lazy loader pip-installs it (~80 MB) at start-up.
+         "ray"],
+    ],
+    # LLaMA-Factory's data module (converter, parser, mm_plugin, loader) and the hparams it needs, for
+    # tests/peer_scripts/llamafactory_convert.py. Its declared set is large (gradio, torchvision, ...),
+    # so it goes in without dependencies, then what those modules import, within the ranges its
+    # metadata declares. torchaudio stays out: PyPI's wheels are CUDA builds that cannot load beside
+    # the CPU torch (libc10_cuda.so), and mm_plugin uses it for audio only (the script stubs it).
+    "llamafactory": [
+        [TORCH],
+        ["--no-deps", "llamafactory==0.9.5"],
+        ["datasets==4.0.0", "transformers>=4.55.0,<=5.6.0,!=4.52.0,!=4.57.0", "peft>=0.18.0,<=0.18.1",
+         "accelerate>=1.3.0,<=1.11.0", "trl>=0.18.0,<=0.24.0", "omegaconf", "pillow", "numpy"],
+    ],
+    # Plain `datasets` 4.0.0 (what LLaMA-Factory's newest release pins), for
+    # tests/peer_scripts/datasets_load.py. Nothing in it can pull torch, so no torch step.
+    "datasets4": [
+        ["datasets==4.0.0", "pillow"],
     ],
 }
 
 # Where `ensure` builds each peer environment (the benchmarks and tests look there).
-LOCATIONS = {"project": ROOT / ".venv", "dj": ROOT / ".venv-dj"}
+LOCATIONS = {"project": ROOT / ".venv", "dj": ROOT / ".venv-dj", "llamafactory": ROOT / ".venv-llamafactory",
+             "datasets4": ROOT / ".venv-datasets4"}
 
 
 def lock_path(name: str) -> Path:
@@ -84,7 +104,27 @@ def install(name: str, venv: Path) -> None:
     _pip(python, "--no-deps", "-r", str(lock_path(name)))
     if name == "project":
         _pip(python, "--no-deps", "-e", str(ROOT))
-    subprocess.run([str(python), "-m", "pip", "check"], check=True, stdout=subprocess.DEVNULL)
+    _check(name, python)
+
+
+def _canonical(project: str) -> str:
+    return project.lower().replace("_", "-").replace(".", "-")
+
+
+def no_deps_packages(name: str) -> set[str]:
+    """The packages a recipe installs with ``--no-deps`` (their declared requirements stay unmet on purpose)."""
+    return {_canonical(argument.split("==")[0].split("[")[0])
+            for step in RECIPES[name] if "--no-deps" in step for argument in step if not argument.startswith("-")}
+
+
+def _check(name: str, python: Path) -> None:
+    """``pip check``, leaving out what the recipe's ``--no-deps`` packages themselves declare."""
+    completed = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
+    skipped = no_deps_packages(name)
+    problems = [line for line in completed.stdout.splitlines()
+                if line.strip() and not line.startswith("No broken") and _canonical(line.split()[0]) not in skipped]
+    if problems or (completed.returncode and not completed.stdout.strip()):
+        raise RuntimeError(f"pip check failed in {python}:\n" + "\n".join(problems or [completed.stderr]))
 
 
 def ensure(name: str) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hf_mmbuilder.dedup_media import image_hashes
+from hf_mmbuilder.duplicates import image_hashes
 
 
 def machine_info() -> dict:

@@ -47,7 +47,7 @@ from common import DATA, machine, write_result  # noqa: E402
 
 import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder.arrow import string_array  # noqa: E402
-from hf_mmbuilder.dedup import MinHashParams, candidate_edge_stage, component_stage, filter_stage, signature_stage  # noqa: E402
+from hf_mmbuilder.duplicates import MinHashParams, candidate_edge_stage, component_stage, filter_stage, signature_stage  # noqa: E402
 
 DOCS = 1_000_000
 MIN_WORDS, MAX_WORDS = 60, 140

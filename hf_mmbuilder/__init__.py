@@ -17,7 +17,7 @@ from . import _deprecated
 # Old module paths (hf_mmbuilder._deprecated.MOVED) resolve before any other import can ask for one.
 _deprecated.install()
 
-from .dedup import dedup
+from .duplicates import dedup
 from .export import export
 from .media import decode_media
 from .publish import publish

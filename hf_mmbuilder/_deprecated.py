@@ -28,7 +28,10 @@ import warnings
 from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
-MOVED: dict[str, Union[str, tuple[str, ...]]] = {}
+MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.dedup": "hf_mmbuilder.duplicates",
+    "hf_mmbuilder.dedup_media": "hf_mmbuilder.duplicates",
+}
 
 # Functions of the root package whose names older module paths share; importing such an old path
 # must not replace the function by the module (the import system binds every submodule it loads

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from hf_mmbuilder.dedup import ExactParams, TextDigest, dedup, drop_repeated_media, exact_clusters, normalize_texts, text_digests
+from hf_mmbuilder.duplicates import ExactParams, TextDigest, dedup, drop_repeated_media, exact_clusters, normalize_texts, text_digests
 from hf_mmbuilder.kernels.exact_hash import digests128, first_occurrence_labels
 
 # MurmurHash3 x64-128 reference values (seed 0), as printed by the reference C implementation.

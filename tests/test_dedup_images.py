@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hf_mmbuilder.dedup_media import ImageHashError, default_radius, image_hash_clusters, image_hashes
+from hf_mmbuilder.duplicates import ImageHashError, default_radius, image_hash_clusters, image_hashes
 from hf_mmbuilder.kernels.hamming import hamming_pairs
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "media"

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hf_mmbuilder.dedup import (
+from hf_mmbuilder.duplicates import (
     MinHashParams,
     MinHashSignature,
     candidate_edge_stage,

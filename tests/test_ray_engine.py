@@ -26,7 +26,7 @@ psutil = pytest.importorskip("psutil")
 import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder import ray_engine  # noqa: E402
 from hf_mmbuilder.datagen_interleaved import mmc4_records, write_jsonl  # noqa: E402
-from hf_mmbuilder.dedup import MinHashSignature, minhash_clusters  # noqa: E402
+from hf_mmbuilder.duplicates import MinHashSignature, minhash_clusters  # noqa: E402
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 from hf_mmbuilder.ops import ComputeStats, QualityFilter, RedactPII  # noqa: E402
 from hf_mmbuilder.output_folder import MANIFEST, OutputFolderError  # noqa: E402
@@ -72,7 +72,7 @@ def corpus():
 
 
 def test_import_hf_mmbuilder_does_not_import_ray():
-    code = "import sys, hf_mmbuilder, hf_mmbuilder.dedup; print('ray' in sys.modules)"
+    code = "import sys, hf_mmbuilder, hf_mmbuilder.duplicates; print('ray' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -83,7 +83,12 @@ class AliasFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader())
+        new = MOVED[fullname]
+        # The new module's source file as the origin: the datasets cache key follows a loading
+        # script's imports by spec origin (registry.source_modules), so a script that still
+        # imports an old path keeps the moved code in its key.
+        found = importlib.util.find_spec(new) if isinstance(new, str) else None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(), origin=found.origin if found else None)
 
 
 def install() -> None:

@@ -18,6 +18,7 @@ from hf_mmbuilder import _deprecated
 IMPORT_OLD_PATH = r"""
 import importlib, json, sys, warnings
 old = sys.argv[1]
+origin = importlib.util.find_spec(old).origin
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     exec(f"import {old}")
@@ -32,6 +33,8 @@ with warnings.catch_warnings(record=True) as caught:
         "names_found": all(all(hasattr(module, name) for name in dir(importlib.import_module(t)) if not name.startswith("_"))
                            for t in targets),
         "front_doors": {name: type(getattr(hf_mmbuilder, name)).__name__ for name in sorted(_deprecated.FRONT_DOORS)},
+        "origin": origin,
+        "new_origins": [importlib.util.find_spec(t).origin for t in targets],
     }))
 """
 
@@ -62,6 +65,8 @@ def test_an_old_module_path_warns_and_gives_the_new_module(old):
     assert filename == "<string>", filename
     assert result["identical"] or not isinstance(new, str)
     assert result["names_found"]
+    # The cache key of a loading script that still imports the old path covers the new module's source.
+    assert result["origin"] == (result["new_origins"][0] if isinstance(new, str) else None)
     assert set(result["front_doors"].values()) == {"function"}, result["front_doors"]
 
 

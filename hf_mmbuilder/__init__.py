@@ -21,9 +21,9 @@ from .duplicates import dedup
 from .export import export
 from .media import decode_media
 from .publish import publish
-from .realign import realign
+from .realignment import realign
 from .registry import available_formats, load, register, registered_names
-from .select import select
+from .selection import select
 from .schema import (
     AUDIO_TOKEN,
     EOC_TOKEN,

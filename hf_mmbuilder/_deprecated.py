@@ -31,6 +31,8 @@ from typing import Union
 MOVED: dict[str, Union[str, tuple[str, ...]]] = {
     "hf_mmbuilder.dedup": "hf_mmbuilder.duplicates",
     "hf_mmbuilder.dedup_media": "hf_mmbuilder.duplicates",
+    "hf_mmbuilder.realign": "hf_mmbuilder.realignment",
+    "hf_mmbuilder.select": "hf_mmbuilder.selection",
 }
 
 # Functions of the root package whose names older module paths share; importing such an old path

@@ -30,29 +30,10 @@ from hf_mmbuilder.duplicates import MinHashSignature, minhash_clusters  # noqa: 
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 from hf_mmbuilder.ops import ComputeStats, QualityFilter, RedactPII  # noqa: E402
 from hf_mmbuilder.output_folder import MANIFEST, OutputFolderError  # noqa: E402
+from hf_mmbuilder.testing import planted_corpus  # noqa: E402
 
 DJ_KEPT = [0, 1, 2, 3, 5, 6, 7, 9, 12]
 NUM_DOCS = 200_000
-
-
-def planted_corpus(n: int, seed: int = 0, duplicate_rate: float = 0.08) -> list[str]:
-    """Zipf-word documents of 20-60 words; a ``duplicate_rate`` share copy an earlier document
-    with one word replaced (Jaccard about 0.8-0.9: LSH finds most, not all, as at any threshold)."""
-    rng = np.random.default_rng(seed)
-    vocabulary = [f"w{i}" for i in range(30_000)]
-    weights = 1.0 / np.arange(1, len(vocabulary) + 1)
-    lengths = rng.integers(20, 61, size=n)
-    ids = rng.choice(len(vocabulary), size=int(lengths.sum()), p=weights / weights.sum()).tolist()
-    bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-    docs = [" ".join([vocabulary[k] for k in ids[bounds[i] : bounds[i + 1]]]) for i in range(n)]
-    copies = np.flatnonzero(rng.random(n) < duplicate_rate)
-    copies = copies[copies > 0]
-    originals = (rng.random(copies.size) * copies).astype(np.int64)
-    for row, original in zip(copies.tolist(), originals.tolist()):
-        words = docs[original].split(" ")
-        words[rng.integers(len(words))] = "planted"
-        docs[row] = " ".join(words)
-    return docs
 
 
 @pytest.fixture(scope="module")

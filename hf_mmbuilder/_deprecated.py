@@ -122,6 +122,21 @@ class Package(types.ModuleType):
         super().__setattr__(name, value)
 
 
+def warn_renamed(where: str, old: str, new: str, *, stacklevel: int = 3, note: str = "") -> None:
+    """Warn that keyword ``old`` of ``where`` is now ``new`` (``stacklevel`` counts from here).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_renamed("ExactParams", "drop_non_alnum", "ignore_non_character", note="it also drops digits")
+        >>> print(caught[0].message)
+        ExactParams(drop_non_alnum=...) is deprecated; use ignore_non_character=..., it also drops digits (the old name goes in the next minor release)
+    """
+    detail = f", {note}" if note else ""
+    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=...{detail} ({REMOVAL})", FutureWarning, stacklevel=stacklevel)
+
+
 def renamed(kwargs: dict, old: str, new: str, *, where: str, stacklevel: int = 3) -> dict:
     """``kwargs`` with ``old`` renamed to ``new`` (warning when ``old`` was given).
 
@@ -140,7 +155,7 @@ def renamed(kwargs: dict, old: str, new: str, *, where: str, stacklevel: int = 3
         return kwargs
     if new in kwargs:
         raise TypeError(f"{where}() got both {new}= and its deprecated name {old}=")
-    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=... ({REMOVAL})", FutureWarning, stacklevel=stacklevel)
+    warn_renamed(where, old, new, stacklevel=stacklevel + 1)
     out = dict(kwargs)
     out[new] = out.pop(old)
     return out

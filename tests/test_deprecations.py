@@ -158,3 +158,27 @@ def test_renamed_leaves_new_keywords_alone_without_a_warning():
 def test_renamed_refuses_both_names():
     with pytest.raises(TypeError, match=r"f\(\) got both new= and its deprecated name old="):
         _deprecated.renamed({"old": 1, "new": 2}, "old", "new", where="f")
+
+
+def test_minhash_mode_is_now_compat():
+    from hf_mmbuilder.duplicates import MinHashParams, dedup
+
+    with pytest.warns(FutureWarning, match=r'MinHashParams\(mode=\.\.\.\) is deprecated; use compat=\.\.\., mode="fast" is compat=None') as caught:
+        assert MinHashParams(mode="data_juicer") == MinHashParams(compat="data_juicer")
+    assert caught[0].filename == __file__
+    with pytest.warns(FutureWarning, match="compat"):
+        assert MinHashParams(mode="fast") == MinHashParams()
+    with pytest.raises(TypeError, match="both compat= and its deprecated name mode="):
+        MinHashParams(mode="fast", compat="data_juicer")
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="mode must be 'fast' or 'data_juicer'"):
+        MinHashParams(mode="approximate")
+    with pytest.raises(ValueError, match="compat must be None or 'data_juicer'"):
+        MinHashParams(compat="fast")
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": ["a b c d e", "a b c d e f", "x y"]})
+    with pytest.warns(FutureWarning, match="compat"):
+        old, old_report = dedup(ds, "minhash", mode="data_juicer", return_clusters=True, return_report=True)
+    new, new_report = dedup(ds, "minhash", compat="data_juicer", return_clusters=True, return_report=True)
+    assert old["cluster_id"] == new["cluster_id"] and old_report.params == new_report.params
+    assert new_report.params["compat"] == "data_juicer" and "mode" not in new_report.params

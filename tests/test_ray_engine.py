@@ -117,11 +117,11 @@ def test_key_buckets_split_each_band_and_give_the_same_clusters(ray_session, cor
 def test_data_juicer_demo_keeps_data_juicers_rows_on_ray(ray_session, shared_data):
     rows = [json.loads(line) for line in open(shared_data / "dedup" / "demo-dataset-deduplication.jsonl")]
     demo = datasets.Dataset.from_list(rows).add_column("row", list(range(len(rows))))
-    kept, report = hf_mmbuilder.dedup(demo, "minhash", mode="data_juicer", engine="ray", return_report=True)
+    kept, report = hf_mmbuilder.dedup(demo, "minhash", compat="data_juicer", engine="ray", return_report=True)
     assert list(kept["row"]) == DJ_KEPT
     assert report.num_removed == len(rows) - len(DJ_KEPT)
-    clusters = hf_mmbuilder.dedup(demo, "minhash", mode="data_juicer", engine="ray", return_clusters=True)
-    assert list(clusters["cluster_id"]) == list(hf_mmbuilder.dedup(demo, "minhash", mode="data_juicer", return_clusters=True)["cluster_id"])
+    clusters = hf_mmbuilder.dedup(demo, "minhash", compat="data_juicer", engine="ray", return_clusters=True)
+    assert list(clusters["cluster_id"]) == list(hf_mmbuilder.dedup(demo, "minhash", compat="data_juicer", return_clusters=True)["cluster_id"])
 
 
 def test_engine_is_checked():

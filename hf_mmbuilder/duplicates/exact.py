@@ -17,11 +17,16 @@ import pyarrow.compute as pc
 import xxhash
 from tqdm.auto import tqdm
 
+from .._deprecated import warn_renamed
 from ..arrow import batch_column, check_column, iter_tables, string_array, string_buffers
 from ..kernels import exact_hash
 from ..media import resolve_media_path
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 from .stages import BATCH_SIZE
+
+# Data-Juicer's document_deduplicator drops `\s+|\d+|[string.punctuation]` with Python's Unicode
+# classes; in RE2: whatever str.isspace() accepts, Unicode decimal digits, ASCII punctuation.
+NON_CHARACTER_PATTERN = r"[\t-\r\x{1c}-\x{20}\x{85}\p{Z}]+|\p{Nd}+|[!-/:-@\[-`{-~]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +36,11 @@ class ExactParams:
     ``on`` lists the parts of the row key: ``"text"`` (its normalised digest) and/or media columns
     (``"images"``, ``"audios"``, ``"videos"``: the ordered digests of the files' bytes, read from
     the row's ``media_root`` column when present). Text normalisation, in this order: drop DJ
-    special tokens, lowercase, drop every character that is not a Unicode letter or digit, strip
-    surrounding whitespace.
+    special tokens, lowercase, drop non-characters, strip surrounding whitespace.
+
+    ``ignore_non_character`` drops what Data-Juicer's ``document_deduplicator`` drops: whitespace,
+    decimal digits and ASCII punctuation (other symbols stay). The deprecated ``drop_non_alnum``
+    keeps its own rule: drop every character that is not a Unicode letter or digit.
 
     Example:
         >>> ExactParams(lowercase=True).on
@@ -45,8 +53,12 @@ class ExactParams:
     drop_non_alnum: bool = False
     drop_special_tokens: bool = False
     tokens: SpecialTokens = DEFAULT_TOKENS
+    ignore_non_character: bool = False
 
     def __post_init__(self):
+        if self.drop_non_alnum:
+            warn_renamed("ExactParams", "drop_non_alnum", "ignore_non_character", stacklevel=4,
+                         note="which follows Data-Juicer: it also drops digits and keeps non-ASCII symbols")
         on = (self.on,) if isinstance(self.on, str) else tuple(self.on)
         object.__setattr__(self, "on", on)
         unknown = [part for part in on if part != "text" and part not in MEDIA_COLUMNS]
@@ -66,8 +78,8 @@ def normalize_texts(texts, params: ExactParams = ExactParams()) -> pa.Array:
     pyarrow large_string array, length n
 
     Example:
-        >>> normalize_texts(["  Hi, <__dj__image> there! "], ExactParams(lowercase=True,
-        ...     drop_non_alnum=True, drop_special_tokens=True)).to_pylist()
+        >>> normalize_texts(["  Hi, <__dj__image> there 2! "], ExactParams(lowercase=True,
+        ...     ignore_non_character=True, drop_special_tokens=True)).to_pylist()
         ['hithere']
     """
     array = string_array(texts)
@@ -78,6 +90,8 @@ def normalize_texts(texts, params: ExactParams = ExactParams()) -> pa.Array:
         array = pc.utf8_lower(array)
     if params.drop_non_alnum:
         array = pc.replace_substring_regex(array, r"[^\p{L}\p{N}]+", "")
+    if params.ignore_non_character:
+        array = pc.replace_substring_regex(array, NON_CHARACTER_PATTERN, "")
     if params.strip:
         array = pc.utf8_trim_whitespace(array)
     return array.cast(pa.large_string())

@@ -1,8 +1,8 @@
 """Near duplicates by MinHash-LSH: shingles, signatures, band keys (stage 1) and the one-process clusters.
 
-MinHash has two hash modes. ``mode="fast"`` (default) hashes shingles in Numba over the Arrow
-UTF-8 buffers and applies 32-bit affine permutations; every shingle counts and a text with fewer
-words than ``window_size`` is one shingle. ``mode="data_juicer"`` reproduces Data-Juicer's
+MinHash has two hash modes. The fast one (``compat=None``, default) hashes shingles in Numba over
+the Arrow UTF-8 buffers and applies 32-bit affine permutations; every shingle counts and a text
+with fewer words than ``window_size`` is one shingle. ``compat="data_juicer"`` reproduces Data-Juicer's
 ``document_minhash_deduplicator`` bit for bit (sha1 token hashes in Python, its permutation
 arithmetic and its shingle range, which drops the last shingle and gives every text of at most
 ``window_size`` words the same empty signature, so such texts all land in one cluster).
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from .._deprecated import warn_renamed
 from ..arrow import batch_column, check_column, iter_tables, string_array, string_buffers
 from ..kernels import lsh, minhash
 from ..schema import CLUSTER_COLUMN
@@ -43,7 +44,9 @@ class MinHashParams:
     default to datasketch's optimal-parameter rule (25 x 10 at 0.7 / 256). ``sketch="oph"`` swaps
     k-permutation MinHash for one-permutation hashing with densification, O(n + k) per document, for
     long documents (fast mode only). ``ignore_pattern`` is removed from the text before shingling
-    (RE2 syntax in fast mode, Python ``re`` in Data-Juicer mode).
+    (RE2 syntax in fast mode, Python ``re`` in Data-Juicer mode). ``compat="data_juicer"``
+    reproduces Data-Juicer's signatures bit for bit (the deprecated ``mode="data_juicer"`` /
+    ``mode="fast"`` still work, with a warning).
 
     Example:
         >>> MinHashParams().bands_and_rows()
@@ -59,17 +62,26 @@ class MinHashParams:
     num_bands: Optional[int] = None
     num_rows_per_band: Optional[int] = None
     seed: int = 42
-    mode: str = "fast"
+    compat: Optional[str] = None
     sketch: str = "minhash"
+    # Deprecated spelling of compat: "fast" is compat=None, "data_juicer" is compat="data_juicer".
+    mode: dataclasses.InitVar[Optional[str]] = None
 
-    def __post_init__(self):
+    def __post_init__(self, mode: Optional[str]):
+        if mode is not None:
+            if self.compat is not None:
+                raise TypeError("MinHashParams() got both compat= and its deprecated name mode=")
+            warn_renamed("MinHashParams", "mode", "compat", stacklevel=4, note='mode="fast" is compat=None')
+            if mode not in ("fast", "data_juicer"):
+                raise ValueError(f"mode must be 'fast' or 'data_juicer', got {mode!r}")
+            object.__setattr__(self, "compat", None if mode == "fast" else mode)
         if self.tokenization not in ("space", "character"):
             raise ValueError(f"tokenization must be 'space' or 'character', got {self.tokenization!r}")
-        if self.mode not in ("fast", "data_juicer"):
-            raise ValueError(f"mode must be 'fast' or 'data_juicer', got {self.mode!r}")
+        if self.compat not in (None, "data_juicer"):
+            raise ValueError(f"compat must be None or 'data_juicer', got {self.compat!r}")
         if self.sketch not in ("minhash", "oph"):
             raise ValueError(f"sketch must be 'minhash' or 'oph', got {self.sketch!r}")
-        if self.sketch == "oph" and self.mode == "data_juicer":
+        if self.sketch == "oph" and self.compat == "data_juicer":
             raise ValueError("sketch='oph' exists in fast mode only (Data-Juicer has no such sketch)")
         if self.window_size < 1 or self.num_permutations < 1:
             raise ValueError("window_size and num_permutations must be >= 1")
@@ -148,7 +160,7 @@ def shingle_hashes(texts, params: MinHashParams = MinHashParams()) -> tuple[np.n
         [0, 2]
     """
     array = string_array(texts)
-    if params.mode == "data_juicer":
+    if params.compat == "data_juicer":
         return _data_juicer_shingle_hashes(array, params)
     if params.ignore_pattern:
         array = pc.replace_substring_regex(array, params.ignore_pattern, "").cast(pa.large_string())
@@ -195,7 +207,7 @@ def _sketch(hashes: np.ndarray, offsets: np.ndarray, params: MinHashParams) -> n
     if params.sketch == "oph":
         return minhash.oph_signatures(hashes, offsets, params.num_permutations, params.seed)
     a, b = _permutations(params)
-    scheme = "data_juicer" if params.mode == "data_juicer" else "affine32"
+    scheme = "data_juicer" if params.compat == "data_juicer" else "affine32"
     return minhash.minhash_signatures(hashes, offsets, a, b, scheme)
 
 

@@ -63,7 +63,8 @@ def _smallest_member(labels: np.ndarray) -> np.ndarray:
 
 
 _EXACT_KEYS = {field.name for field in dataclasses.fields(ExactParams)}
-_MINHASH_KEYS = {field.name for field in dataclasses.fields(MinHashParams)}
+# Plus the deprecated spelling MinHashParams still accepts (with a warning).
+_MINHASH_KEYS = {field.name for field in dataclasses.fields(MinHashParams)} | {"mode"}
 
 
 def dedup(
@@ -87,9 +88,9 @@ def dedup(
     ds : datasets.Dataset
     method : {"exact", "minhash", "phash", "semantic"}
         ``"exact"``: equal 128-bit digests of the normalised text and/or media bytes
-        (:class:`ExactParams`: ``on``, ``strip``, ``lowercase``, ``drop_non_alnum``,
-        ``drop_special_tokens``). ``"minhash"``: MinHash-LSH near duplicates of ``column``
-        (:class:`MinHashParams`, Data-Juicer's names and defaults; ``mode="data_juicer"`` for
+        (:class:`ExactParams`: ``on``, ``strip``, ``lowercase``, ``ignore_non_character``,
+        ``drop_special_tokens``; deprecated ``drop_non_alnum``). ``"minhash"``: MinHash-LSH near duplicates of ``column``
+        (:class:`MinHashParams`, Data-Juicer's names and defaults; ``compat="data_juicer"`` for
         bit-for-bit parity). ``"phash"``: perceptual image hashes within a Hamming ``radius``
         (``hash``, ``radius``, ``mode``, ... of ``hf_mmbuilder.duplicates.image_hash_clusters``).
         ``"semantic"``: embedding clusters (``embeddings``, ``eps``, ... of
@@ -151,7 +152,7 @@ def dedup(
         if column is not None:
             params = {**params, "on": (column,)}
         exact_params = ExactParams(**params)
-        report_params = {name: getattr(exact_params, name) for name in ("on", "strip", "lowercase", "drop_non_alnum", "drop_special_tokens")}
+        report_params = {name: getattr(exact_params, name) for name in ("on", "strip", "lowercase", "ignore_non_character", "drop_non_alnum", "drop_special_tokens")}
         labels = exact_clusters(ds, exact_params, batch_size=batch_size, progress=progress) if n else np.empty(0, np.int64)
         text_column = "text" if "text" in exact_params.on else None
     elif method == "minhash":

@@ -182,3 +182,24 @@ def test_minhash_mode_is_now_compat():
     new, new_report = dedup(ds, "minhash", compat="data_juicer", return_clusters=True, return_report=True)
     assert old["cluster_id"] == new["cluster_id"] and old_report.params == new_report.params
     assert new_report.params["compat"] == "data_juicer" and "mode" not in new_report.params
+
+
+def test_image_hash_keywords_are_now_hash_method_and_compat():
+    from PIL import Image
+
+    from hf_mmbuilder.duplicates import image_hash_clusters, image_hashes
+
+    images = [Image.effect_mandelbrot((64, 64), (-2, -1.5, 1, 1.5), 50), Image.linear_gradient("L").resize((64, 64))]
+    for old, new in [({"hash": "dhash"}, {"hash_method": "dhash"}), ({"mode": "fast"}, {"compat": None}),
+                     ({"mode": "exact"}, {"compat": "imagehash"}), ({"hash": "ahash", "mode": "fast"}, {"hash_method": "ahash", "compat": None})]:
+        with pytest.warns(FutureWarning, match=r"image_hashes\((hash|mode)=\.\.\.\) is deprecated") as caught:
+            assert (image_hashes(images, **old) == image_hashes(images, **new)).all(), old
+        assert all(warning.filename == __file__ for warning in caught)
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"image": images + images[:1]}, features=datasets.Features({"image": datasets.Image()}))
+    with pytest.warns(FutureWarning, match=r"image_hash_clusters\(hash=\.\.\.\) is deprecated; use hash_method="):
+        old = image_hash_clusters(ds, column="image", hash="dhash", progress=False)
+    assert old.tolist() == image_hash_clusters(ds, column="image", hash_method="dhash", progress=False).tolist() == [0, 1, 0]
+    with pytest.warns(FutureWarning, match="hash_method"):
+        assert len(hf_mmbuilder.dedup(ds, "phash", column="image", hash="dhash")) == 2

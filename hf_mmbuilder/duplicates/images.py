@@ -6,18 +6,22 @@ selects the rows to keep and equal labels group duplicates (used for leakage-fre
 
 Image hashes (:func:`image_hashes`):
 
-- ``mode="exact"``: bit-identical to ``imagehash`` 4.3 (``phash``, ``dhash``, ``average_hash``,
+- ``compat="imagehash"`` (default): bit-identical to ``imagehash`` 4.3 (``phash``, ``dhash``, ``average_hash``,
   ``whash``): the same PIL grayscale conversion and LANCZOS resize, the same transforms
   (``scipy.fftpack`` DCT, ``pywt`` wavelets), batched over many images at once.
-- ``mode="fast"``: reads only a 128 x 128 lattice of pixel samples (zero-copy through Pillow's
+- ``compat=None`` (fast): reads only a 128 x 128 lattice of pixel samples (zero-copy through Pillow's
   Arrow export; JPEG files are draft-decoded by libjpeg straight to a reduced-scale grayscale
   image), box-averages them to the hash grid and computes only the kept DCT frequencies by GEMM.
-  It drifts from exact mode by about 1 bit of 64 on average (p99 6 bits for phash, measured in
+  It drifts from imagehash by about 1 bit of 64 on average (p99 6 bits for phash, measured in
   ``benchmarks/results/dedup_phash.json``); hashes of the two modes should not be mixed in one
-  index, and fast mode wants ``hash_size=16`` for near-duplicate search (see :func:`default_radius`).
+  index, and the fast hashes want ``hash_size=16`` for near-duplicate search (see :func:`default_radius`).
 
 Rows with several images: every image is hashed and two rows are linked when any of their images
 are within the radius.
+
+``hash_method`` is Data-Juicer's ``image_deduplicator`` ``method`` (qualified, as ``dedup`` has a
+``method`` of its own). The old keywords ``hash=`` and ``mode="exact"|"fast"`` still work, with a
+warning.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from .._deprecated import warn_renamed
 from ..kernels import perceptual_hash
 from ..kernels.hamming import hamming_pairs
 from ..kernels.unionfind import connected_components
@@ -42,7 +47,9 @@ from ..media import resolve_media_path
 logger = logging.getLogger("hf_mmbuilder")
 
 HASH_KINDS = ("phash", "dhash", "ahash", "whash")
+# Internal names of the two hash paths; compat="imagehash" is "exact", compat=None is "fast".
 HASH_MODES = ("exact", "fast")
+_MODE_OF_COMPAT = {"imagehash": "exact", None: "fast"}
 DEFAULT_RADIUS_FRACTION = 3 / 64
 _HIGHFREQ_FACTOR = 4
 # Fast mode averages about this many pixel samples per side (at least 4 per hash-grid cell).
@@ -233,9 +240,28 @@ def _bits(pixels: np.ndarray, kind: str, mode: str, hash_size: int) -> np.ndarra
     return perceptual_hash.above_median(perceptual_hash.haar_lowfreq(pixels / 255.0, hash_size))
 
 
+def _hash_options(where: str, deprecated: dict, hash_method: str, compat: Optional[str]) -> tuple[str, str]:
+    """``(hash kind, internal mode)`` from the keywords, honouring the deprecated ``hash=`` and ``mode=``."""
+    unknown = sorted(set(deprecated) - {"hash", "mode"})
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}")
+    if "hash" in deprecated:
+        # Level 4: the caller of image_hashes / image_hash_clusters.
+        warn_renamed(where, "hash", "hash_method", stacklevel=4)
+        hash_method = deprecated["hash"]
+    if "mode" in deprecated:
+        warn_renamed(where, "mode", "compat", stacklevel=4, note='mode="exact" is compat="imagehash", mode="fast" is compat=None')
+        if deprecated["mode"] not in HASH_MODES:
+            raise ValueError(f"mode must be one of {HASH_MODES}, got {deprecated['mode']!r}")
+        return hash_method, deprecated["mode"]
+    if compat not in _MODE_OF_COMPAT:
+        raise ValueError(f"compat must be 'imagehash' or None, got {compat!r}")
+    return hash_method, _MODE_OF_COMPAT[compat]
+
+
 def _check_hash_args(kind: str, mode: str, hash_size: int) -> None:
     if kind not in HASH_KINDS:
-        raise ValueError(f"hash must be one of {HASH_KINDS}, got {kind!r}")
+        raise ValueError(f"hash_method must be one of {HASH_KINDS}, got {kind!r}")
     if mode not in HASH_MODES:
         raise ValueError(f"mode must be one of {HASH_MODES}, got {mode!r}")
     if hash_size < 2:
@@ -246,7 +272,7 @@ def _check_hash_args(kind: str, mode: str, hash_size: int) -> None:
     if mode == "exact" and library and importlib.util.find_spec(library) is None:
         raise ImportError(
             f"exact {kind} uses the same transform library as imagehash ({library}); install imagehash "
-            f"(which brings it) or use mode='fast'"
+            f"(which brings it) or use compat=None"
         )
 
 
@@ -286,12 +312,13 @@ def _hash_batch(
 def image_hashes(
     images: Iterable[Any],
     *,
-    hash: str = "phash",
-    mode: str = "exact",
+    hash_method: str = "phash",
+    compat: Optional[str] = "imagehash",
     hash_size: int = 8,
     media_root: Optional[str] = None,
     num_threads: int = 1,
     batch_size: int = 512,
+    **deprecated,
 ) -> np.ndarray:
     """Perceptual hashes of many images, packed MSB-first into big-endian 64-bit words.
 
@@ -299,10 +326,10 @@ def image_hashes(
     ----------
     images : iterable of str | dict | bytes | PIL.Image.Image
         See :func:`open_image`.
-    hash : {"phash", "dhash", "ahash", "whash"}
+    hash_method : {"phash", "dhash", "ahash", "whash"}
         imagehash's ``phash``, ``dhash``, ``average_hash`` and ``whash`` (haar) respectively.
-    mode : {"exact", "fast"}
-        ``"exact"`` is bit-identical to imagehash 4.3; ``"fast"`` hashes decoded images about 4x
+    compat : {"imagehash", None}
+        ``"imagehash"`` is bit-identical to imagehash 4.3; ``None`` hashes decoded images about 4x
         faster than imagehash and drifts by a few bits (module docstring).
     hash_size : int
         Bits per side (whash: a power of two).
@@ -329,10 +356,11 @@ def image_hashes(
     Example
     -------
     >>> img = Image.linear_gradient("L").resize((64, 64))
-    >>> hex(int(image_hashes([img], hash="dhash")[0, 0]))
+    >>> hex(int(image_hashes([img], hash_method="dhash")[0, 0]))
     '0x0'
     """
-    _check_hash_args(hash, mode, hash_size)
+    kind, mode = _hash_options("image_hashes", deprecated, hash_method, compat)
+    _check_hash_args(kind, mode, hash_size)
     items = list(images)
     batches = []
     pool = ThreadPoolExecutor(max_workers=num_threads) if num_threads > 1 else None
@@ -341,7 +369,7 @@ def image_hashes(
             chunk = items[start : start + batch_size]
             indices = list(range(start, start + len(chunk)))
             hashes, _ = _hash_batch(
-                chunk, [media_root] * len(chunk), indices, [0] * len(chunk), hash, mode, hash_size, "raise", pool, []
+                chunk, [media_root] * len(chunk), indices, [0] * len(chunk), kind, mode, hash_size, "raise", pool, []
             )
             batches.append(hashes)
     finally:
@@ -381,15 +409,16 @@ def _image_rows(ds, column: str, batch_size: int):
 def image_hash_clusters(
     ds,
     column: str = "images",
-    hash: str = "phash",
+    hash_method: str = "phash",
     radius: Optional[int] = None,
-    mode: str = "exact",
+    compat: Optional[str] = "imagehash",
     hash_size: int = 8,
     *,
     on_error: str = "raise",
     num_threads: int = 1,
     batch_size: int = 512,
     progress: bool = True,
+    **deprecated,
 ) -> np.ndarray:
     """Cluster rows whose images are perceptual near-duplicates (Hamming distance <= ``radius``).
 
@@ -404,7 +433,7 @@ def image_hash_clusters(
         DJ path lists (``List(Value("string"))``, relative paths read from the row's ``media_root``
         column when present), a path string column, or ``Image`` / ``List(Image())`` features
         (read undecoded, from their bytes or path).
-    hash, mode, hash_size
+    hash_method, compat, hash_size
         See :func:`image_hashes`.
     radius : int, optional
         Largest Hamming distance counted as a duplicate; default :func:`default_radius`.
@@ -439,7 +468,8 @@ def image_hash_clusters(
     """
     from tqdm.auto import tqdm
 
-    _check_hash_args(hash, mode, hash_size)
+    kind, mode = _hash_options("image_hash_clusters", deprecated, hash_method, compat)
+    _check_hash_args(kind, mode, hash_size)
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     radius = default_radius(hash_size) if radius is None else int(radius)
@@ -455,14 +485,14 @@ def image_hash_clusters(
     def flush():
         items, roots, rows, positions = pending
         if items:
-            batch_hashes, ok = _hash_batch(items, roots, rows, positions, hash, mode, hash_size, on_error, pool, failures)
+            batch_hashes, ok = _hash_batch(items, roots, rows, positions, kind, mode, hash_size, on_error, pool, failures)
             hashes.append(batch_hashes[ok])
             owners.extend(np.asarray(rows)[ok].tolist())
             for part in pending:
                 part.clear()
 
     try:
-        for row, images, root in tqdm(_image_rows(ds, column, batch_size), total=n, disable=not progress, desc=f"{hash} {mode}"):
+        for row, images, root in tqdm(_image_rows(ds, column, batch_size), total=n, disable=not progress, desc=f"{kind} {mode}"):
             for position, item in enumerate(images):
                 pending[0].append(item)
                 pending[1].append(root)

@@ -92,7 +92,7 @@ def dedup(
         ``drop_special_tokens``; deprecated ``drop_non_alnum``). ``"minhash"``: MinHash-LSH near duplicates of ``column``
         (:class:`MinHashParams`, Data-Juicer's names and defaults; ``compat="data_juicer"`` for
         bit-for-bit parity). ``"phash"``: perceptual image hashes within a Hamming ``radius``
-        (``hash``, ``radius``, ``mode``, ... of ``hf_mmbuilder.duplicates.image_hash_clusters``).
+        (``hash_method``, ``radius``, ``compat``, ... of ``hf_mmbuilder.duplicates.image_hash_clusters``).
         ``"semantic"``: embedding clusters (``embeddings``, ``eps``, ... of
         ``hf_mmbuilder.duplicates.semantic_clusters``).
     column : str, optional

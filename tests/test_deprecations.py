@@ -203,3 +203,28 @@ def test_image_hash_keywords_are_now_hash_method_and_compat():
     assert old.tolist() == image_hash_clusters(ds, column="image", hash_method="dhash", progress=False).tolist() == [0, 1, 0]
     with pytest.warns(FutureWarning, match="hash_method"):
         assert len(hf_mmbuilder.dedup(ds, "phash", column="image", hash="dhash")) == 2
+
+
+def test_dedup_tokens_are_now_special_tokens(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from hf_mmbuilder.duplicates import ExactParams, RepeatedMediaDropper, drop_repeated_media
+    from hf_mmbuilder.schema import SpecialTokens
+
+    tokens = SpecialTokens(image="<image>")
+    with pytest.warns(FutureWarning, match=r"ExactParams\(tokens=\.\.\.\) is deprecated; use special_tokens=") as caught:
+        assert ExactParams(tokens=tokens, drop_special_tokens=True) == ExactParams(special_tokens=tokens, drop_special_tokens=True)
+    assert caught[0].filename == __file__
+    with pytest.warns(FutureWarning, match=r"RepeatedMediaDropper\(tokens="):
+        assert RepeatedMediaDropper("images", tokens=tokens).special_tokens == tokens
+    with pytest.raises(TypeError, match="unexpected keyword argument 'token'"):
+        RepeatedMediaDropper("images", token=tokens)
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    ds = datasets.Dataset.from_dict({"text": ["<image><image> two"], "images": [[str(tmp_path / "a.png")] * 2]})
+    with pytest.warns(FutureWarning, match=r"drop_repeated_media\(tokens=") as caught:
+        old = drop_repeated_media(ds, ["images"], tokens=tokens)
+    assert caught[0].filename == __file__
+    assert old[0] == drop_repeated_media(ds, ["images"], special_tokens=tokens)[0] == {"text": "<image> two", "images": [str(tmp_path / "a.png")]}
+    with pytest.warns(FutureWarning, match="special_tokens"):
+        assert len(hf_mmbuilder.dedup(ds, "exact", tokens=tokens, drop_special_tokens=True)) == 1

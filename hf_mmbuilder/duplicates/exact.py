@@ -52,10 +52,15 @@ class ExactParams:
     lowercase: bool = False
     drop_non_alnum: bool = False
     drop_special_tokens: bool = False
-    tokens: SpecialTokens = DEFAULT_TOKENS
+    special_tokens: SpecialTokens = DEFAULT_TOKENS
     ignore_non_character: bool = False
+    # Deprecated spelling of special_tokens (`token=` is the Hub's token elsewhere in the package).
+    tokens: dataclasses.InitVar[Optional[SpecialTokens]] = None
 
-    def __post_init__(self):
+    def __post_init__(self, tokens: Optional[SpecialTokens]):
+        if tokens is not None:
+            warn_renamed("ExactParams", "tokens", "special_tokens", stacklevel=4)
+            object.__setattr__(self, "special_tokens", tokens)
         if self.drop_non_alnum:
             warn_renamed("ExactParams", "drop_non_alnum", "ignore_non_character", stacklevel=4,
                          note="which follows Data-Juicer: it also drops digits and keeps non-ASCII symbols")
@@ -84,7 +89,8 @@ def normalize_texts(texts, params: ExactParams = ExactParams()) -> pa.Array:
     """
     array = string_array(texts)
     if params.drop_special_tokens:
-        for token in (params.tokens.image, params.tokens.audio, params.tokens.video, params.tokens.eoc):
+        tokens = params.special_tokens
+        for token in (tokens.image, tokens.audio, tokens.video, tokens.eoc):
             array = pc.replace_substring(array, token, "")
     if params.lowercase:
         array = pc.utf8_lower(array)
@@ -265,16 +271,17 @@ class RepeatedMediaDropper:
         >>> ds.map(RepeatedMediaDropper(), batched=True, with_indices=True)  # doctest: +SKIP
     """
 
-    def __init__(self, column: str = "images", tokens: SpecialTokens = DEFAULT_TOKENS):
+    def __init__(self, column: str = "images", special_tokens: SpecialTokens = DEFAULT_TOKENS, **deprecated):
+        special_tokens = _special_tokens("RepeatedMediaDropper", special_tokens, deprecated)
         if column not in MEDIA_COLUMNS:
             raise ValueError(f"column must be one of {', '.join(MEDIA_COLUMNS)}, got {column!r}")
         self.column = column
-        self.tokens = tokens
+        self.special_tokens = special_tokens
 
     def __call__(self, batch, indices) -> dict:
         roots = batch["media_root"] if "media_root" in batch else None
         digests = media_digests(batch[self.column], roots, row_offset=indices[0] if indices else 0)
-        token = self.tokens.for_column(self.column)
+        token = self.special_tokens.for_column(self.column)
         texts, paths = list(batch["text"]), list(batch[self.column])
         for i, row_digests in enumerate(digests):
             seen, keep = set(), []
@@ -297,7 +304,12 @@ class RepeatedMediaDropper:
 
 
 def drop_repeated_media(
-    ds: datasets.Dataset, columns: Sequence[str] = ("images",), *, tokens: SpecialTokens = DEFAULT_TOKENS, batch_size: int = 1000
+    ds: datasets.Dataset,
+    columns: Sequence[str] = ("images",),
+    *,
+    special_tokens: SpecialTokens = DEFAULT_TOKENS,
+    batch_size: int = 1000,
+    **deprecated,
 ) -> datasets.Dataset:
     """Media-level dedup within each row: drop repeated files (equal bytes) and their tokens.
 
@@ -306,7 +318,20 @@ def drop_repeated_media(
     Example:
         >>> drop_repeated_media(ds, ["images"])  # doctest: +SKIP
     """
+    special_tokens = _special_tokens("drop_repeated_media", special_tokens, deprecated)
     for column in columns:
         check_column(ds, column)
-        ds = ds.map(RepeatedMediaDropper(column, tokens), batched=True, batch_size=batch_size, with_indices=True)
+        ds = ds.map(RepeatedMediaDropper(column, special_tokens), batched=True, batch_size=batch_size, with_indices=True)
     return ds
+
+
+def _special_tokens(where: str, special_tokens: SpecialTokens, deprecated: dict) -> SpecialTokens:
+    """``special_tokens``, or the deprecated ``tokens=`` (with a warning); other keywords raise."""
+    unknown = sorted(set(deprecated) - {"tokens"})
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}")
+    if "tokens" not in deprecated:
+        return special_tokens
+    # Level 4: the caller of the class or function that got the keyword.
+    warn_renamed(where, "tokens", "special_tokens", stacklevel=4)
+    return deprecated["tokens"]

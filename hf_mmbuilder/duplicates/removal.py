@@ -63,7 +63,8 @@ def _smallest_member(labels: np.ndarray) -> np.ndarray:
 
 
 _EXACT_KEYS = {field.name for field in dataclasses.fields(ExactParams)}
-# Plus the deprecated spelling MinHashParams still accepts (with a warning).
+# Plus the deprecated spellings the parameter classes still accept (with a warning).
+_EXACT_KEYS |= {"tokens"}
 _MINHASH_KEYS = {field.name for field in dataclasses.fields(MinHashParams)} | {"mode"}
 
 

@@ -28,7 +28,11 @@ import warnings
 from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
-MOVED: dict[str, Union[str, tuple[str, ...]]] = {}
+MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
+    "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
+    "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
+}
 
 # Functions of the root package whose names older module paths share; importing such an old path
 # must not replace the function by the module (the import system binds every submodule it loads

@@ -29,6 +29,7 @@ from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
 MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.commands": "hf_mmbuilder.cli",
     "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
     "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
     "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
@@ -78,13 +79,31 @@ class _AliasLoader(importlib.abc.Loader):
         sys.modules[old] = importlib.import_module(new) if isinstance(new, str) else SplitModule(old, new)
 
 
+class _SubmoduleAliasLoader(importlib.abc.Loader):
+    """A submodule of a moved package (``hf_mmbuilder.commands.convert``): the same submodule of the
+    new home, without a second warning (importing the old package, which comes first, warned)."""
+
+    def __init__(self, new: str):
+        self._new = new
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        sys.modules[module.__name__] = importlib.import_module(self._new)
+
+
 class AliasFinder(importlib.abc.MetaPathFinder):
-    """Finds the old paths of ``MOVED``; installed first on ``sys.meta_path`` by the package."""
+    """Finds the old paths of ``MOVED`` and their submodules; installed first on ``sys.meta_path``."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in MOVED:
-            return None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader())
+        if fullname in MOVED:
+            return importlib.util.spec_from_loader(fullname, _AliasLoader())
+        parent, _, child = fullname.rpartition(".")
+        new_parent = MOVED.get(parent)
+        if isinstance(new_parent, str) and importlib.util.find_spec(f"{new_parent}.{child}") is not None:
+            return importlib.util.spec_from_loader(fullname, _SubmoduleAliasLoader(f"{new_parent}.{child}"))
+        return None
 
 
 def install() -> None:

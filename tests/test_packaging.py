@@ -62,7 +62,7 @@ def test_the_wheel_holds_only_the_hf_mmbuilder_namespace(built):
     assert top_level == {"hf_mmbuilder", "hf_mmbuilder-0.1.0.dist-info"}
     for expected in ("hf_mmbuilder/kernels/minhash.py", "hf_mmbuilder/loading_scripts/llava.py",
                      "hf_mmbuilder/ops/__init__.py", "hf_mmbuilder/synthesis/__init__.py",
-                     "hf_mmbuilder/commands/convert.py", "hf_mmbuilder/templates/dataset_card.md.j2"):
+                     "hf_mmbuilder/cli/convert.py", "hf_mmbuilder/templates/dataset_card.md.j2"):
         assert expected in names
     assert not [name for name in names if "__pycache__" in name]
     # Every module of the source tree is in the wheel.

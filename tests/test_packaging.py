@@ -111,7 +111,7 @@ def test_convert_dedup_export_publish_from_the_wheel(installed):
     assert [row["id"] for row in unique] == ["0", "1", "2", "3", "4"]
     _run([cli, "convert", "--from", "dj", "--to", "llava", "unique.jsonl", "unique.json"], cwd=work, env=env)
     assert json.loads((work / "unique.json").read_text(encoding="utf-8")) == records[:5]
-    _run([cli, "publish", "--from", "llava", "--local-dir", "published", "--split", "train=0.6,test=0.4", "--seed", "0",
+    _run([cli, "publish", "--from", "llava", "--local-dir", "published", "--split-ratio", "train=0.6,test=0.4", "--seed", "0",
           "unique.json"], cwd=work, env=env)
     loaded = _run([installed["bin"] / "python", "-c", "import datasets\n"
                    "splits = datasets.load_dataset('published')\n"

@@ -199,12 +199,12 @@ def test_cli_dry_run_prints_card_and_table_and_bad_input_exits_2(tmp_path, capsy
     from hf_mmbuilder.cli import main
 
     _small_dataset(tmp_path).save_to_disk(str(tmp_path / "saved"))
-    assert main(["publish", str(tmp_path / "saved"), "--split", "train=0.5,test=0.5", "--group-by", "none",
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--group-by", "none",
                  "--local-dir", str(tmp_path / "out"), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "## Statistics" in printed and "| test | 10 | 10 | 50.00% | 50.00% |" in printed
     assert not (tmp_path / "out").exists()
-    assert main(["publish", str(tmp_path / "saved"), "--split", "train=0.5,test=0.6", "--dry-run"]) == 2
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.6", "--dry-run"]) == 2
     assert "must sum to 1" in capsys.readouterr().err
 
 

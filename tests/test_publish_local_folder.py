@@ -125,7 +125,7 @@ def test_cli_refuses_a_foreign_local_dir_and_overwrite_keeps_its_files(tmp_path,
     out = tmp_path / "out"
     out.mkdir()
     mine = user_files(out)
-    command = ["publish", str(tmp_path / "saved"), "--split", "train=0.5,test=0.5", "--group-by", "none", "--local-dir", str(out)]
+    command = ["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--group-by", "none", "--local-dir", str(out)]
     assert main(command) == 2
     assert capsys.readouterr().err == "hf-mmbuilder publish: error: " + REFUSED_FOREIGN.format(
         folder=str(out), entries="assets/, data/, keep.txt") + "\n"

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
-
-import datasets
-import orjson
 
 from ..dedup import METHODS, dedup
-from ..export import AtomicWriter, iter_rows
-from ..registry import available_formats, load
+from ._arguments import add_alias, add_input_arguments, add_option_argument, parse_options
+from ._io import check_output, read_dataset, write_dataset, write_report
 
 EXAMPLES = """examples:
-  hf-mmbuilder dedup --method exact data.dj.jsonl dedup.dj.jsonl
-  hf-mmbuilder dedup --method minhash --threshold 0.7 --report report.json data.dj.jsonl dedup.parquet
-  hf-mmbuilder dedup --method minhash --mode data_juicer demo.jsonl demo.dedup.jsonl
-  hf-mmbuilder dedup --format llava --method exact --on text images --clusters llava.json clusters.parquet
-  hf-mmbuilder dedup --method phash --param radius=4 --param hash='"dhash"' data.dj.jsonl out.jsonl
+  hf-mmbuilder dedup data.dj.jsonl dedup.dj.jsonl
+  hf-mmbuilder dedup --method minhash --jaccard-threshold 0.7 --report report.json data.dj.jsonl dedup.parquet
+  hf-mmbuilder dedup --method minhash --compat data_juicer demo.jsonl demo.dedup.jsonl
+  hf-mmbuilder dedup --from llava --on text images --return-clusters llava.json clusters.parquet
+  hf-mmbuilder dedup --method phash --option radius=4 --option hash='"dhash"' data.dj.jsonl out.jsonl
   hf-mmbuilder dedup --method minhash --engine ray --address head-node:6379 data.parquet dedup.parquet
 """
 
 _OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+
+# Parameters of one method (flag dest -> API keyword): giving one to the other method is a user error.
+_MINHASH_FLAGS = {"jaccard_threshold": "jaccard_threshold", "num_permutations": "num_permutations", "window_size": "window_size",
+                  "tokenization": "tokenization", "num_bands": "num_bands", "num_rows_per_band": "num_rows_per_band",
+                  "ignore_pattern": "ignore_pattern", "seed": "seed", "compat": "mode", "sketch": "sketch"}
+_EXACT_FLAGS = {"on": "on", "strip": "strip", "drop_non_alnum": "drop_non_alnum", "drop_special_tokens": "drop_special_tokens"}
+# Parameters both text methods take.
+_TEXT_FLAGS = {"lowercase": "lowercase"}
 
 
 def register(subparsers) -> None:
@@ -37,97 +39,67 @@ def register(subparsers) -> None:
         "dedup",
         help="remove exact / near-duplicate rows (exact, minhash, phash, semantic)",
         description=(
-            "Load INPUT (a DJ .jsonl/.json/.parquet file, or any file of --format), remove duplicate rows "
-            "and write OUTPUT as DJ JSON lines (.jsonl) or Parquet (.parquet)."
+            "Load INPUT (DJ .jsonl/.json/.parquet/.arrow files, a save_to_disk folder, or any file of --from), remove "
+            "duplicate rows and write OUTPUT as DJ JSON lines (.jsonl) or Parquet (.parquet)."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="input file(s) or glob pattern(s)")
     parser.add_argument("output", metavar="OUTPUT", help="output file: .jsonl (DJ JSON lines) or .parquet")
-    parser.add_argument("--format", choices=available_formats(), default=None, help="source format of INPUT (default: DJ rows by file extension)")
-    parser.add_argument("--method", choices=METHODS, default="minhash", help="dedup method (default: minhash)")
+    inputs = add_input_arguments(parser)
+    add_alias(parser, "--format", inputs["from"])
+    parser.add_argument("--method", choices=METHODS, default="exact",
+                        help="dedup method (default: exact, the safer default: only identical rows; --method minhash for near duplicates)")
     parser.add_argument("--column", default=None, help="column to compare (default: text; images for phash)")
     parser.add_argument("--keep-max", default=None, metavar="COLUMN", help="keep the row maximising this numeric column per cluster (default: first row)")
-    parser.add_argument("--clusters", action="store_true", help="keep every row and add an int64 cluster_id column instead of dropping duplicates")
+    clusters = parser.add_argument("--return-clusters", action="store_true",
+                                   help="keep every row and add an int64 cluster_id column instead of dropping duplicates")
+    add_alias(parser, "--clusters", clusters)
     parser.add_argument("--report", default=None, metavar="PATH", help="write the dedup report (.json, or .md for Markdown)")
     parser.add_argument("--within-row-media", nargs="+", default=(), metavar="COLUMN", help="first drop files repeated inside a row (e.g. images)")
-    minhash = parser.add_argument_group("minhash")
-    minhash.add_argument("--threshold", dest="jaccard_threshold", type=float, default=None, help="Jaccard threshold (default 0.7)")
-    minhash.add_argument("--num-perm", dest="num_permutations", type=int, default=None, help="permutations (default 256)")
+    text = parser.add_argument_group("exact and minhash")
+    text.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
+                      help="lowercase text before hashing (default: exact no, minhash yes)")
+    minhash = parser.add_argument_group("minhash (Data-Juicer's document_minhash_deduplicator names)")
+    threshold = minhash.add_argument("--jaccard-threshold", type=float, default=None, help="Jaccard threshold (default 0.7)")
+    add_alias(minhash, "--threshold", threshold)
+    permutations = minhash.add_argument("--num-permutations", type=int, default=None, help="permutations (default 256)")
+    add_alias(minhash, "--num-perm", permutations)
     minhash.add_argument("--window-size", type=int, default=None, help="shingle size (default 5)")
     minhash.add_argument("--tokenization", choices=("space", "character"), default=None)
     minhash.add_argument("--num-bands", type=int, default=None)
-    minhash.add_argument("--rows-per-band", dest="num_rows_per_band", type=int, default=None)
-    minhash.add_argument("--mode", choices=("fast", "data_juicer"), default=None, help="fast hashes (default) or Data-Juicer bit parity")
+    rows_per_band = minhash.add_argument("--num-rows-per-band", type=int, default=None)
+    add_alias(minhash, "--rows-per-band", rows_per_band)
+    minhash.add_argument("--ignore-pattern", default=None, metavar="REGEX", help="remove matches of this pattern before shingling")
+    minhash.add_argument("--seed", type=int, default=None, help="permutation seed (default 42)")
+    compat = minhash.add_argument("--compat", choices=("data_juicer",), default=None,
+                                  help="data_juicer: Data-Juicer's hashes bit for bit (default: the faster hashes)")
+    add_alias(minhash, "--mode", compat, choices=("fast", "data_juicer"), values={"fast": None})
     minhash.add_argument("--sketch", choices=("minhash", "oph"), default=None, help="oph: O(n+k) sketch for long documents")
     exact = parser.add_argument_group("exact")
     exact.add_argument("--on", nargs="+", default=None, metavar="PART", help="key parts: text and/or images, audios, videos (default: text)")
-    exact.add_argument("--lowercase", action="store_true", default=None, help="lowercase text before hashing")
+    exact.add_argument("--no-strip", dest="strip", action="store_false", default=None, help="keep leading and trailing whitespace")
     exact.add_argument("--drop-non-alnum", action="store_true", default=None, help="drop non-letter/digit characters before hashing")
     exact.add_argument("--drop-special-tokens", action="store_true", default=None, help="drop DJ special tokens before hashing")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON", help="any other method parameter, value as JSON; repeatable")
-    parser.add_argument("--cache-dir", default=None, help="datasets cache folder (default: a temporary folder)")
+    option = add_option_argument(parser, "any other method parameter (e.g. radius=4 for phash)")
+    add_alias(parser, "--param", option)
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="where minhash clusters are computed (default: local)")
     parser.add_argument("--address", default=None, help="Ray cluster address for --engine ray, e.g. HOST:6379 or auto (default: RAY_ADDRESS, else a local Ray)")
     parser.set_defaults(func=run)
 
 
-_MINHASH_FLAGS = ("jaccard_threshold", "num_permutations", "window_size", "tokenization", "num_bands", "num_rows_per_band", "mode", "sketch")
-_EXACT_FLAGS = ("on", "lowercase", "drop_non_alnum", "drop_special_tokens")
-
-
 def _params(args) -> dict:
-    flags = {"minhash": _MINHASH_FLAGS, "exact": _EXACT_FLAGS}.get(args.method, ())
-    params = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
-    for other_method, names in (("minhash", _MINHASH_FLAGS), ("exact", _EXACT_FLAGS)):
-        misplaced = [name for name in names if other_method != args.method and getattr(args, name) is not None]
+    own = {"minhash": {**_MINHASH_FLAGS, **_TEXT_FLAGS}, "exact": {**_EXACT_FLAGS, **_TEXT_FLAGS}}.get(args.method, {})
+    params = {keyword: getattr(args, dest) for dest, keyword in own.items() if getattr(args, dest) is not None}
+    for other_method, flags in (("minhash", _MINHASH_FLAGS), ("exact", _EXACT_FLAGS)):
+        misplaced = [dest for dest in flags if dest not in own and getattr(args, dest) is not None]
         if misplaced:
             raise ValueError(f"option(s) {', '.join(misplaced)} belong to --method {other_method}, not {args.method}")
-    for pair in args.param:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--param takes NAME=JSON, got {pair!r}")
-        try:
-            params[name] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name] = value
+    params.update(parse_options(args.options))
     if "on" in params:
         params["on"] = tuple(params["on"])
     return params
-
-
-def _load(args, cache_dir: str) -> datasets.Dataset:
-    if args.format is not None:
-        return load(args.format, args.inputs, split="train", cache_dir=cache_dir)
-    suffixes = {os.path.splitext(path)[1] for path in args.inputs}
-    if suffixes <= {".parquet"}:
-        builder = "parquet"
-    elif suffixes <= {".jsonl", ".json"}:
-        builder = "json"
-    else:
-        raise ValueError(f"cannot tell the format of {', '.join(args.inputs)}: give --format, or DJ .jsonl/.json/.parquet files")
-    return datasets.load_dataset(builder, data_files=args.inputs, split="train", cache_dir=cache_dir)
-
-
-def _write(ds: datasets.Dataset, path: str) -> None:
-    suffix = os.path.splitext(path)[1]
-    if suffix not in _OUTPUT_SUFFIXES:
-        raise ValueError(f"output must end in {' or '.join(_OUTPUT_SUFFIXES)}, not {path!r}")
-    with AtomicWriter(path) as handle:
-        if suffix == ".parquet":
-            ds.to_parquet(handle)
-            return
-        for row in iter_rows(ds):
-            handle.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-
-
-def _write_report(report, path: str) -> None:
-    with AtomicWriter(path) as handle:
-        if path.endswith(".md"):
-            handle.write(report.to_markdown().encode())
-        else:
-            handle.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n")
 
 
 def run(args) -> int:
@@ -135,12 +107,11 @@ def run(args) -> int:
 
     Example:
         >>> from hf_mmbuilder.cli import main
-        >>> main(["dedup", "--method", "exact", "in.dj.jsonl", "out.dj.jsonl"])  # doctest: +SKIP
+        >>> main(["dedup", "in.dj.jsonl", "out.dj.jsonl"])  # doctest: +SKIP
         exact: 14 rows, 13 kept, 1 duplicates in 1 clusters; wrote 13 rows to out.dj.jsonl
         0
     """
-    if os.path.splitext(args.output)[1] not in _OUTPUT_SUFFIXES:
-        raise ValueError(f"output must end in {' or '.join(_OUTPUT_SUFFIXES)}, not {args.output!r}")
+    check_output(args.output, _OUTPUT_SUFFIXES)
     params = _params(args)
     if args.address is not None and args.engine != "ray":
         raise ValueError("--address is the Ray cluster of --engine ray; add --engine ray")
@@ -148,23 +119,22 @@ def run(args) -> int:
         from ..ray_engine import init
 
         init(args.address)
-    with tempfile.TemporaryDirectory() as scratch:
-        dataset = _load(args, args.cache_dir or scratch)
+    with read_dataset(args, args.inputs) as dataset:
         result, report = dedup(
             dataset,
             args.method,
             column=args.column,
             keep_max=args.keep_max,
-            return_clusters=args.clusters,
+            return_clusters=args.return_clusters,
             return_report=True,
             within_row_media=tuple(args.within_row_media),
             progress=True,
             engine=args.engine,
             **params,
         )
-        _write(result, args.output)
+        write_dataset(result, args.output)
     if args.report:
-        _write_report(report, args.report)
+        write_report(report, args.report)
     print(
         f"{args.method}: {report.num_rows} rows, {report.num_kept} kept, {report.num_removed} duplicates "
         f"in {report.num_duplicate_clusters} clusters; wrote {len(result)} rows to {args.output}"

@@ -20,7 +20,7 @@ _deprecated.install()
 from .dedup import dedup
 from .export import export
 from .media import decode_media
-from .publish import publish
+from .publishing import publish
 from .realign import realign
 from .registry import available_formats, load, register, registered_names
 from .select import select

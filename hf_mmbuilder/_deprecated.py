@@ -29,10 +29,14 @@ from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
 MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.card": "hf_mmbuilder.publishing.card",
     "hf_mmbuilder.commands": "hf_mmbuilder.cli",
     "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
     "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
     "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
+    "hf_mmbuilder.publish": ("hf_mmbuilder.publishing", "hf_mmbuilder.publishing.publication",
+                             "hf_mmbuilder.publishing.shards", "hf_mmbuilder.publishing.hub"),
+    "hf_mmbuilder.splits": "hf_mmbuilder.publishing.splits",
 }
 
 # Functions of the root package whose names older module paths share; importing such an old path

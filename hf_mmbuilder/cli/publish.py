@@ -87,7 +87,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Run ``hf-mmbuilder publish``; returns 0, or 1 when the Hub upload failed."""
-    from hf_mmbuilder.publish import PublishError, publish
+    from ..publishing import PublishError, publish
 
     card = None
     if args.card:

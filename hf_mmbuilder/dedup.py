@@ -1011,7 +1011,7 @@ def dedup(
         report_params = dataclasses.asdict(minhash_params)
         report_params["num_bands"], report_params["num_rows_per_band"] = minhash_params.bands_and_rows()
         if engine == "ray":
-            from . import ray_engine
+            from . import ray as ray_engine
 
             labels = ray_engine.minhash_clusters(ds, minhash_params, column=text_column, batch_size=batch_size)
         else:

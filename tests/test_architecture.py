@@ -40,10 +40,7 @@ sys.exit(lint_imports(config_filename=sys.argv[2], no_cache=True))
 """
 
 # (importing module, imported module, name): underscore names imported across modules today.
-KNOWN_PRIVATE_IMPORTS = {
-    ("hf_mmbuilder.ray_engine", "hf_mmbuilder.dedup", "_check_column"),
-    ("hf_mmbuilder.ray_engine", "hf_mmbuilder.dedup", "_string_array"),
-}
+KNOWN_PRIVATE_IMPORTS: set = set()
 
 # Modules that import a module by a name computed at run time, and why that is the design.
 DYNAMIC_IMPORTS = {

@@ -116,7 +116,7 @@ def run(args) -> int:
     if args.address is not None and args.engine != "ray":
         raise ValueError("--address is the Ray cluster of --engine ray; add --engine ray")
     if args.engine == "ray":
-        from ..ray_engine import init
+        from ..ray import init
 
         init(args.address)
     with read_dataset(args, args.inputs) as dataset:

@@ -34,6 +34,7 @@ MOVED: dict[str, Union[str, tuple[str, ...]]] = {
     "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
     "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
     "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
+    "hf_mmbuilder.facade": "hf_mmbuilder.workflow",
     "hf_mmbuilder.publish": ("hf_mmbuilder.publishing", "hf_mmbuilder.publishing.publication",
                              "hf_mmbuilder.publishing.shards", "hf_mmbuilder.publishing.hub"),
     "hf_mmbuilder.ray_engine": "hf_mmbuilder.ray",

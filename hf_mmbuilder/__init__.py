@@ -17,13 +17,13 @@ from . import _deprecated
 # Old module paths (hf_mmbuilder._deprecated.MOVED) resolve before any other import can ask for one.
 _deprecated.install()
 
-from .dedup import dedup
+from .duplicates import dedup
 from .export import export
 from .media import decode_media
 from .publishing import publish
-from .realign import realign
+from .realignment import realign
 from .registry import available_formats, load, register, registered_names
-from .select import select
+from .selection import select
 from .schema import (
     AUDIO_TOKEN,
     EOC_TOKEN,

@@ -34,10 +34,14 @@ MOVED: dict[str, Union[str, tuple[str, ...]]] = {
     "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
     "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
     "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
+    "hf_mmbuilder.dedup": "hf_mmbuilder.duplicates",
+    "hf_mmbuilder.dedup_media": "hf_mmbuilder.duplicates",
     "hf_mmbuilder.facade": "hf_mmbuilder.workflow",
     "hf_mmbuilder.publish": ("hf_mmbuilder.publishing", "hf_mmbuilder.publishing.publication",
                              "hf_mmbuilder.publishing.shards", "hf_mmbuilder.publishing.hub"),
     "hf_mmbuilder.ray_engine": "hf_mmbuilder.ray",
+    "hf_mmbuilder.realign": "hf_mmbuilder.realignment",
+    "hf_mmbuilder.select": "hf_mmbuilder.selection",
     "hf_mmbuilder.splits": "hf_mmbuilder.publishing.splits",
 }
 
@@ -104,11 +108,18 @@ class AliasFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname in MOVED:
-            return importlib.util.spec_from_loader(fullname, _AliasLoader())
+            new = MOVED[fullname]
+            # The new module's source file as the origin: the datasets cache key follows a loading
+            # script's imports by spec origin (registry.source_modules), so a script that still
+            # imports an old path keeps the moved code in its key.
+            found = importlib.util.find_spec(new) if isinstance(new, str) else None
+            return importlib.util.spec_from_loader(fullname, _AliasLoader(), origin=found.origin if found else None)
         parent, _, child = fullname.rpartition(".")
         new_parent = MOVED.get(parent)
-        if isinstance(new_parent, str) and importlib.util.find_spec(f"{new_parent}.{child}") is not None:
-            return importlib.util.spec_from_loader(fullname, _SubmoduleAliasLoader(f"{new_parent}.{child}"))
+        if isinstance(new_parent, str):
+            found = importlib.util.find_spec(f"{new_parent}.{child}")
+            if found is not None:
+                return importlib.util.spec_from_loader(fullname, _SubmoduleAliasLoader(found.name), origin=found.origin)
         return None
 
 
@@ -141,6 +152,21 @@ class Package(types.ModuleType):
         super().__setattr__(name, value)
 
 
+def warn_renamed(where: str, old: str, new: str, *, stacklevel: int = 3, note: str = "") -> None:
+    """Warn that keyword ``old`` of ``where`` is now ``new`` (``stacklevel`` counts from here).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_renamed("ExactParams", "drop_non_alnum", "ignore_non_character", note="it also drops digits")
+        >>> print(caught[0].message)
+        ExactParams(drop_non_alnum=...) is deprecated; use ignore_non_character=..., it also drops digits (the old name goes in the next minor release)
+    """
+    detail = f", {note}" if note else ""
+    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=...{detail} ({REMOVAL})", FutureWarning, stacklevel=stacklevel)
+
+
 def renamed(kwargs: dict, old: str, new: str, *, where: str, stacklevel: int = 3) -> dict:
     """``kwargs`` with ``old`` renamed to ``new`` (warning when ``old`` was given).
 
@@ -159,7 +185,7 @@ def renamed(kwargs: dict, old: str, new: str, *, where: str, stacklevel: int = 3
         return kwargs
     if new in kwargs:
         raise TypeError(f"{where}() got both {new}= and its deprecated name {old}=")
-    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=... ({REMOVAL})", FutureWarning, stacklevel=stacklevel)
+    warn_renamed(where, old, new, stacklevel=stacklevel + 1)
     out = dict(kwargs)
     out[new] = out.pop(old)
     return out

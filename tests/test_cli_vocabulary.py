@@ -50,6 +50,20 @@ def test_an_old_flag_warns_and_means_its_new_name(command, old, new, capsys):
     assert all(f" {flag}" in help_text for flag in new if flag.startswith("--"))
 
 
+def test_drop_non_alnum_warns_and_keeps_its_own_rule(tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    Dataset.from_dict({"text": ["room 101!", "room 102", "room 101"]}).to_json(str(source))
+    out = tmp_path / "out.parquet"
+    with pytest.warns(FutureWarning, match="drop_non_alnum"):
+        assert main(["dedup", "--drop-non-alnum", "--return-clusters", str(source), str(out)]) == 0
+    assert pq.read_table(out).column("cluster_id").to_pylist() == [0, 1, 0]
+    assert "--drop-non-alnum is deprecated; use --ignore-non-character" in capsys.readouterr().err
+    # Data-Juicer's rule drops the digits too.
+    assert main(["dedup", "--ignore-non-character", "--return-clusters", str(source), str(out)]) == 0
+    assert pq.read_table(out).column("cluster_id").to_pylist() == [0, 0, 0]
+    assert "deprecated" not in capsys.readouterr().err
+
+
 def test_a_new_flag_does_not_warn(capsys):
     _parsed("dedup", ["--jaccard-threshold", "0.5", "--return-clusters", "--from", "llava"])
     assert capsys.readouterr().err == ""

@@ -11,7 +11,7 @@ from PIL import Image
 
 import hf_mmbuilder
 from hf_mmbuilder.cli import main
-from hf_mmbuilder.dedup import DedupReport
+from hf_mmbuilder.duplicates import DedupReport
 
 TEXTS = [
     "the cat sat on the mat and looked out of the window at the birds",
@@ -22,7 +22,7 @@ TEXTS = [
 ]
 
 needs_media = pytest.mark.skipif(
-    importlib.util.find_spec("hf_mmbuilder.dedup_media") is None, reason="hf_mmbuilder.dedup_media (image/semantic dedup) not available"
+    importlib.util.find_spec("hf_mmbuilder.duplicates.images") is None, reason="hf_mmbuilder.duplicates.images (image/semantic dedup) not available"
 )
 
 
@@ -134,7 +134,7 @@ def test_cli_writes_parquet_with_cluster_ids(tmp_path):
     source = tmp_path / "in.jsonl"
     _write_jsonl(source, [{"text": t} for t in TEXTS])
     out = tmp_path / "clusters.parquet"
-    assert main(["dedup", "--method", "exact", "--return-clusters", "--lowercase", "--drop-non-alnum", str(source), str(out)]) == 0
+    assert main(["dedup", "--method", "exact", "--return-clusters", "--lowercase", "--ignore-non-character", str(source), str(out)]) == 0
     assert pq.read_table(out).column("cluster_id").to_pylist() == [0, 1, 0, 0, 4]
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..dedup import METHODS, dedup
-from ._arguments import add_alias, add_input_arguments, add_option_argument, parse_options
+from ..duplicates import METHODS, dedup
+from ._arguments import REMOVAL, add_alias, add_input_arguments, add_option_argument, parse_options
 from ._io import check_output, read_dataset, write_dataset, write_report
 
 EXAMPLES = """examples:
@@ -13,7 +14,7 @@ EXAMPLES = """examples:
   hf-mmbuilder dedup --method minhash --jaccard-threshold 0.7 --report report.json data.dj.jsonl dedup.parquet
   hf-mmbuilder dedup --method minhash --compat data_juicer demo.jsonl demo.dedup.jsonl
   hf-mmbuilder dedup --from llava --on text images --return-clusters llava.json clusters.parquet
-  hf-mmbuilder dedup --method phash --option radius=4 --option hash='"dhash"' data.dj.jsonl out.jsonl
+  hf-mmbuilder dedup --method phash --option radius=4 --option hash_method='"dhash"' data.dj.jsonl out.jsonl
   hf-mmbuilder dedup --method minhash --engine ray --address head-node:6379 data.parquet dedup.parquet
 """
 
@@ -22,8 +23,9 @@ _OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 # Parameters of one method (flag dest -> API keyword): giving one to the other method is a user error.
 _MINHASH_FLAGS = {"jaccard_threshold": "jaccard_threshold", "num_permutations": "num_permutations", "window_size": "window_size",
                   "tokenization": "tokenization", "num_bands": "num_bands", "num_rows_per_band": "num_rows_per_band",
-                  "ignore_pattern": "ignore_pattern", "seed": "seed", "compat": "mode", "sketch": "sketch"}
-_EXACT_FLAGS = {"on": "on", "strip": "strip", "drop_non_alnum": "drop_non_alnum", "drop_special_tokens": "drop_special_tokens"}
+                  "ignore_pattern": "ignore_pattern", "seed": "seed", "compat": "compat", "sketch": "sketch"}
+_EXACT_FLAGS = {"on": "on", "strip": "strip", "ignore_non_character": "ignore_non_character", "drop_non_alnum": "drop_non_alnum",
+                "drop_special_tokens": "drop_special_tokens"}
 # Parameters both text methods take.
 _TEXT_FLAGS = {"lowercase": "lowercase"}
 
@@ -80,7 +82,10 @@ def register(subparsers) -> None:
     exact = parser.add_argument_group("exact")
     exact.add_argument("--on", nargs="+", default=None, metavar="PART", help="key parts: text and/or images, audios, videos (default: text)")
     exact.add_argument("--no-strip", dest="strip", action="store_false", default=None, help="keep leading and trailing whitespace")
-    exact.add_argument("--drop-non-alnum", action="store_true", default=None, help="drop non-letter/digit characters before hashing")
+    exact.add_argument("--ignore-non-character", action="store_true", default=None,
+                       help="drop whitespace, digits and ASCII punctuation before hashing (Data-Juicer's document_deduplicator)")
+    # Not an alias of --ignore-non-character: it keeps its own rule (digits stay), so it has its own dest.
+    exact.add_argument("--drop-non-alnum", action="store_true", default=None, help=argparse.SUPPRESS)
     exact.add_argument("--drop-special-tokens", action="store_true", default=None, help="drop DJ special tokens before hashing")
     option = add_option_argument(parser, "any other method parameter (e.g. radius=4 for phash)")
     add_alias(parser, "--param", option)
@@ -96,6 +101,9 @@ def _params(args) -> dict:
         misplaced = [dest for dest in flags if dest not in own and getattr(args, dest) is not None]
         if misplaced:
             raise ValueError(f"option(s) {', '.join(misplaced)} belong to --method {other_method}, not {args.method}")
+    if args.drop_non_alnum:
+        print(f"hf-mmbuilder dedup: warning: --drop-non-alnum is deprecated; use --ignore-non-character, Data-Juicer's rule, "
+              f"which also drops digits ({REMOVAL})", file=sys.stderr)
     params.update(parse_options(args.options))
     if "on" in params:
         params["on"] = tuple(params["on"])

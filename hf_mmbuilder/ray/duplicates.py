@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..arrow import check_column, string_array
-from ..dedup import MinHashParams, signature_stage
+from ..duplicates import MinHashParams, signature_stage
 from ..kernels import lsh
 from ..kernels.unionfind import connected_components
 from .conversion import SourceFileError

@@ -7,7 +7,8 @@ memory, with the quirks the loaders must keep. One module per family of formats:
 - :mod:`hf_mmbuilder.testing.llava`: LLaVA records, JSON files and images;
 - :mod:`hf_mmbuilder.testing.captions`: the audio/video caption formats (WavCaps, Video-ChatGPT,
   Youku-mPLUG, InternVid, MSR-VTT);
-- :mod:`hf_mmbuilder.testing.interleaved`: MMC4, ShareGPT-style messages and Oasis, as JSON lines.
+- :mod:`hf_mmbuilder.testing.interleaved`: MMC4, ShareGPT-style messages and Oasis, as JSON lines;
+- :mod:`hf_mmbuilder.testing.corpus`: texts with planted near duplicates, for dedup.
 
 Example:
     >>> from hf_mmbuilder import testing
@@ -15,6 +16,8 @@ Example:
     ['mmc4', 'oasis', 'sharegpt']
     >>> len(list(testing.llava_records(3)))
     3
+    >>> len(testing.planted_corpus(10))
+    10
 """
 
 from .captions import (
@@ -32,6 +35,7 @@ from .captions import (
     write_youku_csv,
     youku_rows,
 )
+from .corpus import planted_corpus
 from .interleaved import GENERATORS, mmc4_records, oasis_records, sharegpt_records, write_jsonl
 from .llava import llava_records, write_images, write_llava_json
 
@@ -45,6 +49,7 @@ __all__ = [
     "msrvtt_hf_records",
     "msrvtt_official",
     "oasis_records",
+    "planted_corpus",
     "sharegpt_records",
     "video_chatgpt_records",
     "wavcaps_records",

@@ -28,9 +28,10 @@ def read_dataset(args, inputs: Sequence[str], options: Optional[dict] = None) ->
     """The dataset ``inputs`` name, read with the shared input arguments of ``args``.
 
     With ``--from FORMAT``: ``hf_mmbuilder.load`` of the files (``--media-root``, ``--on-error``,
-    ``--num-proc``, ``--load-option``, then the command's own loader ``options``). Without: one ``save_to_disk`` folder, or Data-Juicer rows
-    in ``.parquet``, ``.jsonl``/``.json`` or ``.arrow`` files (one kind per call). The datasets
-    cache is ``--cache-dir``, else a temporary folder removed when the block ends.
+    ``--num-proc``, ``--load-option``, then the command's own loader ``options``). Without: one
+    ``save_to_disk`` folder, or Data-Juicer rows in ``.parquet``, ``.jsonl``/``.json`` or ``.arrow``
+    files (one kind per call). The datasets cache is ``--cache-dir``, else a temporary folder
+    removed when the block ends.
 
     Example:
         >>> import argparse

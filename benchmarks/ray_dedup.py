@@ -14,7 +14,7 @@ Measured, in this one run:
   ``map_batches``, candidate edges by the hash-partitioned shuffle, components by large-star /
   small-star rounds, filter on the driver), after a warm-up run on 20k rows that starts the
   workers and loads the compiled kernels (a long-lived cluster pays that once);
-- Ray with 2 workers, Parquet shards to Parquet shards (``ray_engine.dedup_parquet``: every stage,
+- Ray with 2 workers, Parquet shards to Parquet shards (``hf_mmbuilder.ray.dedup_parquet``: every stage,
   the filter too, on the cluster).
 Times are the best of 2 runs. Every run must keep exactly the single-process rows. Target: Ray on
 2 workers at most 1.3x the single-process time.
@@ -119,10 +119,10 @@ def single_process(ds: datasets.Dataset) -> dict:
 
 def ray_process(workers: int, parquet_dir: str | None) -> dict:
     """One Ray configuration, run in a fresh process (``--ray-workers N``)."""
-    from hf_mmbuilder import ray_engine
+    import hf_mmbuilder.ray as mmray
 
     temp_dir = tempfile.mkdtemp(prefix="hfmm-bench-ray-")
-    ray = ray_engine.init(num_cpus=workers, object_store_memory=4 << 30, log_to_driver=False, _temp_dir=temp_dir)
+    ray = mmray.init(num_cpus=workers, object_store_memory=4 << 30, log_to_driver=False, _temp_dir=temp_dir)
     try:
         ds = datasets.load_from_disk(str(DATASET))
         started = time.perf_counter()
@@ -131,9 +131,9 @@ def ray_process(workers: int, parquet_dir: str | None) -> dict:
 
         end_to_end = float("inf")
         for _ in range(RUNS):
-            run_times = ray_engine.StageTimes()
+            run_times = mmray.StageTimes()
             start = time.perf_counter()
-            labels = ray_engine.minhash_clusters(ds, times=run_times)
+            labels = mmray.minhash_clusters(ds, times=run_times)
             filtering = time.perf_counter()
             kept = filter_stage(ds, labels)
             run_times.filter += time.perf_counter() - filtering  # labels fetched + rows selected, on the driver
@@ -154,7 +154,7 @@ def ray_process(workers: int, parquet_dir: str | None) -> dict:
             files = sorted(os.path.join(parquet_dir, name) for name in os.listdir(parquet_dir))
             output = os.path.join(temp_dir, "dedup")
             start = time.perf_counter()
-            report = ray_engine.dedup_parquet(files, output)
+            report = mmray.dedup_parquet(files, output)
             seconds = time.perf_counter() - start
             rows = np.concatenate([pq.read_table(path, columns=["row"]).column("row").to_numpy() for path in report.files])
             result["parquet_to_parquet"] = {

@@ -20,7 +20,7 @@ _deprecated.install()
 from .duplicates import dedup
 from .export import export
 from .media import decode_media
-from .publish import publish
+from .publishing import publish
 from .realignment import realign
 from .registry import available_formats, load, register, registered_names
 from .selection import select
@@ -38,10 +38,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # The facade pulls in the ops, language detection and pandas (about 0.5 s): only on first use,
+    # The workflow pulls in the ops, language detection and pandas (about 0.5 s): only on first use,
     # so that `import hf_mmbuilder` stays cheap for a loader or a CLI call.
     if name == "MultiModalDatasetBuilder":
-        from .facade import MultiModalDatasetBuilder
+        from .workflow import MultiModalDatasetBuilder
 
         return MultiModalDatasetBuilder
     # An old module path (`hf_mmbuilder.ray_engine`) still works as an attribute, with a warning.

@@ -29,10 +29,20 @@ from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
 MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.card": "hf_mmbuilder.publishing.card",
+    "hf_mmbuilder.commands": "hf_mmbuilder.cli",
+    "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
+    "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
+    "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
     "hf_mmbuilder.dedup": "hf_mmbuilder.duplicates",
     "hf_mmbuilder.dedup_media": "hf_mmbuilder.duplicates",
+    "hf_mmbuilder.facade": "hf_mmbuilder.workflow",
+    "hf_mmbuilder.publish": ("hf_mmbuilder.publishing", "hf_mmbuilder.publishing.publication",
+                             "hf_mmbuilder.publishing.shards", "hf_mmbuilder.publishing.hub"),
+    "hf_mmbuilder.ray_engine": "hf_mmbuilder.ray",
     "hf_mmbuilder.realign": "hf_mmbuilder.realignment",
     "hf_mmbuilder.select": "hf_mmbuilder.selection",
+    "hf_mmbuilder.splits": "hf_mmbuilder.publishing.splits",
 }
 
 # Functions of the root package whose names older module paths share; importing such an old path
@@ -79,18 +89,38 @@ class _AliasLoader(importlib.abc.Loader):
         sys.modules[old] = importlib.import_module(new) if isinstance(new, str) else SplitModule(old, new)
 
 
+class _SubmoduleAliasLoader(importlib.abc.Loader):
+    """A submodule of a moved package (``hf_mmbuilder.commands.convert``): the same submodule of the
+    new home, without a second warning (importing the old package, which comes first, warned)."""
+
+    def __init__(self, new: str):
+        self._new = new
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        sys.modules[module.__name__] = importlib.import_module(self._new)
+
+
 class AliasFinder(importlib.abc.MetaPathFinder):
-    """Finds the old paths of ``MOVED``; installed first on ``sys.meta_path`` by the package."""
+    """Finds the old paths of ``MOVED`` and their submodules; installed first on ``sys.meta_path``."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in MOVED:
-            return None
-        new = MOVED[fullname]
-        # The new module's source file as the origin: the datasets cache key follows a loading
-        # script's imports by spec origin (registry.source_modules), so a script that still
-        # imports an old path keeps the moved code in its key.
-        found = importlib.util.find_spec(new) if isinstance(new, str) else None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(), origin=found.origin if found else None)
+        if fullname in MOVED:
+            new = MOVED[fullname]
+            # The new module's source file as the origin: the datasets cache key follows a loading
+            # script's imports by spec origin (registry.source_modules), so a script that still
+            # imports an old path keeps the moved code in its key.
+            found = importlib.util.find_spec(new) if isinstance(new, str) else None
+            return importlib.util.spec_from_loader(fullname, _AliasLoader(), origin=found.origin if found else None)
+        parent, _, child = fullname.rpartition(".")
+        new_parent = MOVED.get(parent)
+        if isinstance(new_parent, str):
+            found = importlib.util.find_spec(f"{new_parent}.{child}")
+            if found is not None:
+                return importlib.util.spec_from_loader(fullname, _SubmoduleAliasLoader(found.name), origin=found.origin)
+        return None
 
 
 def install() -> None:

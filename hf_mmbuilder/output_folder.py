@@ -2,7 +2,7 @@
 it replaces its own files without touching any other.
 
 Every writer that fills a folder (``publish``'s ``local_dir``, Ray's ``write_parquet`` / ``convert``
-/ ``dedup_parquet``, the facade's exports, the demo) goes through :class:`OutputFolder`, so one
+/ ``dedup_parquet``, the workflow's exports, the demo) goes through :class:`OutputFolder`, so one
 rule holds everywhere:
 
 - **Ownership**: a writer replaces and deletes only its own files: those listed under its name in

@@ -160,6 +160,30 @@ def test_renamed_refuses_both_names():
         _deprecated.renamed({"old": 1, "new": 2}, "old", "new", where="f")
 
 
+def test_a_submodule_of_a_moved_package_is_the_same_submodule_of_its_new_home():
+    code = r"""
+import sys, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import hf_mmbuilder.commands.convert as old
+    import hf_mmbuilder.cli.convert as new
+assert old is new and sys.modules["hf_mmbuilder.commands.convert"] is new, (old, new)
+messages = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+# One warning, for the old package: the submodule follows it without a second one.
+assert messages == ["hf_mmbuilder.commands is deprecated; import hf_mmbuilder.cli instead (the old name goes in the next minor release)"], messages
+try:
+    import hf_mmbuilder.commands.no_such_command
+except ModuleNotFoundError as error:
+    assert "hf_mmbuilder.commands.no_such_command" in str(error), error
+else:
+    raise AssertionError("a submodule the new home lacks must not import")
+print("ok")
+"""
+    completed = _run(code)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "ok"
+
+
 def test_minhash_mode_is_now_compat():
     from hf_mmbuilder.duplicates import MinHashParams, dedup
 

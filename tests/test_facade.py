@@ -8,7 +8,7 @@ from datasets import load_dataset
 from PIL import Image
 
 import hf_mmbuilder
-from hf_mmbuilder.facade import MultiModalDatasetBuilder, image_folder_dataset, sniff_format
+from hf_mmbuilder.workflow import MultiModalDatasetBuilder, image_folder_dataset, sniff_format
 from hf_mmbuilder.synthesis.backends import Generation
 
 SPLITS = {"train": 0.8, "validation": 0.1, "test": 0.1}

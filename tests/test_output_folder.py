@@ -1,5 +1,5 @@
 """Every folder writer besides ``publish`` keeps the files it did not write: the demo's ``--out``
-and the facade's exports (Ray's writers are tested in test_ray_engine.py)."""
+and the workflow's exports (Ray's writers are tested in test_ray_engine.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from hf_mmbuilder import demo
-from hf_mmbuilder.facade import MultiModalDatasetBuilder
+from hf_mmbuilder.workflow import MultiModalDatasetBuilder
 from hf_mmbuilder.output_folder import MANIFEST, OutputFolderError
 from test_publish_local_folder import tree
 

@@ -24,7 +24,8 @@ pytest.importorskip("ray", reason="the Ray engine tests need the ray extra (pip 
 psutil = pytest.importorskip("psutil")
 
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder import ray_engine  # noqa: E402
+import hf_mmbuilder.ray as mmray  # noqa: E402
+from hf_mmbuilder.ray.session import ray_library  # noqa: E402
 from hf_mmbuilder.testing import planted_corpus  # noqa: E402
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -90,8 +91,8 @@ def cluster():
             time.sleep(0.5)
         yield address
     finally:
-        if ray_engine._ray().is_initialized():
-            ray_engine._ray().shutdown()
+        if ray_library().is_initialized():
+            ray_library().shutdown()
         _stop(processes)
         shutil.rmtree(temp_dir, ignore_errors=True)
         for name, value in saved.items():
@@ -107,7 +108,7 @@ def _connect_when_up(address: str, head: subprocess.Popen, temp_dir: str):
         if head.poll() is not None:
             raise RuntimeError(f"ray start --head exited: {(Path(temp_dir) / 'head.log').read_text()[-2000:]}")
         try:
-            return ray_engine.init(address, log_to_driver=False)
+            return mmray.init(address, log_to_driver=False)
         except ConnectionError:
             if time.monotonic() > deadline:
                 raise
@@ -124,8 +125,8 @@ def _node_ids(ray) -> set:
 
 
 def test_distributed_dedup_on_two_nodes_keeps_the_single_machine_rows(cluster, tmp_path):
-    ray = ray_engine._ray()
-    assert len(_node_ids(ray)) == 2 and ray_engine.cluster_cpus() == 2
+    ray = ray_library()
+    assert len(_node_ids(ray)) == 2 and mmray.cluster_cpus() == 2
     ds = datasets.Dataset.from_dict({"text": planted_corpus(NUM_DOCS, seed=1), "row": np.arange(NUM_DOCS)})
     expected = hf_mmbuilder.dedup(ds, "minhash")["row"]
     assert len(expected) < NUM_DOCS
@@ -138,7 +139,7 @@ def test_distributed_dedup_on_two_nodes_keeps_the_single_machine_rows(cluster, t
             handle.write(json.dumps(row) + "\n")
     output = tmp_path / "out.dj.jsonl"
     env = dict(os.environ)
-    command = [sys.executable, "-m", "hf_mmbuilder.cli", "dedup", "--engine", "ray", "--address", cluster, "--cache-dir", str(tmp_path / "cache"), str(source), str(output)]
+    command = [sys.executable, "-m", "hf_mmbuilder.cli", "dedup", "--method", "minhash", "--engine", "ray", "--address", cluster, "--cache-dir", str(tmp_path / "cache"), str(source), str(output)]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line)["row"] for line in open(output)]

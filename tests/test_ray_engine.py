@@ -24,8 +24,9 @@ pytest.importorskip("ray", reason="the Ray engine tests need the ray extra (pip 
 psutil = pytest.importorskip("psutil")
 
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder import ray_engine  # noqa: E402
-from hf_mmbuilder.datagen_interleaved import mmc4_records, write_jsonl  # noqa: E402
+import hf_mmbuilder.ray as mmray  # noqa: E402
+from hf_mmbuilder.ray import duplicates as ray_duplicates  # noqa: E402
+from hf_mmbuilder.testing import mmc4_records, write_jsonl  # noqa: E402
 from hf_mmbuilder.duplicates import MinHashSignature, minhash_clusters  # noqa: E402
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 from hf_mmbuilder.ops import ComputeStats, QualityFilter, RedactPII  # noqa: E402
@@ -39,7 +40,7 @@ NUM_DOCS = 200_000
 @pytest.fixture(scope="module")
 def ray_session():
     temp_dir = tempfile.mkdtemp(prefix="hfmm-ray-")
-    ray = ray_engine.init(num_cpus=2, object_store_memory=500 << 20, log_to_driver=False, _temp_dir=temp_dir)
+    ray = mmray.init(num_cpus=2, object_store_memory=500 << 20, log_to_driver=False, _temp_dir=temp_dir)
     yield ray
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)
@@ -73,19 +74,19 @@ def test_large_star_small_star_rounds_find_union_find_components():
             left, right = rng.integers(0, n, m), rng.integers(0, n, m)
         left, right = left.astype(np.int64), right.astype(np.int64)
         owner = rng.integers(0, partitions, left.size)
-        outputs = [ray_engine._orient_and_split(partitions, *ray_engine.contract_edges(left[owner == q], right[owner == q])) for q in range(partitions)]
+        outputs = [ray_duplicates._orient_and_split(partitions, *mmray.contract_edges(left[owner == q], right[owner == q])) for q in range(partitions)]
         inputs = [[outputs[q][p] for q in range(partitions)] for p in range(partitions)]
         previous = [None] * partitions
         while True:
-            results = [ray_engine._large_star_task(partitions, previous[p], *inputs[p]) for p in range(partitions)]
+            results = [ray_duplicates._large_star_task(partitions, previous[p], *inputs[p]) for p in range(partitions)]
             if not any(result[1] for result in results):
                 break
             previous = [result[0] for result in results]
-            small = [ray_engine._small_star_task(partitions, *[results[q][2 + p] for q in range(partitions)]) for p in range(partitions)]
+            small = [ray_duplicates._small_star_task(partitions, *[results[q][2 + p] for q in range(partitions)]) for p in range(partitions)]
             inputs = [[small[q][p] for q in range(partitions)] for p in range(partitions)]
         labels = np.arange(n)
         for edges in previous:
-            rows, clusters = ray_engine._removed_rows(edges, np.zeros(1, np.int64))
+            rows, clusters = ray_duplicates._removed_rows(edges, np.zeros(1, np.int64))
             labels[rows] = clusters
         assert labels.tolist() == connected_components(n, left, right).tolist(), f"trial {trial}"
 
@@ -95,8 +96,8 @@ def test_distributed_dedup_keeps_the_same_rows_as_single_machine_on_200k_documen
     expected_kept = np.flatnonzero(labels == np.arange(len(ds)))
     assert 10_000 < len(ds) - expected_kept.size < 20_000  # the planted copies LSH finds
 
-    times = ray_engine.StageTimes()
-    ray_labels = ray_engine.minhash_clusters(ds, times=times, batch_size=25_000)
+    times = mmray.StageTimes()
+    ray_labels = mmray.minhash_clusters(ds, times=times, batch_size=25_000)
     assert np.array_equal(ray_labels, labels)
     assert times.partitions >= 4 and times.rounds >= 2
 
@@ -108,9 +109,9 @@ def test_key_buckets_split_each_band_and_give_the_same_clusters(ray_session, cor
     # A tiny per-group budget forces several key buckets per band (the path for huge corpora).
     ds, labels = corpus
     head = ds.select(range(20_000))
-    monkeypatch.setattr(ray_engine, "_PARTITION_BYTES", 1 << 17)
-    times = ray_engine.StageTimes()
-    assert np.array_equal(ray_engine.minhash_clusters(head, num_partitions=6, times=times), minhash_clusters(head))
+    monkeypatch.setattr(ray_duplicates, "_PARTITION_BYTES", 1 << 17)
+    times = mmray.StageTimes()
+    assert np.array_equal(mmray.minhash_clusters(head, num_partitions=6, times=times), minhash_clusters(head))
     assert times.partitions == 6
 
 
@@ -161,7 +162,7 @@ def test_worker_killed_mid_job_gives_the_same_result_and_no_partial_output(ray_s
     killer = threading.Thread(target=_kill_first_worker_running, args=("_band_keys", killed, stop))
     killer.start()
     try:
-        report = ray_engine.dedup_parquet(shards, str(output))
+        report = mmray.dedup_parquet(shards, str(output))
     finally:
         stop.set()
         killer.join()
@@ -183,7 +184,7 @@ def _mmc4_shards(folder) -> list[str]:
 
 def test_convert_reads_shards_with_the_builders_parser(ray_session, tmp_path, cache_dir):
     shards = _mmc4_shards(tmp_path)
-    report = ray_engine.convert("mmc4", shards, str(tmp_path / "out"))
+    report = mmray.convert("mmc4", shards, str(tmp_path / "out"))
     assert report.rejected_files == [] and report.rejects_path is None
     converted = datasets.load_dataset("parquet", data_files=report.files, split="train", cache_dir=cache_dir)
     loaded = hf_mmbuilder.load("mmc4", shards, split="train", cache_dir=cache_dir)
@@ -199,7 +200,7 @@ def test_bad_shards_are_reported_per_file_and_skipped_into_rejects(ray_session, 
     broken = tmp_path / "docs_shard_3_v3.jsonl"
     broken.write_text('[{"text_list": ["unclosed"')
     missing = str(tmp_path / "docs_shard_4_v3.jsonl")
-    report = ray_engine.convert("mmc4", [*good, str(corrupt), str(broken), missing], str(tmp_path / "out"), on_error="skip")
+    report = mmray.convert("mmc4", [*good, str(corrupt), str(broken), missing], str(tmp_path / "out"), on_error="skip")
     reasons = {entry["file"]: entry["reason"] for entry in report.rejected_files}
     assert set(reasons) == {str(corrupt), str(broken), missing}
     assert "unreadable zip archive" in reasons[str(corrupt)]
@@ -213,8 +214,8 @@ def test_bad_shard_with_raise_fails_the_job_and_leaves_no_output(ray_session, tm
     good = _mmc4_shards(tmp_path)
     corrupt = tmp_path / "docs_shard_2_v3.jsonl.zip"
     corrupt.write_bytes(b"not a zip at all")
-    with pytest.raises(ray_engine.SourceFileError) as raised:
-        ray_engine.convert("mmc4", [*good, str(corrupt)], str(tmp_path / "out"))
+    with pytest.raises(mmray.SourceFileError) as raised:
+        mmray.convert("mmc4", [*good, str(corrupt)], str(tmp_path / "out"))
     assert raised.value.path == str(corrupt) and "unreadable zip archive" in raised.value.reason
     assert sorted(os.listdir(tmp_path)) == sorted(["docs_shard_0_v3.jsonl.zip", "docs_shard_1_v3.jsonl", corrupt.name])
 
@@ -227,12 +228,12 @@ def test_ops_run_unchanged_under_map_batches(ray_session, batch_format):
     execution = ray_session.data.DataContext.get_current().execution_options
     execution.preserve_order = True  # compare row by row with the datasets result
     try:
-        ray_ds = ray_engine.from_hf(ds, rows_per_shard=2)
+        ray_ds = mmray.from_hf(ds, rows_per_shard=2)
         local = ds
         for op in ops:
-            ray_ds = ray_engine.map_batches(ray_ds, op, batch_format=batch_format)
+            ray_ds = mmray.map_batches(ray_ds, op, batch_format=batch_format)
             local = local.map(op, batched=True)
-        back = ray_engine.to_hf(ray_ds)
+        back = mmray.to_hf(ray_ds)
     finally:
         execution.preserve_order = False
     assert back.column_names == local.column_names
@@ -242,29 +243,29 @@ def test_ops_run_unchanged_under_map_batches(ray_session, batch_format):
 
 def test_hf_datasets_round_trip_through_parquet(ray_session, tmp_path, cache_dir):
     ds = datasets.Dataset.from_dict({"text": [f"row {i}" for i in range(50)], "images": [[f"{i}.jpg"] for i in range(50)]}).select(range(49, -1, -1))
-    ray_ds = ray_engine.from_hf(ds, via_parquet=str(tmp_path / "in"), rows_per_shard=20)
+    ray_ds = mmray.from_hf(ds, via_parquet=str(tmp_path / "in"), rows_per_shard=20)
     assert ray_ds.count() == 50
-    back = ray_engine.to_hf(ray_ds, via_parquet=str(tmp_path / "out"), cache_dir=cache_dir)
+    back = mmray.to_hf(ray_ds, via_parquet=str(tmp_path / "out"), cache_dir=cache_dir)
     assert sorted(back["text"]) == sorted(ds["text"])
     assert sorted(os.listdir(tmp_path)) == ["hf_cache", "in", "out"]
     with pytest.raises(FileExistsError, match="exists"):
-        ray_engine.write_parquet(ray_ds, str(tmp_path / "out"))
+        mmray.write_parquet(ray_ds, str(tmp_path / "out"))
 
 
 def test_overwrite_replaces_only_the_writers_own_shards(ray_session, tmp_path):
     out = tmp_path / "out"
     old = ray_session.data.from_items([{"text": f"old {index}"} for index in range(6)], override_num_blocks=3)
-    first = ray_engine.write_parquet(old, str(out))
+    first = mmray.write_parquet(old, str(out))
     assert first == [str(out / f"part-{index:06d}.parquet") for index in range(3)]
     (out / "notes.md").write_text("mine")
     (out / "sub").mkdir()
     (out / "sub" / "part-000000.parquet").write_bytes(b"the user's file, named like a shard one folder down")
     new = ray_session.data.from_items([{"text": "new 0"}, {"text": "new 1"}], override_num_blocks=1)
     with pytest.raises(OutputFolderError) as refused:
-        ray_engine.write_parquet(new, str(out))
+        mmray.write_parquet(new, str(out))
     assert str(refused.value) == (f"output_dir {str(out)!r} exists and holds an earlier parquet output: pass overwrite=True "
                                   "(--overwrite on the command line) to replace it; files it did not write are kept")
-    second = ray_engine.write_parquet(new, str(out), overwrite=True)
+    second = mmray.write_parquet(new, str(out), overwrite=True)
     assert second == [str(out / "part-000000.parquet")]
     assert pq.read_table(second[0]).column("text").to_pylist() == ["new 0", "new 1"]
     assert sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()) == [
@@ -278,7 +279,7 @@ def test_dedup_parquet_names_an_unreadable_shard(ray_session, tmp_path):
     pq.write_table(pa.table({"text": ["a b c d e f"]}), good)
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 but no footer")
-    with pytest.raises(ray_engine.SourceFileError, match="unreadable Parquet file") as raised:
-        ray_engine.dedup_parquet([str(good), str(bad)], str(tmp_path / "out"))
+    with pytest.raises(mmray.SourceFileError, match="unreadable Parquet file") as raised:
+        mmray.dedup_parquet([str(good), str(bad)], str(tmp_path / "out"))
     assert raised.value.path == str(bad)
     assert not (tmp_path / "out").exists()

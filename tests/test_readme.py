@@ -1,5 +1,9 @@
-"""The README's code blocks run as written (each in a fresh folder beside a link to the shared samples)."""
+"""The README's code blocks run as written (each in a fresh folder beside a link to the shared
+samples) and print what the README says they print: each ``# -> value`` marker is one expected
+line of output, in order (``...`` matches anything, as in doctest); a block without markers
+prints nothing."""
 
+import doctest
 import os
 import re
 import subprocess
@@ -27,6 +31,17 @@ READS_SHARED_DATA = {
 }
 
 
+def expected_output(block: str) -> str:
+    """The lines a block must print: the text after each ``# -> `` marker, in order."""
+    return "".join(line.split("# -> ", 1)[1].rstrip() + "\n" for line in block.splitlines() if "# -> " in line)
+
+
+def test_expected_output_reads_the_markers():
+    block = 'print(len(ds))  # -> 3\nx = 1  # not a marker\nprint(report)   # -> {...}\n'
+    assert expected_output(block) == "3\n{...}\n"
+    assert expected_output("x = 1\n") == ""
+
+
 def python_blocks(section: str) -> list[str]:
     text = README.read_text(encoding="utf-8")
     start = text.index(f"\n## {section}\n")
@@ -49,3 +64,7 @@ def test_readme_block_runs_as_written(section, tmp_path):
     for block in blocks:
         completed = subprocess.run([sys.executable, "-c", block], cwd=project, env=env, capture_output=True, text=True, timeout=300)
         assert completed.returncode == 0, f"README section {section!r}:\n{block}\n{completed.stderr[-3000:]}"
+        want = expected_output(block)
+        assert doctest.OutputChecker().check_output(want, completed.stdout, doctest.ELLIPSIS), (
+            f"README section {section!r}:\n{block}\nprinted:\n{completed.stdout}\nthe markers say:\n{want}"
+        )

@@ -26,7 +26,7 @@ METHODS = ("exact", "minhash", "phash", "semantic")
 # The function each engine computes MinHash clusters with. The Ray one is named "module:function"
 # and imported on first use: single-machine code never imports the Ray layer (an import contract
 # checks it), and `import hf_mmbuilder` must not pull in Ray.
-ENGINES = {"local": minhash_clusters, "ray": "hf_mmbuilder.ray_engine:minhash_clusters"}
+ENGINES = {"local": minhash_clusters, "ray": "hf_mmbuilder.ray.duplicates:minhash_clusters"}
 
 
 def engine_clusters(engine: str):
@@ -117,7 +117,7 @@ def dedup(
     progress : bool
         Show tqdm progress bars.
     engine : {"local", "ray"}
-        ``"ray"`` computes the minhash clusters on a Ray cluster (``hf_mmbuilder.ray_engine``: the
+        ``"ray"`` computes the minhash clusters on a Ray cluster (``hf_mmbuilder.ray``: the
         running Ray session, else ``RAY_ADDRESS``, else a local one), with the same result.
 
     Returns

@@ -2,7 +2,7 @@
 
 For each of WavCaps (SoundBible subset), Video-ChatGPT, Youku-mPLUG (classification), InternVid
 and MSR-VTT (Hugging Face JSON lines, the layout Data-Juicer reads) a seeded file of ``--records``
-records is generated (:mod:`hf_mmbuilder.datagen_av`), then loaded by ``hf_mmbuilder.load`` (one
+records is generated (:mod:`hf_mmbuilder.testing.captions`), then loaded by ``hf_mmbuilder.load`` (one
 process, Arrow written to a fresh cache) and converted by Data-Juicer's
 ``tools.fmt_conversion.multimodal.source_format_to_data_juicer_format.<fmt>_to_dj`` (its own venv,
 ``.venv-dj``), each as its own process in the same run. Wall time includes interpreter start and
@@ -56,18 +56,18 @@ def _seconds_after(label: str, output: str) -> float:
 
 def prepare(folder: Path, records: int) -> list[dict]:
     """Generate the input files; returns one entry per format with our options and DJ's arguments."""
-    from hf_mmbuilder import datagen_av
+    from hf_mmbuilder import testing
 
-    wavcaps = datagen_av.write_wavcaps_json(str(folder / "wavcaps_soundbible.json"), "soundbible", records, seed=0)
+    wavcaps = testing.write_wavcaps_json(str(folder / "wavcaps_soundbible.json"), "soundbible", records, seed=0)
     audio = folder / "audio"
     for shard in range(10):
         (audio / f"part{shard}").mkdir(parents=True, exist_ok=True)
     for number in range(records):
         (audio / f"part{number % 10}" / f"{number}.flac").touch()
-    chatgpt = datagen_av.write_video_chatgpt_json(str(folder / "video_chatgpt.json"), records, seed=0)
-    youku = datagen_av.write_youku_csv(str(folder / "youku_classification.csv"), "classification", records, seed=0)
-    internvid = datagen_av.write_internvid_jsonl(str(folder / "internvid.jsonl"), records, seed=0)
-    msrvtt = datagen_av.write_msrvtt(str(folder / "msrvtt_hf.jsonl"), "jsonl", records, seed=0)
+    chatgpt = testing.write_video_chatgpt_json(str(folder / "video_chatgpt.json"), records, seed=0)
+    youku = testing.write_youku_csv(str(folder / "youku_classification.csv"), "classification", records, seed=0)
+    internvid = testing.write_internvid_jsonl(str(folder / "internvid.jsonl"), records, seed=0)
+    msrvtt = testing.write_msrvtt(str(folder / "msrvtt_hf.jsonl"), "jsonl", records, seed=0)
     out = str(folder / "dj_out.jsonl")
     return [
         {

@@ -7,7 +7,7 @@ converter; their throughput is reported alone.
 
 Each side runs as its own process on the same file in the same run; wall time includes interpreter
 start and imports for both; peak RSS is the process tree's, sampled. Files are generated once into
-``benchmarks/data/`` by :mod:`hf_mmbuilder.datagen_interleaved` (seeded).
+``benchmarks/data/`` by :mod:`hf_mmbuilder.testing.interleaved` (seeded).
 
 Run through ``benchmarks/formats.py`` (all formats, one result file).
 """
@@ -38,7 +38,7 @@ print("rows", len(ds), "load_seconds", time.perf_counter() - start)
 
 def source_file(fmt: str, records: int) -> Path:
     """The generated input of ``fmt`` (written on first use; the DJ input is our ShareGPT -> DJ export)."""
-    from hf_mmbuilder import datagen_interleaved
+    from hf_mmbuilder import testing
 
     path = DATA / f"{fmt}_{records}.jsonl"
     if path.exists():
@@ -51,7 +51,7 @@ def source_file(fmt: str, records: int) -> Path:
             ds = hf_mmbuilder.load("sharegpt", str(source_file("sharegpt", records)), split="train", cache_dir=scratch)
             hf_mmbuilder.export(ds, "dj", str(path))
         return path
-    datagen_interleaved.write_jsonl(str(path), datagen_interleaved.GENERATORS[fmt](records, seed=0))
+    testing.write_jsonl(str(path), testing.GENERATORS[fmt](records, seed=0))
     return path
 
 

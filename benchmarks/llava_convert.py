@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=RECORDS)
     parser.add_argument("--repeat", type=int, default=2, help="rounds of both sides; each side's fastest run counts (the machine is shared)")
     args = parser.parse_args()
-    from hf_mmbuilder.datagen import write_llava_json
+    from hf_mmbuilder.testing import write_llava_json
 
     source = DATA / f"llava_{args.records}.json"
     if not source.exists():

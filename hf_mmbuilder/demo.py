@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen
+from hf_mmbuilder import testing
 from hf_mmbuilder.output_folder import OutputFolder, OutputFolderError
 
 
@@ -42,7 +42,7 @@ def write_sample(folder: str, records: int, duplicates: int, seed: int) -> str:
     """Write a LLaVA JSON sample with ``duplicates`` near-copies of earlier records and a JPEG for
     every referenced image; returns the JSON path."""
     rng = random.Random(seed)
-    sample = list(datagen.llava_records(records, seed=seed, image_folder="images"))
+    sample = list(testing.llava_records(records, seed=seed, image_folder="images"))
     for number in range(duplicates):
         copy = json.loads(json.dumps(sample[rng.randrange(records)]))
         copy["id"] = f"dup-{number}"
@@ -52,7 +52,7 @@ def write_sample(folder: str, records: int, duplicates: int, seed: int) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(sample, handle, ensure_ascii=False, indent=1)
     names = sorted({record["image"] for record in sample if "image" in record})
-    datagen.write_images(folder, names, seed=seed)
+    testing.write_images(folder, names, seed=seed)
     return path
 
 

@@ -398,14 +398,14 @@ class MultiModalDatasetBuilder:
             >>> builder.export(format="llava", split_ratio={"train": .8, "validation": .1, "test": .1})  # doctest: +SKIP
             {'train': 243, 'validation': 30, 'test': 30}
         """
-        from .splits import split_dataset
+        from .publishing import split_dataset
 
         if self.dataset is None or len(self.dataset) == 0:
             raise ValueError("nothing to export: the working dataset is empty")
         dataset = self.dataset.remove_columns([c for c in ("__dj__stats__",) if c in self.dataset.column_names])
         target = path or os.path.join(self.output_dir, format)
         if format == "huggingface":
-            from .publish import publish
+            from .publishing import publish
 
             card = options.pop("card", None) or {}
             if isinstance(card, dict):

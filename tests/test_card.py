@@ -13,8 +13,8 @@ from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image
 
-from hf_mmbuilder.card import mp4_duration, wav_duration
-from hf_mmbuilder.publish import publish
+from hf_mmbuilder.publishing.card import mp4_duration, wav_duration
+from hf_mmbuilder.publishing import publish
 from hub_server import validate_card_yaml
 
 SIZES = [(32, 20), (64, 48), (40, 40), (100, 30)]

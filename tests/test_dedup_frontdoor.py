@@ -121,7 +121,7 @@ def test_cli_writes_dj_jsonl_and_a_json_report(tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     _write_jsonl(source, [{"text": t, "images": []} for t in TEXTS + ["données non-ASCII ünïcödé"]])
     out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
-    code = main(["dedup", "--method", "minhash", "--threshold", "0.5", "--report", str(report), str(source), str(out)])
+    code = main(["dedup", "--method", "minhash", "--jaccard-threshold", "0.5", "--report", str(report), str(source), str(out)])
     assert code == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [row["text"] for row in rows] == [TEXTS[0], TEXTS[1], TEXTS[4], "données non-ASCII ünïcödé"]
@@ -134,7 +134,7 @@ def test_cli_writes_parquet_with_cluster_ids(tmp_path):
     source = tmp_path / "in.jsonl"
     _write_jsonl(source, [{"text": t} for t in TEXTS])
     out = tmp_path / "clusters.parquet"
-    assert main(["dedup", "--method", "exact", "--clusters", "--lowercase", "--drop-non-alnum", str(source), str(out)]) == 0
+    assert main(["dedup", "--method", "exact", "--return-clusters", "--lowercase", "--drop-non-alnum", str(source), str(out)]) == 0
     assert pq.read_table(out).column("cluster_id").to_pylist() == [0, 1, 0, 0, 4]
 
 
@@ -142,6 +142,6 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     _write_jsonl(source, [{"text": "x"}])
     assert main(["dedup", str(source), str(tmp_path / "out.csv")]) == 2
-    assert main(["dedup", "--method", "exact", "--threshold", "0.5", str(source), str(tmp_path / "o.jsonl")]) == 2
+    assert main(["dedup", "--method", "exact", "--jaccard-threshold", "0.5", str(source), str(tmp_path / "o.jsonl")]) == 2
     assert "belong to --method minhash" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()

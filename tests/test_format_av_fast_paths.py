@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_av
+from hf_mmbuilder import testing
 from hf_mmbuilder.loading_scripts._captioned_media import CaptionConfig, MediaFinder, json_objects, wrap_caption, wrap_captions
 from hf_mmbuilder.loading_scripts.internvid import timecode_seconds, timecodes_seconds
 
@@ -34,12 +34,12 @@ def _same_rows(format_name, source, tmp_path, options):
 
 def _generated(format_name, folder):
     if format_name == "video_chatgpt":
-        return datagen_av.write_video_chatgpt_json(str(folder / "chatgpt.json"), 600, seed=3)
+        return testing.write_video_chatgpt_json(str(folder / "chatgpt.json"), 600, seed=3)
     if format_name == "internvid":
-        return datagen_av.write_internvid_jsonl(str(folder / "internvid.jsonl"), 600, seed=3)
+        return testing.write_internvid_jsonl(str(folder / "internvid.jsonl"), 600, seed=3)
     if format_name == "msrvtt":
-        return datagen_av.write_msrvtt(str(folder / "msrvtt.jsonl"), "jsonl", 600, seed=3)
-    return datagen_av.write_youku_csv(str(folder / "youku.csv"), "classification", 600, seed=3)
+        return testing.write_msrvtt(str(folder / "msrvtt.jsonl"), "jsonl", 600, seed=3)
+    return testing.write_youku_csv(str(folder / "youku.csv"), "classification", 600, seed=3)
 
 
 @pytest.mark.parametrize("options", OPTIONS)
@@ -66,7 +66,7 @@ def test_video_formats_fast_rows_equal_careful_rows(tmp_path, format_name, optio
     ],
 )
 def test_wavcaps_fast_rows_equal_careful_rows(tmp_path, subset, options):
-    source = datagen_av.write_wavcaps_json(str(tmp_path / "wavcaps.json"), subset, 400, seed=5)
+    source = testing.write_wavcaps_json(str(tmp_path / "wavcaps.json"), subset, 400, seed=5)
     first = hf_mmbuilder.load("wavcaps", source, split="train", cache_dir=str(tmp_path / "first"), wavcaps_audio_path="audio")
     for number, paths in enumerate(first["audios"]):
         # Half the files in a sub-folder, so paths come from the recursive listing.
@@ -76,7 +76,7 @@ def test_wavcaps_fast_rows_equal_careful_rows(tmp_path, subset, options):
 
 
 def test_one_bad_record_leaves_the_other_rows_unchanged(tmp_path):
-    source = datagen_av.write_internvid_jsonl(str(tmp_path / "internvid.jsonl"), 300, seed=1)
+    source = testing.write_internvid_jsonl(str(tmp_path / "internvid.jsonl"), 300, seed=1)
     lines = open(source, encoding="utf-8").read().rstrip("\n").split("\n")
     good = hf_mmbuilder.load("internvid", source, split="train", cache_dir=str(tmp_path / "good"))
     lines[150] = lines[150].replace('"Start_timestamp":"', '"Start_timestamp":"x')

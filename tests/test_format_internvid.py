@@ -7,7 +7,7 @@ import pytest
 from format_av_helpers import check_unreadable_member, load_and_export, read_json, rejects, write_jsonl, zip_with_corrupt_member
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_av
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 from hf_mmbuilder.loading_scripts.internvid import clip_name, timecode_seconds
 
@@ -36,7 +36,7 @@ def test_real_file_round_trips_and_matches_data_juicer(shared_data, tmp_path, ca
 
 
 def test_generated_records_with_every_quirk_round_trip(tmp_path, cache_dir):
-    source = datagen_av.write_internvid_jsonl(str(tmp_path / "in.jsonl"), 10_000, seed=5)
+    source = testing.write_internvid_jsonl(str(tmp_path / "in.jsonl"), 10_000, seed=5)
     with open(source, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(RECORD, ensure_ascii=False) + "\n")
     out = tmp_path / "out.jsonl"
@@ -79,7 +79,7 @@ def test_cut_videos_writes_a_clip_of_the_right_length(shared_data, tmp_path, cac
 
 
 def test_edits_survive_export_and_streaming(tmp_path, cache_dir):
-    source = datagen_av.write_internvid_jsonl(str(tmp_path / "in.jsonl"), 50, seed=2)
+    source = testing.write_internvid_jsonl(str(tmp_path / "in.jsonl"), 50, seed=2)
     ds = hf_mmbuilder.load("internvid", source, split="train", cache_dir=cache_dir)
     edited = ds.map(lambda row: {"text": row["text"].replace("man", "person")})
     hf_mmbuilder.export(edited, "internvid", str(tmp_path / "out.jsonl"))
@@ -124,6 +124,6 @@ def test_malformed_line_and_missing_media(tmp_path, cache_dir):
 
 
 def test_unreadable_zip_member(tmp_path, cache_dir):
-    records = "".join(json.dumps(record) + "\n" for record in datagen_av.internvid_records(200, seed=3)).encode()
+    records = "".join(json.dumps(record) + "\n" for record in testing.internvid_records(200, seed=3)).encode()
     archive = zip_with_corrupt_member(tmp_path / "iv.zip", "good.jsonl", records, "bad.jsonl", records)
     check_unreadable_member("internvid", archive, "bad.jsonl", 200, tmp_path, cache_dir)

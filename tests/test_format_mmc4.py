@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_interleaved
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 from hf_mmbuilder.loading_scripts.mmc4 import drop_items, split_document
 
@@ -41,22 +41,22 @@ def test_real_files_round_trip(shared_data, tmp_path, cache_dir, name):
 
 
 def test_generated_quirks_round_trip_with_zero_differences(tmp_path, cache_dir):
-    records = list(datagen_interleaved.mmc4_records(10_000, seed=3))
+    records = list(testing.mmc4_records(10_000, seed=3))
     assert any("url" not in r for r in records) and any("doc_id" in r for r in records)
     assert any(not r["image_info"] for r in records) and any(not r["text_list"] for r in records)
     assert any(len({i["matched_text_index"] for i in r["image_info"]}) < len(r["image_info"]) for r in records)
-    source = datagen_interleaved.write_jsonl(str(tmp_path / "docs.jsonl"), records)
+    source = testing.write_jsonl(str(tmp_path / "docs.jsonl"), records)
     ds = load(source, cache_dir, num_proc=2, shard_bytes=8 << 20)
     out = export(ds, tmp_path)
     assert sum(a != b for a, b in zip(out, records)) == 0 and len(out) == len(records)
 
 
 def test_zipped_shards_many_per_load_keep_provenance(tmp_path, cache_dir):
-    first = list(datagen_interleaved.mmc4_records(30, seed=1))
-    second = list(datagen_interleaved.mmc4_records(20, seed=2))
+    first = list(testing.mmc4_records(30, seed=1))
+    second = list(testing.mmc4_records(20, seed=2))
     shards = [
-        datagen_interleaved.write_jsonl(str(tmp_path / "docs_no_face_shard_0_v3.jsonl.zip"), first, zip_member="docs_no_face_shard_0_v3.jsonl"),
-        datagen_interleaved.write_jsonl(str(tmp_path / "docs_no_face_shard_1_v3.jsonl.zip"), second, zip_member="docs_no_face_shard_1_v3.jsonl"),
+        testing.write_jsonl(str(tmp_path / "docs_no_face_shard_0_v3.jsonl.zip"), first, zip_member="docs_no_face_shard_0_v3.jsonl"),
+        testing.write_jsonl(str(tmp_path / "docs_no_face_shard_1_v3.jsonl.zip"), second, zip_member="docs_no_face_shard_1_v3.jsonl"),
     ]
     ds = load(shards, cache_dir)
     assert len(ds) == 50
@@ -78,8 +78,8 @@ def test_data_juicer_parity_on_the_golden_output(shared_data, cache_dir):
 
 
 def test_parity_options_after_and_image_dir(tmp_path, cache_dir):
-    record = next(r for r in datagen_interleaved.mmc4_records(50, seed=5) if len(r["image_info"]) >= 2)
-    source = datagen_interleaved.write_jsonl(str(tmp_path / "d.jsonl"), [record])
+    record = next(r for r in testing.mmc4_records(50, seed=5) if len(r["image_info"]) >= 2)
+    source = testing.write_jsonl(str(tmp_path / "d.jsonl"), [record])
     options = {"image_special_token_insert_pos": "after", "image_dir": "imgs", "sent_separator": "\n", "add_eoc_at_last": False}
     ds = load(source, cache_dir, **options)
     row = ds[0]
@@ -216,9 +216,7 @@ def test_on_error_skip_writes_rejects_and_keep_flags(tmp_path, cache_dir):
 
 
 def test_missing_media_with_checking_and_unreadable_zip(tmp_path, cache_dir):
-    from hf_mmbuilder import datagen
-
-    datagen.write_images(str(tmp_path), ["x.jpg"])
+    testing.write_images(str(tmp_path), ["x.jpg"])
     path = tmp_path / "docs.jsonl"
     missing = {**GOOD, "image_info": [{"image_name": "gone.jpg", "matched_text_index": 0}]}
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(missing) + "\n", encoding="utf-8")
@@ -259,7 +257,7 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
     from hf_mmbuilder.jsonrecords import iter_batches
     from hf_mmbuilder.loading_scripts.mmc4 import Document, Mmc4, _member_spans
 
-    records = list(datagen_interleaved.mmc4_records(600, seed=9))
+    records = list(testing.mmc4_records(600, seed=9))
     # Shapes the compiled path must leave to the careful one (which reports or converts them).
     records[1]["similarity_matrix"] = records[1]["similarity_matrix"][:-1] or [[0.5]]
     records[2]["image_info"] = [{"image_name": "x.jpg", "matched_text_index": 10_000}]
@@ -277,7 +275,7 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
     records[11]["url"] = 'https://x.org/a"b\\c/é\u2028'
     records[12].pop("could_have_url_duplicate", None)
     records[12].pop("url", None)
-    source = datagen_interleaved.write_jsonl(str(tmp_path / "docs.jsonl"), records)
+    source = testing.write_jsonl(str(tmp_path / "docs.jsonl"), records)
     for options in ({}, {"image_special_token_insert_pos": "after", "image_dir": "img", "sent_separator": "\n", "add_eoc_at_last": False}):
         builder = Mmc4(cache_dir=str(tmp_path / "cache"), data_files=source, **options)
         shard = builder._plan_file(0, source, source, str(tmp_path))[0]

@@ -6,7 +6,7 @@ import pytest
 from format_av_helpers import check_unreadable_member, load_and_export, read_csv, read_json, rejects, write_jsonl, zip_with_corrupt_member
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_av
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
 
@@ -40,7 +40,7 @@ def test_data_juicer_parity(shared_data, cache_dir):
 
 @pytest.mark.parametrize("layout, suffix", [("official", ".json"), ("jsonl", ".jsonl"), ("csv", ".csv")])
 def test_generated_layouts_with_every_quirk_round_trip(tmp_path, cache_dir, layout, suffix):
-    source = datagen_av.write_msrvtt(str(tmp_path / f"in{suffix}"), layout, 10_000, seed=6)
+    source = testing.write_msrvtt(str(tmp_path / f"in{suffix}"), layout, 10_000, seed=6)
     out = tmp_path / f"out{suffix}"
     ds = load_and_export("msrvtt", source, out, cache_dir, num_proc=2, shard_bytes=1 << 20)
     assert set(ds["layout"]) == {layout}
@@ -58,7 +58,7 @@ def test_generated_layouts_with_every_quirk_round_trip(tmp_path, cache_dir, layo
 
 
 def test_official_rows_are_one_per_caption_and_convert_to_the_other_layouts(tmp_path, cache_dir):
-    source = datagen_av.write_msrvtt(str(tmp_path / "in.json"), "official", 1000, seed=1)
+    source = testing.write_msrvtt(str(tmp_path / "in.json"), "official", 1000, seed=1)
     document = read_json(source)
     ds = hf_mmbuilder.load("msrvtt", source, split="train", cache_dir=cache_dir)
     first = document["sentences"][0]
@@ -76,7 +76,7 @@ def test_official_rows_are_one_per_caption_and_convert_to_the_other_layouts(tmp_
 
 
 def test_edits_and_filters_survive_official_export(tmp_path, cache_dir):
-    source = datagen_av.write_msrvtt(str(tmp_path / "in.json"), "official", 100, seed=2)
+    source = testing.write_msrvtt(str(tmp_path / "in.json"), "official", 100, seed=2)
     ds = hf_mmbuilder.load("msrvtt", source, split="train", cache_dir=cache_dir)
     edited = ds.map(lambda row: {"text": row["text"].replace("dog", "[PET]")}).filter(lambda row, i: i % 2 == 0, with_indices=True)
     hf_mmbuilder.export(edited, "msrvtt", str(tmp_path / "out.json"))
@@ -146,6 +146,6 @@ def test_missing_video_with_check_media(tmp_path, cache_dir):
 
 @pytest.mark.parametrize("layout, suffix", [("official", ".json"), ("jsonl", ".jsonl"), ("csv", ".csv")])
 def test_unreadable_zip_member(tmp_path, cache_dir, layout, suffix):
-    data = open(datagen_av.write_msrvtt(str(tmp_path / f"in{suffix}"), layout, 200, seed=3), "rb").read()
+    data = open(testing.write_msrvtt(str(tmp_path / f"in{suffix}"), layout, 200, seed=3), "rb").read()
     archive = zip_with_corrupt_member(tmp_path / "msrvtt.zip", f"good{suffix}", data, f"bad{suffix}", data)
     check_unreadable_member("msrvtt", archive, f"bad{suffix}", 200, tmp_path, cache_dir)

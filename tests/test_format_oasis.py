@@ -6,7 +6,7 @@ import json
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_interleaved
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
 
@@ -40,8 +40,8 @@ def test_real_input_records_round_trip(shared_data, tmp_path, cache_dir):
 
 
 def test_generated_inputs_and_outputs_round_trip_with_zero_differences(tmp_path, cache_dir):
-    records = list(datagen_interleaved.oasis_records(10_000, seed=6))
-    source = datagen_interleaved.write_jsonl(str(tmp_path / "in.jsonl"), records)
+    records = list(testing.oasis_records(10_000, seed=6))
+    source = testing.write_jsonl(str(tmp_path / "in.jsonl"), records)
     ds = load(source, cache_dir, num_proc=2, shard_bytes=1 << 20)
     out = export(ds, tmp_path)
     assert len(out) == len(records) and sum(a != b for a, b in zip(out, records)) == 0
@@ -49,7 +49,7 @@ def test_generated_inputs_and_outputs_round_trip_with_zero_differences(tmp_path,
 
 
 def test_output_records_get_the_llava_text(tmp_path, cache_dir):
-    records = [r for r in datagen_interleaved.oasis_records(20, seed=1) if "conversations" in r]
+    records = [r for r in testing.oasis_records(20, seed=1) if "conversations" in r]
     source = write_lines(tmp_path / "out.jsonl", records)
     oasis = load(source, cache_dir)
     llava = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
@@ -91,9 +91,7 @@ def test_bad_records_raise_with_file_record_and_reason(tmp_path, cache_dir, line
 
 
 def test_on_error_skip_and_keep_and_missing_media(tmp_path, cache_dir):
-    from hf_mmbuilder import datagen
-
-    datagen.write_images(str(tmp_path / "images"), ["1.png"])
+    testing.write_images(str(tmp_path / "images"), ["1.png"])
     path = write_lines(tmp_path / "in.jsonl", [GOOD, {"instruction": 1, "response": "x"}, {**GOOD, "image": "./images/gone.png"}])
     rejects = tmp_path / "rejects.jsonl"
     skipped = load(path, cache_dir, on_error="skip", rejects_path=str(rejects), check_media=True)

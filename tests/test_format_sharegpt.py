@@ -7,7 +7,7 @@ import datasets
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_interleaved
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
 IMAGE = hf_mmbuilder.IMAGE_TOKEN
@@ -75,8 +75,8 @@ def test_real_llamafactory_file_round_trips(shared_data, tmp_path, cache_dir):
 
 
 def test_generated_quirks_round_trip_with_zero_differences(tmp_path, cache_dir):
-    records = list(datagen_interleaved.sharegpt_records(10_000, seed=4))
-    source = datagen_interleaved.write_jsonl(str(tmp_path / "in.jsonl"), records)
+    records = list(testing.sharegpt_records(10_000, seed=4))
+    source = testing.write_jsonl(str(tmp_path / "in.jsonl"), records)
     ds = load(source, cache_dir, num_proc=2, shard_bytes=1 << 20)
     assert set(ds["style"]) == {"llamafactory", "swift", "openai"}
     out = export(ds, tmp_path)
@@ -144,9 +144,7 @@ def test_bad_records_raise_with_file_record_and_reason(tmp_path, cache_dir, line
 
 
 def test_on_error_skip_keep_and_missing_media(tmp_path, cache_dir):
-    from hf_mmbuilder import datagen
-
-    datagen.write_images(str(tmp_path), ["a.jpg"])
+    testing.write_images(str(tmp_path), ["a.jpg"])
     path = tmp_path / "bad.jsonl"
     missing = {"messages": [{"role": "user", "content": "<image>"}], "images": ["gone.jpg"]}
     path.write_text(json.dumps(QUIRKY[0]) + "\n{oops\n" + json.dumps(missing) + "\n", encoding="utf-8")

@@ -7,7 +7,7 @@ import pytest
 from format_av_helpers import check_unreadable_member, load_and_export, read_json, rejects, resolved, write_jsonl, zip_with_corrupt_member
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_av
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
 QUIRKY = [
@@ -34,7 +34,7 @@ def test_real_file_round_trips_and_matches_data_juicer(shared_data, tmp_path, ca
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
 def test_generated_records_with_every_quirk_round_trip(tmp_path, cache_dir, suffix):
-    records = QUIRKY + list(datagen_av.video_chatgpt_records(10_000, seed=1))
+    records = QUIRKY + list(testing.video_chatgpt_records(10_000, seed=1))
     source = tmp_path / f"in{suffix}"
     if suffix == ".json":
         source.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
@@ -51,7 +51,7 @@ def test_generated_records_with_every_quirk_round_trip(tmp_path, cache_dir, suff
 
 @pytest.mark.parametrize("options", [{"video_special_token_insert_pos": "after"}, {"video_special_token_insert_pos": "random", "add_eoc_at_last": False}])
 def test_other_token_positions_round_trip(tmp_path, cache_dir, options):
-    source = write_jsonl(tmp_path / "in.jsonl", QUIRKY + list(datagen_av.video_chatgpt_records(200, seed=2)))
+    source = write_jsonl(tmp_path / "in.jsonl", QUIRKY + list(testing.video_chatgpt_records(200, seed=2)))
     ds = load_and_export("video_chatgpt", source, tmp_path / "out.jsonl", cache_dir, **options)
     assert read_json(tmp_path / "out.jsonl") == read_json(source)
     if options["video_special_token_insert_pos"] == "random":
@@ -128,6 +128,6 @@ def test_missing_video_with_check_media(tmp_path, cache_dir):
 
 
 def test_unreadable_zip_member(tmp_path, cache_dir):
-    records = "".join(json.dumps(record) + "\n" for record in datagen_av.video_chatgpt_records(200, seed=3)).encode()
+    records = "".join(json.dumps(record) + "\n" for record in testing.video_chatgpt_records(200, seed=3)).encode()
     archive = zip_with_corrupt_member(tmp_path / "vc.zip", "good.jsonl", records, "bad.jsonl", records)
     check_unreadable_member("video_chatgpt", archive, "bad.jsonl", 200, tmp_path, cache_dir)

@@ -6,7 +6,7 @@ import pytest
 from format_av_helpers import check_unreadable_member, load_and_export, read_json, rejects, zip_with_corrupt_member
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_av
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
 
@@ -66,9 +66,9 @@ def test_data_juicer_parity(shared_data, tmp_path, cache_dir):
         assert typed({"num_captions_per_audio": num_captions, **record}) == typed(meta)
 
 
-@pytest.mark.parametrize("subset", datagen_av.WAVCAPS_SUBSETS)
+@pytest.mark.parametrize("subset", testing.WAVCAPS_SUBSETS)
 def test_generated_subsets_with_every_quirk_round_trip(tmp_path, cache_dir, subset):
-    source = datagen_av.write_wavcaps_json(str(tmp_path / "in.json"), subset, 10_000, seed=7)
+    source = testing.write_wavcaps_json(str(tmp_path / "in.json"), subset, 10_000, seed=7)
     ds = load_and_export("wavcaps", source, tmp_path / "out.json", cache_dir)
     original, exported = read_json(source), read_json(tmp_path / "out.json")
     assert len(exported["data"]) == 10_000
@@ -157,6 +157,6 @@ def test_malformed_document_and_missing_audio(tmp_path, cache_dir):
 
 
 def test_unreadable_zip_member(tmp_path, cache_dir):
-    document = open(datagen_av.write_wavcaps_json(str(tmp_path / "in.json"), "freesound", 200, seed=3), "rb").read()
+    document = open(testing.write_wavcaps_json(str(tmp_path / "in.json"), "freesound", 200, seed=3), "rb").read()
     archive = zip_with_corrupt_member(tmp_path / "wavcaps.zip", "good.json", document, "bad.json", document)
     check_unreadable_member("wavcaps", archive, "bad.json", 200, tmp_path, cache_dir)

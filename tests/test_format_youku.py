@@ -6,7 +6,7 @@ import pytest
 from format_av_helpers import check_unreadable_member, load_and_export, read_csv, read_json, rejects, zip_with_corrupt_member
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_av
+from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
 REAL = {
@@ -40,13 +40,13 @@ def test_real_files_round_trip_and_match_data_juicer(shared_data, tmp_path, cach
 
 @pytest.mark.parametrize("subset", ["pretrain", "classification", "retrieval", "captioning"])
 def test_generated_subsets_with_every_quirk_round_trip(tmp_path, cache_dir, subset):
-    source = datagen_av.write_youku_csv(str(tmp_path / "in.csv"), subset, 10_000, seed=4)
+    source = testing.write_youku_csv(str(tmp_path / "in.csv"), subset, 10_000, seed=4)
     out = tmp_path / "out.csv"
     ds = load_and_export("youku", source, out, cache_dir, num_proc=2)
     original, exported = read_csv(source), read_csv(out)
     assert len(exported) == len(original) == 10_001
     assert sum(a != b for a, b in zip(original, exported)) == 0
-    assert set(ds["subset"]) == {subset} and ds[0]["csv_header"] == datagen_av.YOUKU_HEADERS[subset]
+    assert set(ds["subset"]) == {subset} and ds[0]["csv_header"] == testing.YOUKU_HEADERS[subset]
     assert hf_mmbuilder.validate_alignment(ds) == []
     if subset == "captioning":
         assert ds[0]["text"].startswith(hf_mmbuilder.VIDEO_TOKEN + " ['")
@@ -62,7 +62,7 @@ def test_extra_columns_bom_and_header_names_survive(tmp_path, cache_dir):
 
 
 def test_edits_survive_export_and_paths_are_checked(tmp_path, cache_dir):
-    source = datagen_av.write_youku_csv(str(tmp_path / "in.csv"), "retrieval", 20, seed=1)
+    source = testing.write_youku_csv(str(tmp_path / "in.csv"), "retrieval", 20, seed=1)
     ds = hf_mmbuilder.load("youku", source, split="train", cache_dir=cache_dir)
     edited = ds.map(lambda row: {"text": row["text"].replace("dog", "[PET]"), "videos": ["moved/" + row["videos"][0]]})
     hf_mmbuilder.export(edited, "youku", str(tmp_path / "out.csv"))
@@ -74,8 +74,8 @@ def test_edits_survive_export_and_paths_are_checked(tmp_path, cache_dir):
 
 
 def test_streaming_and_files_with_different_headers(tmp_path, cache_dir):
-    first = datagen_av.write_youku_csv(str(tmp_path / "a.csv"), "pretrain", 5, seed=1)
-    second = datagen_av.write_youku_csv(str(tmp_path / "b.csv"), "retrieval", 3, seed=2)
+    first = testing.write_youku_csv(str(tmp_path / "a.csv"), "pretrain", 5, seed=1)
+    second = testing.write_youku_csv(str(tmp_path / "b.csv"), "retrieval", 3, seed=2)
     ds = hf_mmbuilder.load("youku", [first, second], split="train", cache_dir=cache_dir)
     assert ds["subset"] == ["pretrain"] * 5 + ["retrieval"] * 3 and ds["source_file"] == [first] * 5 + [second] * 3
     streamed = hf_mmbuilder.load("youku", [first, second], split="train", streaming=True)
@@ -91,7 +91,7 @@ def test_streaming_and_files_with_different_headers(tmp_path, cache_dir):
 
 def test_wrong_header_raises_or_skips_the_file(tmp_path, cache_dir):
     bad = write_csv(tmp_path / "bad.csv", [["video", "title"], ["v/1.mp4", "x"]])
-    good = datagen_av.write_youku_csv(str(tmp_path / "good.csv"), "pretrain", 3)
+    good = testing.write_youku_csv(str(tmp_path / "good.csv"), "pretrain", 3)
     with pytest.raises(RecordError, match=r"bad\.csv: record 0 \(line 1\): CSV header .* no column 'video_id:FILE'"):
         hf_mmbuilder.load("youku", bad, split="train", cache_dir=cache_dir)
     with pytest.raises(RecordError, match="not a Youku-mPLUG classification header: no column 'label'"):
@@ -129,6 +129,6 @@ def test_missing_video_with_check_media(tmp_path, cache_dir):
 
 
 def test_unreadable_zip_member(tmp_path, cache_dir):
-    rows = open(datagen_av.write_youku_csv(str(tmp_path / "in.csv"), "classification", 300, seed=3), "rb").read()
+    rows = open(testing.write_youku_csv(str(tmp_path / "in.csv"), "classification", 300, seed=3), "rb").read()
     archive = zip_with_corrupt_member(tmp_path / "youku.zip", "good.csv", rows, "bad.csv", rows)
     check_unreadable_member("youku", archive, "bad.csv", 300, tmp_path, cache_dir)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen
+from hf_mmbuilder import testing
 from hf_mmbuilder.builder import ColumnBuffer
 from hf_mmbuilder.errors import ErrorPolicy, RecordError
 from hf_mmbuilder.jsonrecords import iter_batches, scan_records
@@ -81,7 +81,7 @@ def test_real_llava_files_round_trip(shared_data, tmp_path, cache_dir):
 
 
 def test_generated_665k_shaped_sample_round_trips(tmp_path, cache_dir):
-    source = datagen.write_llava_json(str(tmp_path / "gen.json"), 20_000, seed=3)
+    source = testing.write_llava_json(str(tmp_path / "gen.json"), 20_000, seed=3)
     ds, out = round_trip(source, tmp_path, cache_dir, num_proc=2, shard_bytes=4 << 20)
     original = read_records(source)
     exported = read_records(out)
@@ -92,7 +92,7 @@ def test_generated_665k_shaped_sample_round_trips(tmp_path, cache_dir):
 
 @pytest.mark.slow
 def test_full_665k_shaped_file_round_trips_with_zero_differences(tmp_path):
-    source = datagen.write_llava_json(str(tmp_path / "llava_665k.json"), 665_298, seed=0)
+    source = testing.write_llava_json(str(tmp_path / "llava_665k.json"), 665_298, seed=0)
     ds, out = round_trip(source, tmp_path, str(tmp_path / "cache"), num_proc=2)
     assert len(ds) == 665_298
     differing = 0
@@ -103,7 +103,7 @@ def test_full_665k_shaped_file_round_trips_with_zero_differences(tmp_path):
 
 def test_compiled_parser_matches_the_careful_path(tmp_path):
     rng = random.Random(5)
-    records = list(datagen.llava_records(3000, seed=9)) + QUIRKY
+    records = list(testing.llava_records(3000, seed=9)) + QUIRKY
     for record in records[:500]:
         turn = record["conversations"][-1]
         turn["value"] += rng.choice(["😀", "\u2028", "\\", '"', "\t", "é", "\ud7ff", "[x]"])
@@ -137,7 +137,7 @@ EXPORT_EDGE_CASES = QUIRKY + [
 def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypatch, suffix):
     from hf_mmbuilder.loading_scripts.llava import LlavaExporter
 
-    records = EXPORT_EDGE_CASES + list(datagen.llava_records(2000, seed=4))
+    records = EXPORT_EDGE_CASES + list(testing.llava_records(2000, seed=4))
     source = write_json(tmp_path / "in.json", records)
     ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
     # Edits: a token removed (an error), an int id with a leading zero (exported as the integer).
@@ -164,7 +164,7 @@ def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypat
 def test_compiled_export_takes_the_common_rows(cache_dir, tmp_path):
     from hf_mmbuilder.loading_scripts.llava import LlavaConfig, LlavaExporter
 
-    source = datagen.write_llava_json(str(tmp_path / "gen.json"), 3000, seed=2)
+    source = testing.write_llava_json(str(tmp_path / "gen.json"), 3000, seed=2)
     ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
     _, _, fallback = LlavaExporter(LlavaConfig()).encode_table(ds.with_format("arrow")[:], b",\n")
     assert fallback.mean() < 0.01
@@ -355,7 +355,7 @@ def test_on_error_keep_flags_rows_and_keeps_the_source(tmp_path, cache_dir):
 
 
 def test_missing_media_file_is_a_bad_record_when_checking(tmp_path, cache_dir):
-    datagen.write_images(str(tmp_path / "a"), ["1.jpg"])
+    testing.write_images(str(tmp_path / "a"), ["1.jpg"])
     path = write_json(tmp_path / "in.json", [QUIRKY[0], {**QUIRKY[0], "id": 8, "image": "a/missing.jpg"}])
     assert len(hf_mmbuilder.load("llava", path, split="train", cache_dir=cache_dir)) == 2
     with pytest.raises(RecordError, match="record 1.*media file 'a/missing.jpg' not found"):
@@ -391,7 +391,7 @@ def test_cli_convert_to_dj_and_back(shared_data, tmp_path):
 
 
 def test_errors_name_the_file_wide_record_number_across_shards(tmp_path, cache_dir):
-    records = list(datagen.llava_records(600, seed=1))
+    records = list(testing.llava_records(600, seed=1))
     records[450] = {"id": "broken", "conversations": "not a list"}
     path = write_json(tmp_path / "big.json", records)
     with pytest.raises(RecordError, match=r"record 450 \(line \d+\): 'conversations' must be a list"):
@@ -399,7 +399,7 @@ def test_errors_name_the_file_wide_record_number_across_shards(tmp_path, cache_d
 
 
 def test_decode_media_gives_images_read_from_media_root(tmp_path, cache_dir):
-    datagen.write_images(str(tmp_path / "a"), ["1.jpg"], size=(40, 30))
+    testing.write_images(str(tmp_path / "a"), ["1.jpg"], size=(40, 30))
     path = write_json(tmp_path / "in.json", [{**QUIRKY[0], "image": "a/1.jpg"}, QUIRKY[1]])
     ds = hf_mmbuilder.load("llava", path, split="train", cache_dir=cache_dir)
     decoded = hf_mmbuilder.decode_media(ds)

@@ -122,10 +122,10 @@ def test_quality_cli(tmp_path, capsys):
     records = [{"id": "a", "image": "x.jpg", "conversations": [{"from": "human", "value": "<image>\nWhat is this? Mail me: a@b.org"}, {"from": "gpt", "value": "A cat sitting on the mat by the door."}]},
                {"id": "b", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}]
     source.write_text(json.dumps(records))
-    assert main(["quality", "--format", "llava", str(source), "--min-text-len", "60", "--report", str(tmp_path / "r.json"),
+    assert main(["quality", "--from", "llava", str(source), "--min-text-len", "60", "--report", str(tmp_path / "r.json"),
                  "--dropped", str(tmp_path / "dropped.parquet")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["rows"] == 2 and report["pii"]["email"] == 1 and report["pass_rates"]["text_len"] == 0.5
     assert "1 kept, 1 dropped" in capsys.readouterr().out
     assert (tmp_path / "dropped.parquet").exists()
-    assert main(["quality", "--format", "llava", str(tmp_path / "missing.json")]) == 2
+    assert main(["quality", "--from", "llava", str(tmp_path / "missing.json")]) == 2

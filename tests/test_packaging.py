@@ -62,7 +62,7 @@ def test_the_wheel_holds_only_the_hf_mmbuilder_namespace(built):
     assert top_level == {"hf_mmbuilder", "hf_mmbuilder-0.1.0.dist-info"}
     for expected in ("hf_mmbuilder/kernels/minhash.py", "hf_mmbuilder/loading_scripts/llava.py",
                      "hf_mmbuilder/ops/__init__.py", "hf_mmbuilder/synthesis/__init__.py",
-                     "hf_mmbuilder/commands/convert.py", "hf_mmbuilder/templates/dataset_card.md.j2"):
+                     "hf_mmbuilder/cli/convert.py", "hf_mmbuilder/templates/dataset_card.md.j2"):
         assert expected in names
     assert not [name for name in names if "__pycache__" in name]
     # Every module of the source tree is in the wheel.
@@ -111,7 +111,7 @@ def test_convert_dedup_export_publish_from_the_wheel(installed):
     assert [row["id"] for row in unique] == ["0", "1", "2", "3", "4"]
     _run([cli, "convert", "--from", "dj", "--to", "llava", "unique.jsonl", "unique.json"], cwd=work, env=env)
     assert json.loads((work / "unique.json").read_text(encoding="utf-8")) == records[:5]
-    _run([cli, "publish", "--from", "llava", "--local-dir", "published", "--split", "train=0.6,test=0.4", "--seed", "0",
+    _run([cli, "publish", "--from", "llava", "--local-dir", "published", "--split-ratio", "train=0.6,test=0.4", "--seed", "0",
           "unique.json"], cwd=work, env=env)
     loaded = _run([installed["bin"] / "python", "-c", "import datasets\n"
                    "splits = datasets.load_dataset('published')\n"

@@ -13,7 +13,7 @@ from datasets import Dataset, load_dataset
 from PIL import Image
 
 import hf_mmbuilder
-from hf_mmbuilder.publish import publish
+from hf_mmbuilder.publishing import publish
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LLAVA_FILES = [SHARED / "formats" / "llava" / "llava_instruct_150k_slice100.json",
@@ -39,8 +39,7 @@ def build_llava_dataset(media_root: Path):
     missing = [str(path) for path in LLAVA_FILES if not path.exists()]
     if missing:
         pytest.skip(f"shared sample data absent: {missing}")
-    if "llava" not in hf_mmbuilder.available_formats():
-        pytest.skip("the llava loader is not available")
+    assert "llava" in hf_mmbuilder.available_formats(), "the llava loader is missing from the registered formats"
     paths = sorted({path for path in json_images(LLAVA_FILES)})
     images = write_images(media_root, paths)
     dataset = hf_mmbuilder.load("llava", [str(path) for path in LLAVA_FILES], split="train", media_root=str(media_root))
@@ -199,12 +198,12 @@ def test_cli_dry_run_prints_card_and_table_and_bad_input_exits_2(tmp_path, capsy
     from hf_mmbuilder.cli import main
 
     _small_dataset(tmp_path).save_to_disk(str(tmp_path / "saved"))
-    assert main(["publish", str(tmp_path / "saved"), "--split", "train=0.5,test=0.5", "--group-by", "none",
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--group-by", "none",
                  "--local-dir", str(tmp_path / "out"), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "## Statistics" in printed and "| test | 10 | 10 | 50.00% | 50.00% |" in printed
     assert not (tmp_path / "out").exists()
-    assert main(["publish", str(tmp_path / "saved"), "--split", "train=0.5,test=0.6", "--dry-run"]) == 2
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.6", "--dry-run"]) == 2
     assert "must sum to 1" in capsys.readouterr().err
 
 
@@ -229,3 +228,18 @@ def test_card_never_carries_the_token(tmp_path):
         publish(_small_dataset(tmp_path), "my-org/tiny", token=secret, dry_run=True, progress=False,
                 card={"sections": {"summary": f"uploaded with {secret}"}})
     assert secret not in str(caught.value)
+
+
+def test_special_tokens_and_the_deprecated_tokens_keyword(tmp_path):
+    dataset = Dataset.from_dict({"text": [f"<image> row {index}" for index in range(6)],
+                                 "images": [[] for _ in range(6)], "audios": [[] for _ in range(6)], "videos": [[] for _ in range(6)]})
+    special = hf_mmbuilder.SpecialTokens(image="<image>")
+    new = publish(dataset, dry_run=True, special_tokens=special, progress=False)
+    with pytest.warns(FutureWarning, match=r"publish\(tokens=\.\.\.\) is deprecated; use special_tokens=\.\.\.") as caught:
+        old = publish(dataset, dry_run=True, tokens=special, progress=False)
+    assert caught[0].filename == __file__
+    assert old.card == new.card and new.card != publish(dataset, dry_run=True, progress=False).card
+    with pytest.raises(TypeError, match="got both special_tokens= and its deprecated name tokens="):
+        publish(dataset, dry_run=True, tokens=special, special_tokens=special)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
+        publish(dataset, dry_run=True, no_such_option=1)

@@ -38,7 +38,7 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 import urllib.request
 from test_publish import build_llava_dataset, embedded_rows, RATIOS
-from hf_mmbuilder.publish import publish, PublishError
+from hf_mmbuilder.publishing import publish, PublishError
 TOKEN = {token!r}
 WORK = Path({work!r})
 

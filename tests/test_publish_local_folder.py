@@ -16,7 +16,7 @@ import pytest
 from datasets import Dataset, load_dataset
 
 from hf_mmbuilder.output_folder import MANIFEST, OutputFolderError
-from hf_mmbuilder.publish import publish
+from hf_mmbuilder.publishing import publish
 
 TESTS = Path(__file__).resolve().parent
 OPTIONS = {"split_ratio": {"train": 0.5, "test": 0.5}, "seed": 0, "group_by": None, "progress": False}
@@ -125,7 +125,7 @@ def test_cli_refuses_a_foreign_local_dir_and_overwrite_keeps_its_files(tmp_path,
     out = tmp_path / "out"
     out.mkdir()
     mine = user_files(out)
-    command = ["publish", str(tmp_path / "saved"), "--split", "train=0.5,test=0.5", "--group-by", "none", "--local-dir", str(out)]
+    command = ["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--group-by", "none", "--local-dir", str(out)]
     assert main(command) == 2
     assert capsys.readouterr().err == "hf-mmbuilder publish: error: " + REFUSED_FOREIGN.format(
         folder=str(out), entries="assets/, data/, keep.txt") + "\n"
@@ -142,7 +142,7 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_publish_local_folder import OPTIONS, text_dataset
 from hf_mmbuilder.output_folder import OutputFolder
-from hf_mmbuilder.publish import publish
+from hf_mmbuilder.publishing import publish
 
 out, operation, prefix, occurrence = Path({out!r}), {operation!r}, {prefix!r}, {occurrence!r}
 seen = 0

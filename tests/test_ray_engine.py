@@ -25,7 +25,7 @@ psutil = pytest.importorskip("psutil")
 
 import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder import ray_engine  # noqa: E402
-from hf_mmbuilder.datagen_interleaved import mmc4_records, write_jsonl  # noqa: E402
+from hf_mmbuilder.testing import mmc4_records, write_jsonl  # noqa: E402
 from hf_mmbuilder.dedup import MinHashSignature, minhash_clusters  # noqa: E402
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 from hf_mmbuilder.ops import ComputeStats, QualityFilter, RedactPII  # noqa: E402

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from hf_mmbuilder.splits import plan_splits, row_groups, split_dataset
+from hf_mmbuilder.publishing.splits import plan_splits, row_groups, split_dataset
 
 RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 

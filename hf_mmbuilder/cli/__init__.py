@@ -1,8 +1,9 @@
 """The ``hf-mmbuilder`` command line.
 
-Each sub-command lives in its own module of ``hf_mmbuilder/commands`` and exposes
-``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it;
-this file only discovers them, so features add commands without touching a shared file.
+Each sub-command lives in its own module of this package (``hf_mmbuilder/cli/<command>.py``) and
+exposes ``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs
+it; this file only discovers them, so features add commands without touching a shared file. Modules
+whose names start with ``_`` are the commands' shared helpers, not commands.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import logging
 import pkgutil
 import sys
 
-from . import commands
-
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command found in ``hf_mmbuilder.commands``.
+    """The top-level parser with every sub-command module of ``hf_mmbuilder.cli``.
 
     Example:
         >>> "convert" in build_parser().format_help()
@@ -31,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda info: info.name):
-        importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
+    commands = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+    for command in commands:
+        importlib.import_module(f"{__name__}.{command}").register(subparsers)
     return parser
 
 
@@ -49,7 +49,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"hf-mmbuilder {args.command}: error: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

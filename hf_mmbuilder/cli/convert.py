@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 
 from ..export import export
-from ..registry import available_formats, load
+from ..registry import available_formats
+from ._arguments import add_input_arguments, add_option_argument, parse_options
+from ._io import read_dataset
 
 EXAMPLES = """examples:
   hf-mmbuilder convert --from llava --to dj llava_v1_5_mix665k.json mix665k.dj.jsonl
@@ -23,7 +23,6 @@ def register(subparsers) -> None:
         >>> import argparse
         >>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
     """
-    formats = available_formats()
     parser = subparsers.add_parser(
         "convert",
         help="convert a dataset file between formats (source formats and Data-Juicer's DJ format)",
@@ -31,50 +30,19 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--from", dest="source", required=True, choices=formats, help="format of INPUT")
-    parser.add_argument("--to", dest="target", required=True, choices=formats, help="format of OUTPUT (dj = Data-Juicer JSON lines)")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="input file(s) or glob pattern(s)")
     parser.add_argument("output", metavar="OUTPUT", help="output file (.json or .jsonl)")
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="NAME=JSON",
-        help="a loader/exporter option, value as JSON (e.g. split_chunk=true); repeatable",
-    )
-    parser.add_argument("--on-error", choices=("raise", "skip", "keep"), default="raise", help="bad records: stop, skip into a rejects file, or keep flagged")
-    parser.add_argument("--num-proc", type=int, default=None, help="worker processes for loading")
-    parser.add_argument("--cache-dir", default=None, help="datasets cache folder (default: a temporary folder)")
+    add_input_arguments(parser, from_required=True, from_help="format of INPUT")
+    parser.add_argument("--to", dest="target", required=True, choices=available_formats(), help="format of OUTPUT (dj = Data-Juicer JSON lines)")
+    add_option_argument(parser, "a loader option, and an exporter option when --to is --from (e.g. split_chunk=true)")
     parser.set_defaults(func=run)
-
-
-def _options(pairs: list) -> dict:
-    options = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--option takes NAME=JSON, got {pair!r}")
-        try:
-            options[name] = json.loads(value)
-        except json.JSONDecodeError:
-            options[name] = value
-    return options
 
 
 def run(args) -> int:
     """Convert ``args.inputs`` to ``args.output``; prints counts and any rejects file."""
-    options = _options(args.option)
-    with tempfile.TemporaryDirectory() as scratch:
-        dataset = load(
-            args.source,
-            args.inputs,
-            split="train",
-            num_proc=args.num_proc,
-            cache_dir=args.cache_dir or scratch,
-            on_error=args.on_error,
-            **options,
-        )
-        export_options = options if args.target == args.source else {}
+    options = parse_options(args.options)
+    with read_dataset(args, args.inputs, options) as dataset:
+        export_options = options if args.target == args.source_format else {}
         written = export(
             dataset,
             args.target,

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .kernels.unionfind import connected_components
-from .schema import MEDIA_COLUMNS
+from ..kernels.unionfind import connected_components
+from ..schema import MEDIA_COLUMNS
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 RATIO_TOLERANCE = 1e-6

@@ -8,9 +8,12 @@ import sys
 
 import yaml
 
+from ._arguments import add_alias, add_input_arguments
+from ._io import read_dataset
+
 EPILOG = """Example:
   hf-mmbuilder publish --from llava llava.json --media-root images/ \\
-      --split train=0.8,validation=0.1,test=0.1 --seed 0 --card card.yaml \\
+      --split-ratio train=0.8,validation=0.1,test=0.1 --seed 0 --card card.yaml \\
       --local-dir out/llava-clean --repo-id my-org/llava-clean --dry-run
 
 card.yaml holds CardSpec fields: license, language, sources, history, sections, template, ...
@@ -34,9 +37,9 @@ def parse_split_ratio(text: str) -> dict:
         try:
             ratios[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--split: {item!r} is not name=ratio") from None
+            raise ValueError(f"--split-ratio: {item!r} is not name=ratio") from None
         if not separator:
-            raise ValueError(f"--split: {item!r} is not name=ratio")
+            raise ValueError(f"--split-ratio: {item!r} is not name=ratio")
     return ratios
 
 
@@ -52,26 +55,29 @@ def register(subparsers) -> None:
         description="Publish a dataset with seeded group-aware splits, a generated card and Parquet shards.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", help="data files of --from FORMAT, or one save_to_disk folder")
-    parser.add_argument("--from", dest="format", help="source format of the data files (e.g. llava)")
-    parser.add_argument("--media-root", help="folder relative media paths are read from")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="data files of --from FORMAT, DJ rows, or one save_to_disk folder")
+    add_input_arguments(parser)
     parser.add_argument("--repo-id", help="Hub dataset repo, namespace/name")
     parser.add_argument("--local-dir", help="write the repo layout to this folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a --local-dir holding files publish did not write (they are kept; only "
                              "files with the names publish writes are replaced)")
-    parser.add_argument("--split", default="train=1", type=parse_split_ratio, help="ratios, e.g. train=0.8,test=0.2")
+    split_ratio = parser.add_argument("--split-ratio", default="train=1", type=parse_split_ratio, help="ratios, e.g. train=0.8,test=0.2")
+    add_alias(parser, "--split", split_ratio)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group-by", default="auto",
                         help="'auto' (cluster_id + media paths), 'none', or comma-separated columns")
     parser.add_argument("--stratify-by", help="column to stratify on")
     parser.add_argument("--config-by", help="also publish one config per value of this column")
     parser.add_argument("--card", help="YAML file of card fields (license, sources, history, sections, template)")
-    parser.add_argument("--reference-media", action="store_true", help="publish media paths instead of embedding bytes")
+    embed = parser.add_argument("--no-embed-media", dest="embed_media", action="store_false",
+                                help="publish media paths instead of embedding bytes")
+    add_alias(parser, "--reference-media", embed)
     parser.add_argument("--max-shard-size", default="500MB")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", help="branch to commit to (created if needed)")
-    parser.add_argument("--message", help="commit message")
+    message = parser.add_argument("--commit-message", help="commit message")
+    add_alias(parser, "--message", message)
     parser.add_argument("--prune", action="store_true",
                         help="on the Hub, also delete every file of the revision this publish did not write")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the logged-in token)")
@@ -79,22 +85,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _load(args):
-    import hf_mmbuilder
-
-    if args.format:
-        options = {"media_root": args.media_root} if args.media_root else {}
-        return hf_mmbuilder.load(args.format, args.inputs, split="train", **options)
-    if len(args.inputs) == 1 and os.path.isdir(args.inputs[0]):
-        from datasets import load_from_disk
-
-        return load_from_disk(args.inputs[0])
-    raise ValueError("give --from FORMAT for data files, or one folder written by save_to_disk")
-
-
 def run(args) -> int:
     """Run ``hf-mmbuilder publish``; returns 0, or 1 when the Hub upload failed."""
-    from hf_mmbuilder.publish import PublishError, publish
+    from ..publishing import PublishError, publish
 
     card = None
     if args.card:
@@ -103,18 +96,18 @@ def run(args) -> int:
         if not isinstance(card, dict):
             raise ValueError(f"{args.card}: the card file must be a YAML mapping of card fields")
     group_by = None if args.group_by == "none" else args.group_by if args.group_by == "auto" else args.group_by.split(",")
-    dataset = _load(args)
-    try:
-        result = publish(
-            dataset, args.repo_id, split_ratio=args.split, seed=args.seed, group_by=group_by,
-            stratify_by=args.stratify_by, card=card, local_dir=args.local_dir, embed_media=not args.reference_media,
-            max_shard_size=args.max_shard_size, config_by=args.config_by, private=args.private,
-            revision=args.revision, commit_message=args.message, token=args.token, overwrite=args.overwrite,
-            prune=args.prune, dry_run=args.dry_run,
-        )
-    except PublishError as error:
-        print(f"hf-mmbuilder publish: error: {error}", file=sys.stderr)
-        return 1
+    with read_dataset(args, args.inputs) as dataset:
+        try:
+            result = publish(
+                dataset, args.repo_id, split_ratio=args.split_ratio, seed=args.seed, group_by=group_by,
+                stratify_by=args.stratify_by, card=card, local_dir=args.local_dir, embed_media=args.embed_media,
+                max_shard_size=args.max_shard_size, config_by=args.config_by, private=args.private,
+                revision=args.revision, commit_message=args.commit_message, token=args.token, overwrite=args.overwrite,
+                prune=args.prune, dry_run=args.dry_run,
+            )
+        except PublishError as error:
+            print(f"hf-mmbuilder publish: error: {error}", file=sys.stderr)
+            return 1
     if args.dry_run:
         print(result.card)
     print(result.split_table)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
+
+from ._arguments import add_input_arguments
+from ._io import read_dataset, write_dataset
 
 EPILOG = """Examples:
   hf-mmbuilder select data.parquet subset.parquet -k 500 --embeddings clip_embedding
@@ -28,8 +30,9 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", help="a save_to_disk folder, or a .parquet / .jsonl / .json / .arrow file")
-    parser.add_argument("output", help="a .parquet or .jsonl file, or a folder for save_to_disk")
+    parser.add_argument("input", metavar="INPUT", help="a save_to_disk folder, a .parquet / .jsonl / .json / .arrow file, or a file of --from")
+    parser.add_argument("output", metavar="OUTPUT", help="a .parquet or .jsonl file, or a folder for save_to_disk")
+    add_input_arguments(parser)
     parser.add_argument("-k", type=int, required=True, help="rows to keep")
     parser.add_argument("--method", choices=("kcenter", "cluster", "active"), default="kcenter")
     source = parser.add_mutually_exclusive_group()
@@ -55,67 +58,45 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _read(path: str):
-    from datasets import Dataset, load_from_disk
-
-    if os.path.isdir(path):
-        return load_from_disk(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such dataset file or folder: {path}")
-    if path.endswith(".parquet"):
-        return Dataset.from_parquet(path)
-    if path.endswith((".jsonl", ".json")):
-        return Dataset.from_json(path)
-    if path.endswith(".arrow"):
-        return Dataset.from_file(path)
-    raise ValueError(f"{path}: unsupported input (expected a folder, .parquet, .jsonl, .json or .arrow)")
-
-
-def _write(ds, path: str) -> None:
-    if path.endswith(".parquet"):
-        ds.to_parquet(path)
-    elif path.endswith((".jsonl", ".json")):
-        ds.to_json(path, lines=True, force_ascii=False)
-    else:
-        ds.save_to_disk(path)
-
-
 def run(args) -> int:
     """Read, select, write; returns 0.
 
     Example:
-        >>> run(argparse.Namespace(input="in.parquet", output="out.parquet", k=10, ...))  # doctest: +SKIP
+        >>> from hf_mmbuilder.cli import main
+        >>> main(["select", "in.parquet", "out.parquet", "-k", "10"])  # doctest: +SKIP
+        kept 10 of 120 rows (kcenter) -> out.parquet
+        0
     """
     # Through the package's public name: importing the submodule first would bind
     # ``hf_mmbuilder.select`` to the module instead of the function.
     from .. import select
 
-    ds = _read(args.input)
     embeddings = np.load(args.embeddings_file) if args.embeddings_file else args.embeddings
-    chosen = select(
-        ds,
-        args.k,
-        args.method,
-        embeddings=embeddings,
-        metric=args.metric,
-        dtype=args.dtype,
-        start=args.start,
-        weights=args.weights,
-        uncertainty=args.uncertainty,
-        alpha=args.alpha,
-        beta=args.beta,
-        gamma=args.gamma,
-        knn=args.knn,
-        n_clusters=args.n_clusters,
-        kmeans_init=args.kmeans_init,
-        quota=args.quota,
-        cap=args.cap,
-        within=args.within,
-        seed=args.seed,
-        order_column=args.order_column,
-        score_column=args.score_column,
-        progress=True,
-    )
-    _write(chosen, args.output)
+    with read_dataset(args, [args.input]) as ds:
+        chosen = select(
+            ds,
+            args.k,
+            args.method,
+            embeddings=embeddings,
+            metric=args.metric,
+            dtype=args.dtype,
+            start=args.start,
+            weights=args.weights,
+            uncertainty=args.uncertainty,
+            alpha=args.alpha,
+            beta=args.beta,
+            gamma=args.gamma,
+            knn=args.knn,
+            n_clusters=args.n_clusters,
+            kmeans_init=args.kmeans_init,
+            quota=args.quota,
+            cap=args.cap,
+            within=args.within,
+            seed=args.seed,
+            order_column=args.order_column,
+            score_column=args.score_column,
+            progress=True,
+        )
+        write_dataset(chosen, args.output)
     print(f"kept {len(chosen)} of {len(ds)} rows ({args.method}) -> {args.output}")
     return 0

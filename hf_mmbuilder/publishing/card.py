@@ -25,10 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from .media import resolve_media_path
-from .schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
+from ..media import resolve_media_path
+from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
-TEMPLATE_PATH = Path(__file__).with_name("templates") / "dataset_card.md.j2"
+# The templates stay package data of hf_mmbuilder.templates, one level up.
+TEMPLATE_PATH = Path(__file__).parents[1] / "templates" / "dataset_card.md.j2"
 SECTION_NAMES = ("summary", "uses", "processing", "synthesis", "pii", "limitations", "citation", "license")
 TASKS_BY_MEDIA = {"images": "image-text-to-text", "videos": "video-text-to-text", "audios": "audio-text-to-text"}
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -516,3 +517,23 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
         raise ValueError(f"card template {spec.template or TEMPLATE_PATH}: {error}") from error
     header = yaml.safe_dump(metadata.to_dict(), sort_keys=False, allow_unicode=True)
     return DatasetCard(f"---\n{header}---\n\n{body}")
+
+
+def sources_from_files(splits: Mapping[str, object], info=None) -> list[dict]:
+    """Sources derived from the ``source_file`` column the loaders write: file name and rows.
+
+    Only the file name is kept (the folder is the builder's machine layout); the format is the
+    loader's ``builder_name`` when known. Empty when there is no ``source_file`` column.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> sources_from_files({"train": Dataset.from_dict({"source_file": ["/d/a.json", "/d/a.json"]})})
+        [{'name': 'a.json', 'format': '', 'rows': 2}]
+    """
+    counts: Counter = Counter()
+    for part in splits.values():
+        if "source_file" in part.column_names:
+            counts.update(part.with_format("arrow")[:].column("source_file").to_pylist())
+    builder = getattr(info, "builder_name", None) or ""
+    return [{"name": os.path.basename(str(path)), "format": builder, "rows": rows}
+            for path, rows in sorted(counts.items(), key=lambda item: str(item[0])) if path is not None]

@@ -1,0 +1,276 @@
+"""Publish a dataset the way others can ``load_dataset`` and trust it.
+
+:func:`publish` splits (seeded, group-aware, see :mod:`hf_mmbuilder.publishing.splits`), checks every
+media file, embeds media into Parquet shards sized by bytes (:mod:`hf_mmbuilder.publishing.shards`),
+writes a dataset card with statistics and plots (:mod:`hf_mmbuilder.publishing.card`), and lays it
+all out exactly like a Hub dataset repo: in a local folder and/or on the Hub in one commit through
+``huggingface_hub`` (:mod:`hf_mmbuilder.publishing.hub`).
+Everything that can be wrong with the input is checked before a single byte is uploaded.
+
+Publishing never deletes what it did not write. Its files are ``README.md``, the plots in
+``assets/`` and the Parquet shards of the configs and splits published; in a local folder they are
+replaced through :class:`hf_mmbuilder.output_folder.OutputFolder`, and every other file stays. Shard
+names carry a generation tag (a digest of the shards' bytes) and the card's ``data_files`` globs
+name it, so a reader of the folder sees the old card with the old shards, or the new card with the
+new ones, even when a publish is killed half way; identical data gives identical names, so
+re-publishing it changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow.compute as pc
+
+from .._deprecated import renamed
+from ..output_folder import OutputFolder, temporary_staging
+from ..schema import DEFAULT_TOKENS, SpecialTokens
+from .card import CardSpec, build_card, collect_statistics, render_plots, sources_from_files
+from .hub import PublishError, check_repo_id, push_folder
+from .shards import (
+    CARD_FILE,
+    DATA_FOLDER,
+    PLOT_FOLDER,
+    check_media,
+    config_name,
+    embed_media_files,
+    published_names,
+    tag_generation,
+    write_shards,
+)
+from .splits import SplitPlan, check_split_ratio, plan_splits
+
+# PublishError is raised by publish (through push_folder) and caught by its callers from here.
+__all__ = ["DEFAULT_DROP_COLUMNS", "PublishError", "PublishResult", "publish"]
+
+
+logger = logging.getLogger("hf_mmbuilder")
+
+
+DEFAULT_DROP_COLUMNS = ("media_root", "source_file")
+
+
+@dataclasses.dataclass
+class PublishResult:
+    """What :func:`publish` did.
+
+    Attributes:
+        card: the README.md text.
+        split_table: Markdown table of rows per split against the requested ratios.
+        plan: the :class:`~hf_mmbuilder.publishing.splits.SplitPlan` (``None`` when a DatasetDict was given).
+        files: repo paths written, sorted.
+        local_dir: the folder written, or ``None``.
+        repo_url: the Hub repo URL, or ``None``.
+        commit: the Hub commit id now at ``revision``, or ``None``.
+        changed: ``False`` when the target already held exactly these files ("nothing changed").
+    """
+
+    card: str
+    split_table: str
+    plan: Optional[SplitPlan]
+    files: list
+    local_dir: Optional[str] = None
+    repo_url: Optional[str] = None
+    commit: Optional[str] = None
+    changed: bool = True
+
+
+def _special_tokens(special_tokens: Optional[SpecialTokens], deprecated: dict) -> SpecialTokens:
+    """``special_tokens``, or the deprecated ``tokens=`` of :func:`publish` (which warns).
+
+    ``tokens`` was renamed: next to the Hub ``token`` it read as a second credential.
+    """
+    given = {} if special_tokens is None else {"special_tokens": special_tokens}
+    # stacklevel 4: the warning points at publish()'s caller.
+    keywords = renamed({**given, **deprecated}, "tokens", "special_tokens", where="publish", stacklevel=4)
+    unexpected = sorted(set(keywords) - {"special_tokens"})
+    if unexpected:
+        raise TypeError(f"publish() got an unexpected keyword argument {unexpected[0]!r}")
+    return keywords.get("special_tokens", DEFAULT_TOKENS)
+
+
+def publish(
+    dataset,
+    repo_id: Optional[str] = None,
+    *,
+    split_ratio: Optional[Mapping[str, float]] = None,
+    seed: int = 0,
+    group_by: Union[str, Sequence[str], None] = "auto",
+    stratify_by: Optional[str] = None,
+    card: Union[CardSpec, Mapping, None] = None,
+    local_dir: Optional[str] = None,
+    embed_media: bool = True,
+    max_shard_size: Union[int, str] = "500MB",
+    config_by: Optional[str] = None,
+    drop_columns: Sequence[str] = DEFAULT_DROP_COLUMNS,
+    private: bool = False,
+    revision: Optional[str] = None,
+    commit_message: Optional[str] = None,
+    token: Optional[str] = None,
+    overwrite: bool = False,
+    prune: bool = False,
+    dry_run: bool = False,
+    special_tokens: Optional[SpecialTokens] = None,
+    progress: bool = True,
+    **deprecated,
+) -> PublishResult:
+    """Split, card, shard and publish a DJ-format dataset to a local folder and/or the Hub.
+
+    Parameters:
+        dataset: ``datasets.Dataset`` (split here by ``split_ratio``; one ``train`` split when
+            ``split_ratio`` is None) or ``DatasetDict`` (published with its own splits).
+        repo_id: ``namespace/name`` of the Hub dataset repo; ``None`` to skip the Hub.
+        split_ratio, seed, group_by, stratify_by: see :func:`hf_mmbuilder.publishing.splits.plan_splits`.
+        card: :class:`~hf_mmbuilder.publishing.card.CardSpec` or dict of its fields (licence, sources, history,
+            section texts, Jinja template).
+        local_dir: folder to write, laid out like the Hub repo (``load_dataset(local_dir)`` works).
+            Only publish's own files are written there: ``README.md``, the plots in ``assets/`` and
+            the shards of the configs and splits published; every other file stays. The files of
+            an earlier publish into it (listed in its manifest) are replaced. A folder holding other
+            files but no earlier publish is refused unless ``overwrite=True``; the current folder,
+            the home folder and the file-system root are always refused.
+        embed_media: embed media bytes (``List(Image())`` etc.); ``False`` keeps path strings.
+        max_shard_size: upper bound of a shard's Arrow size (``"500MB"`` or bytes).
+        config_by: also publish one config per value of this column (e.g. ``source_file``).
+        drop_columns: columns not published (local paths by default); missing ones are ignored.
+        private, revision, commit_message, token: Hub options (``revision`` is a branch, created
+            if needed; ``token`` is the Hub token, as in ``huggingface_hub``, and defaults to the
+            logged-in one).
+        overwrite: write into a ``local_dir`` that holds files publish did not write, replacing
+            only those with exactly the names publish writes (its shards, plots and card).
+        prune: on the Hub, also delete every file of ``revision`` this publish did not write
+            (``.gitattributes`` excepted). By default the commit deletes only the stale shards of
+            the configs and splits published and stale plots, as ``push_to_hub`` does: the
+            repo's other files (scripts, images, other configs' data) stay.
+        dry_run: build and measure everything, write and upload nothing.
+        special_tokens: the dataset's DJ special tokens (``None``: the defaults), for the card's
+            statistics. The old keyword ``tokens=`` still works, with a FutureWarning.
+
+    Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
+    groups too big for a split, missing or escaping media files) raise ``ValueError`` before
+    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one pass over
+    rows and media to check, measure and embed; shards are written once and read once more for
+    their generation tag.
+
+    Example:
+        >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},
+        ...                  seed=0, card={"license": "cc-by-4.0"}, local_dir="out/llava-clean")  # doctest: +SKIP
+        >>> print(result.split_table)  # doctest: +SKIP
+    """
+    from datasets import Dataset, DatasetDict
+    from datasets.utils.py_utils import convert_file_size_to_int
+    from tqdm.auto import tqdm
+
+    tokens = _special_tokens(special_tokens, deprecated)
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    if repo_id is None and local_dir is None and not dry_run:
+        raise ValueError("publish needs a target: repo_id=..., local_dir=..., or dry_run=True")
+    local = OutputFolder(local_dir, "publish", overwrite=overwrite, label="local_dir") if local_dir is not None else None
+    spec = CardSpec.coerce(card)
+    try:
+        max_shard_bytes = convert_file_size_to_int(max_shard_size)
+    except (ValueError, TypeError):
+        raise ValueError(f"max_shard_size {max_shard_size!r} is not a size like '500MB' or a byte count") from None
+    if max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_size must be positive, got {max_shard_size!r}")
+
+    plan = None
+    if isinstance(dataset, DatasetDict):
+        if split_ratio is not None:
+            raise ValueError("split_ratio is for a Dataset; this DatasetDict is already split")
+        splits = dict(dataset)
+        row_ids = {name: np.arange(len(part), dtype=np.int64) for name, part in splits.items()}
+        split_table = "\n".join(["| split | rows |", "|---|---:|", *(f"| {name} | {len(part):,} |" for name, part in splits.items())])
+        split_method = "The splits were given by the publisher of this dataset."
+    elif isinstance(dataset, Dataset):
+        plan = plan_splits(dataset, check_split_ratio(split_ratio or {"train": 1.0}), seed=seed,
+                           group_by=group_by, stratify_by=stratify_by)
+        row_ids = plan.indices
+        splits = {name: dataset.select(rows) for name, rows in plan.indices.items()}
+        split_table = plan.table()
+        split_method = (
+            f"Splits are seeded (seed {seed}) and group-aware: rows sharing "
+            f"{', '.join(f'`{column}`' for column in plan.group_by) or 'nothing (every row is its own group)'} "
+            "never span two splits" + (f"; stratified by `{stratify_by}`." if stratify_by else ".")
+        )
+    else:
+        raise ValueError(f"publish takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")
+    if config_by is not None and any(config_by not in part.column_names for part in splits.values()):
+        raise ValueError(f"config_by column {config_by!r} not in the dataset")
+    check_media(splits, row_ids, require_files=embed_media)
+
+    if not spec.sources:
+        spec = dataclasses.replace(spec, sources=sources_from_files(splits, getattr(dataset, "info", None)))
+    stats = collect_statistics(splits, tokens)
+    plots = render_plots(stats)
+
+    extra_configs: dict[str, dict[str, object]] = {}
+    if config_by is not None:
+        for split, part in splits.items():
+            values = part.with_format("arrow")[:].column(config_by)
+            for value in pc.unique(values).to_pylist():
+                rows = np.flatnonzero(pc.equal(values, value).to_numpy(zero_copy_only=False)) if value is not None else \
+                    np.flatnonzero(pc.is_null(values).to_numpy(zero_copy_only=False))
+                extra_configs.setdefault(config_name(value), {})[split] = part.select(rows)
+
+    with local.staging() if local is not None and not dry_run else temporary_staging() as staging:
+        repo = staging.files
+
+        def prepared(config, split, part):
+            if embed_media:
+                part = embed_media_files(part, str(staging.scratch / f"{config}-{split}.arrow"))
+            return part.remove_columns([name for name in drop_columns if name in part.column_names])
+
+        folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
+        ready = {("default", split): prepared("default", split, part) for split, part in splits.items()}
+        for name, parts in extra_configs.items():
+            ready.update({(name, split): prepared(name, split, part) for split, part in parts.items()})
+        features = next(iter(ready.values())).features
+        split_sizes: dict[str, dict[str, tuple[int, int]]] = {name: {} for name in folders}
+        shards = []
+        with tqdm(total=len(ready), desc="writing shards", unit="split", disable=not progress) as bar:
+            for (config, split), part in ready.items():
+                paths = write_shards(part, repo, folders[config], split, max_shard_bytes)
+                split_sizes[config][split] = (len(part), sum(path.stat().st_size for path in paths))
+                shards.extend(paths)
+                bar.update(1)
+        tag = tag_generation(repo, shards)
+        configs = {config: {split: f"{folders[config]}/{split}-*-{tag}.parquet" for split in sizes}
+                   for config, sizes in split_sizes.items()}
+        for file_name, png in plots.items():
+            (repo / PLOT_FOLDER).mkdir(exist_ok=True)
+            (repo / PLOT_FOLDER / file_name).write_bytes(png)
+        dataset_card = build_card(stats=stats, spec=spec, features=features, split_sizes=split_sizes, configs=configs,
+                                  split_table=split_table, split_method=split_method, plots=plots,
+                                  plot_folder=PLOT_FOLDER, repo_id=repo_id, tokens=tokens, embed_media=embed_media)
+        card_text = str(dataset_card)
+        secret = token
+        if secret is None and repo_id is not None:
+            from huggingface_hub import get_token
+
+            secret = get_token()
+        if secret and secret in card_text:
+            raise ValueError("the card text contains the Hub token: remove it from the card sections")
+        (repo / CARD_FILE).write_text(card_text, encoding="utf-8")
+        files = sorted(path.relative_to(repo).as_posix() for path in repo.rglob("*") if path.is_file())
+        result = PublishResult(card=card_text, split_table=split_table, plan=plan, files=files)
+        if dry_run:
+            return result
+        names = published_names({folders[config]: sizes for config, sizes in split_sizes.items()})
+        if repo_id is not None:
+            result.repo_url, result.commit, hub_changed = push_folder(
+                repo, repo_id, names=names, prune=prune, token=token, private=private, revision=revision,
+                commit_message=commit_message or f"Publish {sum(len(part) for part in splits.values()):,} rows with hf_mmbuilder",
+            )
+            result.changed = hub_changed
+            logger.info("%s: %s", repo_id, f"committed {result.commit}" if hub_changed else "nothing changed")
+        if local is not None:
+            local_changed = local.commit(staging, names=names, last=[CARD_FILE])
+            result.local_dir = str(local.path)
+            result.changed = local_changed if repo_id is None else (result.changed or local_changed)
+            logger.info("%s: %s", local.path, "written" if local_changed else "nothing changed")
+        return result

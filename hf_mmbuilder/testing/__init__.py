@@ -1,0 +1,60 @@
+"""Seeded data generators in the real formats' shapes, for the README, the demo, the tests and the
+benchmarks (as ``numpy.testing`` is for numpy's users).
+
+Real corpora cannot be downloaded where the tests run; these write files of any size, in bounded
+memory, with the quirks the loaders must keep. One module per family of formats:
+
+- :mod:`hf_mmbuilder.testing.llava`: LLaVA records, JSON files and images;
+- :mod:`hf_mmbuilder.testing.captions`: the audio/video caption formats (WavCaps, Video-ChatGPT,
+  Youku-mPLUG, InternVid, MSR-VTT);
+- :mod:`hf_mmbuilder.testing.interleaved`: MMC4, ShareGPT-style messages and Oasis, as JSON lines.
+
+Example:
+    >>> from hf_mmbuilder import testing
+    >>> sorted(testing.GENERATORS)
+    ['mmc4', 'oasis', 'sharegpt']
+    >>> len(list(testing.llava_records(3)))
+    3
+"""
+
+from .captions import (
+    WAVCAPS_SUBSETS,
+    YOUKU_HEADERS,
+    internvid_records,
+    msrvtt_hf_records,
+    msrvtt_official,
+    video_chatgpt_records,
+    wavcaps_records,
+    write_internvid_jsonl,
+    write_msrvtt,
+    write_video_chatgpt_json,
+    write_wavcaps_json,
+    write_youku_csv,
+    youku_rows,
+)
+from .interleaved import GENERATORS, mmc4_records, oasis_records, sharegpt_records, write_jsonl
+from .llava import llava_records, write_images, write_llava_json
+
+__all__ = [
+    "GENERATORS",
+    "WAVCAPS_SUBSETS",
+    "YOUKU_HEADERS",
+    "internvid_records",
+    "llava_records",
+    "mmc4_records",
+    "msrvtt_hf_records",
+    "msrvtt_official",
+    "oasis_records",
+    "sharegpt_records",
+    "video_chatgpt_records",
+    "wavcaps_records",
+    "write_images",
+    "write_internvid_jsonl",
+    "write_jsonl",
+    "write_llava_json",
+    "write_msrvtt",
+    "write_video_chatgpt_json",
+    "write_wavcaps_json",
+    "write_youku_csv",
+    "youku_rows",
+]

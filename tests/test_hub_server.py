@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download
-from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.lfs import UploadInfo, post_lfs_batch_info
 from huggingface_hub.utils import _http
 

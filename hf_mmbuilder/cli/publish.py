@@ -74,7 +74,9 @@ def register(subparsers) -> None:
                                 help="publish media paths instead of embedding bytes")
     add_alias(parser, "--reference-media", embed)
     parser.add_argument("--max-shard-size", default="500MB")
-    parser.add_argument("--private", action="store_true")
+    # Without --private the namespace's default visibility applies (None), as push_to_hub does.
+    parser.add_argument("--private", action="store_true", default=None,
+                        help="make a new repo private (default: the namespace's default visibility)")
     parser.add_argument("--revision", help="branch to commit to (created if needed)")
     message = parser.add_argument("--commit-message", help="commit message")
     add_alias(parser, "--message", message)

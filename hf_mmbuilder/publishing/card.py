@@ -394,17 +394,19 @@ def render_plots(stats: dict) -> dict[str, bytes]:
     return plots
 
 
-def card_metadata(stats: dict, spec: CardSpec, features, split_sizes: Mapping[str, Mapping[str, tuple[int, int]]],
+def card_metadata(stats: dict, spec: CardSpec, features, split_sizes: Mapping[str, Mapping[str, tuple[int, int, int]]],
                   configs: Mapping[str, Mapping[str, str]]):
     """The card's YAML metadata as ``huggingface_hub.DatasetCardData``.
 
     ``features``: the published ``datasets.Features``; ``split_sizes``: config -> split -> (rows,
-    shard bytes); ``configs``: config name -> {split: data_files glob}.
+    in-memory Arrow bytes, Parquet shard bytes); ``configs``: config name -> {split: data_files glob}.
+    The sizes mean what ``datasets`` means: a split's ``num_bytes`` and a config's ``dataset_size``
+    are Arrow bytes, its ``download_size`` the Parquet bytes to download.
 
     Example:
         >>> from datasets import Features, Value  # doctest: +SKIP
         >>> card_metadata(stats, CardSpec(license="mit"), Features({"text": Value("string")}),
-        ...               {"default": {"train": (2, 10)}}, {"default": {"train": "data/train-*"}}).license  # doctest: +SKIP
+        ...               {"default": {"train": (2, 40, 10)}}, {"default": {"train": "data/train-*"}}).license  # doctest: +SKIP
         'mit'
     """
     from datasets.info import DatasetInfo, DatasetInfosDict
@@ -432,10 +434,11 @@ def card_metadata(stats: dict, spec: CardSpec, features, split_sizes: Mapping[st
     infos = {}
     for name in configs:
         splits = SplitDict()
-        for split, (rows, num_bytes) in split_sizes[name].items():
+        for split, (rows, num_bytes, _) in split_sizes[name].items():
             splits.add(SplitInfo(name=split, num_bytes=num_bytes, num_examples=rows))
-        size = sum(num_bytes for _, num_bytes in split_sizes[name].values())
-        infos[name] = DatasetInfo(features=features, splits=splits, download_size=size, dataset_size=size)
+        infos[name] = DatasetInfo(features=features, splits=splits,
+                                  download_size=sum(parquet for _, _, parquet in split_sizes[name].values()),
+                                  dataset_size=sum(arrow for _, arrow, _ in split_sizes[name].values()))
     DatasetInfosDict(infos).to_dataset_card_data(card_data)
     MetadataConfigs({
         name: {"data_files": [{"split": split, "path": pattern} for split, pattern in patterns.items()],

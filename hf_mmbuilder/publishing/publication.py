@@ -34,6 +34,7 @@ from .shards import (
     CARD_FILE,
     DATA_FOLDER,
     PLOT_FOLDER,
+    arrow_nbytes,
     check_media,
     config_name,
     embed_media_files,
@@ -106,7 +107,7 @@ def publish(
     max_shard_size: Union[int, str] = "500MB",
     config_by: Optional[str] = None,
     drop_columns: Sequence[str] = DEFAULT_DROP_COLUMNS,
-    private: bool = False,
+    private: Optional[bool] = None,
     revision: Optional[str] = None,
     commit_message: Optional[str] = None,
     token: Optional[str] = None,
@@ -136,9 +137,10 @@ def publish(
         max_shard_size: upper bound of a shard's Arrow size (``"500MB"`` or bytes).
         config_by: also publish one config per value of this column (e.g. ``source_file``).
         drop_columns: columns not published (local paths by default); missing ones are ignored.
-        private, revision, commit_message, token: Hub options (``revision`` is a branch, created
-            if needed; ``token`` is the Hub token, as in ``huggingface_hub``, and defaults to the
-            logged-in one).
+        private: ``True``/``False`` sets a new repo's visibility; ``None`` (the default) leaves it
+            to the namespace's default, as ``push_to_hub`` does.
+        revision, commit_message, token: Hub options (``revision`` is a branch, created if needed;
+            ``token`` is the Hub token, as in ``huggingface_hub``, and defaults to the logged-in one).
         overwrite: write into a ``local_dir`` that holds files publish did not write, replacing
             only those with exactly the names publish writes (its shards, plots and card).
         prune: on the Hub, also delete every file of ``revision`` this publish did not write
@@ -230,12 +232,12 @@ def publish(
         for name, parts in extra_configs.items():
             ready.update({(name, split): prepared(name, split, part) for split, part in parts.items()})
         features = next(iter(ready.values())).features
-        split_sizes: dict[str, dict[str, tuple[int, int]]] = {name: {} for name in folders}
+        split_sizes: dict[str, dict[str, tuple[int, int, int]]] = {name: {} for name in folders}
         shards = []
         with tqdm(total=len(ready), desc="writing shards", unit="split", disable=not progress) as bar:
             for (config, split), part in ready.items():
                 paths = write_shards(part, repo, folders[config], split, max_shard_bytes)
-                split_sizes[config][split] = (len(part), sum(path.stat().st_size for path in paths))
+                split_sizes[config][split] = (len(part), arrow_nbytes(part), sum(path.stat().st_size for path in paths))
                 shards.extend(paths)
                 bar.update(1)
         tag = tag_generation(repo, shards)

@@ -135,8 +135,15 @@ def config_name(value) -> str:
     return name
 
 
+def arrow_nbytes(dataset) -> int:
+    """The in-memory Arrow size of a dataset's rows, as ``datasets`` measures it to shard a
+    ``push_to_hub`` and for ``SplitInfo.num_bytes``: a selection (a split, ``select``, ``shard``)
+    counts its own rows, not the whole table its indices point into."""
+    return dataset._estimate_nbytes()
+
+
 def write_shards(dataset, folder: Path, prefix: str, split: str, max_shard_bytes: int) -> list[Path]:
-    num_shards = max(1, math.ceil(dataset.data.nbytes / max_shard_bytes)) if len(dataset) else 1
+    num_shards = max(1, math.ceil(arrow_nbytes(dataset) / max_shard_bytes)) if len(dataset) else 1
     num_shards = min(num_shards, max(1, len(dataset)))
     paths = []
     for index in range(num_shards):

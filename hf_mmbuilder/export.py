@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from .errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error
+from .errors import ErrorPolicy, RecordError, check_exportable, check_on_error
 from .media import check_within_root
 from .registry import builder_class, script_module
 
@@ -90,16 +90,36 @@ class RowExporter:
         :meth:`row_to_record`. ``None`` (the default): every row takes :meth:`row_to_record`."""
         return None
 
-    def _encode_row(self, row: dict, position: int, policy: ErrorPolicy, source: str) -> Optional[bytes]:
-        """One row as JSON through :meth:`row_to_record`, or ``None`` if ``policy`` skipped it."""
-        try:
-            errors = row.get(ERRORS_COLUMN)
-            if errors:
-                raise ValueError("row was kept with load errors: " + "; ".join(errors))
-            return orjson.dumps(self.row_to_record(row))
-        except (ValueError, TypeError) as error:
-            policy.handle(RecordError(source, position, str(error)), None)
-            return None
+    def records(self, rows, policy: ErrorPolicy, source: str, progress=None, convert=None, first: int = 0):
+        """``(position, convert(row))`` for each row of ``rows`` that can be written (``convert``
+        defaults to :meth:`row_to_record`; positions count from ``first``). A row refused by
+        :func:`~hf_mmbuilder.errors.check_exportable`, or whose ``convert`` raises ``ValueError`` /
+        ``TypeError``, goes through ``policy`` as a :class:`RecordError` naming ``source`` and its
+        position. ``progress`` (if given) counts every row, written or not.
+
+        Example:
+            >>> class Texts(RowExporter):
+            ...     def row_to_record(self, row):
+            ...         return {"text": row["text"]}
+            >>> rows = [{"text": "a"}, {"text": "b", "record_errors": ["bad"]}]
+            >>> list(Texts(None).records(rows, ErrorPolicy("skip"), "out.jsonl"))
+            [(0, {'text': 'a'})]
+        """
+        convert = convert or self.row_to_record
+        for position, row in enumerate(rows, first):
+            try:
+                check_exportable(row)
+                record = convert(row)
+            except (ValueError, TypeError) as error:
+                policy.handle(RecordError(source, position, str(error)), None)
+                continue
+            finally:
+                if progress is not None:
+                    progress.update(1)
+            yield position, record
+
+    def _encode(self, row: dict) -> bytes:
+        return orjson.dumps(self.row_to_record(row))
 
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
         """Serialise ``rows`` (an iterable of row dicts) into ``handle``; returns records written."""
@@ -107,11 +127,7 @@ class RowExporter:
         written = 0
         if as_array:
             handle.write(b"[")
-        for position, row in enumerate(rows):
-            line = self._encode_row(row, position, policy, source)
-            progress.update(1)
-            if line is None:
-                continue
+        for _, line in self.records(rows, policy, source, progress, self._encode):
             _write_record(handle, line, as_array, written)
             written += 1
         if as_array:
@@ -156,8 +172,7 @@ class RowExporter:
                     written += row_number - run_start
                 if row_number == table.num_rows:
                     break
-                line = self._encode_row(next(careful_rows), position + row_number, policy, source)
-                if line is not None:
+                for _, line in self.records([next(careful_rows)], policy, source, None, self._encode, position + row_number):
                     _write_record(handle, line, as_array, written)
                     written += 1
                 run_start = row_number + 1

@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import io
 import itertools
-import os
 import random
 import zipfile
 import zlib
@@ -29,14 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused, iter_batches, scan_records
-from hf_mmbuilder.media import resolve_media_path
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
-# A record kept by on_error="keep" carries its source text under this key of `extra`.
-KEPT_RAW_KEY = "__raw__"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts")
 INSERT_POSITIONS = ("before", "after", "random")
 # What reading a damaged file or archive member raises (a corrupt zip member raises zlib.error).
@@ -111,94 +107,6 @@ def unwrap_caption(text: str, token: str, config) -> str:
     if token in caption:
         raise ValueError(f"text has more than one {token!r} token")
     return caption
-
-
-class MediaFinder:
-    """Files under ``root`` by name and by stem (only files with one of ``extensions``), listed
-    once (lazily), as Data-Juicer's WavCaps converter does (``os.walk``); paths are returned
-    relative to ``root``. Complexity: one listing of ``root``, then O(1) per lookup.
-
-    Example:
-        >>> finder = MediaFinder("/data/videos", recursive=False, extensions=(".mp4",))  # doctest: +SKIP
-        >>> finder.by_stem("k_ZXmr8pmrs")  # doctest: +SKIP
-        'k_ZXmr8pmrs.mp4'
-    """
-
-    def __init__(self, root: str, recursive: bool, extensions: tuple):
-        self.root = root
-        self.recursive = recursive
-        self.extensions = extensions
-        self._names: Optional[dict] = None
-        self._stems: Optional[dict] = None
-
-    def _scan(self) -> None:
-        self._names, self._stems = {}, {}
-        if not os.path.isdir(self.root):
-            return
-        names_found, stems_found = self._names, self._stems
-        extensions = tuple(self.extensions)
-        walk = os.walk(self.root) if self.recursive else [(self.root, [], os.listdir(self.root))]
-        for folder, subfolders, names in walk:
-            # A name found twice resolves to its first place in sorted order, the same on every
-            # machine (Data-Juicer keeps whichever one os.walk happens to list last).
-            subfolders.sort()
-            relative_folder = os.path.relpath(folder, self.root)
-            prefix = "" if relative_folder == "." else os.path.join(relative_folder, "")
-            for name in sorted(names):
-                relative = prefix + name
-                names_found.setdefault(name, relative)
-                # os.path.splitext's extension, for names ending with one of ours (one dot each):
-                # the stem must hold more than dots, as a leading dot starts no extension.
-                if name.lower().endswith(extensions):
-                    stem = name[: name.rfind(".")]
-                    if stem.strip("."):
-                        stems_found.setdefault(stem, relative)
-
-    def by_name(self, name: str) -> Optional[str]:
-        return self.names().get(name)
-
-    def by_stem(self, stem: str) -> Optional[str]:
-        return self.stems().get(stem)
-
-    def names(self) -> dict:
-        """``{file name: path relative to root}`` of every file (for lookups of a whole batch)."""
-        if self._names is None:
-            self._scan()
-        return self._names
-
-    def stems(self) -> dict:
-        """``{stem: path relative to root}`` of the files with one of ``extensions``."""
-        if self._stems is None:
-            self._scan()
-        return self._stems
-
-    def paths_by_stem(self, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:
-        """``by_stem(stem) or stem + fallback_suffix`` for a whole string array; O(n) dict lookups,
-        none when the folder holds no matching file (the usual case: media elsewhere).
-
-        Example:
-            >>> MediaFinder("/nonexistent", False, (".mp4",)).paths_by_stem(pa.array(["video7"]), ".mp4").to_pylist()
-            ['video7.mp4']
-        """
-        found = self.stems()
-        if not found:
-            return pc.binary_join_element_wise(stems, fallback_suffix, "") if fallback_suffix else stems
-        return pa.array([found.get(stem) or stem + fallback_suffix for stem in stems.to_pylist()], pa.string())
-
-
-def check_media_exists(paths: Iterable[str], media_root: str) -> None:
-    """Raise ``ValueError`` naming the first path of ``paths`` with no file under ``media_root``.
-
-    Example:
-        >>> check_media_exists(["missing.mp4"], "/tmp")
-        Traceback (most recent call last):
-        ...
-        ValueError: media file 'missing.mp4' not found (looked for /tmp/missing.mp4)
-    """
-    for path in paths:
-        resolved = resolve_media_path(path, media_root)
-        if not os.path.exists(resolved):
-            raise ValueError(f"media file {path!r} not found (looked for {resolved})")
 
 
 class SourceRecord(NamedTuple):
@@ -604,23 +512,19 @@ class CsvExporter(RowExporter):
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\n")
         header = None
+
+        def cells_of(row: dict) -> list:
+            nonlocal header
+            row_header, cells = self.row_to_record(row)
+            if header is None:
+                header = row_header
+                writer.writerow(header)
+            elif row_header != header:
+                raise ValueError(f"row has the CSV header {row_header} but the file was started with {header}")
+            return cells
+
         written = 0
-        for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                row_header, cells = self.row_to_record(row)
-                if header is None:
-                    header = row_header
-                    writer.writerow(header)
-                elif row_header != header:
-                    raise ValueError(f"row has the CSV header {row_header} but the file was started with {header}")
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
-                continue
-            finally:
-                progress.update(1)
+        for _, cells in self.records(rows, policy, source, progress, cells_of):
             writer.writerow(cells)
             written += 1
         text.flush()
@@ -643,13 +547,3 @@ def single_media(row: dict, column: str, token: str) -> str:
     if text.count(token) != 1:
         raise ValueError(f"text has {text.count(token)} {token} token(s) for 1 path in {column}")
     return paths[0]
-
-
-def check_not_kept_raw(row: dict) -> None:
-    """Refuse a row that only holds an unparsed source record (kept by ``on_error='keep'``).
-
-    Example:
-        >>> check_not_kept_raw({"extra": {"id": 1}})
-    """
-    if KEPT_RAW_KEY in (row.get("extra") or {}):
-        raise ValueError("row holds an unparsed source record (kept by on_error='keep')")

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from datasets import Json, List, Value
 
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
 from hf_mmbuilder.registry import available_formats, builder_class
@@ -189,7 +189,7 @@ class Dj(DJBuilder):
                     if not policy.handle(error, raw):
                         continue
                     errors = [error.reason]
-                    record = {"__raw__": raw.decode("utf-8", "replace") if raw is not None else None}
+                    record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
                 columns["text"].append(record.get("text"))
                 for column in MEDIA_COLUMNS:
                     columns[column].append(record.get(column) or [])
@@ -229,8 +229,6 @@ class DjExporter(RowExporter):
             for path in row.get(column) or []:
                 self.check_media_path(path, row.get("media_root"))
         extra = row.get("extra") or {}
-        if "__raw__" in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         present = row.get("present_columns")
         if present is not None:
             record = {key: row[key] for key in present}
@@ -257,16 +255,8 @@ class DjExporter(RowExporter):
         if suffix != ".parquet":
             return super().write(rows, handle, suffix, policy, source, progress)
         writer, batch, written = None, [], 0
-        for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                batch.append(self.row_to_record(row))
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
-            finally:
-                progress.update(1)
+        for _, record in self.records(rows, policy, source, progress):
+            batch.append(record)
             if len(batch) == 4096:
                 writer = self._write_parquet(batch, handle, writer, source)
                 written += len(batch)

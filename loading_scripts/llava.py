@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import random
 from typing import Iterator, NamedTuple, Optional, Union
 
@@ -37,19 +36,17 @@ import pyarrow as pa
 from datasets import Json, List, Value
 
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON
 from hf_mmbuilder.kernels import llava_export, llava_parse
-from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
 SOURCE_IMAGE_TOKEN = "<image>"
 SOURCE_VIDEO_TOKEN = "<video>"
 MEDIA_KEYS = ("image", "video")
 _KNOWN_KEYS = {"id", "conversations", *MEDIA_KEYS}
-# A record kept by on_error="keep" carries its source text under this key of `extra`.
-KEPT_RAW_KEY = "__raw__"
 
 
 @dataclasses.dataclass
@@ -233,7 +230,7 @@ class Llava(DJBuilder):
             if config.check_media:
                 # A row with a missing file goes the careful way, which reports it per on_error.
                 for row, (images, videos) in enumerate(zip(fast_table.column("images").to_pylist(), fast_table.column("videos").to_pylist())):
-                    if any(not os.path.exists(resolve_media_path(path, shard.media_root)) for path in images + videos):
+                    if any(media_missing(path, shard.media_root) for path in images + videos):
                         status[row] = llava_parse.FALLBACK
             fallback = np.flatnonzero(status)
             if fallback.size == 0:
@@ -283,7 +280,7 @@ class Llava(DJBuilder):
                     parsed = _from_dict(record)
                 text, images, videos = self._dj_text(parsed, rng)
                 if self.config.check_media:
-                    self._check_media(images + videos, shard.media_root)
+                    check_media_exists(images + videos, shard.media_root)
                 errors = None
             except (ValueError, OSError) as error:
                 if not isinstance(error, RecordError):
@@ -426,12 +423,6 @@ class Llava(DJBuilder):
                         "the DJ text could not be cut back into turns (use another sent_separator)"
                     )
 
-    def _check_media(self, paths: list, media_root: str) -> None:
-        for path in paths:
-            resolved = resolve_media_path(path, media_root)
-            if not os.path.exists(resolved):
-                raise ValueError(f"media file {path!r} not found (looked for {resolved})")
-
 
 def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The int32 offsets (``len + 1``, slice offset applied) and UTF-8 bytes of a string array."""
@@ -541,8 +532,6 @@ class LlavaExporter(RowExporter):
     def row_to_record(self, row: dict) -> dict:
         config = self.options
         extra = row.get("extra") or {}
-        if KEPT_RAW_KEY in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         roles = row.get("roles") or []
         values = self._split_turns(row["text"] or "", roles)
         media = {}

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import random
 from typing import Iterator, Optional, Sequence, Union
 
@@ -51,11 +50,11 @@ import pyarrow.json as pa_json
 from datasets import Json, List, Value
 
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
 from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused
 from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
-from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN
 
 try:
@@ -70,7 +69,6 @@ logger = logging.getLogger("hf_mmbuilder")
 
 INSERT_POSITIONS = ("before", "after", "random")
 _KNOWN_KEYS = ("url", "text_list", "image_info", "similarity_matrix", "could_have_url_duplicate")
-KEPT_RAW_KEY = "__raw__"
 
 
 @dataclasses.dataclass
@@ -629,10 +627,7 @@ class Mmc4(DJBuilder):
         image_dir = config.image_dir or ""
         images = [_image_path(image_dir, refs[i].image_name) for i in order]
         if config.check_media:
-            for path in images:
-                resolved = resolve_media_path(path, shard.media_root)
-                if not os.path.exists(resolved):
-                    raise ValueError(f"media file {path!r} not found (looked for {resolved})")
+            check_media_exists(images, shard.media_root)
         keep = config.keep_other_fields
         row = {
             "text": text,
@@ -692,8 +687,6 @@ class Mmc4Exporter(RowExporter):
     def row_to_record(self, row: dict) -> dict:
         config = self.options
         extra = row.get("extra") or {}
-        if KEPT_RAW_KEY in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         images = row.get("images") or []
         image_index = row.get("image_index")
         sentence_index = row.get("sentence_index")

@@ -35,19 +35,17 @@ import pyarrow as pa
 from datasets import Json, List, Value
 
 from hf_mmbuilder.builder import DJBuilder, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 from ._captioned_media import (
     READ_ERRORS,
     VIDEO_EXTENSIONS,
     CaptionConfig,
     CsvExporter,
-    MediaFinder,
     SourceRecord,
     Unreadable,
     check_cells,
-    check_media_exists,
-    check_not_kept_raw,
     csv_source_records,
     file_failure,
     guarded_tables,
@@ -272,7 +270,6 @@ class MsrvttExporter(CsvExporter):
     _suffix = ".jsonl"
 
     def _caption(self, row: dict) -> str:
-        check_not_kept_raw(row)
         config = self.options
         path = single_media(row, "videos", config.video_special_token)
         self.check_media_path(path, row.get("media_root"))
@@ -308,32 +305,25 @@ class MsrvttExporter(CsvExporter):
         if suffix != ".json":
             return super().write(rows, handle, suffix, policy, source, progress)
         videos, sentences, file_extra = {}, [], None
-        written = 0
-        for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                caption = self._caption(row)
-                row_file_extra = row.get("file_extra")
-                if file_extra is None:
-                    file_extra = row_file_extra
-                elif row_file_extra is not None and row_file_extra != file_extra:
-                    raise ValueError("row comes from an MSR-VTT document with other top-level fields than the first row's")
-                # Videos in their source order; rows of other layouts after them, as they come.
-                order = (0, row["video_index"]) if row.get("video_index") is not None else (1, len(videos))
-                key = ("index", row["video_index"]) if row.get("video_index") is not None else ("id", row["video_id"])
-                videos.setdefault(key, (order, {"video_id": row["video_id"], **(row.get("extra") or {})}))
-                if row.get("layout") != "official" or row.get("sentence_index") is not None:
-                    order = row.get("sentence_index")
-                    sentence = {"caption": caption, "video_id": row["video_id"], **(row.get("sentence_extra") or {})}
-                    sentences.append((len(sentences) if order is None else order, sentence))
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
-                continue
-            finally:
-                progress.update(1)
-            written += 1
+
+        def collect(row: dict) -> None:
+            nonlocal file_extra
+            caption = self._caption(row)
+            row_file_extra = row.get("file_extra")
+            if file_extra is None:
+                file_extra = row_file_extra
+            elif row_file_extra is not None and row_file_extra != file_extra:
+                raise ValueError("row comes from an MSR-VTT document with other top-level fields than the first row's")
+            # Videos in their source order; rows of other layouts after them, as they come.
+            order = (0, row["video_index"]) if row.get("video_index") is not None else (1, len(videos))
+            key = ("index", row["video_index"]) if row.get("video_index") is not None else ("id", row["video_id"])
+            videos.setdefault(key, (order, {"video_id": row["video_id"], **(row.get("extra") or {})}))
+            if row.get("layout") != "official" or row.get("sentence_index") is not None:
+                order = row.get("sentence_index")
+                sentence = {"caption": caption, "video_id": row["video_id"], **(row.get("sentence_extra") or {})}
+                sentences.append((len(sentences) if order is None else order, sentence))
+
+        written = sum(1 for _ in self.records(rows, policy, source, progress, collect))
         document = dict(file_extra or {})
         document["videos"] = [video for _, video in sorted(videos.values(), key=lambda item: item[0])]
         document["sentences"] = [sentence for _, sentence in sorted(sentences, key=lambda item: item[0])]

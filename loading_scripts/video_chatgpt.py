@@ -28,13 +28,11 @@ from datasets import Value
 from hf_mmbuilder.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 from ._captioned_media import (
     VIDEO_EXTENSIONS,
     CaptionConfig,
-    MediaFinder,
-    check_media_exists,
-    check_not_kept_raw,
     guarded_tables,
     json_fast_tables,
     json_objects,
@@ -149,7 +147,6 @@ class VideoChatgptExporter(RowExporter):
     suffixes = (".json", ".jsonl")
 
     def row_to_record(self, row: dict) -> dict:
-        check_not_kept_raw(row)
         config = self.options
         path = single_media(row, "videos", config.video_special_token)
         self.check_media_path(path, row.get("media_root"))

@@ -29,13 +29,12 @@ from datasets import List, Value
 
 from hf_mmbuilder.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.media import check_media_exists
 
 from ._captioned_media import (
     CaptionConfig,
     CsvExporter,
     check_cells,
-    check_media_exists,
-    check_not_kept_raw,
     csv_fast_tables,
     file_failure,
     guarded_tables,
@@ -181,7 +180,6 @@ class YoukuExporter(CsvExporter):
     suffixes = (".csv",)
 
     def row_to_record(self, row: dict) -> tuple:
-        check_not_kept_raw(row)
         config = self.options
         path = single_media(row, "videos", config.video_special_token)
         self.check_media_path(path, row.get("media_root"))

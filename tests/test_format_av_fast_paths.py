@@ -11,8 +11,9 @@ import pytest
 
 import hf_mmbuilder
 from hf_mmbuilder import datagen_av
-from hf_mmbuilder.loading_scripts._captioned_media import CaptionConfig, MediaFinder, json_objects, wrap_caption, wrap_captions
+from hf_mmbuilder.loading_scripts._captioned_media import CaptionConfig, json_objects, wrap_caption, wrap_captions
 from hf_mmbuilder.loading_scripts.internvid import timecode_seconds, timecodes_seconds
+from hf_mmbuilder.media import MediaFinder
 
 OPTIONS = [{}, {"video_special_token_insert_pos": "random", "sent_separator": "|"}, {"keep_other_fields": False, "add_eoc_at_last": False}]
 

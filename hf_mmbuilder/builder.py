@@ -46,6 +46,9 @@ class DJBuilderConfig(datasets.BuilderConfig):
     - ``on_error``: ``"raise"``, ``"skip"`` or ``"keep"`` (see :mod:`hf_mmbuilder.errors`).
     - ``rejects_path``: where skipped records go (default: ``<cache>/hf_mmbuilder_rejects/...``).
     - ``shard_bytes``: target size of the pieces big files are cut into for ``num_proc``.
+    - ``fast_path``: ``False`` sends every record through the format's record-by-record converter
+      on load, and every row through ``row_to_record`` on export: the same rows and bytes, slower.
+      For debugging and for tests that compare both paths. Formats without a fast path ignore it.
     """
 
     image_special_token: str = IMAGE_TOKEN
@@ -57,6 +60,7 @@ class DJBuilderConfig(datasets.BuilderConfig):
     on_error: str = "raise"
     rejects_path: Optional[str] = None
     shard_bytes: int = 64 << 20
+    fast_path: bool = True
 
     def __post_init__(self):
         super().__post_init__()

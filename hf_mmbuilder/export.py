@@ -136,9 +136,10 @@ class RowExporter:
 
     def write_dataset(self, dataset, handle, suffix: str, policy: ErrorPolicy, source: str, progress, batch_size: int) -> int:
         """Serialise ``dataset`` into ``handle``: Arrow batch by batch through :meth:`encode_table`
-        where the exporter has one (a plain ``Dataset``), else row by row through :meth:`write`."""
+        where the exporter has one (a plain ``Dataset``, and ``fast_path`` not turned off in the
+        options), else row by row through :meth:`write`."""
         tables = _arrow_batches(dataset, batch_size)
-        if tables is None or type(self).encode_table is RowExporter.encode_table:
+        if tables is None or not self.options.fast_path or type(self).encode_table is RowExporter.encode_table:
             return self.write(iter_rows(dataset, batch_size), handle, suffix, policy, source, progress)
         as_array = suffix == ".json"
         separator = b",\n" if as_array else b"\n"

@@ -250,7 +250,7 @@ class Internvid(DJBuilder):
 
         def fast_columns(values: list) -> Optional[dict]:
             # The whole batch at once; anything convert would reject, check or cut sends it there.
-            if config.check_media or config.cut_videos or not all(type(value) is dict for value in values):
+            if not config.fast_path or config.check_media or config.cut_videos or not all(type(value) is dict for value in values):
                 return None
             columns = [strings_or_none([value.pop(key, None) for value in values]) for key in _REQUIRED]
             if any(column is None for column in columns):

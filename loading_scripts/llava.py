@@ -216,7 +216,7 @@ class Llava(DJBuilder):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
         # The compiled parser covers every option except Data-Juicer's lossy corner modes.
-        compiled = config.str_id and not config.image_broadcast and not config.only_keep_caption
+        compiled = config.fast_path and config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
         rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
         batches = self._record_batches(shard, Record, open, decode=not compiled)

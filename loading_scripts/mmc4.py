@@ -478,7 +478,7 @@ class Mmc4(DJBuilder):
         """The table of the common documents of a batch (:meth:`_compiled_table`) and their
         positions; the others (unknown keys, no matrix, anything wrong) are for the careful path."""
         config = self.config
-        if config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
+        if not config.fast_path or config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
             return None, []
         spans = _member_spans(batch)
         return self._compiled_table(spans, buffer) if len(spans) else (None, [])

@@ -165,7 +165,7 @@ class Msrvtt(DJBuilder):
 
             def fast_columns(values: list) -> Optional[dict]:
                 # The whole batch at once; anything convert would reject (or check) sends it there.
-                if config.check_media or not all(type(value) is dict for value in values):
+                if not config.fast_path or config.check_media or not all(type(value) is dict for value in values):
                     return None
                 video_ids = strings_or_none([value.pop("video_id", None) for value in values])
                 captions = strings_or_none([value.pop("caption", None) for value in values])

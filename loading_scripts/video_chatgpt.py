@@ -116,7 +116,7 @@ class VideoChatgpt(DJBuilder):
 
         def fast_columns(values: list) -> Optional[dict]:
             # The whole batch at once; anything convert would reject (or check) sends it there.
-            if config.check_media or not all(type(value) is dict for value in values):
+            if not config.fast_path or config.check_media or not all(type(value) is dict for value in values):
                 return None
             questions = strings_or_none([value.pop("q", None) for value in values])
             answers = strings_or_none([value.pop("a", None) for value in values])

@@ -220,7 +220,7 @@ class Wavcaps(DJBuilder):
         def fast_columns(chunk: list) -> Optional[dict]:
             # The whole chunk at once, for records with an int/str id, a string target field and
             # no "wav" path; anything else (or a media check) sends it to convert.
-            if config.check_media or prefix is None or not all(type(record) is dict for record in chunk):
+            if not config.fast_path or config.check_media or prefix is None or not all(type(record) is dict for record in chunk):
                 return None
             target = config.target_field
             ids = [record.get("id") for record in chunk]

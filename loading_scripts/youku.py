@@ -155,7 +155,7 @@ class Youku(DJBuilder):
                 # The whole batch at once (rows of the header's width); an empty media cell or a
                 # media check sends it to convert.
                 columns = list(zip(*rows))
-                if config.check_media or not all(columns[video_column]):
+                if not config.fast_path or config.check_media or not all(columns[video_column]):
                     return None
                 extra = None
                 if config.keep_other_fields and other_columns:

@@ -1,6 +1,6 @@
 """The batch-at-once paths of the audio/video caption loaders give the rows of the record-by-record
-path: ``check_media=True`` sends every record through the careful path, so with every media file
-present both loads must agree column by column."""
+path: ``fast_path=False`` sends every record through the careful path, and both loads must agree
+column by column."""
 
 import os
 import random
@@ -26,7 +26,7 @@ def _touch(folder, relative):
 
 def _same_rows(format_name, source, tmp_path, options):
     fast = hf_mmbuilder.load(format_name, str(source), split="train", cache_dir=str(tmp_path / "fast"), **options)
-    careful = hf_mmbuilder.load(format_name, str(source), split="train", cache_dir=str(tmp_path / "careful"), check_media=True, **options)
+    careful = hf_mmbuilder.load(format_name, str(source), split="train", cache_dir=str(tmp_path / "careful"), fast_path=False, **options)
     assert len(fast) == len(careful) > 0
     for name in fast.column_names:
         assert fast[name] == careful[name], name

@@ -251,6 +251,15 @@ def test_argmax_realignment_picks_the_best_surviving_sentence(shared_data, tmp_p
             assert doc["similarity_matrix"][position][info["matched_text_index"]] == info["matched_sim"]
 
 
+@pytest.mark.parametrize("options", [{}, {"image_special_token_insert_pos": "after", "image_dir": "img"}])
+def test_fast_path_off_gives_the_same_table_and_export(tmp_path, options):
+    source = datagen_interleaved.write_jsonl(str(tmp_path / "docs.jsonl"), datagen_interleaved.mmc4_records(400, seed=4))
+    fast = load(source, str(tmp_path / "fast"), **options)
+    careful = load(source, str(tmp_path / "careful"), fast_path=False, **options)
+    assert careful.data.table.equals(fast.data.table)
+    assert export(careful, tmp_path, "careful.jsonl", fast_path=False, **options) == export(fast, tmp_path, **options) == read_lines(source)
+
+
 def test_compiled_path_matches_the_careful_path(tmp_path):
     import random
 

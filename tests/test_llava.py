@@ -122,6 +122,13 @@ def test_compiled_parser_matches_the_careful_path(tmp_path):
         assert compiled.to_pylist() == pa.concat_tables(careful).to_pylist()
 
 
+def test_fast_path_off_gives_the_same_table(tmp_path):
+    source = write_json(tmp_path / "in.json", list(datagen.llava_records(1500, seed=3)) + QUIRKY)
+    fast = hf_mmbuilder.load("llava", source, split="train", cache_dir=str(tmp_path / "fast"))
+    careful = hf_mmbuilder.load("llava", source, split="train", cache_dir=str(tmp_path / "careful"), fast_path=False)
+    assert careful.data.table.equals(fast.data.table)
+
+
 EXPORT_EDGE_CASES = QUIRKY + [
     {"id": -12, "image": "a/b.jpg", "conversations": [{"from": "human", "value": "<image> ctl \u0001\u001f \u2028 \\ \""}, {"from": "gpt", "value": "[[gpt]]: x"}]},
     {"id": 0, "conversations": [{"from": "human", "value": "<image> literal, no image field"}, {"from": "gpt", "value": "<video>"}]},
@@ -134,9 +141,7 @@ EXPORT_EDGE_CASES = QUIRKY + [
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
-def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypatch, suffix):
-    from hf_mmbuilder.loading_scripts.llava import LlavaExporter
-
+def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, suffix):
     records = EXPORT_EDGE_CASES + list(datagen.llava_records(2000, seed=4))
     source = write_json(tmp_path / "in.json", records)
     ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
@@ -145,12 +150,10 @@ def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypat
                                     "id": "007" if k == 3 else row["id"], "id_is_int": row["id_is_int"] or k == 3},
                     with_indices=True)
     outputs = {}
-    for name, fast in (("fast", True), ("careful", False)):
-        if not fast:
-            monkeypatch.setattr(LlavaExporter, "encode_table", lambda self, table, separator: None)
+    for name, fast_path in (("fast", True), ("careful", False)):
         out = tmp_path / f"{name}{suffix}"
         written = hf_mmbuilder.export(edited, "llava", str(out), on_error="skip", batch_size=700,
-                                      allowed_media_roots=(str(tmp_path),))
+                                      allowed_media_roots=(str(tmp_path),), fast_path=fast_path)
         rejects = [json.loads(line)["record"] for line in open(f"{out}.rejects.jsonl")]
         outputs[name] = (read_records(out), written[str(out)], rejects)
     assert outputs["fast"] == outputs["careful"]

@@ -31,7 +31,7 @@ from common import machine, write_result  # noqa: E402
 
 from hf_mmbuilder import IMAGE_TOKEN  # noqa: E402
 from hf_mmbuilder.ops import FILTER_COLUMN, STATS_COLUMN, ComputeStats, QualityFilter, RedactPII, image_size, redact_text  # noqa: E402
-from hf_mmbuilder.ops._batch import ROLE_MARKER_PATTERN  # noqa: E402
+from hf_mmbuilder.schema import ROLE_MARKER_PATTERN  # noqa: E402
 from hf_mmbuilder.kernels.text_stats import _STOPWORDS  # noqa: E402
 
 WORDS = "the a man woman dog cat sits stands on in near table street car red blue large small picture shows there is are what color how many people".split()

@@ -46,7 +46,8 @@ import pyarrow.parquet as pq  # noqa: E402
 from common import DATA, machine, write_result  # noqa: E402
 
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder.dedup import MinHashParams, _string_array, candidate_edge_stage, component_stage, filter_stage, signature_stage  # noqa: E402
+from hf_mmbuilder.arrow import string_array  # noqa: E402
+from hf_mmbuilder.dedup import MinHashParams, candidate_edge_stage, component_stage, filter_stage, signature_stage  # noqa: E402
 
 DOCS = 1_000_000
 MIN_WORDS, MAX_WORDS = 60, 140
@@ -110,7 +111,7 @@ def single_process(ds: datasets.Dataset) -> dict:
     tables = []
     arrow = ds.select_columns(["text"]).with_format("arrow")
     for offset in range(0, len(ds), BATCH):
-        tables.append(signature_stage(_string_array(arrow[offset : offset + BATCH].column("text"), offset), params, row_offset=offset))
+        tables.append(signature_stage(string_array(arrow[offset : offset + BATCH].column("text"), offset), params, row_offset=offset))
     stages["signatures"] = time.perf_counter() - start
     start = time.perf_counter()
     edges = candidate_edge_stage(pa.concat_tables(tables))

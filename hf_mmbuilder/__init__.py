@@ -10,6 +10,13 @@ Example:
     True
 """
 
+import sys
+
+from . import _deprecated
+
+# Old module paths (hf_mmbuilder._deprecated.MOVED) resolve before any other import can ask for one.
+_deprecated.install()
+
 from .dedup import dedup
 from .export import export
 from .media import decode_media
@@ -37,10 +44,16 @@ def __getattr__(name: str):
         from .facade import MultiModalDatasetBuilder
 
         return MultiModalDatasetBuilder
+    # An old module path (`hf_mmbuilder.ray_engine`) still works as an attribute, with a warning.
+    moved = _deprecated.moved_attribute(__name__, name)
+    if moved is not None:
+        return moved
     raise AttributeError(f"module 'hf_mmbuilder' has no attribute {name!r}")
 
 
 register()
+# From here on, importing an old module path that shares a front door's name keeps the function.
+sys.modules[__name__].__class__ = _deprecated.Package
 
 __all__ = [
     "AUDIO_TOKEN",

@@ -31,9 +31,8 @@ import hashlib
 import importlib
 import re
 import struct
-import types
 from collections import Counter
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import datasets
 import numpy as np
@@ -42,6 +41,7 @@ import pyarrow.compute as pc
 import xxhash
 from tqdm.auto import tqdm
 
+from .arrow import batch_column, check_column, iter_tables, string_array, string_buffers
 from .kernels import exact_hash, lsh, minhash
 from .kernels.unionfind import connected_components
 from .media import resolve_media_path
@@ -157,44 +157,6 @@ def _optimal_param(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Arrow helpers
-
-
-def _string_array(column, row_offset: int = 0, name: str = "text") -> pa.Array:
-    """One contiguous ``large_string`` array; raises on nulls, naming the first null row."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    elif not isinstance(column, pa.Array):
-        column = pa.array(list(column), type=pa.large_string())
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        raise ValueError(f"column {name!r} must hold strings, not {column.type}")
-    if column.null_count:
-        first = pc.index(pc.is_null(column), True).as_py()
-        raise ValueError(f"row {row_offset + first}: {name!r} is null; fill or filter null texts before dedup")
-    return column.cast(pa.large_string())
-
-
-def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes and int64 offsets (starting anywhere in the data buffer) of a large_string array."""
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, dtype=np.uint8)
-    return data, offsets
-
-
-def _iter_tables(ds, columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.Table]]:
-    offset = 0
-    for table in ds.select_columns(list(columns)).with_format("arrow").iter(batch_size=batch_size):
-        yield offset, table
-        offset += len(table)
-
-
-def _check_column(ds, column: str) -> None:
-    if column not in ds.column_names:
-        raise ValueError(f"dataset has no column {column!r} (columns: {', '.join(ds.column_names)})")
-
-
-# ---------------------------------------------------------------------------------------------
 # Exact digests
 
 
@@ -214,7 +176,7 @@ def normalize_texts(texts, params: ExactParams = ExactParams()) -> pa.Array:
         ...     drop_non_alnum=True, drop_special_tokens=True)).to_pylist()
         ['hithere']
     """
-    array = _string_array(texts)
+    array = string_array(texts)
     if params.drop_special_tokens:
         for token in (params.tokens.image, params.tokens.audio, params.tokens.video, params.tokens.eoc):
             array = pc.replace_substring(array, token, "")
@@ -242,7 +204,7 @@ def text_digests(texts, params: ExactParams = ExactParams()) -> np.ndarray:
         (True, False)
     """
     array = normalize_texts(texts, params)
-    data, offsets = _buffers(array)
+    offsets, data = string_buffers(array)
     return exact_hash.digests128(data, offsets)
 
 
@@ -316,16 +278,16 @@ def exact_row_digests(ds, params: ExactParams = ExactParams(), *, batch_size: in
         True
     """
     for part in params.on:
-        _check_column(ds, part)
+        check_column(ds, part)
     has_root = "media_root" in ds.column_names
     columns = list(params.on) + (["media_root"] if has_root and params.on != ("text",) else [])
     out = np.empty((len(ds), 2), dtype=np.uint64)
     cache: dict = {}
     with tqdm(total=len(ds), disable=not progress, unit="rows", desc="exact digests") as bar:
-        for offset, table in _iter_tables(ds, columns, batch_size):
+        for offset, table in iter_tables(ds, batch_size, columns):
             text = None
             if "text" in params.on:
-                text = text_digests(_string_array(table.column("text"), offset), params)
+                text = text_digests(string_array(table.column("text"), offset), params)
             media_columns = [part for part in params.on if part != "text"]
             if not media_columns:
                 out[offset : offset + len(table)] = text
@@ -394,20 +356,20 @@ def shingle_hashes(texts, params: MinHashParams = MinHashParams()) -> tuple[np.n
         >>> offsets.tolist()
         [0, 2]
     """
-    array = _string_array(texts)
+    array = string_array(texts)
     if params.mode == "data_juicer":
         return _data_juicer_shingle_hashes(array, params)
     if params.ignore_pattern:
         array = pc.replace_substring_regex(array, params.ignore_pattern, "").cast(pa.large_string())
-    data, offsets = _buffers(array)
+    offsets, data = string_buffers(array)
     if params.tokenization == "space":
         # ASCII text is lowercased inside the kernel while hashing; only text with other
         # characters pays for Arrow's Unicode lowercasing pass.
         if params.lowercase and (data[offsets[0] : offsets[-1]] >= 0x80).any():
-            data, offsets = _buffers(pc.utf8_lower(array).cast(pa.large_string()))
+            offsets, data = string_buffers(pc.utf8_lower(array).cast(pa.large_string()))
         return minhash.word_shingle_hashes(data, offsets, params.window_size, params.seed, ascii_lowercase=params.lowercase)
     if params.lowercase:
-        data, offsets = _buffers(pc.utf8_lower(array).cast(pa.large_string()))
+        offsets, data = string_buffers(pc.utf8_lower(array).cast(pa.large_string()))
     return minhash.char_shingle_hashes(data, offsets, params.window_size, params.seed)
 
 
@@ -590,7 +552,7 @@ def filter_stage(ds: datasets.Dataset, clusters: pa.Table | np.ndarray, *, keep_
 def _scores(ds: datasets.Dataset, keep_max: Optional[str]) -> Optional[np.ndarray]:
     if keep_max is None:
         return None
-    _check_column(ds, keep_max)
+    check_column(ds, keep_max)
     column = ds.with_format("arrow")[keep_max]
     if column.null_count:
         first = pc.index(pc.is_null(column), True).as_py()
@@ -635,11 +597,11 @@ def minhash_clusters(
         >>> minhash_clusters(ds).tolist()
         [0, 0, 2]
     """
-    _check_column(ds, column)
+    check_column(ds, column)
     shards = []
     with tqdm(total=len(ds), disable=not progress, unit="rows", desc="minhash signatures") as bar:
-        for offset, table in _iter_tables(ds, [column], batch_size):
-            shards.append(signature_stage(_string_array(table.column(column), offset, column), params, row_offset=offset))
+        for offset, table in iter_tables(ds, batch_size, [column]):
+            shards.append(signature_stage(string_array(table.column(column), offset, column), params, row_offset=offset))
             bar.update(len(table))
     if not shards:
         return np.empty(0, dtype=np.int64)
@@ -810,7 +772,7 @@ class TextDigest:
         self.params = ExactParams(**exact_params)
 
     def __call__(self, batch) -> dict:
-        digests = text_digests(_batch_column(batch, self.column), self.params)
+        digests = text_digests(batch_column(batch, self.column), self.params)
         hexes = digests.astype("<u8").tobytes().hex()
         return {self.output_column: [hexes[32 * i : 32 * (i + 1)] for i in range(digests.shape[0])]}
 
@@ -835,19 +797,13 @@ class MinHashSignature:
         self.params = MinHashParams(**minhash_params)
 
     def __call__(self, batch) -> dict:
-        signatures = minhash_signatures(_batch_column(batch, self.column), self.params)
+        signatures = minhash_signatures(batch_column(batch, self.column), self.params)
         if self.output == "minhash":
             values = signatures
         else:
             bands, rows = self.params.bands_and_rows()
             values = np.ascontiguousarray(lsh.band_keys(signatures, bands, rows).T)
         return {self.output: values}
-
-
-def _batch_column(batch, column: str):
-    if isinstance(batch, pa.Table):
-        return batch.column(column)
-    return batch[column]
 
 
 class RepeatedMediaDropper:
@@ -903,7 +859,7 @@ def drop_repeated_media(
         >>> drop_repeated_media(ds, ["images"])  # doctest: +SKIP
     """
     for column in columns:
-        _check_column(ds, column)
+        check_column(ds, column)
         ds = ds.map(RepeatedMediaDropper(column, tokens), batched=True, batch_size=batch_size, with_indices=True)
     return ds
 

@@ -9,11 +9,13 @@ Data-Juicer's canonical tokens so datasets from different formats concatenate wi
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Features, List, Value
+
+from .arrow import iter_tables
 
 IMAGE_TOKEN = "<__dj__image>"
 AUDIO_TOKEN = "<__dj__audio>"
@@ -21,6 +23,9 @@ VIDEO_TOKEN = "<__dj__video>"
 EOC_TOKEN = "<|__dj__eoc|>"
 
 MEDIA_COLUMNS = ("images", "audios", "videos")
+
+# Role markers as the LLaVA/ShareGPT builders write them at a line start: "[[human]]: ".
+ROLE_MARKER_PATTERN = r"(?m:^\[\[[^\]\n]{1,64}\]\]:)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,22 +204,6 @@ def validate_alignment(dataset, tokens: SpecialTokens = DEFAULT_TOKENS, batch_si
         ['row 0: text has 1 images token(s) but the images list has 0 path(s)']
     """
     errors: list[AlignmentError] = []
-    for offset, table in _iter_tables(dataset, batch_size):
+    for offset, table in iter_tables(dataset, batch_size):
         errors.extend(alignment_errors(table, tokens, row_offset=offset))
     return errors
-
-
-def _iter_tables(dataset, batch_size: int) -> Iterable[tuple[int, pa.Table]]:
-    if isinstance(dataset, pa.Table):
-        yield 0, dataset
-        return
-    if hasattr(dataset, "with_format"):
-        offset = 0
-        for table in dataset.with_format("arrow").iter(batch_size=batch_size):
-            yield offset, table
-            offset += len(table)
-        return
-    offset = 0
-    for table in dataset:
-        yield offset, table
-        offset += len(table)

@@ -10,25 +10,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .hashing import fmix64
+
 _C1 = np.uint64(0x87C37B91114253D5)
 _C2 = np.uint64(0x4CF5AD432745937F)
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _rotl(x, r):
     return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _fmix64(k):
-    k ^= k >> np.uint64(33)
-    k *= _M1
-    k ^= k >> np.uint64(33)
-    k *= _M2
-    k ^= k >> np.uint64(33)
-    return k
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -81,8 +71,8 @@ def _murmur3_128(data, start, end, seed, out, row):
     h2 ^= np.uint64(length)
     h1 += h2
     h2 += h1
-    h1 = _fmix64(h1)
-    h2 = _fmix64(h2)
+    h1 = fmix64(h1)
+    h2 = fmix64(h2)
     h1 += h2
     h2 += h1
     out[row, 0] = h1

@@ -19,9 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
-_MUL = np.uint64(0x9E3779B97F4A7C15)
+from .hashing import GOLDEN64, fmix64
 
 
 def _s_curve(s: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -67,16 +65,6 @@ def optimal_param(
     return best
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _fmix64(h):
-    h ^= h >> np.uint64(33)
-    h *= _M1
-    h ^= h >> np.uint64(33)
-    h *= _M2
-    h ^= h >> np.uint64(33)
-    return h
-
-
 # Odd 64-bit multipliers, one per signature position (signatures up to 4096 values).
 _POSITION_MULTIPLIERS = np.random.RandomState(1122).randint(0, 2**62, size=4096, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
@@ -87,10 +75,10 @@ def _band_keys(signatures, bands, rows, multipliers, out):
         for band in range(bands):
             # Multilinear hash of the band's values (universal; independent multiplies vectorise),
             # then a finaliser so the high bits that band_edges sorts on are well mixed.
-            h = np.uint64(band + 1) * _MUL
+            h = np.uint64(band + 1) * GOLDEN64
             for j in range(band * rows, (band + 1) * rows):
                 h += np.uint64(signatures[i, j]) * multipliers[j]
-            out[band, i] = _fmix64(h)
+            out[band, i] = fmix64(h)
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -28,12 +28,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .hashing import GOLDEN64, fmix64
+
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
 _SPACE = np.uint8(32)
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
-_WORD_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 def permutations(num_perm: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
@@ -69,16 +68,6 @@ def permutations(num_perm: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fmix64(h):
-    h ^= h >> np.uint64(33)
-    h *= _M1
-    h ^= h >> np.uint64(33)
-    h *= _M2
-    h ^= h >> np.uint64(33)
-    return h
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _hash_bytes(data, start, end, seed):
     # Bytes are packed into 64-bit words so the multiply chain runs once per 8 bytes, not per byte.
     h = seed
@@ -88,12 +77,12 @@ def _hash_bytes(data, start, end, seed):
         word |= np.uint64(data[i]) << shift
         shift += np.uint64(8)
         if shift == np.uint64(64):
-            h = (h ^ word) * _WORD_MUL
+            h = (h ^ word) * GOLDEN64
             h ^= h >> np.uint64(29)
             word = np.uint64(0)
             shift = np.uint64(0)
-    h = (h ^ word ^ np.uint64(end - start)) * _WORD_MUL
-    return _fmix64(h)
+    h = (h ^ word ^ np.uint64(end - start)) * GOLDEN64
+    return fmix64(h)
 
 
 # Odd 64-bit multipliers, one per position in a shingle (windows up to 64 words).
@@ -107,7 +96,7 @@ def _combine(tokens, first, count, multipliers):
     h = np.uint64(count)
     for j in range(count):
         h += tokens[first + j] * multipliers[j]
-    return _fmix64(h)
+    return fmix64(h)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -150,19 +139,19 @@ def _word_shingles(data, offsets, window, seed, multipliers, ascii_lowercase, sh
                 shift += np.uint64(8)
                 length += 1
                 if shift == np.uint64(64):
-                    h = (h ^ word) * _WORD_MUL
+                    h = (h ^ word) * GOLDEN64
                     h ^= h >> np.uint64(29)
                     word = np.uint64(0)
                     shift = np.uint64(0)
             elif length > 0:
-                tokens[ntok] = _fmix64((h ^ word ^ np.uint64(length)) * _WORD_MUL)
+                tokens[ntok] = fmix64((h ^ word ^ np.uint64(length)) * GOLDEN64)
                 ntok += 1
                 h = seed
                 word = np.uint64(0)
                 shift = np.uint64(0)
                 length = 0
         if length > 0:
-            tokens[ntok] = _fmix64((h ^ word ^ np.uint64(length)) * _WORD_MUL)
+            tokens[ntok] = fmix64((h ^ word ^ np.uint64(length)) * GOLDEN64)
             ntok += 1
         first = shingle_offsets[row]
         if 0 < ntok < window:
@@ -371,7 +360,7 @@ def _oph(hashes, offsets, k, seed, out):
         for j in range(k):
             signature[j] = empty
         for s in range(offsets[row], offsets[row + 1]):
-            h = _fmix64(hashes[s] ^ seed)
+            h = fmix64(hashes[s] ^ seed)
             # High 32 bits choose the bin (Lemire's multiply-shift range reduction), low 32 bits
             # are the value; the two are independent bits of one good hash.
             bin_ = np.int64(((h >> np.uint64(32)) * k64) >> np.uint64(32))
@@ -387,7 +376,7 @@ def _oph(hashes, offsets, k, seed, out):
                 continue
             attempt = np.uint64(1)
             while True:
-                h = _fmix64((np.uint64(j) << np.uint64(32)) ^ attempt ^ seed)
+                h = fmix64((np.uint64(j) << np.uint64(32)) ^ attempt ^ seed)
                 source = np.int64(((h >> np.uint64(32)) * k64) >> np.uint64(32))
                 if signature[source] != empty and (signature[source] & np.uint32(1)) == 0:
                     signature[j] = signature[source] | np.uint32(1)

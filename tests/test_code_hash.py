@@ -6,18 +6,14 @@ process, so the real sources are never touched.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import datasets
 from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
 
-import hf_mmbuilder
-import hf_mmbuilder.kernels
-import hf_mmbuilder.loading_scripts
 from hf_mmbuilder import registry
+from package_copy import installed_copy
 
 EDIT_AND_HASH = r"""
 import json, sys
@@ -38,20 +34,8 @@ print(json.dumps(keys))
 """
 
 
-def _installed_copy(root: Path) -> Path:
-    """The package as a wheel lays it out (``kernels/`` and ``loading_scripts/`` inside it)."""
-    ignore = shutil.ignore_patterns("__pycache__")
-    target = root / "hf_mmbuilder"
-    shutil.copytree(Path(hf_mmbuilder.__file__).parent, target, ignore=ignore)
-    for package in (hf_mmbuilder.kernels, hf_mmbuilder.loading_scripts):
-        inside = target / package.__name__.rpartition(".")[2]
-        if not inside.exists():
-            shutil.copytree(package.__path__[0], inside, ignore=ignore)
-    return root
-
-
 def test_editing_a_kernel_or_a_parent_format_changes_the_key(tmp_path):
-    site = _installed_copy(tmp_path / "site")
+    site = installed_copy(tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
     completed = subprocess.run([sys.executable, "-P", "-c", EDIT_AND_HASH, str(site)], env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=300)

@@ -13,12 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import DEFAULT_TOKENS, SpecialTokens
+from ..schema import DEFAULT_TOKENS, ROLE_MARKER_PATTERN, SpecialTokens
 
 STATS_COLUMN = "__dj__stats__"
-
-# Role markers as the LLaVA/ShareGPT builders write them at a line start: "[[human]]: ".
-ROLE_MARKER_PATTERN = r"(?m:^\[\[[^\]\n]{1,64}\]\]:)"
 
 
 def column(batch, name: str, default=None) -> pa.Array | None:
@@ -51,14 +48,6 @@ def text_column(batch) -> pa.Array:
     if text is None:
         raise ValueError("the batch has no 'text' column (the DJ text column is required)")
     return pc.fill_null(text.cast(pa.large_string()), "")
-
-
-def string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes and int64 offsets of a ``large_string`` array without nulls (zero copy)."""
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, dtype=np.uint8)
-    return data, offsets
 
 
 def protected_pattern(tokens: SpecialTokens = DEFAULT_TOKENS, role_pattern: str = ROLE_MARKER_PATTERN) -> str:

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import DEFAULT_TOKENS, SpecialTokens
-from ._batch import ROLE_MARKER_PATTERN, STATS_COLUMN, column, merge_stats, output, protected_pattern
+from ..schema import DEFAULT_TOKENS, ROLE_MARKER_PATTERN, SpecialTokens
+from ._batch import STATS_COLUMN, column, merge_stats, output, protected_pattern
 
 PII_TYPES = ("email", "phone", "id", "ip", "credit_card", "url")
 

@@ -16,10 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+from ..arrow import string_buffers
 from ..kernels.text_stats import LANGUAGES, text_stats
 from ..media import resolve_media_path
 from ..schema import DEFAULT_TOKENS, SpecialTokens
-from ._batch import STATS_COLUMN, column, media_counts, merge_stats, num_rows, output, string_buffers, text_column
+from ._batch import STATS_COLUMN, column, media_counts, merge_stats, num_rows, output, text_column
 
 _LANGUAGE_NAMES = pa.array(LANGUAGES, type=pa.string())
 
@@ -122,7 +123,7 @@ class ComputeStats:
     def __call__(self, batch):
         text = text_column(batch)
         n = num_rows(batch)
-        data, offsets = string_buffers(text)
+        offsets, data = string_buffers(text)
         token_list = (self.tokens.image, self.tokens.audio, self.tokens.video, self.tokens.eoc)
         measured = text_stats(data, offsets, ngram=self.ngram, tokens=token_list)
         aligned = np.ones(n, dtype=bool)

@@ -16,8 +16,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..schema import DEFAULT_TOKENS, SpecialTokens
-from ..ops._batch import ROLE_MARKER_PATTERN
+from ..schema import DEFAULT_TOKENS, ROLE_MARKER_PATTERN, SpecialTokens
 
 INSTRUCTION_TYPES = ("qa", "caption", "reasoning")
 

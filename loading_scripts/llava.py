@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Json, List, Value
 
+from hf_mmbuilder.arrow import string_buffers, string_list_buffers
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
@@ -424,19 +425,6 @@ class Llava(DJBuilder):
                     )
 
 
-def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The int32 offsets (``len + 1``, slice offset applied) and UTF-8 bytes of a string array."""
-    offsets = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + 1, offset=4 * array.offset)
-    data = array.buffers()[2]
-    return offsets, (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8))
-
-
-def _string_list_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The list offsets, item offsets and UTF-8 bytes of a ``list<string>`` array."""
-    lists = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + 1, offset=4 * array.offset)
-    return (lists, *_string_buffers(array.values))
-
-
 def _flags(array: pa.Array) -> np.ndarray:
     """uint8 per row: 1 where a bool array is true (null counts as false)."""
     return array.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8)
@@ -493,7 +481,7 @@ class LlavaExporter(RowExporter):
             storage = extra.storage if isinstance(extra, pa.ExtensionArray) else extra
             if storage.type != self._STRING:
                 return None
-            extra_offsets, extra_data = _string_buffers(storage)
+            extra_offsets, extra_data = string_buffers(storage)
             extra_valid = _valid(storage)
         layouts = columns["media_layout"].fill_null("").dictionary_encode()
         names = layouts.dictionary.to_pylist()
@@ -501,11 +489,11 @@ class LlavaExporter(RowExporter):
         layout_flags = np.array(
             [[key in name, f"{key}[]" in name.split(",")] for name in names for key in ("image", "video")], np.uint8
         ).reshape(len(names), 4)[codes] if names else np.zeros((n, 4), np.uint8)
-        text_offsets, text = _string_buffers(columns["text"])
-        roles = _string_list_buffers(columns["roles"])
-        images = _string_list_buffers(columns["images"])
-        videos = _string_list_buffers(columns["videos"])
-        id_offsets, ids = _string_buffers(columns["id"])
+        text_offsets, text = string_buffers(columns["text"])
+        roles = string_list_buffers(columns["roles"])
+        images = string_list_buffers(columns["images"])
+        videos = string_list_buffers(columns["videos"])
+        id_offsets, ids = string_buffers(columns["id"])
         encode = lambda value: np.frombuffer(value.encode(), np.uint8)  # noqa: E731
         eoc_suffix = encode(f" {config.eoc_special_token}" if config.add_eoc_at_last else "")
         growth = max(0, len(SOURCE_IMAGE_TOKEN) - len(config.image_special_token)) + max(0, len(SOURCE_VIDEO_TOKEN) - len(config.video_special_token))

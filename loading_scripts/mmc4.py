@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from datasets import Json, List, Value
 
+from hf_mmbuilder.arrow import string_buffers
 from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.export import RowExporter
@@ -501,8 +502,7 @@ class Mmc4(DJBuilder):
         refs_per_doc = parsed.column("i").chunk(0)
         sentence_offsets = _list_offsets(sentences_per_doc)
         strings = sentences_per_doc.flatten()
-        string_offsets = np.frombuffer(strings.buffers()[1], np.int32, count=len(strings) + 1, offset=4 * strings.offset)
-        data = np.frombuffer(strings.buffers()[2], np.uint8) if strings.buffers()[2] is not None else np.zeros(0, np.uint8)
+        string_offsets, data = string_buffers(strings)
         with_tokens = mmc4_text.documents_containing(sentence_offsets, string_offsets, data, image_token.encode(), eoc.encode())
         if with_tokens.any():
             return self._compiled_table(spans.take(~with_tokens), buffer) if not with_tokens.all() else (None, [])

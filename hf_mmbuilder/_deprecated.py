@@ -28,7 +28,18 @@ import warnings
 from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
-MOVED: dict[str, Union[str, tuple[str, ...]]] = {}
+MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.builder": "hf_mmbuilder.formats.builder",
+    "hf_mmbuilder.concat": "hf_mmbuilder.formats.mixture",
+    "hf_mmbuilder.export": ("hf_mmbuilder.formats.exporter", "hf_mmbuilder.formats.exporting"),
+    "hf_mmbuilder.jsonrecords": "hf_mmbuilder.formats.records",
+    "hf_mmbuilder.registry": (
+        "hf_mmbuilder.formats.catalog",
+        "hf_mmbuilder.formats.fingerprint",
+        "hf_mmbuilder.formats.registration",
+        "hf_mmbuilder.formats.loading",
+    ),
+}
 
 # Functions of the root package whose names older module paths share; importing such an old path
 # must not replace the function by the module (the import system binds every submodule it loads

@@ -27,10 +27,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilderConfig, Shard
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused, iter_batches, scan_records
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON, gc_paused, iter_batches, scan_records
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts")
@@ -278,7 +278,7 @@ def one_path_lists(paths: pa.Array, field_type: pa.DataType) -> pa.Array:
 
 def json_objects(values: list) -> pa.Array:
     """The storage (JSON text, null for ``None``) of a ``Json`` column: each value as
-    ``orjson.dumps`` writes it (what :class:`~hf_mmbuilder.builder.ColumnBuffer` stores), made by
+    ``orjson.dumps`` writes it (what :class:`~hf_mmbuilder.formats.builder.ColumnBuffer` stores), made by
     one ``orjson.dumps`` of the whole list cut at its elements (about ten times faster than one
     call per value). O(total size).
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import types
 from typing import Iterator, Optional
 
 import orjson
@@ -28,11 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
-from hf_mmbuilder.registry import available_formats, builder_class
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
 logger = logging.getLogger("hf_mmbuilder")
@@ -71,18 +70,6 @@ def _check_record(record) -> dict:
     if data is not None and not (isinstance(data, list) and all(isinstance(b, bytes) for b in data)):
         raise ValueError(f"'{BYTES_COLUMN}' must be a list of bytes (Parquet binary), got {type(data).__name__}")
     return record
-
-
-def format_columns(format_name: str) -> dict:
-    """The round-trip columns (name -> feature) a format adds to the DJ columns, with its default
-    options.
-
-    Example:
-        >>> sorted(format_columns("llava"))
-        ['id', 'id_is_int', 'media_layout', 'roles', 'turn_extras']
-    """
-    cls = builder_class(format_name)
-    return cls._format_features(types.SimpleNamespace(config=cls.BUILDER_CONFIG_CLASS()))
 
 
 def detect_format(record: dict) -> Optional[str]:

@@ -35,9 +35,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
 
-from hf_mmbuilder.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.media import MediaFinder, check_media_exists, resolve_media_path
 
 from ._captioned_media import (

@@ -36,10 +36,10 @@ import pyarrow as pa
 from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_buffers, string_list_buffers
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns

@@ -50,10 +50,10 @@ import pyarrow.json as pa_json
 from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_buffers
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON, gc_paused
 from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
 from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN

@@ -34,7 +34,7 @@ import orjson
 import pyarrow as pa
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from hf_mmbuilder.builder import ColumnBuffer, Shard
+from hf_mmbuilder.formats.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 

@@ -43,10 +43,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import gc_paused
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import gc_paused
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 from ._captioned_media import (

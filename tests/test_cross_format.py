@@ -6,8 +6,8 @@ import json
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder.concat import SOURCE_FORMAT_COLUMN, concat_formats, export_formats
-from hf_mmbuilder.registry import available_formats
+from hf_mmbuilder.formats.catalog import available_formats
+from hf_mmbuilder.formats.mixture import SOURCE_FORMAT_COLUMN, concat_formats, export_formats
 
 
 def read_records(path):

@@ -263,9 +263,9 @@ def test_fast_path_off_gives_the_same_table_and_export(tmp_path, options):
 def test_compiled_path_matches_the_careful_path(tmp_path):
     import random
 
-    from hf_mmbuilder.builder import ColumnBuffer
+    from hf_mmbuilder.formats.builder import ColumnBuffer
     from hf_mmbuilder.errors import ErrorPolicy
-    from hf_mmbuilder.jsonrecords import iter_batches
+    from hf_mmbuilder.formats.records import iter_batches
     from hf_mmbuilder.loading_scripts.mmc4 import Document, Mmc4, _member_spans
 
     records = list(datagen_interleaved.mmc4_records(600, seed=9))

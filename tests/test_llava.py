@@ -13,9 +13,9 @@ import pytest
 
 import hf_mmbuilder
 from hf_mmbuilder import datagen
-from hf_mmbuilder.builder import ColumnBuffer
 from hf_mmbuilder.errors import ErrorPolicy, RecordError
-from hf_mmbuilder.jsonrecords import iter_batches, scan_records
+from hf_mmbuilder.formats.builder import ColumnBuffer
+from hf_mmbuilder.formats.records import iter_batches, scan_records
 from hf_mmbuilder.loading_scripts.llava import Llava, Record, Shard
 from hf_mmbuilder.media import UnsafePathError
 
@@ -273,10 +273,10 @@ def test_second_load_reads_the_cache_and_a_new_code_hash_rebuilds(shared_data, c
     first = datasets.load_dataset("hf_mmbuilder/llava", data_files=source, split="train", cache_dir=cache_dir)
     again = datasets.load_dataset("hf_mmbuilder/llava", data_files=source, split="train", cache_dir=cache_dir)
     assert len(calls) == 1 and first.cache_files == again.cache_files
-    code_hash = hf_mmbuilder.registry.code_hash("llava")
+    code_hash = hf_mmbuilder.formats.fingerprint.code_hash("llava")
     assert code_hash in first.cache_files[0]["filename"]
     # What an edit of any module the builder runs does to the key (tests/test_code_hash.py edits real sources).
-    monkeypatch.setattr(hf_mmbuilder.builder, "code_hash", lambda name: "0" * 64)
+    monkeypatch.setattr(hf_mmbuilder.formats.builder, "code_hash", lambda name: "0" * 64)
     edited = datasets.load_dataset("hf_mmbuilder/llava", data_files=source, split="train", cache_dir=cache_dir)
     assert len(calls) == 2 and "0" * 64 in edited.cache_files[0]["filename"]
 

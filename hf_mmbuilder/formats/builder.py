@@ -23,10 +23,10 @@ import pyarrow as pa
 from datasets import Json, List, Value
 from datasets.builder import Key
 
-from .errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
-from .jsonrecords import RecordIndex, iter_batches, scan_records, scan_records_in_background
-from .registry import code_hash
-from .schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+from ..errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
+from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+from .fingerprint import code_hash
+from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
@@ -99,7 +99,7 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         # "hf_mmbuilder/llava" would make the cache folder a missing sub-folder.
         if dataset_name:
             dataset_name = dataset_name.replace("/", "___")
-        # Whatever hash the caller passes (the registry's placeholder, or none), the cache is keyed
+        # Whatever hash the caller passes (the registration's placeholder, or none), the cache is keyed
         # on every project module this builder runs, so an edit anywhere in its code is a new cache.
         super().__init__(*args, dataset_name=dataset_name, hash=code_hash(type(self).__module__), **kwargs)
 
@@ -142,7 +142,7 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         return shards
 
     def _record_batches(self, shard: Shard, fast_type, opener=open, *, decode: bool = True):
-        """The :class:`~hf_mmbuilder.jsonrecords.RecordBatch` es of a shard planned by
+        """The :class:`~hf_mmbuilder.formats.records.RecordBatch` es of a shard planned by
         :meth:`_plan_json_records`, records numbered file-wide; an index-less shard is scanned
         while its batches are parsed."""
         if shard.index is None:

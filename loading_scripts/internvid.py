@@ -16,7 +16,7 @@ does) into ``cut_video_store_path`` (default: beside the source video) under a p
 that cannot be cut is a bad record (``on_error``), where Data-Juicer drops it silently.
 
 DJ text, as Data-Juicer's ``internvid_to_dj.py`` writes it: ``<video> caption <eoc>`` (see
-:mod:`._captioned_media`). Round-trip columns: ``youtube_id``, the timestamps as written,
+:mod:`hf_mmbuilder.formats.captioned`). Round-trip columns: ``youtube_id``, the timestamps as written,
 ``is_cut`` (Data-Juicer's field) and ``extra`` (scores and any other key).
 """
 
@@ -35,25 +35,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
 
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
 from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.media import MediaFinder, check_media_exists, resolve_media_path
 
-from ._captioned_media import (
-    VIDEO_EXTENSIONS,
-    CaptionConfig,
-    guarded_tables,
-    json_fast_tables,
-    json_objects,
-    one_path_lists,
-    plan_json_file,
-    single_media,
-    strings_or_none,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 _TIMECODE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
 # _TIMECODE for a whole column (RE2: ASCII digits only, so a timestamp with other Unicode digits,

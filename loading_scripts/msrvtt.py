@@ -12,7 +12,7 @@
 Every layout gives one row per caption (an official video without any sentence gives one row with
 no caption). The video is looked up in ``media_root`` as ``<video_id>.<any common video
 extension>``; when there is none the path is ``<video_id>.mp4``, as Data-Juicer writes it. DJ text
-as Data-Juicer writes it: ``<video> caption <eoc>`` (see :mod:`._captioned_media`).
+as Data-Juicer writes it: ``<video> caption <eoc>`` (see :mod:`hf_mmbuilder.formats.captioned`).
 
 Round-trip columns: ``layout``, ``video_id``; ``extra`` (the record's other keys: the video's
 fields for ``official``, the other cells for ``csv``); for ``official`` also ``video_index`` /
@@ -34,34 +34,15 @@ import orjson
 import pyarrow as pa
 from datasets import Json, List, Value
 
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
+from hf_mmbuilder.formats.exporter import CsvExporter
+from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
-from ._captioned_media import (
-    READ_ERRORS,
-    VIDEO_EXTENSIONS,
-    CaptionConfig,
-    CsvExporter,
-    SourceRecord,
-    Unreadable,
-    check_cells,
-    csv_source_records,
-    file_failure,
-    guarded_tables,
-    json_fast_tables,
-    json_objects,
-    one_path_lists,
-    open_csv,
-    plan_json_file,
-    read_failure,
-    rows_to_tables,
-    single_media,
-    strings_or_none,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")
 

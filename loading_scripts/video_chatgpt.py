@@ -25,25 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
 
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
 from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
-from ._captioned_media import (
-    VIDEO_EXTENSIONS,
-    CaptionConfig,
-    guarded_tables,
-    json_fast_tables,
-    json_objects,
-    one_path_lists,
-    plan_json_file,
-    single_media,
-    strings_or_none,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 QUESTION_MARKER = "[[q]]:"
 ANSWER_MARKER = " \n[[a]]:"

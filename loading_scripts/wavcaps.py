@@ -43,23 +43,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Json, List, Value
 
-from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.formats.captioned import single_media
+from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables, strings_or_none, table_from_arrays
 from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.formats.records import gc_paused
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
-from ._captioned_media import (
-    SourceRecord,
-    file_failure,
-    guarded_tables,
-    json_objects,
-    one_path_lists,
-    rows_to_tables,
-    single_media,
-    strings_or_none,
-    table_from_arrays,
-)
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".m4a", ".opus")
 TARGET_FIELDS = ("caption", "description", "title")

@@ -11,7 +11,7 @@ The subset is detected from the header (or forced with ``subset_type``, Data-Jui
 required columns must then be present). The media cell is the video path (relative paths are read
 from ``media_root``); the caption cell becomes the DJ text exactly as written (``golden_caption``
 stays the string it is); every other cell goes to ``extra``. DJ text as Data-Juicer's
-``youku_to_dj.py`` writes it: ``<video> caption <eoc>`` (see :mod:`._captioned_media`).
+``youku_to_dj.py`` writes it: ``<video> caption <eoc>`` (see :mod:`hf_mmbuilder.formats.captioned`).
 
 Round-trip columns: ``subset``, ``csv_header`` (the header names in order) and ``extra`` (the
 other cells by column name), so the exported CSV has the same header and cells.
@@ -27,24 +27,15 @@ import orjson
 import pyarrow as pa
 from datasets import List, Value
 
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import one_path_lists
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv
+from hf_mmbuilder.formats.exporter import CsvExporter
+from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.media import check_media_exists
 
-from ._captioned_media import (
-    CaptionConfig,
-    CsvExporter,
-    check_cells,
-    csv_fast_tables,
-    file_failure,
-    guarded_tables,
-    one_path_lists,
-    open_csv,
-    single_media,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 # Data-Juicer's table (youku_to_dj.py / dj_to_youku.py): media column, caption column, other
 # columns its reverse converter requires.

@@ -11,7 +11,8 @@ import pytest
 
 import hf_mmbuilder
 from hf_mmbuilder import datagen_av
-from hf_mmbuilder.loading_scripts._captioned_media import CaptionConfig, json_objects, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import json_objects
 from hf_mmbuilder.loading_scripts.internvid import timecode_seconds, timecodes_seconds
 from hf_mmbuilder.media import MediaFinder
 

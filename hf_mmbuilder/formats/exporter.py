@@ -9,6 +9,8 @@ when everything succeeded. The ``export`` door is :mod:`hf_mmbuilder.formats.exp
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from typing import Optional
 
@@ -238,3 +240,33 @@ def iter_rows(dataset, batch_size: int = 10_000):
         names = list(batch)
         for values in zip(*(batch[name] for name in names)):
             yield dict(zip(names, values))
+
+
+class CsvExporter(RowExporter):
+    """Base of the CSV exporters: ``row_to_record`` returns ``(header, cells)``; every row of one
+    file must share the header of the first (a different one is a row error)."""
+
+    def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
+        if suffix != ".csv":
+            return super().write(rows, handle, suffix, policy, source, progress)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator="\n")
+        header = None
+
+        def cells_of(row: dict) -> list:
+            nonlocal header
+            row_header, cells = self.row_to_record(row)
+            if header is None:
+                header = row_header
+                writer.writerow(header)
+            elif row_header != header:
+                raise ValueError(f"row has the CSV header {row_header} but the file was started with {header}")
+            return cells
+
+        written = 0
+        for _, cells in self.records(rows, policy, source, progress, cells_of):
+            writer.writerow(cells)
+            written += 1
+        text.flush()
+        text.detach()
+        return written

@@ -37,9 +37,8 @@ from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, CaptionExporter, single_media, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
-from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.media import MediaFinder, check_media_exists, resolve_media_path
 
@@ -269,7 +268,7 @@ class Internvid(DJBuilder):
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 
-class InternvidExporter(RowExporter):
+class InternvidExporter(CaptionExporter):
     """DJ row -> InternVid record: ``Caption`` cut back out of ``text`` (edits kept); the id and
     timestamps as written (a cut clip exports as the clip of its source video); every other key."""
 
@@ -284,7 +283,7 @@ class InternvidExporter(RowExporter):
             if row.get(column) is None:
                 raise ValueError(f"row has no {column!r}: an InternVid record needs it")
         record = {"YoutubeID": row["youtube_id"], "Start_timestamp": row["start_timestamp"], "End_timestamp": row["end_timestamp"]}
-        record["Caption"] = unwrap_caption(row["text"], config.video_special_token, config)
+        record["Caption"] = self.caption(row)
         record.update(row.get("extra") or {})
         return record
 

@@ -36,10 +36,9 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, CsvCaptionExporter, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
-from hf_mmbuilder.formats.exporter import CsvExporter
 from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
@@ -241,7 +240,7 @@ class Msrvtt(DJBuilder):
         yield from rows_to_tables(self.info.features, constants, items(), convert, policy, shard.original)
 
 
-class MsrvttExporter(CsvExporter):
+class MsrvttExporter(CsvCaptionExporter):
     """DJ row -> MSR-VTT, in the layout of the output suffix: ``.jsonl`` (one caption per record,
     the video's fields beside it), ``.csv`` (the row's CSV header, or ``video_id,sentence``) or
     ``.json`` (the official document: videos in their original order, each once, then the
@@ -251,32 +250,22 @@ class MsrvttExporter(CsvExporter):
     _suffix = ".jsonl"
 
     def _caption(self, row: dict) -> str:
-        config = self.options
-        path = single_media(row, "videos", config.video_special_token)
-        self.check_media_path(path, row.get("media_root"))
+        self.video(row)
         if row.get("video_id") is None:
             raise ValueError("row has no 'video_id'")
-        return unwrap_caption(row["text"], config.video_special_token, config)
+        return self.caption(row)
 
     def row_to_record(self, row: dict):
         caption = self._caption(row)
         if self._suffix == ".csv":
             header = row.get("csv_header") or ["video_id", "sentence"]
-            other = row.get("extra") or {}
             text_column = next((name for name in CSV_TEXT_COLUMNS if name in header), None)
             if text_column is None and caption:
                 raise ValueError(f"the CSV header {header} has no sentence column for the caption {caption!r}")
-            cells = []
-            for column in header:
-                if column == "video_id":
-                    cells.append(row["video_id"])
-                elif column == text_column:
-                    cells.append(caption)
-                elif column in other:
-                    cells.append(other[column])
-                else:
-                    raise ValueError(f"row has no value for the CSV column {column!r}")
-            return header, cells
+            known = {"video_id": row["video_id"]}
+            if text_column is not None:
+                known[text_column] = caption
+            return header, self.cells(header, known, row.get("extra") or {})
         if row.get("layout") == "official" and row.get("sentence_index") is None:
             raise ValueError("row is an official-layout video without a sentence: it has no JSON-lines record")
         return {"video_id": row["video_id"], "caption": caption, **(row.get("extra") or {}), **(row.get("sentence_extra") or {})}

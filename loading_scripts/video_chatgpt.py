@@ -27,9 +27,8 @@ from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, CaptionExporter, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
-from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
@@ -129,17 +128,15 @@ class VideoChatgpt(DJBuilder):
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 
-class VideoChatgptExporter(RowExporter):
+class VideoChatgptExporter(CaptionExporter):
     """DJ row -> Video-ChatGPT record: ``q`` and ``a`` cut back out of ``text`` (edits kept), the
     ``video_id`` as written, every other key."""
 
     suffixes = (".json", ".jsonl")
 
     def row_to_record(self, row: dict) -> dict:
-        config = self.options
-        path = single_media(row, "videos", config.video_special_token)
-        self.check_media_path(path, row.get("media_root"))
-        body = unwrap_caption(row["text"], config.video_special_token, config)
+        path = self.video(row)
+        body = self.caption(row)
         if not body.startswith(QUESTION_MARKER):
             raise ValueError(f"text does not start with {QUESTION_MARKER!r} after the video token")
         question, found, answer = body[len(QUESTION_MARKER) :].partition(ANSWER_MARKER)

@@ -29,10 +29,9 @@ from datasets import List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, single_media, unwrap_caption, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import one_path_lists
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv
-from hf_mmbuilder.formats.exporter import CsvExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.media import check_media_exists
 
@@ -163,7 +162,7 @@ class Youku(DJBuilder):
             yield from csv_fast_tables(header, reader, self.info.features, constants, fast_columns, convert, policy, shard.original)
 
 
-class YoukuExporter(CsvExporter):
+class YoukuExporter(CsvCaptionExporter):
     """DJ row -> Youku-mPLUG CSV row with the source header; the caption is cut back out of
     ``text`` (edits kept), the media cell is the row's video path. Rows of other formats need
     ``subset_type`` and get Data-Juicer's header for it."""
@@ -171,27 +170,14 @@ class YoukuExporter(CsvExporter):
     suffixes = (".csv",)
 
     def row_to_record(self, row: dict) -> tuple:
-        config = self.options
-        path = single_media(row, "videos", config.video_special_token)
-        self.check_media_path(path, row.get("media_root"))
-        caption = unwrap_caption(row["text"], config.video_special_token, config)
-        subset = row.get("subset") or config.subset_type
+        path = self.video(row)
+        caption = self.caption(row)
+        subset = row.get("subset") or self.options.subset_type
         if subset is None:
             raise ValueError("row has no Youku-mPLUG subset: pass subset_type=...")
         video_key, text_key, required = SUBSETS[subset]
         header = row.get("csv_header") or [video_key, text_key, *required]
-        other = row.get("extra") or {}
-        cells = []
-        for column in header:
-            if column == video_key:
-                cells.append(path)
-            elif column == text_key:
-                cells.append(caption)
-            elif column in other:
-                cells.append(other[column])
-            else:
-                raise ValueError(f"row has no value for the CSV column {column!r}")
-        return header, cells
+        return header, self.cells(header, {video_key: path, text_key: caption}, row.get("extra") or {})
 
 
 EXPORTER = YoukuExporter

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .builder import DJBuilderConfig
+from .exporter import CsvExporter, RowExporter
 
 
 INSERT_POSITIONS = ("before", "after", "random")
@@ -140,3 +141,42 @@ def single_media(row: dict, column: str, token: str) -> str:
     if text.count(token) != 1:
         raise ValueError(f"text has {text.count(token)} {token} token(s) for 1 path in {column}")
     return paths[0]
+
+
+class CaptionExporter(RowExporter):
+    """Base of the one-video-one-caption exporters: the row's one video and its caption, cut back
+    out of ``text`` as :func:`wrap_caption` built it (edits kept)."""
+
+    def video(self, row: dict) -> str:
+        """The row's one video path (:func:`single_media`), refused if it leaves its media root."""
+        path = single_media(row, "videos", self.options.video_special_token)
+        self.check_media_path(path, row.get("media_root"))
+        return path
+
+    def caption(self, row: dict) -> str:
+        """The caption inside the row's text (:func:`unwrap_caption`)."""
+        return unwrap_caption(row["text"], self.options.video_special_token, self.options)
+
+
+class CsvCaptionExporter(CsvExporter, CaptionExporter):
+    """Base of the caption exporters that write CSV rows under the source file's header."""
+
+    @staticmethod
+    def cells(header: list, known: dict, other: dict) -> list:
+        """The cells of ``header``: a column's value from ``known`` (the media and caption
+        columns), else from ``other`` (the row's other source fields); ``ValueError`` names a
+        column found in neither.
+
+        Example:
+            >>> CsvCaptionExporter.cells(["video", "title", "tag"], {"video": "v.mp4", "title": "hi"}, {"tag": "x"})
+            ['v.mp4', 'hi', 'x']
+        """
+        cells = []
+        for column in header:
+            if column in known:
+                cells.append(known[column])
+            elif column in other:
+                cells.append(other[column])
+            else:
+                raise ValueError(f"row has no value for the CSV column {column!r}")
+        return cells

@@ -158,7 +158,7 @@ class Dj(DJBuilder):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants={"media_root": shard.media_root, "source_file": shard.original})
+        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
         columns = buffer.columns
         promoted = getattr(self, "_promoted_columns", {})
         for records, locate in self._record_batches(shard):

@@ -26,7 +26,6 @@ import dataclasses
 import fractions
 import importlib.util
 import os
-import random
 import re
 from typing import Iterator, Optional
 
@@ -199,7 +198,7 @@ class Internvid(DJBuilder):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+        rng = self.shard_rng(shard)
         finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
         token = config.video_special_token
 
@@ -263,7 +262,7 @@ class Internvid(DJBuilder):
                 "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
             }
 
-        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "audios"))
         tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 

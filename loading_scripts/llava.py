@@ -219,7 +219,7 @@ class Llava(DJBuilder):
         # The compiled parser covers every option except Data-Juicer's lossy corner modes.
         compiled = config.fast_path and config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+        rng = self.shard_rng(shard)
         batches = self._record_batches(shard, Record, open, decode=not compiled)
         if not compiled:
             for batch in batches:
@@ -253,8 +253,7 @@ class Llava(DJBuilder):
                 yield fast_table.slice(run_start)
 
     def _constants(self, shard: Shard) -> dict:
-        constants = {"audios": [], "media_root": shard.media_root, "source_file": shard.original}
-        return constants
+        return self.shard_constants(shard, ("audios",))
 
     def _python_rows(self, batch, positions, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy, rng) -> list:
         """Convert the records at ``positions`` of ``batch`` on the careful path; returns the kept ones."""

@@ -459,8 +459,8 @@ class Mmc4(DJBuilder):
         return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants={"audios": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original})
-        rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard, ("audios", "videos")))
+        rng = self.shard_rng(shard)
         batches = self._record_batches(shard, Document, open, decode=False)
         # The compiled part of each batch runs on parser threads (its parsers release the GIL);
         # the careful part stays here, in file order, so on_error and the random mode see one order.

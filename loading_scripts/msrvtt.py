@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import random
 from typing import Iterator, Optional
 
 import msgspec
@@ -108,10 +107,10 @@ class Msrvtt(DJBuilder):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+        rng = self.shard_rng(shard)
         finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
         token = config.video_special_token
-        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "audios"))
 
         def row(video_id: str, caption, other, **columns) -> dict:
             path = finder.by_stem(video_id) or video_id + ".mp4"

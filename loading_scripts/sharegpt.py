@@ -143,7 +143,7 @@ class Sharegpt(DJBuilder):
         return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants={"media_root": shard.media_root, "source_file": shard.original})
+        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
         layouts = []
         for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
             for k, record in enumerate(batch.records):

@@ -18,7 +18,6 @@ video token before it (``video_special_token_insert_pos``) and `` <eoc>`` after 
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Iterator, Optional
 
 import pyarrow as pa
@@ -80,7 +79,7 @@ class VideoChatgpt(DJBuilder):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+        rng = self.shard_rng(shard)
         finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
         token = config.video_special_token
 
@@ -123,7 +122,7 @@ class VideoChatgpt(DJBuilder):
                 "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
             }
 
-        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "audios"))
         tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 

@@ -251,7 +251,7 @@ class Wavcaps(DJBuilder):
             columns["extra"] = json_objects([record or None for record in chunk])
             return columns
 
-        constants = {"images": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "videos"))
         buffer = ColumnBuffer(self.info.features, constants)
         data = document["data"]
         for first in range(0, len(data), CHUNK_RECORDS):

@@ -20,7 +20,6 @@ other cells by column name), so the exported CSV has the same header and cells.
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Iterator, Optional
 
 import orjson
@@ -111,7 +110,7 @@ class Youku(DJBuilder):
                 file_failure(shard.original, str(error), policy, config.on_error, ",".join(header).encode("utf-8"))
                 return
             video_key, text_key, _ = SUBSETS[subset]
-            rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+            rng = self.shard_rng(shard)
             token = config.video_special_token
 
             def convert(cells) -> dict:
@@ -128,14 +127,7 @@ class Youku(DJBuilder):
                     "extra": (other or None) if config.keep_other_fields else None,
                 }
 
-            constants = {
-                "images": [],
-                "audios": [],
-                "subset": subset,
-                "csv_header": header,
-                "media_root": shard.media_root,
-                "source_file": shard.original,
-            }
+            constants = {**self.shard_constants(shard, ("images", "audios")), "subset": subset, "csv_header": header}
             video_column, text_column = header.index(video_key), header.index(text_key)
             other_columns = [k for k, name in enumerate(header) if name not in (video_key, text_key)]
             other_names = [header[k] for k in other_columns]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -116,6 +117,17 @@ class DJBuilder(datasets.ArrowBasedBuilder):
     def _plan_file(self, shard_id: int, path: str, original: str, media_root: str) -> list[Shard]:
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
+
+    def shard_rng(self, shard: Shard) -> random.Random:
+        """The random source of one shard (Data-Juicer's ``random`` token positions), seeded by the
+        config's ``seed`` and the shard: the same draws on every run, whatever ``num_proc``."""
+        return random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+
+    def shard_constants(self, shard: Shard, empty_media: tuple = ()) -> dict:
+        """The columns with one value for a whole shard (:class:`ColumnBuffer` constants): its
+        ``media_root`` and ``source_file``, and an empty list for each media column of
+        ``empty_media`` (those the format never fills)."""
+        return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original}
 
     def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
         # One process reads a file as one shard, scanned while it is parsed; several need the shards

@@ -10,9 +10,9 @@ import datasets
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import datagen_interleaved
+from hf_mmbuilder import datagen_interleaved, edits
+from hf_mmbuilder.edits import drop_items, split_document
 from hf_mmbuilder.errors import RecordError
-from hf_mmbuilder.loading_scripts.mmc4 import drop_items, split_document
 
 
 def read_lines(path):
@@ -159,6 +159,16 @@ def test_images_added_by_processing_are_flagged_not_dropped(shared_data, tmp_pat
         assert added["image_name"] == "generated/new.png" and added["matched_text_index"] == 0 and added["matched_sim"] is None
         assert doc["similarity_matrix"][-1] == [None] * len(original["text_list"])
         assert doc["similarity_matrix"][:-1] == original["similarity_matrix"]
+
+
+def test_the_edit_helpers_old_home_warns_and_gives_them():
+    from hf_mmbuilder.loading_scripts import mmc4
+
+    for name in ("drop_items", "split_document"):
+        with pytest.warns(FutureWarning, match=f"use hf_mmbuilder.edits.{name} instead"):
+            assert getattr(mmc4, name) is getattr(edits, name)
+    with pytest.raises(AttributeError):
+        mmc4.join_chunks
 
 
 def test_split_document_and_index_mismatch_is_reported(shared_data, tmp_path, cache_dir):

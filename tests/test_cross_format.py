@@ -9,10 +9,7 @@ import hf_mmbuilder
 from hf_mmbuilder.formats.catalog import available_formats
 from hf_mmbuilder.formats.mixture import SOURCE_FORMAT_COLUMN, concat_formats, export_formats
 
-
-def read_records(path):
-    text = open(path, encoding="utf-8").read().strip()
-    return json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line.strip()]
+from format_helpers import read_records
 
 
 def canonical(records):

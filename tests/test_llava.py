@@ -19,21 +19,7 @@ from hf_mmbuilder.formats.records import iter_batches, scan_records
 from hf_mmbuilder.loading_scripts.llava import Llava, Record, Shard
 from hf_mmbuilder.media import UnsafePathError
 
-
-def read_records(path):
-    with open(path, encoding="utf-8") as handle:
-        if str(path).endswith(".jsonl"):
-            return [json.loads(line) for line in handle if line.strip()]
-        return json.load(handle)
-
-
-def write_json(path, records, lines=False):
-    with open(path, "w", encoding="utf-8") as handle:
-        if lines:
-            handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        else:
-            json.dump(records, handle, ensure_ascii=False, indent=2)
-    return str(path)
+from format_helpers import read_records, write_json
 
 
 def round_trip(source, tmp_path, cache_dir, num_proc=None, **options):

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from common import machine, write_result  # noqa: E402
 
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder.dedup import MinHashParams, shingle_hashes  # noqa: E402
+from hf_mmbuilder.duplicates import MinHashParams, shingle_hashes  # noqa: E402
 from hf_mmbuilder.kernels import minhash  # noqa: E402
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Generates ~2k varied RGB images in memory (sizes 96..512 px, gradients, shapes, noise, a few
 palette/RGBA/grayscale ones), hashes the same decoded PIL images with ``imagehash.phash`` one by one
-and with ``image_hashes(mode="exact"|"fast")``, checks exact mode bit for bit, and reports the fast
+and with ``image_hashes(compat="imagehash"|None)``, checks exact mode bit for bit, and reports the fast
 mode's drift (Hamming distance to exact) for every hash kind. A second measurement hashes JPEG
 files from disk, where fast mode also uses libjpeg draft decoding.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hf_mmbuilder.dedup_media import image_hashes
+from hf_mmbuilder.duplicates import image_hashes
 
 
 def machine_info() -> dict:
@@ -105,8 +105,8 @@ def main() -> None:
     images = generate_images(args.images)
     for image in images:
         image.load()
-    image_hashes(images[:8], mode="exact")
-    image_hashes(images[:8], mode="fast")
+    image_hashes(images[:8], compat="imagehash")
+    image_hashes(images[:8], compat=None)
     result: dict = {"benchmark": "dedup_phash", "machine": machine_info(), "images": len(images), "threads": 1}
 
     try:
@@ -115,8 +115,8 @@ def main() -> None:
         imagehash = None
         result["imagehash"] = "peer not installed"
     contenders = {
-        "exact": lambda: image_hashes(images, mode="exact"),
-        "fast": lambda: image_hashes(images, mode="fast"),
+        "exact": lambda: image_hashes(images, compat="imagehash"),
+        "fast": lambda: image_hashes(images, compat=None),
     }
     if imagehash is not None:
         contenders["imagehash"] = lambda: [imagehash.phash(image) for image in images]
@@ -134,7 +134,7 @@ def main() -> None:
 
     drift = {}
     for kind in ("phash", "dhash", "ahash", "whash"):
-        drift[kind] = drift_stats(image_hashes(images, hash=kind, mode="exact"), image_hashes(images, hash=kind, mode="fast"))
+        drift[kind] = drift_stats(image_hashes(images, hash_method=kind, compat="imagehash"), image_hashes(images, hash_method=kind, compat=None))
     result["fast_drift_vs_exact_64bit"] = drift
 
     # From JPEG files on disk: decoding dominates; fast mode decodes at reduced scale (draft).
@@ -147,8 +147,8 @@ def main() -> None:
             Path(path).write_bytes(buffer.getvalue())
             paths.append(path)
         file_contenders = {
-            "exact": lambda: image_hashes(paths, mode="exact"),
-            "fast_draft": lambda: image_hashes(paths, mode="fast"),
+            "exact": lambda: image_hashes(paths, compat="imagehash"),
+            "fast_draft": lambda: image_hashes(paths, compat=None),
         }
         if imagehash is not None:
             file_contenders["imagehash"] = lambda: [imagehash.phash(Image.open(p)) for p in paths]

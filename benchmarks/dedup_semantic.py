@@ -23,7 +23,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from hf_mmbuilder.dedup_media import semantic_clusters
+from hf_mmbuilder.duplicates import semantic_clusters
 from hf_mmbuilder.kernels.semdedup import within_cluster_pairs
 
 

@@ -47,7 +47,8 @@ from common import DATA, machine, write_result  # noqa: E402
 
 import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder.arrow import string_array  # noqa: E402
-from hf_mmbuilder.dedup import MinHashParams, candidate_edge_stage, component_stage, filter_stage, signature_stage  # noqa: E402
+from hf_mmbuilder.duplicates import MinHashParams, candidate_edge_stage, component_stage, filter_stage, signature_stage  # noqa: E402
+from hf_mmbuilder.testing import planted_corpus  # noqa: E402
 
 DOCS = 1_000_000
 MIN_WORDS, MAX_WORDS = 60, 140
@@ -65,24 +66,8 @@ DATASET = DATA / f"ray_dedup_{DOCS}"
 
 def corpus(n: int, seed: int = 0) -> pa.Table:
     """``text`` and ``row`` columns: Zipf-word documents, ``DUPLICATE_RATE`` of them copies of an
-    earlier document with one word replaced."""
-    rng = np.random.default_rng(seed)
-    vocabulary = [f"w{i}" for i in range(30_000)]
-    weights = 1.0 / np.arange(1, len(vocabulary) + 1)
-    docs: list[str] = []
-    for start in range(0, n, 100_000):
-        size = min(100_000, n - start)
-        lengths = rng.integers(MIN_WORDS, MAX_WORDS + 1, size=size)
-        ids = rng.choice(len(vocabulary), size=int(lengths.sum()), p=weights / weights.sum()).tolist()
-        bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-        docs.extend(" ".join([vocabulary[k] for k in ids[bounds[i] : bounds[i + 1]]]) for i in range(size))
-    copies = np.flatnonzero(rng.random(n) < DUPLICATE_RATE)
-    copies = copies[copies > 0]
-    originals = (rng.random(copies.size) * copies).astype(np.int64)
-    for row, original in zip(copies.tolist(), originals.tolist()):
-        words = docs[original].split(" ")
-        words[rng.integers(len(words))] = "planted"
-        docs[row] = " ".join(words)
+    earlier document with one word replaced (drawn 100k documents at a time)."""
+    docs = planted_corpus(n, seed=seed, min_words=MIN_WORDS, max_words=MAX_WORDS, duplicate_rate=DUPLICATE_RATE, chunk_rows=100_000)
     return pa.table({"text": pa.array(docs, pa.large_string()), "row": np.arange(n, dtype=np.int64)})
 
 

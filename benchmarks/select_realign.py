@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from hf_mmbuilder.kernels.realign import METHODS, realign_flat
-from hf_mmbuilder.realign import INPUT_COLUMNS, realign, realign_batch
+from hf_mmbuilder.realignment import INPUT_COLUMNS, realign, realign_batch
 
 N_DOCS = 100_000
 REPEATS = 15

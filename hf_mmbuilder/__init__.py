@@ -17,15 +17,15 @@ from . import _deprecated
 # Old module paths (hf_mmbuilder._deprecated.MOVED) resolve before any other import can ask for one.
 _deprecated.install()
 
-from .dedup import dedup
+from .duplicates import dedup
 from .formats.catalog import available_formats
 from .formats.exporting import export
 from .formats.loading import load
 from .formats.registration import register, registered_names
 from .media import decode_media
 from .publish import publish
-from .realign import realign
-from .select import select
+from .realignment import realign
+from .selection import select
 from .schema import (
     AUDIO_TOKEN,
     EOC_TOKEN,

@@ -31,14 +31,18 @@ from typing import Union
 MOVED: dict[str, Union[str, tuple[str, ...]]] = {
     "hf_mmbuilder.builder": "hf_mmbuilder.formats.builder",
     "hf_mmbuilder.concat": "hf_mmbuilder.formats.mixture",
+    "hf_mmbuilder.dedup": "hf_mmbuilder.duplicates",
+    "hf_mmbuilder.dedup_media": "hf_mmbuilder.duplicates",
     "hf_mmbuilder.export": ("hf_mmbuilder.formats.exporter", "hf_mmbuilder.formats.exporting"),
     "hf_mmbuilder.jsonrecords": "hf_mmbuilder.formats.records",
+    "hf_mmbuilder.realign": "hf_mmbuilder.realignment",
     "hf_mmbuilder.registry": (
         "hf_mmbuilder.formats.catalog",
         "hf_mmbuilder.formats.fingerprint",
         "hf_mmbuilder.formats.registration",
         "hf_mmbuilder.formats.loading",
     ),
+    "hf_mmbuilder.select": "hf_mmbuilder.selection",
 }
 
 # Functions of the root package whose names older module paths share; importing such an old path
@@ -91,7 +95,12 @@ class AliasFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader())
+        new = MOVED[fullname]
+        # The new module's source file as the origin: the datasets cache key follows a loading
+        # script's imports by spec origin (registry.source_modules), so a script that still
+        # imports an old path keeps the moved code in its key.
+        found = importlib.util.find_spec(new) if isinstance(new, str) else None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(), origin=found.origin if found else None)
 
 
 def install() -> None:
@@ -123,6 +132,21 @@ class Package(types.ModuleType):
         super().__setattr__(name, value)
 
 
+def warn_renamed(where: str, old: str, new: str, *, stacklevel: int = 3, note: str = "") -> None:
+    """Warn that keyword ``old`` of ``where`` is now ``new`` (``stacklevel`` counts from here).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_renamed("ExactParams", "drop_non_alnum", "ignore_non_character", note="it also drops digits")
+        >>> print(caught[0].message)
+        ExactParams(drop_non_alnum=...) is deprecated; use ignore_non_character=..., it also drops digits (the old name goes in the next minor release)
+    """
+    detail = f", {note}" if note else ""
+    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=...{detail} ({REMOVAL})", FutureWarning, stacklevel=stacklevel)
+
+
 def renamed(kwargs: dict, old: str, new: str, *, where: str, stacklevel: int = 3) -> dict:
     """``kwargs`` with ``old`` renamed to ``new`` (warning when ``old`` was given).
 
@@ -141,7 +165,7 @@ def renamed(kwargs: dict, old: str, new: str, *, where: str, stacklevel: int = 3
         return kwargs
     if new in kwargs:
         raise TypeError(f"{where}() got both {new}= and its deprecated name {old}=")
-    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=... ({REMOVAL})", FutureWarning, stacklevel=stacklevel)
+    warn_renamed(where, old, new, stacklevel=stacklevel + 1)
     out = dict(kwargs)
     out[new] = out.pop(old)
     return out

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 # Local names kept so that this change stays in the import block (ray_engine is being split apart).
 from .arrow import check_column as _check_column, string_array as _string_array
-from .dedup import MinHashParams, signature_stage
+from .duplicates import MinHashParams, signature_stage
 from .errors import ErrorPolicy, RecordError, check_on_error
 from .kernels import lsh
 from .kernels.unionfind import connected_components

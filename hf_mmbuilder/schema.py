@@ -24,6 +24,10 @@ EOC_TOKEN = "<|__dj__eoc|>"
 
 MEDIA_COLUMNS = ("images", "audios", "videos")
 
+# Per row, the smallest row index of its duplicate cluster (dedup's output; the splits keep a
+# cluster on one side).
+CLUSTER_COLUMN = "cluster_id"
+
 # Role markers as the LLaVA/ShareGPT builders write them at a line start: "[[human]]: ".
 ROLE_MARKER_PATTERN = r"(?m:^\[\[[^\]\n]{1,64}\]\]:)"
 

@@ -19,7 +19,7 @@ Round-trip columns: ``url``, ``text_list`` (the original sentences), ``image_inf
 with every field, original order, kept as the source's JSON text: ``Json(decode=False)``, because
 ``datasets`` decodes ``Json`` through pandas' ujson, which rounds floats such as ``matched_sim``;
 ``ds.cast_column("image_info", Json())`` shows it decoded), ``similarity_matrix``, ``could_have_url_duplicate``, ``extra``
-(other keys), and the realignment columns of :mod:`hf_mmbuilder.realign`:
+(other keys), and the realignment columns of :mod:`hf_mmbuilder.realignment`:
 ``matched_text_index`` (original, per original image), ``image_index`` (per current image: its
 original ``image_info`` entry, -1 for an image added by processing) and ``sentence_index`` (per
 current chunk: its original sentence).
@@ -31,7 +31,7 @@ this for drops.
 The exporter matches images and sentences back to their original entries through these indexes
 (never by path), slices the similarity matrix to the surviving images x sentences, and re-points
 ``matched_text_index`` (or re-assigns it by best similarity when the sentence is gone) with
-:func:`hf_mmbuilder.realign.realign_batch`.
+:func:`hf_mmbuilder.realignment.realign_batch`.
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
 from hf_mmbuilder.media import check_media_exists
 
 try:
-    from hf_mmbuilder.realign import realign_batch
+    from hf_mmbuilder.realignment import realign_batch
 except ImportError as _error:  # pragma: no cover - the realign module ships with the core
     raise ImportError(
-        "hf_mmbuilder.loading_scripts.mmc4 needs hf_mmbuilder.realign (realign_batch) to export edited "
+        "hf_mmbuilder.loading_scripts.mmc4 needs hf_mmbuilder.realignment (realign_batch) to export edited "
         f"MMC4 documents; it could not be imported: {_error}"
     ) from _error
 
@@ -96,7 +96,7 @@ class Mmc4Config(DJBuilderConfig):
     - ``keep_other_fields``: keep ``url``, ``could_have_url_duplicate`` and unknown keys
       (``False`` drops them: such rows export without them).
     - ``realign_method``: exporter only, how a surviving image whose sentence is gone gets a new one
-      (``"repoint"``, ``"argmax"``, ``"assignment"``; see :func:`hf_mmbuilder.realign.realign_batch`).
+      (``"repoint"``, ``"argmax"``, ``"assignment"``; see :func:`hf_mmbuilder.realignment.realign_batch`).
     """
 
     image_dir: Optional[str] = None

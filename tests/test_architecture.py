@@ -46,7 +46,7 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 DYNAMIC_IMPORTS = {
     "hf_mmbuilder.formats.catalog": "loading scripts are plugins, found by format name",
     "hf_mmbuilder.cli": "each command module registers its subcommand",
-    "hf_mmbuilder.dedup": "image and semantic dedup load only when asked for",
+    "hf_mmbuilder.duplicates.removal": "the Ray engine is found by name, only when asked for",
     "hf_mmbuilder._deprecated": "old module paths resolve to their new homes",
 }
 

@@ -162,7 +162,7 @@ def test_audio_and_video_are_embedded_and_load_back(multimodal, tmp_path):
 
 
 def test_dedup_report_in_history(multimodal):
-    from hf_mmbuilder.dedup import DedupReport
+    from hf_mmbuilder.duplicates import DedupReport
 
     report = DedupReport.from_labels("minhash", {"threshold": 0.7}, np.array([0, 0, 2, 2, 2]),
                                      np.array([True, False, True, False, False]))

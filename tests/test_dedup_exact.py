@@ -1,6 +1,9 @@
 """Exact dedup: 128-bit digests on Arrow buffers, text normalisation, media bytes, DJ parity."""
 
 import json
+import re
+import string
+import unicodedata
 
 import datasets
 import numpy as np
@@ -8,7 +11,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from hf_mmbuilder.dedup import ExactParams, TextDigest, dedup, drop_repeated_media, exact_clusters, normalize_texts, text_digests
+from hf_mmbuilder.duplicates import ExactParams, TextDigest, dedup, drop_repeated_media, exact_clusters, normalize_texts, text_digests
 from hf_mmbuilder.kernels.exact_hash import digests128, first_occurrence_labels
 
 # MurmurHash3 x64-128 reference values (seed 0), as printed by the reference C implementation.
@@ -39,17 +42,41 @@ def test_digests_read_sliced_arrow_arrays_at_their_offset():
 def test_normalisation_options_apply_in_documented_order():
     texts = ["  Hello, <__dj__image> World!<|__dj__eoc|> ", "hello world"]
     assert normalize_texts(texts).to_pylist()[0] == "Hello, <__dj__image> World!<|__dj__eoc|>"
-    everything = ExactParams(lowercase=True, drop_non_alnum=True, drop_special_tokens=True)
+    everything = ExactParams(lowercase=True, ignore_non_character=True, drop_special_tokens=True)
     assert normalize_texts(texts, everything).to_pylist() == ["helloworld", "helloworld"]
-    # Without dropping the tokens first, the token letters would survive the non-alnum filter.
-    assert normalize_texts(texts, ExactParams(lowercase=True, drop_non_alnum=True)).to_pylist()[0] == "hellodjimageworlddjeoc"
+    # Without dropping the tokens first, the token letters would survive the non-character filter.
+    assert normalize_texts(texts, ExactParams(lowercase=True, ignore_non_character=True)).to_pylist()[0] == "hellodjimageworlddjeoc"
     d = text_digests(texts, everything)
     assert (d[0] == d[1]).all()
     assert not (text_digests(texts)[0] == text_digests(texts)[1]).all()
 
 
 def test_unicode_letters_survive_drop_non_alnum():
-    assert normalize_texts(["Ünïcødé 数据 123 !"], ExactParams(drop_non_alnum=True)).to_pylist() == ["Ünïcødé数据123"]
+    with pytest.warns(FutureWarning, match=r"ExactParams\(drop_non_alnum=\.\.\.\) is deprecated; use ignore_non_character="):
+        params = ExactParams(drop_non_alnum=True)
+    assert normalize_texts(["Ünïcødé 数据 123 !"], params).to_pylist() == ["Ünïcødé数据123"]
+
+
+def test_deprecated_drop_non_alnum_keeps_its_old_rule():
+    texts = ["  Hello, <__dj__image> World!<|__dj__eoc|> 42 \u2192 x", "hello world"]
+    with pytest.warns(FutureWarning, match="drop_non_alnum"):
+        old = ExactParams(lowercase=True, drop_non_alnum=True)
+    # Letters and digits of every script stay; everything else goes (the arrow too).
+    assert normalize_texts(texts, old).to_pylist() == ["hellodjimageworlddjeoc42x", "helloworld"]
+    with pytest.warns(FutureWarning, match="drop_non_alnum"):
+        report = dedup(datasets.Dataset.from_dict({"text": texts}), "exact", drop_non_alnum=True, return_report=True)[1]
+    assert report.params["drop_non_alnum"] is True and report.params["ignore_non_character"] is False
+
+
+def test_ignore_non_character_drops_what_data_juicer_drops():
+    # document_deduplicator: `\s+|\d+|[string.punctuation]` with Python's Unicode classes.
+    data_juicer = re.compile(f"\\s+|\\d+|[{re.escape(string.punctuation)}]")
+    # Every code point Python's Unicode database knows (RE2's is newer: it also knows a few newer digits).
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    ours = normalize_texts(chars, ExactParams(ignore_non_character=True, strip=False)).to_pylist()
+    assert ours == [data_juicer.sub("", c) for c in chars]
+    text = "Ünïcødé 数据 123 ! x\u2192y ٣"
+    assert normalize_texts([text], ExactParams(ignore_non_character=True)).to_pylist() == [data_juicer.sub("", text)] == ["Ünïcødé数据x\u2192y"]
 
 
 def test_first_occurrence_labels_match_a_dictionary():

@@ -11,7 +11,7 @@ from PIL import Image
 
 import hf_mmbuilder
 from hf_mmbuilder.cli import main
-from hf_mmbuilder.dedup import DedupReport
+from hf_mmbuilder.duplicates import DedupReport
 
 TEXTS = [
     "the cat sat on the mat and looked out of the window at the birds",
@@ -22,7 +22,7 @@ TEXTS = [
 ]
 
 needs_media = pytest.mark.skipif(
-    importlib.util.find_spec("hf_mmbuilder.dedup_media") is None, reason="hf_mmbuilder.dedup_media (image/semantic dedup) not available"
+    importlib.util.find_spec("hf_mmbuilder.duplicates.images") is None, reason="hf_mmbuilder.duplicates.images (image/semantic dedup) not available"
 )
 
 

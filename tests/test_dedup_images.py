@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hf_mmbuilder.dedup_media import ImageHashError, default_radius, image_hash_clusters, image_hashes
+from hf_mmbuilder.duplicates import ImageHashError, default_radius, image_hash_clusters, image_hashes
 from hf_mmbuilder.kernels.hamming import hamming_pairs
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "media"
@@ -59,7 +59,7 @@ def test_exact_mode_is_bit_identical_to_imagehash_on_shared_media(kind, hash_siz
     needs_media()
     imagehash = needs_imagehash()
     files = sorted(str(p) for p in MEDIA.iterdir() if p.suffix in (".jpg", ".png"))
-    ours = image_hashes(files, hash=kind, hash_size=hash_size)
+    ours = image_hashes(files, hash_method=kind, hash_size=hash_size)
     reference = imagehash_function(imagehash, kind)
     for path, words in zip(files, ours):
         expected = str(reference(Image.open(path), hash_size=hash_size))
@@ -81,7 +81,7 @@ def test_exact_mode_matches_imagehash_across_modes_and_sizes(kind):
         Image.fromarray((np.arange(200 * 300).reshape(200, 300) * 3 % 4000).astype(np.uint16)),
         Image.linear_gradient("L").rotate(30),
     ]
-    ours = image_hashes(images, hash=kind)
+    ours = image_hashes(images, hash_method=kind)
     reference = imagehash_function(imagehash, kind)
     for k, (image, words) in enumerate(zip(images, ours)):
         assert as_hex(words, 64) == str(reference(image)), f"image {k} ({image.mode} {image.size})"
@@ -100,11 +100,11 @@ def test_hash_words_equal_imagehash_integer_and_batches_agree():
 def test_fast_mode_drifts_by_few_bits(kind):
     needs_media()
     files = [str(MEDIA / name) for name in DISTINCT]
-    exact = image_hashes(files, hash=kind, mode="exact")
-    fast = image_hashes(files, hash=kind, mode="fast")
+    exact = image_hashes(files, hash_method=kind, compat="imagehash")
+    fast = image_hashes(files, hash_method=kind, compat=None)
     drift = np.bitwise_count(exact ^ fast).sum(axis=1)
     assert drift.max() <= 6, drift.tolist()
-    decoded = image_hashes([Image.open(f) for f in files], hash=kind, mode="fast")
+    decoded = image_hashes([Image.open(f) for f in files], hash_method=kind, compat=None)
     # Decoded images are sampled from full-resolution pixels, files from a draft decode.
     assert np.bitwise_count(decoded ^ exact).sum(axis=1).max() <= 6
 
@@ -132,10 +132,10 @@ def near_duplicates(tmp_path_factory):
     return ds, np.array(origin)
 
 
-@pytest.mark.parametrize("mode, hash_size", [("exact", 8), ("exact", 16), ("fast", 16)])
-def test_near_duplicates_found_and_distinct_images_kept_apart(near_duplicates, mode, hash_size):
+@pytest.mark.parametrize("compat, hash_size", [("imagehash", 8), ("imagehash", 16), (None, 16)])
+def test_near_duplicates_found_and_distinct_images_kept_apart(near_duplicates, compat, hash_size):
     ds, origin = near_duplicates
-    labels = image_hash_clusters(ds, hash="phash", mode=mode, hash_size=hash_size, progress=False)
+    labels = image_hash_clusters(ds, hash_method="phash", compat=compat, hash_size=hash_size, progress=False)
     assert labels.dtype == np.int64 and labels.shape == (len(ds),)
     # Every variant lands in its original's cluster; the 8 originals stay 8 clusters.
     assert labels.tolist() == origin.tolist()
@@ -144,7 +144,7 @@ def test_near_duplicates_found_and_distinct_images_kept_apart(near_duplicates, m
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_hash_kind_clusters_the_variants(near_duplicates, kind):
     ds, origin = near_duplicates
-    labels = image_hash_clusters(ds, hash=kind, hash_size=16, progress=False)
+    labels = image_hash_clusters(ds, hash_method=kind, hash_size=16, progress=False)
     assert labels.tolist() == origin.tolist()
 
 
@@ -214,34 +214,38 @@ def test_skipped_images_are_reported_and_rows_stay_their_own_cluster(tmp_path, c
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@pytest.mark.parametrize("mode", ["exact", "fast"])
-def test_decompression_bombs_are_refused(tmp_path, monkeypatch, mode):
+@pytest.mark.parametrize("compat", ["imagehash", None])
+def test_decompression_bombs_are_refused(tmp_path, monkeypatch, compat):
     synthetic_image(40, size=(400, 300)).save(tmp_path / "big.png")
     ds = datasets.Dataset.from_dict({"images": [["big.png"]], "media_root": [str(tmp_path)]})
     # Over the limit PIL only warns; over twice the limit it raises. Both must stop the hash.
     for limit in (100_000, 50_000):
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
         with pytest.raises(ImageHashError, match="row 0, image 0 .*big.png.*Decompression"):
-            image_hash_clusters(ds, mode=mode, progress=False)
+            image_hash_clusters(ds, compat=compat, progress=False)
 
 
 def test_sixteen_bit_and_palette_images_hash_in_fast_mode():
     grey16 = Image.fromarray(np.linspace(0, 65535, 300 * 200).reshape(200, 300).astype(np.uint16))
     assert grey16.mode == "I;16"
     palette = synthetic_image(41, mode="P")
-    exact = image_hashes([grey16, palette], mode="exact")
-    fast = image_hashes([grey16, palette], mode="fast")
+    exact = image_hashes([grey16, palette], compat="imagehash")
+    fast = image_hashes([grey16, palette], compat=None)
     assert np.bitwise_count(exact ^ fast).sum(axis=1).max() <= 6
 
 
 def test_argument_errors_are_clear():
     image = synthetic_image(50)
-    with pytest.raises(ValueError, match="hash must be one of"):
-        image_hashes([image], hash="md5")
+    with pytest.raises(ValueError, match="hash_method must be one of"):
+        image_hashes([image], hash_method="md5")
     with pytest.raises(ValueError, match="power-of-two"):
-        image_hashes([image], hash="whash", hash_size=12)
-    with pytest.raises(ValueError, match="mode must be"):
+        image_hashes([image], hash_method="whash", hash_size=12)
+    with pytest.raises(ValueError, match="compat must be 'imagehash' or None"):
+        image_hashes([image], compat="approximate")
+    with pytest.warns(FutureWarning, match="compat"), pytest.raises(ValueError, match="mode must be"):
         image_hashes([image], mode="approximate")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'kind'"):
+        image_hashes([image], kind="phash")
     ds = datasets.Dataset.from_dict({"images": [["a.png"]]})
     with pytest.raises(ValueError, match="column 'pictures' not in dataset"):
         image_hash_clusters(ds, column="pictures", progress=False)

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hf_mmbuilder.dedup import (
+from hf_mmbuilder.duplicates import (
     MinHashParams,
     MinHashSignature,
     candidate_edge_stage,
@@ -33,7 +33,7 @@ def demo(shared_data):
 
 
 def test_data_juicer_mode_keeps_exactly_data_juicers_rows(demo):
-    assert list(dedup(demo, "minhash", mode="data_juicer")["row"]) == DJ_KEPT
+    assert list(dedup(demo, "minhash", compat="data_juicer")["row"]) == DJ_KEPT
 
 
 def test_fast_mode_differs_from_data_juicer_only_by_short_texts(demo):
@@ -53,7 +53,7 @@ def _dj_reference_signature(text, a, b, window=5):
 
 def test_data_juicer_signatures_are_bit_identical_to_its_numpy_formula():
     texts = ["The quick brown fox jumps over the lazy dog near the bank", "Ünïcødé  words   with  many spaces here and there", "short"]
-    params = MinHashParams(mode="data_juicer")
+    params = MinHashParams(compat="data_juicer")
     a, b = minhash.permutations(256, 42)
     ours = minhash_signatures(texts, params)
     for text, row in zip(texts, ours):
@@ -70,7 +70,7 @@ def test_permutations_and_band_rule_match_datasketch():
     np.testing.assert_array_equal(a, reference.permutations[0])
     np.testing.assert_array_equal(b, reference.permutations[1])
     reference.update_batch([s.encode() for s in {"a b c d e", "b c d e f"}])
-    ours = minhash_signatures(["a b c d e f g"], MinHashParams(mode="data_juicer"))
+    ours = minhash_signatures(["a b c d e f g"], MinHashParams(compat="data_juicer"))
     np.testing.assert_array_equal(ours[0], reference.hashvalues)
     for threshold, num_perm in [(0.7, 256), (0.8, 128), (0.5, 64), (0.9, 200)]:
         assert lsh.optimal_param(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
@@ -159,7 +159,7 @@ def test_short_empty_and_exactly_window_sized_texts():
     ds = datasets.Dataset.from_dict({"text": texts})
     assert minhash_clusters(ds).tolist() == [0, 0, 2, 3, 3, 5, 6]
     # Data-Juicer's range gives every text of <= window_size words the empty signature.
-    assert minhash_clusters(ds, MinHashParams(mode="data_juicer")).tolist() == [0, 0, 0, 0, 0, 0, 6]
+    assert minhash_clusters(ds, MinHashParams(compat="data_juicer")).tolist() == [0, 0, 0, 0, 0, 0, 6]
 
 
 def test_words_split_on_spaces_only_and_lowercase_is_unicode_aware():
@@ -222,7 +222,7 @@ def test_bad_parameters_raise():
     with pytest.raises(ValueError, match="exceeds num_permutations"):
         MinHashParams(num_bands=30, num_rows_per_band=10)
     with pytest.raises(ValueError, match="fast mode only"):
-        MinHashParams(mode="data_juicer", sketch="oph")
+        MinHashParams(compat="data_juicer", sketch="oph")
 
 
 def test_signature_map_function_pickles_and_fingerprints_stably(tmp_path):

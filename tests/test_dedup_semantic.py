@@ -9,7 +9,7 @@ import datasets
 import numpy as np
 import pytest
 
-from hf_mmbuilder.dedup_media import semantic_clusters
+from hf_mmbuilder.duplicates import semantic_clusters
 from hf_mmbuilder.kernels.semdedup import spherical_kmeans, within_cluster_pairs
 from hf_mmbuilder.kernels.unionfind import connected_components
 

@@ -18,6 +18,7 @@ from hf_mmbuilder import _deprecated
 IMPORT_OLD_PATH = r"""
 import importlib, json, sys, warnings
 old = sys.argv[1]
+origin = importlib.util.find_spec(old).origin
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     exec(f"import {old}")
@@ -32,6 +33,8 @@ with warnings.catch_warnings(record=True) as caught:
         "names_found": all(all(hasattr(module, name) for name in dir(importlib.import_module(t)) if not name.startswith("_"))
                            for t in targets),
         "front_doors": {name: type(getattr(hf_mmbuilder, name)).__name__ for name in sorted(_deprecated.FRONT_DOORS)},
+        "origin": origin,
+        "new_origins": [importlib.util.find_spec(t).origin for t in targets],
     }))
 """
 
@@ -62,6 +65,8 @@ def test_an_old_module_path_warns_and_gives_the_new_module(old):
     assert filename == "<string>", filename
     assert result["identical"] or not isinstance(new, str)
     assert result["names_found"]
+    # The cache key of a loading script that still imports the old path covers the new module's source.
+    assert result["origin"] == (result["new_origins"][0] if isinstance(new, str) else None)
     assert set(result["front_doors"].values()) == {"function"}, result["front_doors"]
 
 
@@ -153,3 +158,73 @@ def test_renamed_leaves_new_keywords_alone_without_a_warning():
 def test_renamed_refuses_both_names():
     with pytest.raises(TypeError, match=r"f\(\) got both new= and its deprecated name old="):
         _deprecated.renamed({"old": 1, "new": 2}, "old", "new", where="f")
+
+
+def test_minhash_mode_is_now_compat():
+    from hf_mmbuilder.duplicates import MinHashParams, dedup
+
+    with pytest.warns(FutureWarning, match=r'MinHashParams\(mode=\.\.\.\) is deprecated; use compat=\.\.\., mode="fast" is compat=None') as caught:
+        assert MinHashParams(mode="data_juicer") == MinHashParams(compat="data_juicer")
+    assert caught[0].filename == __file__
+    with pytest.warns(FutureWarning, match="compat"):
+        assert MinHashParams(mode="fast") == MinHashParams()
+    with pytest.raises(TypeError, match="both compat= and its deprecated name mode="):
+        MinHashParams(mode="fast", compat="data_juicer")
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="mode must be 'fast' or 'data_juicer'"):
+        MinHashParams(mode="approximate")
+    with pytest.raises(ValueError, match="compat must be None or 'data_juicer'"):
+        MinHashParams(compat="fast")
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": ["a b c d e", "a b c d e f", "x y"]})
+    with pytest.warns(FutureWarning, match="compat"):
+        old, old_report = dedup(ds, "minhash", mode="data_juicer", return_clusters=True, return_report=True)
+    new, new_report = dedup(ds, "minhash", compat="data_juicer", return_clusters=True, return_report=True)
+    assert old["cluster_id"] == new["cluster_id"] and old_report.params == new_report.params
+    assert new_report.params["compat"] == "data_juicer" and "mode" not in new_report.params
+
+
+def test_image_hash_keywords_are_now_hash_method_and_compat():
+    from PIL import Image
+
+    from hf_mmbuilder.duplicates import image_hash_clusters, image_hashes
+
+    images = [Image.effect_mandelbrot((64, 64), (-2, -1.5, 1, 1.5), 50), Image.linear_gradient("L").resize((64, 64))]
+    for old, new in [({"hash": "dhash"}, {"hash_method": "dhash"}), ({"mode": "fast"}, {"compat": None}),
+                     ({"mode": "exact"}, {"compat": "imagehash"}), ({"hash": "ahash", "mode": "fast"}, {"hash_method": "ahash", "compat": None})]:
+        with pytest.warns(FutureWarning, match=r"image_hashes\((hash|mode)=\.\.\.\) is deprecated") as caught:
+            assert (image_hashes(images, **old) == image_hashes(images, **new)).all(), old
+        assert all(warning.filename == __file__ for warning in caught)
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"image": images + images[:1]}, features=datasets.Features({"image": datasets.Image()}))
+    with pytest.warns(FutureWarning, match=r"image_hash_clusters\(hash=\.\.\.\) is deprecated; use hash_method="):
+        old = image_hash_clusters(ds, column="image", hash="dhash", progress=False)
+    assert old.tolist() == image_hash_clusters(ds, column="image", hash_method="dhash", progress=False).tolist() == [0, 1, 0]
+    with pytest.warns(FutureWarning, match="hash_method"):
+        assert len(hf_mmbuilder.dedup(ds, "phash", column="image", hash="dhash")) == 2
+
+
+def test_dedup_tokens_are_now_special_tokens(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from hf_mmbuilder.duplicates import ExactParams, RepeatedMediaDropper, drop_repeated_media
+    from hf_mmbuilder.schema import SpecialTokens
+
+    tokens = SpecialTokens(image="<image>")
+    with pytest.warns(FutureWarning, match=r"ExactParams\(tokens=\.\.\.\) is deprecated; use special_tokens=") as caught:
+        assert ExactParams(tokens=tokens, drop_special_tokens=True) == ExactParams(special_tokens=tokens, drop_special_tokens=True)
+    assert caught[0].filename == __file__
+    with pytest.warns(FutureWarning, match=r"RepeatedMediaDropper\(tokens="):
+        assert RepeatedMediaDropper("images", tokens=tokens).special_tokens == tokens
+    with pytest.raises(TypeError, match="unexpected keyword argument 'token'"):
+        RepeatedMediaDropper("images", token=tokens)
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    ds = datasets.Dataset.from_dict({"text": ["<image><image> two"], "images": [[str(tmp_path / "a.png")] * 2]})
+    with pytest.warns(FutureWarning, match=r"drop_repeated_media\(tokens=") as caught:
+        old = drop_repeated_media(ds, ["images"], tokens=tokens)
+    assert caught[0].filename == __file__
+    assert old[0] == drop_repeated_media(ds, ["images"], special_tokens=tokens)[0] == {"text": "<image> two", "images": [str(tmp_path / "a.png")]}
+    with pytest.warns(FutureWarning, match="special_tokens"):
+        assert len(hf_mmbuilder.dedup(ds, "exact", tokens=tokens, drop_special_tokens=True)) == 1

@@ -25,7 +25,7 @@ psutil = pytest.importorskip("psutil")
 
 import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder import ray_engine  # noqa: E402
-from test_ray_engine import planted_corpus  # noqa: E402
+from hf_mmbuilder.testing import planted_corpus  # noqa: E402
 
 RAY = str(Path(sys.executable).with_name("ray"))
 NUM_DOCS = 20_000

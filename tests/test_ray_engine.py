@@ -26,33 +26,14 @@ psutil = pytest.importorskip("psutil")
 import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder import ray_engine  # noqa: E402
 from hf_mmbuilder.datagen_interleaved import mmc4_records, write_jsonl  # noqa: E402
-from hf_mmbuilder.dedup import MinHashSignature, minhash_clusters  # noqa: E402
+from hf_mmbuilder.duplicates import MinHashSignature, minhash_clusters  # noqa: E402
 from hf_mmbuilder.kernels.unionfind import connected_components  # noqa: E402
 from hf_mmbuilder.ops import ComputeStats, QualityFilter, RedactPII  # noqa: E402
 from hf_mmbuilder.output_folder import MANIFEST, OutputFolderError  # noqa: E402
+from hf_mmbuilder.testing import planted_corpus  # noqa: E402
 
 DJ_KEPT = [0, 1, 2, 3, 5, 6, 7, 9, 12]
 NUM_DOCS = 200_000
-
-
-def planted_corpus(n: int, seed: int = 0, duplicate_rate: float = 0.08) -> list[str]:
-    """Zipf-word documents of 20-60 words; a ``duplicate_rate`` share copy an earlier document
-    with one word replaced (Jaccard about 0.8-0.9: LSH finds most, not all, as at any threshold)."""
-    rng = np.random.default_rng(seed)
-    vocabulary = [f"w{i}" for i in range(30_000)]
-    weights = 1.0 / np.arange(1, len(vocabulary) + 1)
-    lengths = rng.integers(20, 61, size=n)
-    ids = rng.choice(len(vocabulary), size=int(lengths.sum()), p=weights / weights.sum()).tolist()
-    bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-    docs = [" ".join([vocabulary[k] for k in ids[bounds[i] : bounds[i + 1]]]) for i in range(n)]
-    copies = np.flatnonzero(rng.random(n) < duplicate_rate)
-    copies = copies[copies > 0]
-    originals = (rng.random(copies.size) * copies).astype(np.int64)
-    for row, original in zip(copies.tolist(), originals.tolist()):
-        words = docs[original].split(" ")
-        words[rng.integers(len(words))] = "planted"
-        docs[row] = " ".join(words)
-    return docs
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +53,7 @@ def corpus():
 
 
 def test_import_hf_mmbuilder_does_not_import_ray():
-    code = "import sys, hf_mmbuilder, hf_mmbuilder.dedup; print('ray' in sys.modules)"
+    code = "import sys, hf_mmbuilder, hf_mmbuilder.duplicates; print('ray' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -136,11 +117,11 @@ def test_key_buckets_split_each_band_and_give_the_same_clusters(ray_session, cor
 def test_data_juicer_demo_keeps_data_juicers_rows_on_ray(ray_session, shared_data):
     rows = [json.loads(line) for line in open(shared_data / "dedup" / "demo-dataset-deduplication.jsonl")]
     demo = datasets.Dataset.from_list(rows).add_column("row", list(range(len(rows))))
-    kept, report = hf_mmbuilder.dedup(demo, "minhash", mode="data_juicer", engine="ray", return_report=True)
+    kept, report = hf_mmbuilder.dedup(demo, "minhash", compat="data_juicer", engine="ray", return_report=True)
     assert list(kept["row"]) == DJ_KEPT
     assert report.num_removed == len(rows) - len(DJ_KEPT)
-    clusters = hf_mmbuilder.dedup(demo, "minhash", mode="data_juicer", engine="ray", return_clusters=True)
-    assert list(clusters["cluster_id"]) == list(hf_mmbuilder.dedup(demo, "minhash", mode="data_juicer", return_clusters=True)["cluster_id"])
+    clusters = hf_mmbuilder.dedup(demo, "minhash", compat="data_juicer", engine="ray", return_clusters=True)
+    assert list(clusters["cluster_id"]) == list(hf_mmbuilder.dedup(demo, "minhash", compat="data_juicer", return_clusters=True)["cluster_id"])
 
 
 def test_engine_is_checked():

@@ -16,7 +16,7 @@ import hf_mmbuilder
 # The public door first: importing the submodule before it would bind the package attribute
 # ``hf_mmbuilder.realign`` to the module for every later test in the session.
 realign = hf_mmbuilder.realign
-from hf_mmbuilder.realign import OUTPUT_COLUMNS, realign_batch  # noqa: E402
+from hf_mmbuilder.realignment import OUTPUT_COLUMNS, realign_batch  # noqa: E402
 
 MMC4_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "formats" / "mmc4"
 METHODS = ("repoint", "argmax", "assignment")

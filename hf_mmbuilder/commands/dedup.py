@@ -10,7 +10,7 @@ import tempfile
 import datasets
 import orjson
 
-from ..dedup import METHODS, dedup
+from ..duplicates import METHODS, dedup
 from ..export import AtomicWriter, iter_rows
 from ..registry import available_formats, load
 

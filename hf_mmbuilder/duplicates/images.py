@@ -1,23 +1,27 @@
-"""Near-duplicate media: perceptual image hashes with Hamming-radius search, and semantic dedup.
+"""Near-duplicate images: perceptual image hashes with Hamming-radius search.
 
-Both front doors return cluster labels (int64, shape ``(len(ds),)``) built with the shared
+The front door returns cluster labels (int64, shape ``(len(ds),)``) built with the shared
 :func:`hf_mmbuilder.kernels.unionfind.connected_components`, so ``labels == np.arange(len(ds))``
 selects the rows to keep and equal labels group duplicates (used for leakage-free splits).
 
 Image hashes (:func:`image_hashes`):
 
-- ``mode="exact"``: bit-identical to ``imagehash`` 4.3 (``phash``, ``dhash``, ``average_hash``,
+- ``compat="imagehash"`` (default): bit-identical to ``imagehash`` 4.3 (``phash``, ``dhash``, ``average_hash``,
   ``whash``): the same PIL grayscale conversion and LANCZOS resize, the same transforms
   (``scipy.fftpack`` DCT, ``pywt`` wavelets), batched over many images at once.
-- ``mode="fast"``: reads only a 128 x 128 lattice of pixel samples (zero-copy through Pillow's
+- ``compat=None`` (fast): reads only a 128 x 128 lattice of pixel samples (zero-copy through Pillow's
   Arrow export; JPEG files are draft-decoded by libjpeg straight to a reduced-scale grayscale
   image), box-averages them to the hash grid and computes only the kept DCT frequencies by GEMM.
-  It drifts from exact mode by about 1 bit of 64 on average (p99 6 bits for phash, measured in
+  It drifts from imagehash by about 1 bit of 64 on average (p99 6 bits for phash, measured in
   ``benchmarks/results/dedup_phash.json``); hashes of the two modes should not be mixed in one
-  index, and fast mode wants ``hash_size=16`` for near-duplicate search (see :func:`default_radius`).
+  index, and the fast hashes want ``hash_size=16`` for near-duplicate search (see :func:`default_radius`).
 
 Rows with several images: every image is hashed and two rows are linked when any of their images
 are within the radius.
+
+``hash_method`` is Data-Juicer's ``image_deduplicator`` ``method`` (qualified, as ``dedup`` has a
+``method`` of its own). The old keywords ``hash=`` and ``mode="exact"|"fast"`` still work, with a
+warning.
 """
 
 from __future__ import annotations
@@ -25,26 +29,27 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
-import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from .kernels import perceptual_hash
-from .kernels.hamming import hamming_pairs
-from .kernels.semdedup import spherical_kmeans, within_cluster_pairs
-from .kernels.unionfind import connected_components
-from .media import resolve_media_path
+from .._deprecated import warn_renamed
+from ..kernels import perceptual_hash
+from ..kernels.hamming import hamming_pairs
+from ..kernels.unionfind import connected_components
+from ..media import resolve_media_path
 
 logger = logging.getLogger("hf_mmbuilder")
 
 HASH_KINDS = ("phash", "dhash", "ahash", "whash")
+# Internal names of the two hash paths; compat="imagehash" is "exact", compat=None is "fast".
 HASH_MODES = ("exact", "fast")
+_MODE_OF_COMPAT = {"imagehash": "exact", None: "fast"}
 DEFAULT_RADIUS_FRACTION = 3 / 64
 _HIGHFREQ_FACTOR = 4
 # Fast mode averages about this many pixel samples per side (at least 4 per hash-grid cell).
@@ -235,9 +240,28 @@ def _bits(pixels: np.ndarray, kind: str, mode: str, hash_size: int) -> np.ndarra
     return perceptual_hash.above_median(perceptual_hash.haar_lowfreq(pixels / 255.0, hash_size))
 
 
+def _hash_options(where: str, deprecated: dict, hash_method: str, compat: Optional[str]) -> tuple[str, str]:
+    """``(hash kind, internal mode)`` from the keywords, honouring the deprecated ``hash=`` and ``mode=``."""
+    unknown = sorted(set(deprecated) - {"hash", "mode"})
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}")
+    if "hash" in deprecated:
+        # Level 4: the caller of image_hashes / image_hash_clusters.
+        warn_renamed(where, "hash", "hash_method", stacklevel=4)
+        hash_method = deprecated["hash"]
+    if "mode" in deprecated:
+        warn_renamed(where, "mode", "compat", stacklevel=4, note='mode="exact" is compat="imagehash", mode="fast" is compat=None')
+        if deprecated["mode"] not in HASH_MODES:
+            raise ValueError(f"mode must be one of {HASH_MODES}, got {deprecated['mode']!r}")
+        return hash_method, deprecated["mode"]
+    if compat not in _MODE_OF_COMPAT:
+        raise ValueError(f"compat must be 'imagehash' or None, got {compat!r}")
+    return hash_method, _MODE_OF_COMPAT[compat]
+
+
 def _check_hash_args(kind: str, mode: str, hash_size: int) -> None:
     if kind not in HASH_KINDS:
-        raise ValueError(f"hash must be one of {HASH_KINDS}, got {kind!r}")
+        raise ValueError(f"hash_method must be one of {HASH_KINDS}, got {kind!r}")
     if mode not in HASH_MODES:
         raise ValueError(f"mode must be one of {HASH_MODES}, got {mode!r}")
     if hash_size < 2:
@@ -248,7 +272,7 @@ def _check_hash_args(kind: str, mode: str, hash_size: int) -> None:
     if mode == "exact" and library and importlib.util.find_spec(library) is None:
         raise ImportError(
             f"exact {kind} uses the same transform library as imagehash ({library}); install imagehash "
-            f"(which brings it) or use mode='fast'"
+            f"(which brings it) or use compat=None"
         )
 
 
@@ -288,12 +312,13 @@ def _hash_batch(
 def image_hashes(
     images: Iterable[Any],
     *,
-    hash: str = "phash",
-    mode: str = "exact",
+    hash_method: str = "phash",
+    compat: Optional[str] = "imagehash",
     hash_size: int = 8,
     media_root: Optional[str] = None,
     num_threads: int = 1,
     batch_size: int = 512,
+    **deprecated,
 ) -> np.ndarray:
     """Perceptual hashes of many images, packed MSB-first into big-endian 64-bit words.
 
@@ -301,10 +326,10 @@ def image_hashes(
     ----------
     images : iterable of str | dict | bytes | PIL.Image.Image
         See :func:`open_image`.
-    hash : {"phash", "dhash", "ahash", "whash"}
+    hash_method : {"phash", "dhash", "ahash", "whash"}
         imagehash's ``phash``, ``dhash``, ``average_hash`` and ``whash`` (haar) respectively.
-    mode : {"exact", "fast"}
-        ``"exact"`` is bit-identical to imagehash 4.3; ``"fast"`` hashes decoded images about 4x
+    compat : {"imagehash", None}
+        ``"imagehash"`` is bit-identical to imagehash 4.3; ``None`` hashes decoded images about 4x
         faster than imagehash and drifts by a few bits (module docstring).
     hash_size : int
         Bits per side (whash: a power of two).
@@ -331,10 +356,11 @@ def image_hashes(
     Example
     -------
     >>> img = Image.linear_gradient("L").resize((64, 64))
-    >>> hex(int(image_hashes([img], hash="dhash")[0, 0]))
+    >>> hex(int(image_hashes([img], hash_method="dhash")[0, 0]))
     '0x0'
     """
-    _check_hash_args(hash, mode, hash_size)
+    kind, mode = _hash_options("image_hashes", deprecated, hash_method, compat)
+    _check_hash_args(kind, mode, hash_size)
     items = list(images)
     batches = []
     pool = ThreadPoolExecutor(max_workers=num_threads) if num_threads > 1 else None
@@ -343,7 +369,7 @@ def image_hashes(
             chunk = items[start : start + batch_size]
             indices = list(range(start, start + len(chunk)))
             hashes, _ = _hash_batch(
-                chunk, [media_root] * len(chunk), indices, [0] * len(chunk), hash, mode, hash_size, "raise", pool, []
+                chunk, [media_root] * len(chunk), indices, [0] * len(chunk), kind, mode, hash_size, "raise", pool, []
             )
             batches.append(hashes)
     finally:
@@ -383,15 +409,16 @@ def _image_rows(ds, column: str, batch_size: int):
 def image_hash_clusters(
     ds,
     column: str = "images",
-    hash: str = "phash",
+    hash_method: str = "phash",
     radius: Optional[int] = None,
-    mode: str = "exact",
+    compat: Optional[str] = "imagehash",
     hash_size: int = 8,
     *,
     on_error: str = "raise",
     num_threads: int = 1,
     batch_size: int = 512,
     progress: bool = True,
+    **deprecated,
 ) -> np.ndarray:
     """Cluster rows whose images are perceptual near-duplicates (Hamming distance <= ``radius``).
 
@@ -406,7 +433,7 @@ def image_hash_clusters(
         DJ path lists (``List(Value("string"))``, relative paths read from the row's ``media_root``
         column when present), a path string column, or ``Image`` / ``List(Image())`` features
         (read undecoded, from their bytes or path).
-    hash, mode, hash_size
+    hash_method, compat, hash_size
         See :func:`image_hashes`.
     radius : int, optional
         Largest Hamming distance counted as a duplicate; default :func:`default_radius`.
@@ -441,7 +468,8 @@ def image_hash_clusters(
     """
     from tqdm.auto import tqdm
 
-    _check_hash_args(hash, mode, hash_size)
+    kind, mode = _hash_options("image_hash_clusters", deprecated, hash_method, compat)
+    _check_hash_args(kind, mode, hash_size)
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     radius = default_radius(hash_size) if radius is None else int(radius)
@@ -457,14 +485,14 @@ def image_hash_clusters(
     def flush():
         items, roots, rows, positions = pending
         if items:
-            batch_hashes, ok = _hash_batch(items, roots, rows, positions, hash, mode, hash_size, on_error, pool, failures)
+            batch_hashes, ok = _hash_batch(items, roots, rows, positions, kind, mode, hash_size, on_error, pool, failures)
             hashes.append(batch_hashes[ok])
             owners.extend(np.asarray(rows)[ok].tolist())
             for part in pending:
                 part.clear()
 
     try:
-        for row, images, root in tqdm(_image_rows(ds, column, batch_size), total=n, disable=not progress, desc=f"{hash} {mode}"):
+        for row, images, root in tqdm(_image_rows(ds, column, batch_size), total=n, disable=not progress, desc=f"{kind} {mode}"):
             for position, item in enumerate(images):
                 pending[0].append(item)
                 pending[1].append(root)
@@ -486,181 +514,3 @@ def image_hash_clusters(
     owner = np.asarray(owners, dtype=np.int64)
     left, right = hamming_pairs(all_hashes, radius, num_threads=num_threads)
     return connected_components(n, owner[left], owner[right])
-
-
-def _embedding_matrix(ds, embeddings, text_column: str, batch_size: int, progress: bool) -> np.ndarray:
-    n = len(ds)
-    if isinstance(embeddings, str) and embeddings.startswith("model:"):
-        return _encode_texts(ds, embeddings[len("model:") :], text_column, batch_size, progress)
-    if isinstance(embeddings, str):
-        if embeddings not in ds.column_names:
-            raise ValueError(f"embedding column {embeddings!r} not in dataset columns {ds.column_names}")
-        array = ds.with_format("arrow")[embeddings]
-        if isinstance(array, pa.Table):
-            array = array.column(0)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks() if array.num_chunks else pa.array([], type=array.type)
-        if not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type)):
-            raise ValueError(f"embedding column {embeddings!r} must hold float vectors, got {array.type}")
-        if array.null_count:
-            row = int(np.flatnonzero(np.asarray(array.is_null()))[0])
-            raise ValueError(f"embedding column {embeddings!r}: row {row} is null")
-        lengths = np.asarray(array.value_lengths(), dtype=np.int64) if n else np.zeros(0, np.int64)
-        if n and (lengths != lengths[0]).any():
-            row = int(np.flatnonzero(lengths != lengths[0])[0])
-            raise ValueError(
-                f"embedding column {embeddings!r}: row {row} has {lengths[row]} values, row 0 has {lengths[0]}"
-            )
-        dim = int(lengths[0]) if n else 0
-        values = np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-        return values.reshape(n, dim)
-    matrix = np.asarray(embeddings, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] != n:
-        raise ValueError(f"embeddings must have shape ({n}, d) for {n} rows, got {matrix.shape}")
-    return matrix
-
-
-def _encode_texts(ds, model: str, text_column: str, batch_size: int, progress: bool) -> np.ndarray:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as error:
-        raise ImportError(
-            "embeddings='model:...' needs sentence-transformers and torch (the 'vlm' extra)"
-        ) from error
-    if text_column not in ds.column_names:
-        raise ValueError(f"text column {text_column!r} not in dataset columns {ds.column_names}")
-    encoder = SentenceTransformer(model, device="cpu", local_files_only=True)
-    texts = ds[text_column]
-    missing = [row for row, text in enumerate(texts) if text is None]
-    if missing:
-        raise ValueError(f"text column {text_column!r}: row {missing[0]} is null ({len(missing)} null rows)")
-    return np.asarray(
-        encoder.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True), dtype=np.float32
-    )
-
-
-def _keep_scores(ds, keep, centroid_similarity: np.ndarray) -> Optional[np.ndarray]:
-    if isinstance(keep, str) and keep == "first":
-        return None
-    if isinstance(keep, str) and keep == "centroid":
-        return centroid_similarity.astype(np.float64)
-    if isinstance(keep, str):
-        if keep not in ds.column_names:
-            raise ValueError(f"keep must be 'centroid', 'first', a score column or an array; no column {keep!r}")
-        scores = np.asarray(ds.with_format("numpy")[keep], dtype=np.float64)
-    else:
-        scores = np.asarray(keep, dtype=np.float64)
-    if scores.shape != centroid_similarity.shape:
-        raise ValueError(f"keep scores must have shape {centroid_similarity.shape}, got {scores.shape}")
-    if np.isnan(scores).any():
-        raise ValueError(f"keep scores: row {int(np.flatnonzero(np.isnan(scores))[0])} is NaN")
-    return scores
-
-
-def semantic_clusters(
-    ds,
-    embeddings: Union[str, np.ndarray] = "embedding",
-    eps: float = 0.05,
-    n_clusters: Optional[int] = None,
-    keep: Union[str, np.ndarray] = "centroid",
-    *,
-    text_column: str = "text",
-    niter: int = 20,
-    seed: int = 0,
-    on_error: str = "raise",
-    batch_size: int = 64,
-    progress: bool = True,
-) -> np.ndarray:
-    """SemDeDup: rows whose embeddings have cosine similarity above ``1 - eps`` in one k-means cluster.
-
-    Embeddings are L2-normalised and clustered with FAISS spherical k-means; inside each cluster
-    every pair above the threshold is linked (small clusters share GEMM blocks), and clusters of
-    duplicates are the connected components of those links. Pairs split across k-means clusters
-    are not compared (SemDeDup's approximation: more clusters are faster and miss more).
-
-    Parameters
-    ----------
-    ds : datasets.Dataset
-    embeddings : str or ndarray
-        A column of float vectors (``List(Value("float32"))`` or fixed-size lists), an array of
-        shape (len(ds), d), or ``"model:<name or path>"`` to encode ``text_column`` with a local
-        sentence-transformers model (no download; the ``vlm`` extra).
-    eps : float
-        Rows with cosine similarity ``> 1 - eps`` are duplicates; in (0, 2).
-    n_clusters : int, optional
-        k-means clusters; default ``round(sqrt(n))``, capped at n.
-    keep : "centroid" | "first" | str | ndarray
-        Which member of a duplicate cluster survives: nearest to its k-means centroid (SemDeDup),
-        the first row, or the highest value of a score column / array of shape (n,) (ties: the
-        earlier row).
-    text_column : str
-        Text encoded for ``"model:..."`` embeddings.
-    niter, seed : int
-        k-means iterations and seed.
-    on_error : {"raise", "skip"}
-        Rows whose embedding has NaN/inf values or is all zeros: ``"raise"`` names the first such
-        row and the count; ``"skip"`` gives each its own cluster, logs each row and warns once.
-    batch_size : int
-        Encoding batch size for ``"model:..."``.
-    progress : bool
-        Progress bar while encoding.
-
-    Returns
-    -------
-    labels : ndarray of int64, shape (len(ds),)
-        For each row, the row kept for its cluster (the ``keep`` rule). With ``keep="first"`` this
-        is the smallest row index of the cluster, as for the other dedup methods; in every case
-        ``labels == np.arange(n)`` selects the kept rows and equal labels mean one cluster.
-
-    Complexity: k-means O(niter * 256 k * k * d) plus O(n k d) assignment; pair search
-    O(sum_c |c|^2 d) by BLAS.
-
-    Example
-    -------
-    >>> import datasets
-    >>> ds = datasets.Dataset.from_dict({"embedding": [[1.0, 0.0], [0.999, 0.01], [0.0, 1.0]]})
-    >>> semantic_clusters(ds, eps=0.01, n_clusters=1, keep="first").tolist()
-    [0, 0, 2]
-    """
-    if not 0 < eps < 2:
-        raise ValueError(f"eps must be in (0, 2), got {eps}")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    n = len(ds)
-    x = _embedding_matrix(ds, embeddings, text_column, batch_size, progress)
-    if n and x.shape[1] == 0:
-        raise ValueError("embeddings have zero length: nothing to compare")
-    norms = np.linalg.norm(x, axis=1)
-    bad = ~np.isfinite(norms) | (norms == 0)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        reason = lambda r: "NaN or inf values" if not np.isfinite(norms[r]) else "all zeros"  # noqa: E731
-        if on_error == "raise":
-            raise ValueError(f"embedding of row {rows[0]} has {reason(rows[0])} ({rows.size} bad row(s) in all)")
-        for r in rows:
-            logger.warning("semantic dedup: row %d has %s; kept as its own cluster", r, reason(r))
-        warnings.warn(f"{rows.size} row(s) with NaN/inf/zero embeddings kept as their own clusters (first: row {rows[0]})", stacklevel=2)
-    good = np.flatnonzero(~bad)
-    labels = np.arange(n, dtype=np.int64)
-    if good.size == 0:
-        return labels
-    unit = np.ascontiguousarray(x[good] / norms[good, None], dtype=np.float32)
-    k = int(n_clusters) if n_clusters is not None else int(round(math.sqrt(good.size)))
-    if k < 1:
-        raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
-    k = min(k, good.size)
-    _, assignment, similarity = spherical_kmeans(unit, k, niter=niter, seed=seed)
-    left, right = within_cluster_pairs(unit, assignment, 1.0 - eps)
-    components = connected_components(n, good[left], good[right])
-    centroid_similarity = np.full(n, -np.inf)
-    centroid_similarity[good] = similarity
-    scores = _keep_scores(ds, keep, centroid_similarity)
-    if scores is None:
-        return components
-    # Best score per component, ties to the earlier row: sort by (component, -score, row).
-    order = np.lexsort((np.arange(n), -scores, components))
-    first_of_component = np.ones(n, dtype=bool)
-    first_of_component[1:] = components[order][1:] != components[order][:-1]
-    representative = np.empty(n, dtype=np.int64)
-    representative[components[order][first_of_component]] = order[first_of_component]
-    return representative[components]

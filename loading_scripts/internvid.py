@@ -35,11 +35,11 @@ import pyarrow.compute as pc
 from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, CaptionExporter, single_media, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.builder import Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, single_media, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
-from hf_mmbuilder.media import MediaFinder, check_media_exists, resolve_media_path
+from hf_mmbuilder.media import check_media_exists, resolve_media_path
 
 
 _TIMECODE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
@@ -178,7 +178,7 @@ def _check_record(record) -> dict:
     return record
 
 
-class Internvid(DJBuilder):
+class Internvid(CaptionedVideoBuilder):
     """``load_dataset("hf_mmbuilder/internvid", data_files=...)``: InternVid JSON lines to DJ rows."""
 
     BUILDER_CONFIG_CLASS = InternvidConfig
@@ -199,7 +199,7 @@ class Internvid(DJBuilder):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
         rng = self.shard_rng(shard)
-        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        finder = self.video_finder(shard)
         token = config.video_special_token
 
         def convert(record) -> dict:

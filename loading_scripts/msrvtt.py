@@ -34,12 +34,11 @@ import pyarrow as pa
 from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, CsvCaptionExporter, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.builder import Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder, CsvCaptionExporter, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
 from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
-from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")
@@ -74,7 +73,7 @@ def _check_string(record: dict, key: str, what: str) -> str:
     return record[key]
 
 
-class Msrvtt(DJBuilder):
+class Msrvtt(CaptionedVideoBuilder):
     """``load_dataset("hf_mmbuilder/msrvtt", data_files=...)``: MSR-VTT (official JSON, CLIP4Clip
     CSV or Hugging Face JSON lines) to DJ rows, one per caption."""
 
@@ -108,14 +107,12 @@ class Msrvtt(DJBuilder):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
         rng = self.shard_rng(shard)
-        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        finder = self.video_finder(shard)
         token = config.video_special_token
         constants = self.shard_constants(shard, ("images", "audios"))
 
         def row(video_id: str, caption, other, **columns) -> dict:
-            path = finder.by_stem(video_id) or video_id + ".mp4"
-            if config.check_media:
-                check_media_exists([path], shard.media_root)
+            path = self.video_path(finder, video_id, shard, ".mp4")
             if caption is not None and not isinstance(caption, str):
                 raise ValueError(f"caption must be a string, got {type(caption).__name__} {caption!r}")
             return {

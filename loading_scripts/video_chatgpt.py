@@ -25,11 +25,10 @@ import pyarrow.compute as pc
 from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import VIDEO_EXTENSIONS, CaptionConfig, CaptionExporter, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.builder import Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
-from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 
 QUESTION_MARKER = "[[q]]:"
@@ -66,7 +65,7 @@ def _check_record(record) -> dict:
     return record
 
 
-class VideoChatgpt(DJBuilder):
+class VideoChatgpt(CaptionedVideoBuilder):
     """``load_dataset("hf_mmbuilder/video_chatgpt", data_files=...)``: VideoInstruct JSON to DJ rows."""
 
     BUILDER_CONFIG_CLASS = VideoChatgptConfig
@@ -80,15 +79,13 @@ class VideoChatgpt(DJBuilder):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
         rng = self.shard_rng(shard)
-        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        finder = self.video_finder(shard)
         token = config.video_special_token
 
         def convert(record) -> dict:
             record = _check_record(record)
             video = youtube_id(record["video_id"])
-            path = finder.by_stem(video) or video
-            if config.check_media:
-                check_media_exists([path], shard.media_root)
+            path = self.video_path(finder, video, shard)
             text = wrap_caption(f"{QUESTION_MARKER}{record['q']}{ANSWER_MARKER}{record['a']}", token, config, rng)
             other = {key: value for key, value in record.items() if key not in _KNOWN_KEYS}
             return {

@@ -17,7 +17,8 @@ import random
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .builder import DJBuilderConfig
+from ..media import MediaFinder, check_media_exists
+from .builder import DJBuilder, DJBuilderConfig, Shard
 from .exporter import CsvExporter, RowExporter
 
 
@@ -141,6 +142,27 @@ def single_media(row: dict, column: str, token: str) -> str:
     if text.count(token) != 1:
         raise ValueError(f"text has {text.count(token)} {token} token(s) for 1 path in {column}")
     return paths[0]
+
+
+class CaptionedVideoBuilder(DJBuilder):
+    """Base of the builders of one-video-one-caption records named by a video id: the shard's
+    videos are found by stem in its media root, as Data-Juicer's converters look them up.
+
+    The lookup itself (:class:`~hf_mmbuilder.media.MediaFinder`) lives in :mod:`hf_mmbuilder.media`:
+    ``datasets`` patches the file functions of every builder class's module for streaming.
+    """
+
+    def video_finder(self, shard: Shard) -> MediaFinder:
+        """The video files directly in the shard's media root, listed once (lazily)."""
+        return MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+
+    def video_path(self, finder: MediaFinder, stem: str, shard: Shard, suffix: str = "") -> str:
+        """The file of the media root with that stem, else ``stem + suffix``; with ``check_media``
+        a missing file is a ``ValueError`` (a bad record)."""
+        path = finder.by_stem(stem) or stem + suffix
+        if self.config.check_media:
+            check_media_exists([path], shard.media_root)
+        return path
 
 
 class CaptionExporter(RowExporter):

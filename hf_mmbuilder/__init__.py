@@ -18,11 +18,13 @@ from . import _deprecated
 _deprecated.install()
 
 from .duplicates import dedup
-from .export import export
+from .formats.catalog import available_formats
+from .formats.exporting import export
+from .formats.loading import load
+from .formats.registration import register, registered_names
 from .media import decode_media
 from .publishing import publish
 from .realignment import realign
-from .registry import available_formats, load, register, registered_names
 from .selection import select
 from .schema import (
     AUDIO_TOKEN,

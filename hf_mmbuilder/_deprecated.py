@@ -29,18 +29,28 @@ from typing import Union
 
 # Old module path -> new module path (or the new modules to search, in order, for a split module).
 MOVED: dict[str, Union[str, tuple[str, ...]]] = {
+    "hf_mmbuilder.builder": "hf_mmbuilder.formats.builder",
     "hf_mmbuilder.card": "hf_mmbuilder.publishing.card",
     "hf_mmbuilder.commands": "hf_mmbuilder.cli",
+    "hf_mmbuilder.concat": "hf_mmbuilder.formats.mixture",
     "hf_mmbuilder.datagen": "hf_mmbuilder.testing.llava",
     "hf_mmbuilder.datagen_av": "hf_mmbuilder.testing.captions",
     "hf_mmbuilder.datagen_interleaved": "hf_mmbuilder.testing.interleaved",
     "hf_mmbuilder.dedup": "hf_mmbuilder.duplicates",
     "hf_mmbuilder.dedup_media": "hf_mmbuilder.duplicates",
+    "hf_mmbuilder.export": ("hf_mmbuilder.formats.exporter", "hf_mmbuilder.formats.exporting"),
     "hf_mmbuilder.facade": "hf_mmbuilder.workflow",
+    "hf_mmbuilder.jsonrecords": "hf_mmbuilder.formats.records",
     "hf_mmbuilder.publish": ("hf_mmbuilder.publishing", "hf_mmbuilder.publishing.publication",
                              "hf_mmbuilder.publishing.shards", "hf_mmbuilder.publishing.hub"),
     "hf_mmbuilder.ray_engine": "hf_mmbuilder.ray",
     "hf_mmbuilder.realign": "hf_mmbuilder.realignment",
+    "hf_mmbuilder.registry": (
+        "hf_mmbuilder.formats.catalog",
+        "hf_mmbuilder.formats.fingerprint",
+        "hf_mmbuilder.formats.registration",
+        "hf_mmbuilder.formats.loading",
+    ),
     "hf_mmbuilder.select": "hf_mmbuilder.selection",
     "hf_mmbuilder.splits": "hf_mmbuilder.publishing.splits",
 }

@@ -22,6 +22,9 @@ logger = logging.getLogger("hf_mmbuilder")
 
 ON_ERROR_CHOICES = ("raise", "skip", "keep")
 ERRORS_COLUMN = "record_errors"
+# A record kept by on_error="keep" carries its source text under this key of `extra` (the
+# compiled LLaVA exporter spells it itself, as kernels import nothing of the package).
+KEPT_RAW_KEY = "__raw__"
 
 
 class RecordError(ValueError):
@@ -44,6 +47,24 @@ class RecordError(ValueError):
         elif byte is not None:
             where.append(f"byte {byte}")
         super().__init__(f"{source}: {where[0]}" + (f" ({', '.join(where[1:])})" if len(where) > 1 else "") + f": {reason}")
+
+
+def check_exportable(row: dict) -> None:
+    """Refuse a row an exporter cannot write back: one kept with load errors, or one that only
+    holds an unparsed source record (both kept by ``on_error="keep"``), in that order.
+
+    Example:
+        >>> check_exportable({"text": "hi", "extra": {"id": 1}})
+        >>> check_exportable({"extra": {KEPT_RAW_KEY: "{"}})
+        Traceback (most recent call last):
+        ...
+        ValueError: row holds an unparsed source record (kept by on_error='keep')
+    """
+    errors = row.get(ERRORS_COLUMN)
+    if errors:
+        raise ValueError("row was kept with load errors: " + "; ".join(errors))
+    if KEPT_RAW_KEY in (row.get("extra") or {}):
+        raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
 
 
 def check_on_error(on_error: str) -> str:

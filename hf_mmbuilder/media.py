@@ -8,7 +8,10 @@ per row in the ``media_root`` column so datasets from different folders concaten
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Iterable, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class UnsafePathError(ValueError):
@@ -56,6 +59,110 @@ def check_within_root(path: str, root: str, *, what: str = "media path", follow_
     if resolved != root_real and not resolved.startswith(root_real.rstrip(os.sep) + os.sep):
         raise UnsafePathError(f"{what} {path!r} escapes its root {root!r}")
     return resolved
+
+
+class MediaFinder:
+    """Files under ``root`` by name and by stem (only files with one of ``extensions``), listed
+    once (lazily), as Data-Juicer's WavCaps converter does (``os.walk``); paths are returned
+    relative to ``root``. Complexity: one listing of ``root``, then O(1) per lookup.
+
+    Example:
+        >>> finder = MediaFinder("/data/videos", recursive=False, extensions=(".mp4",))  # doctest: +SKIP
+        >>> finder.by_stem("k_ZXmr8pmrs")  # doctest: +SKIP
+        'k_ZXmr8pmrs.mp4'
+    """
+
+    def __init__(self, root: str, recursive: bool, extensions: tuple):
+        self.root = root
+        self.recursive = recursive
+        self.extensions = extensions
+        self._names: Optional[dict] = None
+        self._stems: Optional[dict] = None
+
+    def _scan(self) -> None:
+        self._names, self._stems = {}, {}
+        if not os.path.isdir(self.root):
+            return
+        names_found, stems_found = self._names, self._stems
+        extensions = tuple(self.extensions)
+        walk = os.walk(self.root) if self.recursive else [(self.root, [], os.listdir(self.root))]
+        for folder, subfolders, names in walk:
+            # A name found twice resolves to its first place in sorted order, the same on every
+            # machine (Data-Juicer keeps whichever one os.walk happens to list last).
+            subfolders.sort()
+            relative_folder = os.path.relpath(folder, self.root)
+            prefix = "" if relative_folder == "." else os.path.join(relative_folder, "")
+            for name in sorted(names):
+                relative = prefix + name
+                names_found.setdefault(name, relative)
+                # os.path.splitext's extension, for names ending with one of ours (one dot each):
+                # the stem must hold more than dots, as a leading dot starts no extension.
+                if name.lower().endswith(extensions):
+                    stem = name[: name.rfind(".")]
+                    if stem.strip("."):
+                        stems_found.setdefault(stem, relative)
+
+    def by_name(self, name: str) -> Optional[str]:
+        return self.names().get(name)
+
+    def by_stem(self, stem: str) -> Optional[str]:
+        return self.stems().get(stem)
+
+    def names(self) -> dict:
+        """``{file name: path relative to root}`` of every file (for lookups of a whole batch)."""
+        if self._names is None:
+            self._scan()
+        return self._names
+
+    def stems(self) -> dict:
+        """``{stem: path relative to root}`` of the files with one of ``extensions``."""
+        if self._stems is None:
+            self._scan()
+        return self._stems
+
+    def paths_by_stem(self, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:
+        """``by_stem(stem) or stem + fallback_suffix`` for a whole string array; O(n) dict lookups,
+        none when the folder holds no matching file (the usual case: media elsewhere).
+
+        Example:
+            >>> MediaFinder("/nonexistent", False, (".mp4",)).paths_by_stem(pa.array(["video7"]), ".mp4").to_pylist()
+            ['video7.mp4']
+        """
+        found = self.stems()
+        if not found:
+            return pc.binary_join_element_wise(stems, fallback_suffix, "") if fallback_suffix else stems
+        return pa.array([found.get(stem) or stem + fallback_suffix for stem in stems.to_pylist()], pa.string())
+
+
+def media_missing(path: str, media_root: Optional[str]) -> bool:
+    """Whether ``path`` (resolved against ``media_root``) names a local file that does not exist.
+    A URL or ``data:`` URI (as the path, or as the resolved path of a remote ``media_root``) is
+    never missing: checking media is about local files, and probing a URL would cost a request
+    per record.
+
+    Example:
+        >>> media_missing("missing.mp4", "/tmp"), media_missing("https://example.com/a.jpg", "/tmp")
+        (True, False)
+    """
+    resolved = resolve_media_path(path, media_root)
+    if "://" in resolved or path.startswith("data:"):
+        return False
+    return not os.path.exists(resolved)
+
+
+def check_media_exists(paths: Iterable[str], media_root: Optional[str]) -> None:
+    """Raise ``ValueError`` naming the first path of ``paths`` with no file under ``media_root``
+    (see :func:`media_missing`).
+
+    Example:
+        >>> check_media_exists(["missing.mp4"], "/tmp")
+        Traceback (most recent call last):
+        ...
+        ValueError: media file 'missing.mp4' not found (looked for /tmp/missing.mp4)
+    """
+    for path in paths:
+        if media_missing(path, media_root):
+            raise ValueError(f"media file {path!r} not found (looked for {resolve_media_path(path, media_root)})")
 
 
 def decode_media(dataset, columns=("images", "audios", "videos")):

@@ -24,7 +24,8 @@ from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from .ops import ComputeStats, QualityFilter, RedactPII, apply_filters
 from .output_folder import OutputFolder
-from .registry import available_formats, load
+from .formats.catalog import available_formats
+from .formats.loading import load
 from .schema import DEFAULT_TOKENS, EOC_TOKEN, IMAGE_TOKEN, SpecialTokens
 from .synthesis.report import QualityReport, quality_report
 from .synthesis.templates import INSTRUCTION_TYPES, generate_template_instructions
@@ -415,7 +416,7 @@ class MultiModalDatasetBuilder:
             if result.plan is None:
                 return {"train": len(dataset)}
             return {name: len(rows) for name, rows in result.plan.indices.items()}
-        from .export import export as export_format
+        from .formats.exporting import export as export_format
 
         if format not in available_formats():
             raise ValueError(f"unknown export format {format!r}; use 'huggingface' or one of {available_formats()}")

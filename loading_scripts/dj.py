@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import types
 from typing import Iterator, Optional
 
 import orjson
@@ -28,11 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
-from hf_mmbuilder.registry import available_formats, builder_class
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
 logger = logging.getLogger("hf_mmbuilder")
@@ -71,18 +70,6 @@ def _check_record(record) -> dict:
     if data is not None and not (isinstance(data, list) and all(isinstance(b, bytes) for b in data)):
         raise ValueError(f"'{BYTES_COLUMN}' must be a list of bytes (Parquet binary), got {type(data).__name__}")
     return record
-
-
-def format_columns(format_name: str) -> dict:
-    """The round-trip columns (name -> feature) a format adds to the DJ columns, with its default
-    options.
-
-    Example:
-        >>> sorted(format_columns("llava"))
-        ['id', 'id_is_int', 'media_layout', 'roles', 'turn_extras']
-    """
-    cls = builder_class(format_name)
-    return cls._format_features(types.SimpleNamespace(config=cls.BUILDER_CONFIG_CLASS()))
 
 
 def detect_format(record: dict) -> Optional[str]:
@@ -171,7 +158,7 @@ class Dj(DJBuilder):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants={"media_root": shard.media_root, "source_file": shard.original})
+        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
         columns = buffer.columns
         promoted = getattr(self, "_promoted_columns", {})
         for records, locate in self._record_batches(shard):
@@ -189,7 +176,7 @@ class Dj(DJBuilder):
                     if not policy.handle(error, raw):
                         continue
                     errors = [error.reason]
-                    record = {"__raw__": raw.decode("utf-8", "replace") if raw is not None else None}
+                    record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
                 columns["text"].append(record.get("text"))
                 for column in MEDIA_COLUMNS:
                     columns[column].append(record.get(column) or [])
@@ -229,8 +216,6 @@ class DjExporter(RowExporter):
             for path in row.get(column) or []:
                 self.check_media_path(path, row.get("media_root"))
         extra = row.get("extra") or {}
-        if "__raw__" in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         present = row.get("present_columns")
         if present is not None:
             record = {key: row[key] for key in present}
@@ -257,16 +242,8 @@ class DjExporter(RowExporter):
         if suffix != ".parquet":
             return super().write(rows, handle, suffix, policy, source, progress)
         writer, batch, written = None, [], 0
-        for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                batch.append(self.row_to_record(row))
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
-            finally:
-                progress.update(1)
+        for _, record in self.records(rows, policy, source, progress):
+            batch.append(record)
             if len(batch) == 4096:
                 writer = self._write_parquet(batch, handle, writer, source)
                 written += len(batch)

@@ -16,7 +16,7 @@ does) into ``cut_video_store_path`` (default: beside the source video) under a p
 that cannot be cut is a bad record (``on_error``), where Data-Juicer drops it silently.
 
 DJ text, as Data-Juicer's ``internvid_to_dj.py`` writes it: ``<video> caption <eoc>`` (see
-:mod:`._captioned_media`). Round-trip columns: ``youtube_id``, the timestamps as written,
+:mod:`hf_mmbuilder.formats.captioned`). Round-trip columns: ``youtube_id``, the timestamps as written,
 ``is_cut`` (Data-Juicer's field) and ``extra`` (scores and any other key).
 """
 
@@ -26,7 +26,6 @@ import dataclasses
 import fractions
 import importlib.util
 import os
-import random
 import re
 from typing import Iterator, Optional
 
@@ -35,28 +34,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
 
-from hf_mmbuilder.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.formats.builder import Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, single_media, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
+from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
+from hf_mmbuilder.media import check_media_exists, resolve_media_path
 
-from ._captioned_media import (
-    VIDEO_EXTENSIONS,
-    CaptionConfig,
-    MediaFinder,
-    check_media_exists,
-    check_not_kept_raw,
-    guarded_tables,
-    json_fast_tables,
-    json_objects,
-    one_path_lists,
-    plan_json_file,
-    single_media,
-    strings_or_none,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 _TIMECODE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
 # _TIMECODE for a whole column (RE2: ASCII digits only, so a timestamp with other Unicode digits,
@@ -194,7 +178,7 @@ def _check_record(record) -> dict:
     return record
 
 
-class Internvid(DJBuilder):
+class Internvid(CaptionedVideoBuilder):
     """``load_dataset("hf_mmbuilder/internvid", data_files=...)``: InternVid JSON lines to DJ rows."""
 
     BUILDER_CONFIG_CLASS = InternvidConfig
@@ -214,8 +198,8 @@ class Internvid(DJBuilder):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
-        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        rng = self.shard_rng(shard)
+        finder = self.video_finder(shard)
         token = config.video_special_token
 
         def convert(record) -> dict:
@@ -253,7 +237,7 @@ class Internvid(DJBuilder):
 
         def fast_columns(values: list) -> Optional[dict]:
             # The whole batch at once; anything convert would reject, check or cut sends it there.
-            if config.check_media or config.cut_videos or not all(type(value) is dict for value in values):
+            if not config.fast_path or config.check_media or config.cut_videos or not all(type(value) is dict for value in values):
                 return None
             columns = [strings_or_none([value.pop(key, None) for value in values]) for key in _REQUIRED]
             if any(column is None for column in columns):
@@ -278,19 +262,18 @@ class Internvid(DJBuilder):
                 "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
             }
 
-        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "audios"))
         tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 
-class InternvidExporter(RowExporter):
+class InternvidExporter(CaptionExporter):
     """DJ row -> InternVid record: ``Caption`` cut back out of ``text`` (edits kept); the id and
     timestamps as written (a cut clip exports as the clip of its source video); every other key."""
 
     suffixes = (".jsonl", ".json")
 
     def row_to_record(self, row: dict) -> dict:
-        check_not_kept_raw(row)
         config = self.options
         path = single_media(row, "videos", config.video_special_token)
         if not row.get("is_cut"):
@@ -299,7 +282,7 @@ class InternvidExporter(RowExporter):
             if row.get(column) is None:
                 raise ValueError(f"row has no {column!r}: an InternVid record needs it")
         record = {"YoutubeID": row["youtube_id"], "Start_timestamp": row["start_timestamp"], "End_timestamp": row["end_timestamp"]}
-        record["Caption"] = unwrap_caption(row["text"], config.video_special_token, config)
+        record["Caption"] = self.caption(row)
         record.update(row.get("extra") or {})
         return record
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import random
 from typing import Iterator, NamedTuple, Optional, Union
 
@@ -36,20 +35,19 @@ import numpy as np
 import pyarrow as pa
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON
+from hf_mmbuilder.arrow import string_buffers, string_list_buffers
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON
 from hf_mmbuilder.kernels import llava_export, llava_parse
-from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
 SOURCE_IMAGE_TOKEN = "<image>"
 SOURCE_VIDEO_TOKEN = "<video>"
 MEDIA_KEYS = ("image", "video")
 _KNOWN_KEYS = {"id", "conversations", *MEDIA_KEYS}
-# A record kept by on_error="keep" carries its source text under this key of `extra`.
-KEPT_RAW_KEY = "__raw__"
 
 
 @dataclasses.dataclass
@@ -219,9 +217,9 @@ class Llava(DJBuilder):
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
         # The compiled parser covers every option except Data-Juicer's lossy corner modes.
-        compiled = config.str_id and not config.image_broadcast and not config.only_keep_caption
+        compiled = config.fast_path and config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+        rng = self.shard_rng(shard)
         batches = self._record_batches(shard, Record, open, decode=not compiled)
         if not compiled:
             for batch in batches:
@@ -233,7 +231,7 @@ class Llava(DJBuilder):
             if config.check_media:
                 # A row with a missing file goes the careful way, which reports it per on_error.
                 for row, (images, videos) in enumerate(zip(fast_table.column("images").to_pylist(), fast_table.column("videos").to_pylist())):
-                    if any(not os.path.exists(resolve_media_path(path, shard.media_root)) for path in images + videos):
+                    if any(media_missing(path, shard.media_root) for path in images + videos):
                         status[row] = llava_parse.FALLBACK
             fallback = np.flatnonzero(status)
             if fallback.size == 0:
@@ -255,8 +253,7 @@ class Llava(DJBuilder):
                 yield fast_table.slice(run_start)
 
     def _constants(self, shard: Shard) -> dict:
-        constants = {"audios": [], "media_root": shard.media_root, "source_file": shard.original}
-        return constants
+        return self.shard_constants(shard, ("audios",))
 
     def _python_rows(self, batch, positions, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy, rng) -> list:
         """Convert the records at ``positions`` of ``batch`` on the careful path; returns the kept ones."""
@@ -283,7 +280,7 @@ class Llava(DJBuilder):
                     parsed = _from_dict(record)
                 text, images, videos = self._dj_text(parsed, rng)
                 if self.config.check_media:
-                    self._check_media(images + videos, shard.media_root)
+                    check_media_exists(images + videos, shard.media_root)
                 errors = None
             except (ValueError, OSError) as error:
                 if not isinstance(error, RecordError):
@@ -426,25 +423,6 @@ class Llava(DJBuilder):
                         "the DJ text could not be cut back into turns (use another sent_separator)"
                     )
 
-    def _check_media(self, paths: list, media_root: str) -> None:
-        for path in paths:
-            resolved = resolve_media_path(path, media_root)
-            if not os.path.exists(resolved):
-                raise ValueError(f"media file {path!r} not found (looked for {resolved})")
-
-
-def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The int32 offsets (``len + 1``, slice offset applied) and UTF-8 bytes of a string array."""
-    offsets = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + 1, offset=4 * array.offset)
-    data = array.buffers()[2]
-    return offsets, (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8))
-
-
-def _string_list_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The list offsets, item offsets and UTF-8 bytes of a ``list<string>`` array."""
-    lists = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + 1, offset=4 * array.offset)
-    return (lists, *_string_buffers(array.values))
-
 
 def _flags(array: pa.Array) -> np.ndarray:
     """uint8 per row: 1 where a bool array is true (null counts as false)."""
@@ -502,7 +480,7 @@ class LlavaExporter(RowExporter):
             storage = extra.storage if isinstance(extra, pa.ExtensionArray) else extra
             if storage.type != self._STRING:
                 return None
-            extra_offsets, extra_data = _string_buffers(storage)
+            extra_offsets, extra_data = string_buffers(storage)
             extra_valid = _valid(storage)
         layouts = columns["media_layout"].fill_null("").dictionary_encode()
         names = layouts.dictionary.to_pylist()
@@ -510,11 +488,11 @@ class LlavaExporter(RowExporter):
         layout_flags = np.array(
             [[key in name, f"{key}[]" in name.split(",")] for name in names for key in ("image", "video")], np.uint8
         ).reshape(len(names), 4)[codes] if names else np.zeros((n, 4), np.uint8)
-        text_offsets, text = _string_buffers(columns["text"])
-        roles = _string_list_buffers(columns["roles"])
-        images = _string_list_buffers(columns["images"])
-        videos = _string_list_buffers(columns["videos"])
-        id_offsets, ids = _string_buffers(columns["id"])
+        text_offsets, text = string_buffers(columns["text"])
+        roles = string_list_buffers(columns["roles"])
+        images = string_list_buffers(columns["images"])
+        videos = string_list_buffers(columns["videos"])
+        id_offsets, ids = string_buffers(columns["id"])
         encode = lambda value: np.frombuffer(value.encode(), np.uint8)  # noqa: E731
         eoc_suffix = encode(f" {config.eoc_special_token}" if config.add_eoc_at_last else "")
         growth = max(0, len(SOURCE_IMAGE_TOKEN) - len(config.image_special_token)) + max(0, len(SOURCE_VIDEO_TOKEN) - len(config.video_special_token))
@@ -541,8 +519,6 @@ class LlavaExporter(RowExporter):
     def row_to_record(self, row: dict) -> dict:
         config = self.options
         extra = row.get("extra") or {}
-        if KEPT_RAW_KEY in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         roles = row.get("roles") or []
         values = self._split_turns(row["text"] or "", roles)
         media = {}

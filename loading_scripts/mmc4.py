@@ -19,18 +19,19 @@ Round-trip columns: ``url``, ``text_list`` (the original sentences), ``image_inf
 with every field, original order, kept as the source's JSON text: ``Json(decode=False)``, because
 ``datasets`` decodes ``Json`` through pandas' ujson, which rounds floats such as ``matched_sim``;
 ``ds.cast_column("image_info", Json())`` shows it decoded), ``similarity_matrix``, ``could_have_url_duplicate``, ``extra``
-(other keys), and the realignment columns of :mod:`hf_mmbuilder.realign`:
+(other keys), and the realignment columns of :mod:`hf_mmbuilder.realignment`:
 ``matched_text_index`` (original, per original image), ``image_index`` (per current image: its
 original ``image_info`` entry, -1 for an image added by processing) and ``sentence_index`` (per
 current chunk: its original sentence).
 
 Keeping the indexes in step: an op that drops or reorders chunks must drop or reorder
 ``sentence_index`` the same way; one that drops or reorders images must do the same to
-``image_index``; an image it adds gets ``image_index`` -1. :func:`drop_items` does this for drops.
+``image_index``; an image it adds gets ``image_index`` -1. :func:`hf_mmbuilder.edits.drop_items` does
+this for drops.
 The exporter matches images and sentences back to their original entries through these indexes
 (never by path), slices the similarity matrix to the surviving images x sentences, and re-points
 ``matched_text_index`` (or re-assigns it by best similarity when the sentence is gone) with
-:func:`hf_mmbuilder.realign.realign_batch`.
+:func:`hf_mmbuilder.realignment.realign_batch`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import random
-from typing import Iterator, Optional, Sequence, Union
+import warnings
+from typing import Iterator, Optional, Union
 
 import msgspec
 import numpy as np
@@ -50,27 +51,38 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, gc_paused
+from hf_mmbuilder import edits
+from hf_mmbuilder._deprecated import REMOVAL
+from hf_mmbuilder.arrow import string_buffers
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON, gc_paused
 from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
-from hf_mmbuilder.media import resolve_media_path
-from hf_mmbuilder.schema import EOC_TOKEN, IMAGE_TOKEN
+from hf_mmbuilder.media import check_media_exists
 
 try:
-    from hf_mmbuilder.realign import realign_batch
+    from hf_mmbuilder.realignment import realign_batch
 except ImportError as _error:  # pragma: no cover - the realign module ships with the core
     raise ImportError(
-        "hf_mmbuilder.loading_scripts.mmc4 needs hf_mmbuilder.realign (realign_batch) to export edited "
+        "hf_mmbuilder.loading_scripts.mmc4 needs hf_mmbuilder.realignment (realign_batch) to export edited "
         f"MMC4 documents; it could not be imported: {_error}"
     ) from _error
 
 logger = logging.getLogger("hf_mmbuilder")
 
+# The row-editing helpers that lived here (hf_mmbuilder.edits now), for one release.
+_MOVED_TO_EDITS = ("split_document", "drop_items")
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_EDITS:
+        warnings.warn(f"{__name__}.{name} is deprecated; use hf_mmbuilder.edits.{name} instead ({REMOVAL})", FutureWarning, stacklevel=2)
+        return getattr(edits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 INSERT_POSITIONS = ("before", "after", "random")
 _KNOWN_KEYS = ("url", "text_list", "image_info", "similarity_matrix", "could_have_url_duplicate")
-KEPT_RAW_KEY = "__raw__"
 
 
 @dataclasses.dataclass
@@ -84,7 +96,7 @@ class Mmc4Config(DJBuilderConfig):
     - ``keep_other_fields``: keep ``url``, ``could_have_url_duplicate`` and unknown keys
       (``False`` drops them: such rows export without them).
     - ``realign_method``: exporter only, how a surviving image whose sentence is gone gets a new one
-      (``"repoint"``, ``"argmax"``, ``"assignment"``; see :func:`hf_mmbuilder.realign.realign_batch`).
+      (``"repoint"``, ``"argmax"``, ``"assignment"``; see :func:`hf_mmbuilder.realignment.realign_batch`).
     """
 
     image_dir: Optional[str] = None
@@ -169,133 +181,6 @@ def _check_dict(record) -> dict:
     ):
         raise ValueError(f"'similarity_matrix' must be a list of lists of numbers, got {matrix!r:.200}")
     return record
-
-
-def _join_chunks(sentences: Sequence[str], counts: dict, positions, tokens, separator: str, add_eoc_at_last: bool) -> str:
-    """Data-Juicer's MMC4 text: image tokens around each sentence, chunks joined by the eoc token.
-
-    ``counts`` maps a sentence position to its number of images; ``positions`` is ``"before"``,
-    ``"after"``, or a mapping of sentence position to one of them.
-    """
-    image_token, eoc = tokens
-    chunks = list(sentences) if counts else sentences
-    for position, count in counts.items():
-        group = separator.join([image_token] * count)
-        where = positions if isinstance(positions, str) else positions[position]
-        sentence = chunks[position]
-        chunks[position] = group + separator + sentence if where == "before" else sentence + separator + group
-    text = f" {eoc}{separator}".join(chunks)
-    if add_eoc_at_last:
-        text += f" {eoc}"
-    return text
-
-
-def split_document(text: str, n_chunks: int, *, image_token: str = IMAGE_TOKEN, eoc_token: str = EOC_TOKEN,
-                   sent_separator: str = " ", add_eoc_at_last: bool = True) -> tuple[list, list]:
-    """Cut an MMC4 DJ text back into sentences and the chunk of each image token.
-
-    Parameters
-    ----------
-    text : str
-        DJ text as the builder wrote it (possibly edited).
-    n_chunks : int
-        Expected number of chunks (``len(sentence_index)``); tells ``[]`` from ``[""]``.
-
-    Returns
-    -------
-    sentences : list of str, length ``n_chunks``
-        Chunks without their image tokens.
-    image_chunks : list of int
-        For the k-th image token of ``text``, the chunk it is in.
-
-    Raises ``ValueError`` when the text does not have ``n_chunks`` chunks. Complexity O(len(text)).
-
-    Example:
-        >>> split_document("<__dj__image> a <|__dj__eoc|> b <|__dj__eoc|>", 2)
-        (['a', 'b'], [0])
-    """
-    body = text
-    suffix = f" {eoc_token}"
-    if add_eoc_at_last and body.endswith(suffix):
-        body = body[: -len(suffix)]
-    chunks = [] if (n_chunks == 0 and body == "") else body.split(f" {eoc_token}{sent_separator}")
-    if len(chunks) != n_chunks:
-        raise ValueError(
-            f"text has {len(chunks)} chunk(s) but sentence_index has {n_chunks}: an op that drops or adds a chunk "
-            "must update sentence_index the same way (see loading_scripts.mmc4.drop_items)"
-        )
-    before, after = image_token + sent_separator, sent_separator + image_token
-    sentences, image_chunks = [], []
-    for position, chunk in enumerate(chunks):
-        count = chunk.count(image_token)
-        if count:
-            while chunk.startswith(before):
-                chunk = chunk[len(before):]
-            while chunk.endswith(after):
-                chunk = chunk[: -len(after)]
-            if image_token in chunk:
-                chunk = chunk.replace(image_token + sent_separator, "").replace(image_token, "")
-            image_chunks.extend([position] * count)
-        sentences.append(chunk)
-    return sentences, image_chunks
-
-
-def drop_items(row: dict, images: Sequence[int] = (), sentences: Sequence[int] = (), *, keep_images: bool = False,
-               image_token: str = IMAGE_TOKEN, eoc_token: str = EOC_TOKEN, sent_separator: str = " ",
-               add_eoc_at_last: bool = True) -> dict:
-    """Drop images and/or whole chunks (sentences) of one MMC4 row, keeping the indexes in step.
-
-    Dropping a chunk drops the images whose tokens are in it, or with ``keep_images=True`` moves
-    them to the nearest surviving chunk before it (after it for the first chunks); on export such
-    an image gets a new sentence by similarity. Use as ``ds.map(lambda row:
-    drop_items(row, sentences=[0]))``; pass the tokens/separator the dataset was loaded with.
-
-    Parameters
-    ----------
-    row : dict
-        An MMC4 row (``text``, ``images``, ``image_index``, ``sentence_index``).
-    images, sentences : sequence of int
-        Current positions (in ``images`` / among the chunks) to drop.
-
-    Returns
-    -------
-    dict
-        New ``text``, ``images``, ``image_index`` and ``sentence_index``.
-
-    Complexity O(len(text) + images + chunks).
-
-    Example:
-        >>> row = {"text": "<__dj__image> a <|__dj__eoc|> b <|__dj__eoc|>", "images": ["x.jpg"],
-        ...        "image_index": [0], "sentence_index": [0, 1]}
-        >>> drop_items(row, sentences=[0])["text"], drop_items(row, images=[0])["text"]
-        ('b <|__dj__eoc|>', 'a <|__dj__eoc|> b <|__dj__eoc|>')
-    """
-    texts, image_chunks = split_document(row["text"], len(row["sentence_index"]), image_token=image_token, eoc_token=eoc_token,
-                                         sent_separator=sent_separator, add_eoc_at_last=add_eoc_at_last)
-    if len(image_chunks) != len(row["images"]):
-        raise ValueError(f"text has {len(image_chunks)} image token(s) but images has {len(row['images'])} path(s)")
-    drop_chunks, drop_images = set(sentences), set(images)
-    kept_chunks = [c for c in range(len(texts)) if c not in drop_chunks]
-    new_position = {chunk: position for position, chunk in enumerate(kept_chunks)}
-    if keep_images and kept_chunks:
-        for chunk in range(len(texts)):
-            if chunk not in new_position:
-                earlier = [c for c in kept_chunks if c < chunk]
-                new_position[chunk] = new_position[earlier[-1]] if earlier else 0
-    kept_images = [k for k, chunk in enumerate(image_chunks) if k not in drop_images and image_chunks[k] in new_position]
-    # Tokens are written chunk by chunk, so the image order follows the chunk order.
-    kept_images.sort(key=lambda k: new_position[image_chunks[k]])
-    counts: dict = {}
-    for k in kept_images:
-        chunk = new_position[image_chunks[k]]
-        counts[chunk] = counts.get(chunk, 0) + 1
-    text = _join_chunks([texts[c] for c in kept_chunks], counts, "before", (image_token, eoc_token), sent_separator, add_eoc_at_last)
-    return {
-        "text": text,
-        "images": [row["images"][k] for k in kept_images],
-        "image_index": [row["image_index"][k] for k in kept_images],
-        "sentence_index": [row["sentence_index"][c] for c in kept_chunks],
-    }
 
 
 # The members of a document the compiled path reads, as columns of the member ranges.
@@ -460,8 +345,8 @@ class Mmc4(DJBuilder):
         return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants={"audios": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original})
-        rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard, ("audios", "videos")))
+        rng = self.shard_rng(shard)
         batches = self._record_batches(shard, Document, open, decode=False)
         # The compiled part of each batch runs on parser threads (its parsers release the GIL);
         # the careful part stays here, in file order, so on_error and the random mode see one order.
@@ -480,7 +365,7 @@ class Mmc4(DJBuilder):
         """The table of the common documents of a batch (:meth:`_compiled_table`) and their
         positions; the others (unknown keys, no matrix, anything wrong) are for the careful path."""
         config = self.config
-        if config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
+        if not config.fast_path or config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
             return None, []
         spans = _member_spans(batch)
         return self._compiled_table(spans, buffer) if len(spans) else (None, [])
@@ -503,8 +388,7 @@ class Mmc4(DJBuilder):
         refs_per_doc = parsed.column("i").chunk(0)
         sentence_offsets = _list_offsets(sentences_per_doc)
         strings = sentences_per_doc.flatten()
-        string_offsets = np.frombuffer(strings.buffers()[1], np.int32, count=len(strings) + 1, offset=4 * strings.offset)
-        data = np.frombuffer(strings.buffers()[2], np.uint8) if strings.buffers()[2] is not None else np.zeros(0, np.uint8)
+        string_offsets, data = string_buffers(strings)
         with_tokens = mmc4_text.documents_containing(sentence_offsets, string_offsets, data, image_token.encode(), eoc.encode())
         if with_tokens.any():
             return self._compiled_table(spans.take(~with_tokens), buffer) if not with_tokens.all() else (None, [])
@@ -617,7 +501,7 @@ class Mmc4(DJBuilder):
         where = config.image_special_token_insert_pos
         if where == "random":
             where = {position: "before" if rng.random() < 0.5 else "after" for position in sorted(counts)}
-        text = _join_chunks(sentences, counts, where, (image_token, eoc), config.sent_separator, config.add_eoc_at_last)
+        text = edits.join_chunks(sentences, counts, where, (image_token, eoc), config.sent_separator, config.add_eoc_at_last)
         # A sentence holding a DJ token would make the text impossible to cut back: counting the
         # tokens of the whole text finds it in two passes instead of two per sentence.
         expected_eoc = max(n_sentences - 1, 0) + (1 if config.add_eoc_at_last else 0)
@@ -629,10 +513,7 @@ class Mmc4(DJBuilder):
         image_dir = config.image_dir or ""
         images = [_image_path(image_dir, refs[i].image_name) for i in order]
         if config.check_media:
-            for path in images:
-                resolved = resolve_media_path(path, shard.media_root)
-                if not os.path.exists(resolved):
-                    raise ValueError(f"media file {path!r} not found (looked for {resolved})")
+            check_media_exists(images, shard.media_root)
         keep = config.keep_other_fields
         row = {
             "text": text,
@@ -692,8 +573,6 @@ class Mmc4Exporter(RowExporter):
     def row_to_record(self, row: dict) -> dict:
         config = self.options
         extra = row.get("extra") or {}
-        if KEPT_RAW_KEY in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         images = row.get("images") or []
         image_index = row.get("image_index")
         sentence_index = row.get("sentence_index")
@@ -701,7 +580,7 @@ class Mmc4Exporter(RowExporter):
             raise ValueError("row has no image_index/sentence_index (not an MMC4 row?)")
         if len(image_index) != len(images):
             raise ValueError(f"images has {len(images)} path(s) but image_index has {len(image_index)}: keep image_index in step with images")
-        sentences, image_chunks = split_document(
+        sentences, image_chunks = edits.split_document(
             row["text"] or "", len(sentence_index), image_token=config.image_special_token, eoc_token=config.eoc_special_token,
             sent_separator=config.sent_separator, add_eoc_at_last=config.add_eoc_at_last,
         )

@@ -12,7 +12,7 @@
 Every layout gives one row per caption (an official video without any sentence gives one row with
 no caption). The video is looked up in ``media_root`` as ``<video_id>.<any common video
 extension>``; when there is none the path is ``<video_id>.mp4``, as Data-Juicer writes it. DJ text
-as Data-Juicer writes it: ``<video> caption <eoc>`` (see :mod:`._captioned_media`).
+as Data-Juicer writes it: ``<video> caption <eoc>`` (see :mod:`hf_mmbuilder.formats.captioned`).
 
 Round-trip columns: ``layout``, ``video_id``; ``extra`` (the record's other keys: the video's
 fields for ``official``, the other cells for ``csv``); for ``official`` also ``video_index`` /
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import random
 from typing import Iterator, Optional
 
 import msgspec
@@ -34,36 +33,13 @@ import orjson
 import pyarrow as pa
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import DJBuilder, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder, CsvCaptionExporter, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
+from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
 
-from ._captioned_media import (
-    READ_ERRORS,
-    VIDEO_EXTENSIONS,
-    CaptionConfig,
-    CsvExporter,
-    MediaFinder,
-    SourceRecord,
-    Unreadable,
-    check_cells,
-    check_media_exists,
-    check_not_kept_raw,
-    csv_source_records,
-    file_failure,
-    guarded_tables,
-    json_fast_tables,
-    json_objects,
-    one_path_lists,
-    open_csv,
-    plan_json_file,
-    read_failure,
-    rows_to_tables,
-    single_media,
-    strings_or_none,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")
 
@@ -97,7 +73,7 @@ def _check_string(record: dict, key: str, what: str) -> str:
     return record[key]
 
 
-class Msrvtt(DJBuilder):
+class Msrvtt(CaptionedVideoBuilder):
     """``load_dataset("hf_mmbuilder/msrvtt", data_files=...)``: MSR-VTT (official JSON, CLIP4Clip
     CSV or Hugging Face JSON lines) to DJ rows, one per caption."""
 
@@ -130,15 +106,13 @@ class Msrvtt(DJBuilder):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
-        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        rng = self.shard_rng(shard)
+        finder = self.video_finder(shard)
         token = config.video_special_token
-        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "audios"))
 
         def row(video_id: str, caption, other, **columns) -> dict:
-            path = finder.by_stem(video_id) or video_id + ".mp4"
-            if config.check_media:
-                check_media_exists([path], shard.media_root)
+            path = self.video_path(finder, video_id, shard, ".mp4")
             if caption is not None and not isinstance(caption, str):
                 raise ValueError(f"caption must be a string, got {type(caption).__name__} {caption!r}")
             return {
@@ -167,7 +141,7 @@ class Msrvtt(DJBuilder):
 
             def fast_columns(values: list) -> Optional[dict]:
                 # The whole batch at once; anything convert would reject (or check) sends it there.
-                if config.check_media or not all(type(value) is dict for value in values):
+                if not config.fast_path or config.check_media or not all(type(value) is dict for value in values):
                     return None
                 video_ids = strings_or_none([value.pop("video_id", None) for value in values])
                 captions = strings_or_none([value.pop("caption", None) for value in values])
@@ -262,7 +236,7 @@ class Msrvtt(DJBuilder):
         yield from rows_to_tables(self.info.features, constants, items(), convert, policy, shard.original)
 
 
-class MsrvttExporter(CsvExporter):
+class MsrvttExporter(CsvCaptionExporter):
     """DJ row -> MSR-VTT, in the layout of the output suffix: ``.jsonl`` (one caption per record,
     the video's fields beside it), ``.csv`` (the row's CSV header, or ``video_id,sentence``) or
     ``.json`` (the official document: videos in their original order, each once, then the
@@ -272,33 +246,22 @@ class MsrvttExporter(CsvExporter):
     _suffix = ".jsonl"
 
     def _caption(self, row: dict) -> str:
-        check_not_kept_raw(row)
-        config = self.options
-        path = single_media(row, "videos", config.video_special_token)
-        self.check_media_path(path, row.get("media_root"))
+        self.video(row)
         if row.get("video_id") is None:
             raise ValueError("row has no 'video_id'")
-        return unwrap_caption(row["text"], config.video_special_token, config)
+        return self.caption(row)
 
     def row_to_record(self, row: dict):
         caption = self._caption(row)
         if self._suffix == ".csv":
             header = row.get("csv_header") or ["video_id", "sentence"]
-            other = row.get("extra") or {}
             text_column = next((name for name in CSV_TEXT_COLUMNS if name in header), None)
             if text_column is None and caption:
                 raise ValueError(f"the CSV header {header} has no sentence column for the caption {caption!r}")
-            cells = []
-            for column in header:
-                if column == "video_id":
-                    cells.append(row["video_id"])
-                elif column == text_column:
-                    cells.append(caption)
-                elif column in other:
-                    cells.append(other[column])
-                else:
-                    raise ValueError(f"row has no value for the CSV column {column!r}")
-            return header, cells
+            known = {"video_id": row["video_id"]}
+            if text_column is not None:
+                known[text_column] = caption
+            return header, self.cells(header, known, row.get("extra") or {})
         if row.get("layout") == "official" and row.get("sentence_index") is None:
             raise ValueError("row is an official-layout video without a sentence: it has no JSON-lines record")
         return {"video_id": row["video_id"], "caption": caption, **(row.get("extra") or {}), **(row.get("sentence_extra") or {})}
@@ -308,32 +271,25 @@ class MsrvttExporter(CsvExporter):
         if suffix != ".json":
             return super().write(rows, handle, suffix, policy, source, progress)
         videos, sentences, file_extra = {}, [], None
-        written = 0
-        for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                caption = self._caption(row)
-                row_file_extra = row.get("file_extra")
-                if file_extra is None:
-                    file_extra = row_file_extra
-                elif row_file_extra is not None and row_file_extra != file_extra:
-                    raise ValueError("row comes from an MSR-VTT document with other top-level fields than the first row's")
-                # Videos in their source order; rows of other layouts after them, as they come.
-                order = (0, row["video_index"]) if row.get("video_index") is not None else (1, len(videos))
-                key = ("index", row["video_index"]) if row.get("video_index") is not None else ("id", row["video_id"])
-                videos.setdefault(key, (order, {"video_id": row["video_id"], **(row.get("extra") or {})}))
-                if row.get("layout") != "official" or row.get("sentence_index") is not None:
-                    order = row.get("sentence_index")
-                    sentence = {"caption": caption, "video_id": row["video_id"], **(row.get("sentence_extra") or {})}
-                    sentences.append((len(sentences) if order is None else order, sentence))
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
-                continue
-            finally:
-                progress.update(1)
-            written += 1
+
+        def collect(row: dict) -> None:
+            nonlocal file_extra
+            caption = self._caption(row)
+            row_file_extra = row.get("file_extra")
+            if file_extra is None:
+                file_extra = row_file_extra
+            elif row_file_extra is not None and row_file_extra != file_extra:
+                raise ValueError("row comes from an MSR-VTT document with other top-level fields than the first row's")
+            # Videos in their source order; rows of other layouts after them, as they come.
+            order = (0, row["video_index"]) if row.get("video_index") is not None else (1, len(videos))
+            key = ("index", row["video_index"]) if row.get("video_index") is not None else ("id", row["video_id"])
+            videos.setdefault(key, (order, {"video_id": row["video_id"], **(row.get("extra") or {})}))
+            if row.get("layout") != "official" or row.get("sentence_index") is not None:
+                order = row.get("sentence_index")
+                sentence = {"caption": caption, "video_id": row["video_id"], **(row.get("sentence_extra") or {})}
+                sentences.append((len(sentences) if order is None else order, sentence))
+
+        written = sum(1 for _ in self.records(rows, policy, source, progress, collect))
         document = dict(file_extra or {})
         document["videos"] = [video for _, video in sorted(videos.values(), key=lambda item: item[0])]
         document["sentences"] = [sentence for _, sentence in sorted(sentences, key=lambda item: item[0])]

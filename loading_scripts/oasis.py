@@ -16,12 +16,11 @@ An input record becomes the two-turn conversation ``human: <image>\\n + instruct
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Iterator
 
 import pyarrow as pa
 
-from hf_mmbuilder.builder import ColumnBuffer, Shard
+from hf_mmbuilder.formats.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 
@@ -58,7 +57,7 @@ class Oasis(Llava):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
-        rng = random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+        rng = self.shard_rng(shard)
         for batch in self._record_batches(shard, None, open):
             # A record that cannot be converted is handed on as _Invalid, so the LLaVA careful
             # path reports it per on_error like any other bad record.

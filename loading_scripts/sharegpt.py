@@ -29,7 +29,6 @@ whose media changed is rebuilt part by part.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Iterator, Optional
 
@@ -37,11 +36,11 @@ import orjson
 import pyarrow as pa
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import MalformedJSON, iter_batches, scan_records
-from hf_mmbuilder.media import resolve_media_path
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
 STYLES = ("auto", "llamafactory", "swift", "openai")
@@ -57,7 +56,6 @@ _PART_PATHS = {
     "audio": ("audios", ("audio",)),
     "input_audio": ("audios", ("input_audio", "data")),
 }
-KEPT_RAW_KEY = "__raw__"
 
 
 @dataclasses.dataclass
@@ -145,7 +143,7 @@ class Sharegpt(DJBuilder):
         return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants={"media_root": shard.media_root, "source_file": shard.original})
+        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
         layouts = []
         for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
             for k, record in enumerate(batch.records):
@@ -255,10 +253,7 @@ class Sharegpt(DJBuilder):
             raise ValueError("record has media both in content parts and in top-level lists")
         if config.check_media:
             for column in MEDIA_COLUMNS:
-                for path in media[column]:
-                    resolved = resolve_media_path(path, shard.media_root)
-                    if "://" not in path and not path.startswith("data:") and not os.path.exists(resolved):
-                        raise ValueError(f"media file {path!r} not found (looked for {resolved})")
+                check_media_exists(media[column], shard.media_root)
         text = config.sent_separator.join(ROLE_FORMAT % role + value for role, value in zip(roles, values))
         if text.count("[[") > len(roles):
             for index, value in enumerate(values):
@@ -308,8 +303,6 @@ class SharegptExporter(RowExporter):
     def row_to_record(self, row: dict) -> dict:
         config = self.options
         extra = row.get("extra") or {}
-        if KEPT_RAW_KEY in extra:
-            raise ValueError("row holds an unparsed source record (kept by on_error='keep')")
         roles = row.get("roles") or []
         values = self._split_messages(row["text"] or "", roles)
         layout = row.get("messages_layout")

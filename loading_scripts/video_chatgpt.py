@@ -18,34 +18,18 @@ video token before it (``video_special_token_insert_pos``) and `` <eoc>`` after 
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
 
-from hf_mmbuilder.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.export import RowExporter
+from hf_mmbuilder.formats.builder import Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
+from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 
-from ._captioned_media import (
-    VIDEO_EXTENSIONS,
-    CaptionConfig,
-    MediaFinder,
-    check_media_exists,
-    check_not_kept_raw,
-    guarded_tables,
-    json_fast_tables,
-    json_objects,
-    one_path_lists,
-    plan_json_file,
-    single_media,
-    strings_or_none,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 QUESTION_MARKER = "[[q]]:"
 ANSWER_MARKER = " \n[[a]]:"
@@ -81,7 +65,7 @@ def _check_record(record) -> dict:
     return record
 
 
-class VideoChatgpt(DJBuilder):
+class VideoChatgpt(CaptionedVideoBuilder):
     """``load_dataset("hf_mmbuilder/video_chatgpt", data_files=...)``: VideoInstruct JSON to DJ rows."""
 
     BUILDER_CONFIG_CLASS = VideoChatgptConfig
@@ -94,16 +78,14 @@ class VideoChatgpt(DJBuilder):
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
-        finder = MediaFinder(shard.media_root, recursive=False, extensions=VIDEO_EXTENSIONS)
+        rng = self.shard_rng(shard)
+        finder = self.video_finder(shard)
         token = config.video_special_token
 
         def convert(record) -> dict:
             record = _check_record(record)
             video = youtube_id(record["video_id"])
-            path = finder.by_stem(video) or video
-            if config.check_media:
-                check_media_exists([path], shard.media_root)
+            path = self.video_path(finder, video, shard)
             text = wrap_caption(f"{QUESTION_MARKER}{record['q']}{ANSWER_MARKER}{record['a']}", token, config, rng)
             other = {key: value for key, value in record.items() if key not in _KNOWN_KEYS}
             return {
@@ -118,7 +100,7 @@ class VideoChatgpt(DJBuilder):
 
         def fast_columns(values: list) -> Optional[dict]:
             # The whole batch at once; anything convert would reject (or check) sends it there.
-            if config.check_media or not all(type(value) is dict for value in values):
+            if not config.fast_path or config.check_media or not all(type(value) is dict for value in values):
                 return None
             questions = strings_or_none([value.pop("q", None) for value in values])
             answers = strings_or_none([value.pop("a", None) for value in values])
@@ -137,23 +119,20 @@ class VideoChatgpt(DJBuilder):
                 "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
             }
 
-        constants = {"images": [], "audios": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "audios"))
         tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 
-class VideoChatgptExporter(RowExporter):
+class VideoChatgptExporter(CaptionExporter):
     """DJ row -> Video-ChatGPT record: ``q`` and ``a`` cut back out of ``text`` (edits kept), the
     ``video_id`` as written, every other key."""
 
     suffixes = (".json", ".jsonl")
 
     def row_to_record(self, row: dict) -> dict:
-        check_not_kept_raw(row)
-        config = self.options
-        path = single_media(row, "videos", config.video_special_token)
-        self.check_media_path(path, row.get("media_root"))
-        body = unwrap_caption(row["text"], config.video_special_token, config)
+        path = self.video(row)
+        body = self.caption(row)
         if not body.startswith(QUESTION_MARKER):
             raise ValueError(f"text does not start with {QUESTION_MARKER!r} after the video token")
         question, found, answer = body[len(QUESTION_MARKER) :].partition(ANSWER_MARKER)

@@ -43,25 +43,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Json, List, Value
 
-from hf_mmbuilder.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, ErrorPolicy, RecordError
-from hf_mmbuilder.export import RowExporter
-from hf_mmbuilder.jsonrecords import gc_paused
+from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.formats.captioned import single_media
+from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables, strings_or_none, table_from_arrays
+from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.failures import file_failure, guarded_tables
+from hf_mmbuilder.formats.records import gc_paused
+from hf_mmbuilder.media import MediaFinder, check_media_exists
 
-from ._captioned_media import (
-    MediaFinder,
-    SourceRecord,
-    check_media_exists,
-    check_not_kept_raw,
-    file_failure,
-    guarded_tables,
-    json_objects,
-    one_path_lists,
-    rows_to_tables,
-    single_media,
-    strings_or_none,
-    table_from_arrays,
-)
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".m4a", ".opus")
 TARGET_FIELDS = ("caption", "description", "title")
@@ -222,7 +212,7 @@ class Wavcaps(DJBuilder):
         def fast_columns(chunk: list) -> Optional[dict]:
             # The whole chunk at once, for records with an int/str id, a string target field and
             # no "wav" path; anything else (or a media check) sends it to convert.
-            if config.check_media or prefix is None or not all(type(record) is dict for record in chunk):
+            if not config.fast_path or config.check_media or prefix is None or not all(type(record) is dict for record in chunk):
                 return None
             target = config.target_field
             ids = [record.get("id") for record in chunk]
@@ -261,7 +251,7 @@ class Wavcaps(DJBuilder):
             columns["extra"] = json_objects([record or None for record in chunk])
             return columns
 
-        constants = {"images": [], "videos": [], "media_root": shard.media_root, "source_file": shard.original}
+        constants = self.shard_constants(shard, ("images", "videos"))
         buffer = ColumnBuffer(self.info.features, constants)
         data = document["data"]
         for first in range(0, len(data), CHUNK_RECORDS):
@@ -282,7 +272,6 @@ class WavcapsExporter(RowExporter):
     suffixes = (".json",)
 
     def row_to_record(self, row: dict) -> dict:
-        check_not_kept_raw(row)
         config = self.options
         token, separator, eoc = config.audio_special_token, config.sent_separator, config.eoc_special_token
         path = single_media(row, "audios", token)
@@ -320,26 +309,21 @@ class WavcapsExporter(RowExporter):
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
         """One WavCaps document: the first exported row's top-level fields around the records."""
         file_extra = None
+
+        def line_of(row: dict) -> bytes:
+            nonlocal file_extra
+            record = self.row_to_record(row)
+            row_file_extra = row.get("file_extra") or {"num_captions_per_audio": len(row.get("caption_keys") or [None])}
+            row_file_extra = row_file_extra if "data" in row_file_extra else {**row_file_extra, "data": None}
+            if file_extra is None:
+                file_extra = row_file_extra
+                handle.write(_document_head(file_extra))
+            elif row_file_extra != file_extra:
+                raise ValueError(f"row comes from a WavCaps document with other top-level fields ({row_file_extra}) than the first row's")
+            return orjson.dumps(record)
+
         written = 0
-        for position, row in enumerate(rows):
-            try:
-                errors = row.get(ERRORS_COLUMN)
-                if errors:
-                    raise ValueError("row was kept with load errors: " + "; ".join(errors))
-                record = self.row_to_record(row)
-                row_file_extra = row.get("file_extra") or {"num_captions_per_audio": len(row.get("caption_keys") or [None])}
-                row_file_extra = row_file_extra if "data" in row_file_extra else {**row_file_extra, "data": None}
-                if file_extra is None:
-                    file_extra = row_file_extra
-                    handle.write(_document_head(file_extra))
-                elif row_file_extra != file_extra:
-                    raise ValueError(f"row comes from a WavCaps document with other top-level fields ({row_file_extra}) than the first row's")
-                line = orjson.dumps(record)
-            except (ValueError, TypeError) as error:
-                policy.handle(RecordError(source, position, str(error)), None)
-                continue
-            finally:
-                progress.update(1)
+        for _, line in self.records(rows, policy, source, progress, line_of):
             handle.write((b"\n" if written == 0 else b",\n") + line)
             written += 1
         if file_extra is None:

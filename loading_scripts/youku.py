@@ -11,7 +11,7 @@ The subset is detected from the header (or forced with ``subset_type``, Data-Jui
 required columns must then be present). The media cell is the video path (relative paths are read
 from ``media_root``); the caption cell becomes the DJ text exactly as written (``golden_caption``
 stays the string it is); every other cell goes to ``extra``. DJ text as Data-Juicer's
-``youku_to_dj.py`` writes it: ``<video> caption <eoc>`` (see :mod:`._captioned_media`).
+``youku_to_dj.py`` writes it: ``<video> caption <eoc>`` (see :mod:`hf_mmbuilder.formats.captioned`).
 
 Round-trip columns: ``subset``, ``csv_header`` (the header names in order) and ``extra`` (the
 other cells by column name), so the exported CSV has the same header and cells.
@@ -20,32 +20,20 @@ other cells by column name), so the exported CSV has the same header and cells.
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Iterator, Optional
 
 import orjson
 import pyarrow as pa
 from datasets import List, Value
 
-from hf_mmbuilder.builder import DJBuilder, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.builder import DJBuilder, Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import one_path_lists
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv
+from hf_mmbuilder.formats.failures import file_failure, guarded_tables
+from hf_mmbuilder.media import check_media_exists
 
-from ._captioned_media import (
-    CaptionConfig,
-    CsvExporter,
-    check_cells,
-    check_media_exists,
-    check_not_kept_raw,
-    csv_fast_tables,
-    file_failure,
-    guarded_tables,
-    one_path_lists,
-    open_csv,
-    single_media,
-    unwrap_caption,
-    wrap_caption,
-    wrap_captions,
-)
 
 # Data-Juicer's table (youku_to_dj.py / dj_to_youku.py): media column, caption column, other
 # columns its reverse converter requires.
@@ -122,7 +110,7 @@ class Youku(DJBuilder):
                 file_failure(shard.original, str(error), policy, config.on_error, ",".join(header).encode("utf-8"))
                 return
             video_key, text_key, _ = SUBSETS[subset]
-            rng = random.Random(config.seed * 1_000_003 + shard.shard_id)
+            rng = self.shard_rng(shard)
             token = config.video_special_token
 
             def convert(cells) -> dict:
@@ -139,14 +127,7 @@ class Youku(DJBuilder):
                     "extra": (other or None) if config.keep_other_fields else None,
                 }
 
-            constants = {
-                "images": [],
-                "audios": [],
-                "subset": subset,
-                "csv_header": header,
-                "media_root": shard.media_root,
-                "source_file": shard.original,
-            }
+            constants = {**self.shard_constants(shard, ("images", "audios")), "subset": subset, "csv_header": header}
             video_column, text_column = header.index(video_key), header.index(text_key)
             other_columns = [k for k, name in enumerate(header) if name not in (video_key, text_key)]
             other_names = [header[k] for k in other_columns]
@@ -156,7 +137,7 @@ class Youku(DJBuilder):
                 # The whole batch at once (rows of the header's width); an empty media cell or a
                 # media check sends it to convert.
                 columns = list(zip(*rows))
-                if config.check_media or not all(columns[video_column]):
+                if not config.fast_path or config.check_media or not all(columns[video_column]):
                     return None
                 extra = None
                 if config.keep_other_fields and other_columns:
@@ -173,7 +154,7 @@ class Youku(DJBuilder):
             yield from csv_fast_tables(header, reader, self.info.features, constants, fast_columns, convert, policy, shard.original)
 
 
-class YoukuExporter(CsvExporter):
+class YoukuExporter(CsvCaptionExporter):
     """DJ row -> Youku-mPLUG CSV row with the source header; the caption is cut back out of
     ``text`` (edits kept), the media cell is the row's video path. Rows of other formats need
     ``subset_type`` and get Data-Juicer's header for it."""
@@ -181,28 +162,14 @@ class YoukuExporter(CsvExporter):
     suffixes = (".csv",)
 
     def row_to_record(self, row: dict) -> tuple:
-        check_not_kept_raw(row)
-        config = self.options
-        path = single_media(row, "videos", config.video_special_token)
-        self.check_media_path(path, row.get("media_root"))
-        caption = unwrap_caption(row["text"], config.video_special_token, config)
-        subset = row.get("subset") or config.subset_type
+        path = self.video(row)
+        caption = self.caption(row)
+        subset = row.get("subset") or self.options.subset_type
         if subset is None:
             raise ValueError("row has no Youku-mPLUG subset: pass subset_type=...")
         video_key, text_key, required = SUBSETS[subset]
         header = row.get("csv_header") or [video_key, text_key, *required]
-        other = row.get("extra") or {}
-        cells = []
-        for column in header:
-            if column == video_key:
-                cells.append(path)
-            elif column == text_key:
-                cells.append(caption)
-            elif column in other:
-                cells.append(other[column])
-            else:
-                raise ValueError(f"row has no value for the CSV column {column!r}")
-        return header, cells
+        return header, self.cells(header, {video_key: path, text_key: caption}, row.get("extra") or {})
 
 
 EXPORTER = YoukuExporter

@@ -44,7 +44,7 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 # Modules that import a module by a name computed at run time, and why that is the design.
 DYNAMIC_IMPORTS = {
-    "hf_mmbuilder.registry": "loading scripts are plugins, found by format name",
+    "hf_mmbuilder.formats.catalog": "loading scripts are plugins, found by format name",
     "hf_mmbuilder.cli": "each command module registers its subcommand",
     "hf_mmbuilder.duplicates.removal": "the Ray engine is found by name, only when asked for",
     "hf_mmbuilder._deprecated": "old module paths resolve to their new homes",

@@ -1,6 +1,6 @@
 """The batch-at-once paths of the audio/video caption loaders give the rows of the record-by-record
-path: ``check_media=True`` sends every record through the careful path, so with every media file
-present both loads must agree column by column."""
+path: ``fast_path=False`` sends every record through the careful path, and both loads must agree
+column by column."""
 
 import os
 import random
@@ -11,8 +11,10 @@ import pytest
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
-from hf_mmbuilder.loading_scripts._captioned_media import CaptionConfig, MediaFinder, json_objects, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import json_objects
 from hf_mmbuilder.loading_scripts.internvid import timecode_seconds, timecodes_seconds
+from hf_mmbuilder.media import MediaFinder
 
 OPTIONS = [{}, {"video_special_token_insert_pos": "random", "sent_separator": "|"}, {"keep_other_fields": False, "add_eoc_at_last": False}]
 
@@ -25,7 +27,7 @@ def _touch(folder, relative):
 
 def _same_rows(format_name, source, tmp_path, options):
     fast = hf_mmbuilder.load(format_name, str(source), split="train", cache_dir=str(tmp_path / "fast"), **options)
-    careful = hf_mmbuilder.load(format_name, str(source), split="train", cache_dir=str(tmp_path / "careful"), check_media=True, **options)
+    careful = hf_mmbuilder.load(format_name, str(source), split="train", cache_dir=str(tmp_path / "careful"), fast_path=False, **options)
     assert len(fast) == len(careful) > 0
     for name in fast.column_names:
         assert fast[name] == careful[name], name

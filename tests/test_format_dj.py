@@ -2,6 +2,7 @@
 ``image_bytes``/``__dj__meta__``/``__dj__stats__``), other formats go through DJ and back with their
 round-trip columns promoted, and bad input is reported."""
 
+import functools
 import json
 
 import pyarrow as pa
@@ -13,14 +14,9 @@ from hf_mmbuilder.cli import main
 from hf_mmbuilder.errors import RecordError
 from hf_mmbuilder.loading_scripts.dj import detect_format
 
+from format_helpers import load as load_format, read_records
 
-def read_records(path):
-    text = open(path, encoding="utf-8").read().strip()
-    return json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def load(path, cache_dir, **options):
-    return hf_mmbuilder.load("dj", path if isinstance(path, list) else str(path), split="train", cache_dir=cache_dir, **options)
+load = functools.partial(load_format, "dj")
 
 
 def test_every_data_juicer_output_round_trips(shared_data, tmp_path, cache_dir):

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from format_av_helpers import check_unreadable_member, load_and_export, read_json, rejects, write_jsonl, zip_with_corrupt_member
+from format_helpers import check_unreadable_member, load_and_export, read_records, rejects, write_jsonl, zip_with_corrupt_member
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
@@ -25,8 +25,8 @@ RECORD = {
 def test_real_file_round_trips_and_matches_data_juicer(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "internvid" / "internvid_10m_flt.jsonl"
     ds = load_and_export("internvid", source, tmp_path / "out.jsonl", cache_dir)
-    assert read_json(tmp_path / "out.jsonl") == read_json(source)
-    golden = read_json(shared_data / "dj_golden" / "internvid_10m_flt.dj.jsonl")
+    assert read_records(tmp_path / "out.jsonl") == read_records(source)
+    golden = read_records(shared_data / "dj_golden" / "internvid_10m_flt.dj.jsonl")
     assert len(ds) == len(golden)
     for row, expected in zip(ds, golden):
         assert (row["text"], row["videos"], row["is_cut"]) == (expected["text"], expected["videos"], expected["is_cut"])
@@ -41,7 +41,7 @@ def test_generated_records_with_every_quirk_round_trip(tmp_path, cache_dir):
         handle.write(json.dumps(RECORD, ensure_ascii=False) + "\n")
     out = tmp_path / "out.jsonl"
     ds = load_and_export("internvid", source, out, cache_dir, num_proc=2, shard_bytes=512 << 10)
-    original, exported = read_json(source), read_json(out)
+    original, exported = read_records(source), read_records(out)
     assert len(exported) == len(original) == 10_001
     assert sum(a != b for a, b in zip(original, exported)) == 0
     ints = [r["Aesthetic_Score"] for r in exported if type(r["Aesthetic_Score"]) is int]
@@ -72,7 +72,7 @@ def test_cut_videos_writes_a_clip_of_the_right_length(shared_data, tmp_path, cac
         assert container.streams.video[0].frames == 84
         assert container.duration / 1e6 == pytest.approx(3.5, abs=0.1)
     hf_mmbuilder.export(ds, "internvid", str(tmp_path / "out.jsonl"))
-    assert read_json(tmp_path / "out.jsonl") == [RECORD]
+    assert read_records(tmp_path / "out.jsonl") == [RECORD]
     missing = write_jsonl(tmp_path / "missing.jsonl", [dict(RECORD, YoutubeID="nope")])
     with pytest.raises(RecordError, match="media file 'nope' not found"):
         hf_mmbuilder.load("internvid", missing, split="train", cache_dir=cache_dir, media_root=str(videos), cut_videos=True)
@@ -83,7 +83,7 @@ def test_edits_survive_export_and_streaming(tmp_path, cache_dir):
     ds = hf_mmbuilder.load("internvid", source, split="train", cache_dir=cache_dir)
     edited = ds.map(lambda row: {"text": row["text"].replace("man", "person")})
     hf_mmbuilder.export(edited, "internvid", str(tmp_path / "out.jsonl"))
-    for before, after in zip(read_json(source), read_json(tmp_path / "out.jsonl")):
+    for before, after in zip(read_records(source), read_records(tmp_path / "out.jsonl")):
         assert after == dict(before, Caption=before["Caption"].replace("man", "person"))
     streamed = hf_mmbuilder.load("internvid", source, split="train", streaming=True)
     assert list(streamed) == ds.to_list()

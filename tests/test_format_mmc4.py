@@ -1,6 +1,7 @@
 """MMC4 end to end: lossless round trip (plain and zipped shards), Data-Juicer parity, realignment
 of the similarity matrix after drops/reorders/additions, streaming, num_proc and bad input."""
 
+import functools
 import json
 import logging
 import math
@@ -10,31 +11,21 @@ import datasets
 import pytest
 
 import hf_mmbuilder
-from hf_mmbuilder import testing
+from hf_mmbuilder import edits, testing
+from hf_mmbuilder.edits import drop_items, split_document
 from hf_mmbuilder.errors import RecordError
-from hf_mmbuilder.loading_scripts.mmc4 import drop_items, split_document
 
+from format_helpers import export_records, load as load_format, read_records
 
-def read_lines(path):
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def load(path, cache_dir, **options):
-    return hf_mmbuilder.load("mmc4", path if isinstance(path, list) else str(path), split="train", cache_dir=cache_dir, **options)
-
-
-def export(ds, tmp_path, name="out.jsonl", **options):
-    out = tmp_path / name
-    hf_mmbuilder.export(ds, "mmc4", str(out), **options)
-    return read_lines(out)
+load = functools.partial(load_format, "mmc4")
+export = functools.partial(export_records, "mmc4")
 
 
 @pytest.mark.parametrize("name", ["docs_shard_151_v3.jsonl", "mmc4_core_ff_v3.jsonl", "mmc4_core_ff_v3_shared_sentence.jsonl"])
 def test_real_files_round_trip(shared_data, tmp_path, cache_dir, name):
     source = shared_data / "formats" / "mmc4" / name
     ds = load(source, cache_dir)
-    original = read_lines(source)
+    original = read_records(source)
     assert len(ds) == len(original)
     assert export(ds, tmp_path) == original
     assert hf_mmbuilder.validate_alignment(ds) == []
@@ -66,7 +57,7 @@ def test_zipped_shards_many_per_load_keep_provenance(tmp_path, cache_dir):
 
 
 def test_data_juicer_parity_on_the_golden_output(shared_data, cache_dir):
-    golden = read_lines(shared_data / "dj_golden" / "docs_shard_151_v3.dj.jsonl")
+    golden = read_records(shared_data / "dj_golden" / "docs_shard_151_v3.dj.jsonl")
     ds = load(shared_data / "formats" / "mmc4" / "docs_shard_151_v3.jsonl", cache_dir)
     assert len(ds) == len(golden)
     for row, expected in zip(ds.cast_column("image_info", datasets.Json()), golden):
@@ -93,7 +84,7 @@ def test_parity_options_after_and_image_dir(tmp_path, cache_dir):
 
 def test_drops_and_reorders_slice_the_matrix_and_realign(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "mmc4" / "docs_shard_151_v3.jsonl"
-    original = read_lines(source)
+    original = read_records(source)
     ds = load(source, cache_dir)
 
     def edit(row):
@@ -129,7 +120,7 @@ def test_drops_and_reorders_slice_the_matrix_and_realign(shared_data, tmp_path, 
 
 def test_shared_sentence_document_round_trips_and_survives_a_drop(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "mmc4" / "mmc4_core_ff_v3_shared_sentence.jsonl"
-    original = read_lines(source)[0]
+    original = read_records(source)[0]
     ds = load(source, cache_dir)
     assert [i["matched_text_index"] for i in original["image_info"]] == [1, 3, 3, 4, 1]
     assert export(ds, tmp_path) == [original]
@@ -153,12 +144,22 @@ def test_images_added_by_processing_are_flagged_not_dropped(shared_data, tmp_pat
     with caplog.at_level(logging.WARNING, logger="hf_mmbuilder"):
         out = export(ds.map(add_image), tmp_path)
     assert "3 document(s) hold images added by processing" in caplog.text
-    for doc, original in zip(out, read_lines(source)):
+    for doc, original in zip(out, read_records(source)):
         assert len(doc["image_info"]) == len(original["image_info"]) + 1
         added = doc["image_info"][-1]
         assert added["image_name"] == "generated/new.png" and added["matched_text_index"] == 0 and added["matched_sim"] is None
         assert doc["similarity_matrix"][-1] == [None] * len(original["text_list"])
         assert doc["similarity_matrix"][:-1] == original["similarity_matrix"]
+
+
+def test_the_edit_helpers_old_home_warns_and_gives_them():
+    from hf_mmbuilder.loading_scripts import mmc4
+
+    for name in ("drop_items", "split_document"):
+        with pytest.warns(FutureWarning, match=f"use hf_mmbuilder.edits.{name} instead"):
+            assert getattr(mmc4, name) is getattr(edits, name)
+    with pytest.raises(AttributeError):
+        mmc4.join_chunks
 
 
 def test_split_document_and_index_mismatch_is_reported(shared_data, tmp_path, cache_dir):
@@ -208,7 +209,7 @@ def test_on_error_skip_writes_rejects_and_keep_flags(tmp_path, cache_dir):
     rejects = tmp_path / "rejects.jsonl"
     skipped = load(path, cache_dir, on_error="skip", rejects_path=str(rejects))
     assert len(skipped) == 1
-    assert [entry["record"] for entry in read_lines(rejects)] == [1, 2]
+    assert [entry["record"] for entry in read_records(rejects)] == [1, 2]
     kept = load(path, cache_dir, on_error="keep")
     assert len(kept) == 3 and kept[0]["record_errors"] is None and "no 'image_info'" in kept[2]["record_errors"][0]
     with pytest.raises(RecordError, match="kept with load errors"):
@@ -249,12 +250,21 @@ def test_argmax_realignment_picks_the_best_surviving_sentence(shared_data, tmp_p
             assert doc["similarity_matrix"][position][info["matched_text_index"]] == info["matched_sim"]
 
 
+@pytest.mark.parametrize("options", [{}, {"image_special_token_insert_pos": "after", "image_dir": "img"}])
+def test_fast_path_off_gives_the_same_table_and_export(tmp_path, options):
+    source = testing.write_jsonl(str(tmp_path / "docs.jsonl"), testing.mmc4_records(400, seed=4))
+    fast = load(source, str(tmp_path / "fast"), **options)
+    careful = load(source, str(tmp_path / "careful"), fast_path=False, **options)
+    assert careful.data.table.equals(fast.data.table)
+    assert export(careful, tmp_path, "careful.jsonl", fast_path=False, **options) == export(fast, tmp_path, **options) == read_records(source)
+
+
 def test_compiled_path_matches_the_careful_path(tmp_path):
     import random
 
-    from hf_mmbuilder.builder import ColumnBuffer
+    from hf_mmbuilder.formats.builder import ColumnBuffer
     from hf_mmbuilder.errors import ErrorPolicy
-    from hf_mmbuilder.jsonrecords import iter_batches
+    from hf_mmbuilder.formats.records import iter_batches
     from hf_mmbuilder.loading_scripts.mmc4 import Document, Mmc4, _member_spans
 
     records = list(testing.mmc4_records(600, seed=9))

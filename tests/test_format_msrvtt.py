@@ -3,20 +3,11 @@
 import json
 
 import pytest
-from format_av_helpers import check_unreadable_member, load_and_export, read_csv, read_json, rejects, write_jsonl, zip_with_corrupt_member
+from format_helpers import check_unreadable_member, load_and_export, read_csv, read_records, rejects, typed, write_jsonl, zip_with_corrupt_member
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
-
-
-def typed(value):
-    """A parsed JSON value with every number tagged by its type, so 12 and 12.0 differ."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 def test_real_files_round_trip(shared_data, tmp_path, cache_dir):
@@ -25,12 +16,12 @@ def test_real_files_round_trip(shared_data, tmp_path, cache_dir):
     assert read_csv(tmp_path / "out.csv") == read_csv(folder / "msrvtt_JSFUSION_test.csv")
     assert ds[0]["videos"] == ["video9770.mp4"] and ds[0]["extra"] == {"key": "ret0", "vid_key": "msr9770"}
     load_and_export("msrvtt", folder / "msrvtt_hf_alexzigma_row.jsonl", tmp_path / "out.jsonl", cache_dir)
-    assert typed(read_json(tmp_path / "out.jsonl")) == typed(read_json(folder / "msrvtt_hf_alexzigma_row.jsonl"))
+    assert typed(read_records(tmp_path / "out.jsonl")) == typed(read_records(folder / "msrvtt_hf_alexzigma_row.jsonl"))
 
 
 def test_data_juicer_parity(shared_data, cache_dir):
     source = shared_data / "formats" / "msrvtt" / "msrvtt_hf_alexzigma_row.jsonl"
-    golden = read_json(shared_data / "dj_golden" / "msrvtt_hf_alexzigma_row.dj.jsonl")
+    golden = read_records(shared_data / "dj_golden" / "msrvtt_hf_alexzigma_row.dj.jsonl")
     ds = hf_mmbuilder.load("msrvtt", str(source), split="train", cache_dir=cache_dir)
     assert len(ds) == len(golden)
     for row, expected in zip(ds, golden):
@@ -47,10 +38,10 @@ def test_generated_layouts_with_every_quirk_round_trip(tmp_path, cache_dir, layo
     if layout == "csv":
         assert read_csv(out) == read_csv(source)
     elif layout == "jsonl":
-        original, exported = read_json(source), read_json(out)
+        original, exported = read_records(source), read_records(out)
         assert len(exported) == 10_000 and sum(typed(a) != typed(b) for a, b in zip(original, exported)) == 0
     else:
-        original, exported = read_json(source), read_json(out)
+        original, exported = read_records(source), read_records(out)
         assert typed(exported) == typed(original)
         silent = len(original["videos"]) - len({s["video_id"] for s in original["sentences"]})
         assert silent > 0 and len(ds) == 10_000 + silent
@@ -59,7 +50,7 @@ def test_generated_layouts_with_every_quirk_round_trip(tmp_path, cache_dir, layo
 
 def test_official_rows_are_one_per_caption_and_convert_to_the_other_layouts(tmp_path, cache_dir):
     source = testing.write_msrvtt(str(tmp_path / "in.json"), "official", 1000, seed=1)
-    document = read_json(source)
+    document = read_records(source)
     ds = hf_mmbuilder.load("msrvtt", source, split="train", cache_dir=cache_dir)
     first = document["sentences"][0]
     video = next(v for v in document["videos"] if v["video_id"] == first["video_id"])
@@ -67,7 +58,7 @@ def test_official_rows_are_one_per_caption_and_convert_to_the_other_layouts(tmp_
     assert ds[0]["extra"]["start time"] == video["start time"] and ds[0]["file_extra"] == {"info": document["info"]}
     described = ds.filter(lambda row: row["sentence_index"] is not None)
     hf_mmbuilder.export(described, "msrvtt", str(tmp_path / "out.jsonl"))
-    records = read_json(tmp_path / "out.jsonl")
+    records = read_records(tmp_path / "out.jsonl")
     assert records[0] == {"video_id": first["video_id"], "caption": first["caption"], **{k: v for k, v in video.items() if k != "video_id"}, "sen_id": 0}
     hf_mmbuilder.export(described, "msrvtt", str(tmp_path / "out.csv"))
     assert read_csv(tmp_path / "out.csv")[1] == [first["video_id"], first["caption"]]
@@ -80,7 +71,7 @@ def test_edits_and_filters_survive_official_export(tmp_path, cache_dir):
     ds = hf_mmbuilder.load("msrvtt", source, split="train", cache_dir=cache_dir)
     edited = ds.map(lambda row: {"text": row["text"].replace("dog", "[PET]")}).filter(lambda row, i: i % 2 == 0, with_indices=True)
     hf_mmbuilder.export(edited, "msrvtt", str(tmp_path / "out.json"))
-    original, exported = read_json(source), read_json(tmp_path / "out.json")
+    original, exported = read_records(source), read_records(tmp_path / "out.json")
     assert exported["sentences"] == [dict(s, caption=s["caption"].replace("dog", "[PET]")) for s in original["sentences"][::2]]
     kept_ids = {s["video_id"] for s in exported["sentences"]}
     assert [v["video_id"] for v in exported["videos"] if v["video_id"] in kept_ids] == [

@@ -1,6 +1,7 @@
 """Oasis synthesis records (inputs and outputs): lossless round trip, LLaVA-identical DJ text for
 output records, edits, streaming, num_proc and bad input."""
 
+import functools
 import json
 
 import pytest
@@ -9,30 +10,16 @@ import hf_mmbuilder
 from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
+from format_helpers import export_records, load as load_format, read_records, write_jsonl
 
-def read_lines(path):
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def write_lines(path, records):
-    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
-    return str(path)
-
-
-def load(path, cache_dir, **options):
-    return hf_mmbuilder.load("oasis", path if isinstance(path, list) else str(path), split="train", cache_dir=cache_dir, **options)
-
-
-def export(ds, tmp_path, name="out.jsonl", **options):
-    hf_mmbuilder.export(ds, "oasis", str(tmp_path / name), **options)
-    return read_lines(tmp_path / name)
+load = functools.partial(load_format, "oasis")
+export = functools.partial(export_records, "oasis")
 
 
 def test_real_input_records_round_trip(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "oasis" / "oasis_mm_inf_input.jsonl"
     ds = load(source, cache_dir)
-    original = read_lines(source)
+    original = read_records(source)
     assert export(ds, tmp_path) == original
     assert ds[0]["images"] == ["./images/100624450.jpeg"]
     assert ds[0]["text"].startswith("[[human]]: <__dj__image>\nWhere is this scene taking place?\n[[gpt]]: This scene")
@@ -50,7 +37,7 @@ def test_generated_inputs_and_outputs_round_trip_with_zero_differences(tmp_path,
 
 def test_output_records_get_the_llava_text(tmp_path, cache_dir):
     records = [r for r in testing.oasis_records(20, seed=1) if "conversations" in r]
-    source = write_lines(tmp_path / "out.jsonl", records)
+    source = write_jsonl(tmp_path / "out.jsonl", records)
     oasis = load(source, cache_dir)
     llava = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
     assert oasis["text"] == llava["text"] and oasis["id"] == llava["id"]
@@ -91,11 +78,13 @@ def test_bad_records_raise_with_file_record_and_reason(tmp_path, cache_dir, line
 
 
 def test_on_error_skip_and_keep_and_missing_media(tmp_path, cache_dir):
+    from hf_mmbuilder import testing
+
     testing.write_images(str(tmp_path / "images"), ["1.png"])
-    path = write_lines(tmp_path / "in.jsonl", [GOOD, {"instruction": 1, "response": "x"}, {**GOOD, "image": "./images/gone.png"}])
+    path = write_jsonl(tmp_path / "in.jsonl", [GOOD, {"instruction": 1, "response": "x"}, {**GOOD, "image": "./images/gone.png"}])
     rejects = tmp_path / "rejects.jsonl"
     skipped = load(path, cache_dir, on_error="skip", rejects_path=str(rejects), check_media=True)
     assert len(skipped) == 1
-    assert [entry["record"] for entry in read_lines(rejects)] == [1, 2]
+    assert [entry["record"] for entry in read_records(rejects)] == [1, 2]
     kept = load(path, cache_dir, on_error="keep")
     assert len(kept) == 3 and "'instruction' must be a string" in kept[1]["record_errors"][0]

@@ -1,6 +1,7 @@
 """ShareGPT ``messages`` (LLaMA-Factory, ms-swift, OpenAI/Qwen parts): lossless round trip, style
 detection and conversion, edits surviving export, streaming, num_proc and bad input."""
 
+import functools
 import json
 
 import datasets
@@ -10,29 +11,11 @@ import hf_mmbuilder
 from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
 
+from format_helpers import export_records, load as load_format, read_records, write_jsonl
+
 IMAGE = hf_mmbuilder.IMAGE_TOKEN
-
-
-def read_records(path):
-    with open(path, encoding="utf-8") as handle:
-        if str(path).endswith(".jsonl"):
-            return [json.loads(line) for line in handle if line.strip()]
-        return json.load(handle)
-
-
-def write_lines(path, records):
-    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
-    return str(path)
-
-
-def load(path, cache_dir, **options):
-    return hf_mmbuilder.load("sharegpt", str(path), split="train", cache_dir=cache_dir, **options)
-
-
-def export(ds, tmp_path, name="out.jsonl", **options):
-    out = tmp_path / name
-    hf_mmbuilder.export(ds, "sharegpt", str(out), **options)
-    return read_records(out)
+load = functools.partial(load_format, "sharegpt")
+export = functools.partial(export_records, "sharegpt")
 
 
 QUIRKY = [
@@ -57,7 +40,7 @@ QUIRKY = [
 
 
 def test_every_quirk_round_trips_and_styles_are_detected(tmp_path, cache_dir):
-    ds = load(write_lines(tmp_path / "in.jsonl", QUIRKY), cache_dir)
+    ds = load(write_jsonl(tmp_path / "in.jsonl", QUIRKY), cache_dir)
     assert export(ds, tmp_path) == QUIRKY
     assert ds["style"] == ["llamafactory", "llamafactory", "llamafactory", "swift", "swift", "openai", "llamafactory"]
     assert ds[0]["images"] == ["a.jpg", "a.jpg"] and ds[0]["text"].count(IMAGE) == 2
@@ -84,7 +67,7 @@ def test_generated_quirks_round_trip_with_zero_differences(tmp_path, cache_dir):
 
 
 def test_edits_survive_export_for_tags_and_parts(tmp_path, cache_dir):
-    ds = load(write_lines(tmp_path / "in.jsonl", QUIRKY), cache_dir)
+    ds = load(write_jsonl(tmp_path / "in.jsonl", QUIRKY), cache_dir)
 
     def drop_first_image(row):
         if not row["images"]:
@@ -101,7 +84,7 @@ def test_edits_survive_export_for_tags_and_parts(tmp_path, cache_dir):
 
 
 def test_style_conversion_between_tags_and_parts(tmp_path, cache_dir):
-    ds = load(write_lines(tmp_path / "in.jsonl", QUIRKY[:1] + QUIRKY[5:6]), cache_dir)
+    ds = load(write_jsonl(tmp_path / "in.jsonl", QUIRKY[:1] + QUIRKY[5:6]), cache_dir)
     as_tags = export(ds, tmp_path, "tags.jsonl", style="llamafactory")
     assert as_tags[1]["messages"][0]["content"] == "<image>first second<image><video><audio>"
     assert as_tags[1]["images"] == ["p/1.png", "p/2.png"] and as_tags[1]["videos"] == ["p/v.mp4"]
@@ -113,8 +96,8 @@ def test_style_conversion_between_tags_and_parts(tmp_path, cache_dir):
 
 
 def test_streaming_num_proc_and_provenance(shared_data, tmp_path, cache_dir):
-    first = write_lines(tmp_path / "a.jsonl", QUIRKY)
-    second = write_lines(tmp_path / "b.jsonl", QUIRKY[:2])
+    first = write_jsonl(tmp_path / "a.jsonl", QUIRKY)
+    second = write_jsonl(tmp_path / "b.jsonl", QUIRKY[:2])
     streamed = list(hf_mmbuilder.load("sharegpt", [first, second], split="train", streaming=True))
     built = datasets.load_dataset("hf_mmbuilder/sharegpt", data_files=[first, second], split="train", cache_dir=cache_dir, num_proc=2)
     assert [row["text"] for row in streamed] == built["text"]
@@ -160,7 +143,7 @@ def test_on_error_skip_keep_and_missing_media(tmp_path, cache_dir):
 
 
 def test_token_removed_without_its_media_is_reported(tmp_path, cache_dir):
-    ds = load(write_lines(tmp_path / "in.jsonl", QUIRKY[:1]), cache_dir)
+    ds = load(write_jsonl(tmp_path / "in.jsonl", QUIRKY[:1]), cache_dir)
     with pytest.raises(RecordError, match="text has 1 <__dj__image> token.*images has 2"):
         export(ds.map(lambda row: {"text": row["text"].replace(IMAGE, "", 1)}), tmp_path)
 
@@ -168,6 +151,6 @@ def test_token_removed_without_its_media_is_reported(tmp_path, cache_dir):
 def test_llamafactory_sharegpt_key_names_are_options(tmp_path, cache_dir):
     records = [{"conversations": [{"from": "human", "value": "<image>Who?"}, {"from": "gpt", "value": "Me."}], "images": ["1.jpg"], "system": "s"}]
     options = {"messages_key": "conversations", "role_key": "from", "content_key": "value"}
-    ds = load(write_lines(tmp_path / "in.jsonl", records), cache_dir, **options)
+    ds = load(write_jsonl(tmp_path / "in.jsonl", records), cache_dir, **options)
     assert ds[0]["text"] == f"[[human]]: {IMAGE}Who?\n[[gpt]]: Me. <|__dj__eoc|>" and ds[0]["extra"] == {"system": "s"}
     assert export(ds, tmp_path, **options) == records

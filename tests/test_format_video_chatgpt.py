@@ -4,7 +4,7 @@ import json
 
 import datasets
 import pytest
-from format_av_helpers import check_unreadable_member, load_and_export, read_json, rejects, resolved, write_jsonl, zip_with_corrupt_member
+from format_helpers import check_unreadable_member, load_and_export, read_records, rejects, resolved, write_jsonl, zip_with_corrupt_member
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
@@ -20,8 +20,8 @@ QUIRKY = [
 def test_real_file_round_trips_and_matches_data_juicer(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "video_chatgpt" / "video_chatgpt_VideoInstruct100K.json"
     ds = load_and_export("video_chatgpt", source, tmp_path / "out.json", cache_dir)
-    assert read_json(tmp_path / "out.json") == read_json(source)
-    golden = read_json(shared_data / "dj_golden" / "video_chatgpt_VideoInstruct100K.dj.jsonl")
+    assert read_records(tmp_path / "out.json") == read_records(source)
+    golden = read_records(shared_data / "dj_golden" / "video_chatgpt_VideoInstruct100K.dj.jsonl")
     assert len(ds) == len(golden)
     for row, expected in zip(ds, golden):
         assert row["text"] == expected["text"]
@@ -42,7 +42,7 @@ def test_generated_records_with_every_quirk_round_trip(tmp_path, cache_dir, suff
         write_jsonl(source, records)
     out = tmp_path / f"out{suffix}"
     ds = load_and_export("video_chatgpt", source, out, cache_dir, num_proc=2, shard_bytes=1 << 20)
-    exported = read_json(out)
+    exported = read_records(out)
     assert len(exported) == len(records) and sum(a != b for a, b in zip(records, exported)) == 0
     assert ds[1]["youtube_id"] == "k_ZXmr8pmrs" and ds[0]["youtube_id"] == "a_b-c_d"
     assert hf_mmbuilder.validate_alignment(ds) == []
@@ -53,7 +53,7 @@ def test_generated_records_with_every_quirk_round_trip(tmp_path, cache_dir, suff
 def test_other_token_positions_round_trip(tmp_path, cache_dir, options):
     source = write_jsonl(tmp_path / "in.jsonl", QUIRKY + list(testing.video_chatgpt_records(200, seed=2)))
     ds = load_and_export("video_chatgpt", source, tmp_path / "out.jsonl", cache_dir, **options)
-    assert read_json(tmp_path / "out.jsonl") == read_json(source)
+    assert read_records(tmp_path / "out.jsonl") == read_records(source)
     if options["video_special_token_insert_pos"] == "random":
         starts = sum(text.startswith(hf_mmbuilder.VIDEO_TOKEN) for text in ds["text"])
         assert 0 < starts < len(ds)
@@ -65,7 +65,7 @@ def test_video_found_by_stem_with_any_extension(tmp_path, cache_dir):
     ds = hf_mmbuilder.load("video_chatgpt", source, split="train", cache_dir=cache_dir)
     assert ds["videos"] == [["a_b-c_d"], ["k_ZXmr8pmrs.webm"]]
     hf_mmbuilder.export(ds, "video_chatgpt", str(tmp_path / "out.jsonl"))
-    assert read_json(tmp_path / "out.jsonl") == QUIRKY[:2]
+    assert read_records(tmp_path / "out.jsonl") == QUIRKY[:2]
 
 
 def test_edits_survive_export_and_a_dropped_video_is_reported(tmp_path, cache_dir):
@@ -73,7 +73,7 @@ def test_edits_survive_export_and_a_dropped_video_is_reported(tmp_path, cache_di
     ds = hf_mmbuilder.load("video_chatgpt", source, split="train", cache_dir=cache_dir)
     edited = ds.map(lambda row: {"text": row["text"].replace("what?", "WHAT?")})
     hf_mmbuilder.export(edited, "video_chatgpt", str(tmp_path / "edited.jsonl"))
-    assert read_json(tmp_path / "edited.jsonl")[0]["q"] == "  WHAT?  "
+    assert read_records(tmp_path / "edited.jsonl")[0]["q"] == "  WHAT?  "
     dropped = ds.map(lambda row, i: {"videos": [] if i == 1 else row["videos"]}, with_indices=True)
     with pytest.raises(RecordError, match="record 1: .*exactly one video"):
         hf_mmbuilder.export(dropped, "video_chatgpt", str(tmp_path / "dropped.jsonl"))

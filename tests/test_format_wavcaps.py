@@ -3,20 +3,11 @@
 import json
 
 import pytest
-from format_av_helpers import check_unreadable_member, load_and_export, read_json, rejects, zip_with_corrupt_member
+from format_helpers import check_unreadable_member, load_and_export, read_records, rejects, typed, zip_with_corrupt_member
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
 from hf_mmbuilder.errors import RecordError
-
-
-def typed(value):
-    """A parsed JSON value with every number tagged by its type, so 5 and 5.0 differ."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 REAL = ["soundbible_sb_final", "clotho_test_5captions", "wavcaps_freesound", "wavcaps_bbc_sound_effects", "wavcaps_audioset_sl"]
@@ -26,7 +17,7 @@ REAL = ["soundbible_sb_final", "clotho_test_5captions", "wavcaps_freesound", "wa
 def test_real_files_round_trip_with_types_and_key_order(shared_data, tmp_path, cache_dir, name):
     source = shared_data / "formats" / "wavcaps" / f"{name}.json"
     ds = load_and_export("wavcaps", source, tmp_path / "out.json", cache_dir)
-    original, exported = read_json(source), read_json(tmp_path / "out.json")
+    original, exported = read_records(source), read_records(tmp_path / "out.json")
     assert typed(exported) == typed(original)
     assert list(exported) == list(original)
     assert [list(r) for r in exported["data"]] == [list(r) for r in original["data"]]
@@ -49,7 +40,7 @@ def test_subsets_are_detected_and_fields_kept_as_written(shared_data, cache_dir)
 
 def test_data_juicer_parity(shared_data, tmp_path, cache_dir):
     source = shared_data / "formats" / "wavcaps" / "soundbible_sb_final.json"
-    golden = read_json(shared_data / "dj_golden" / "soundbible_sb_final.dj.jsonl")
+    golden = read_records(shared_data / "dj_golden" / "soundbible_sb_final.dj.jsonl")
     (tmp_path / "audio" / "sub").mkdir(parents=True)
     for number, expected in enumerate(golden):
         # Found recursively, as Data-Juicer's os.walk finds them.
@@ -60,8 +51,8 @@ def test_data_juicer_parity(shared_data, tmp_path, cache_dir):
     assert [row["audios"][0].replace("sub/", "") for row in ds] == [g["audios"][0] for g in golden]
     assert [(row["id"], row["text"]) for row in ds] == [(g["id"], g["text"]) for g in golden]
     hf_mmbuilder.export(ds, "wavcaps", str(tmp_path / "out.json"))
-    num_captions = read_json(source)["num_captions_per_audio"]
-    for record, expected in zip(read_json(tmp_path / "out.json")["data"], golden):
+    num_captions = read_records(source)["num_captions_per_audio"]
+    for record, expected in zip(read_records(tmp_path / "out.json")["data"], golden):
         meta = {key: value for key, value in expected["__dj__meta__"].items() if not (value == "" and key not in record)}
         assert typed({"num_captions_per_audio": num_captions, **record}) == typed(meta)
 
@@ -70,7 +61,7 @@ def test_data_juicer_parity(shared_data, tmp_path, cache_dir):
 def test_generated_subsets_with_every_quirk_round_trip(tmp_path, cache_dir, subset):
     source = testing.write_wavcaps_json(str(tmp_path / "in.json"), subset, 10_000, seed=7)
     ds = load_and_export("wavcaps", source, tmp_path / "out.json", cache_dir)
-    original, exported = read_json(source), read_json(tmp_path / "out.json")
+    original, exported = read_records(source), read_records(tmp_path / "out.json")
     assert len(exported["data"]) == 10_000
     assert sum(typed(a) != typed(b) for a, b in zip(original["data"], exported["data"])) == 0
     assert typed({**exported, "data": None}) == typed({**original, "data": None})
@@ -84,7 +75,7 @@ def test_generated_subsets_with_every_quirk_round_trip(tmp_path, cache_dir, subs
 def test_other_options_round_trip(shared_data, tmp_path, cache_dir, options):
     source = shared_data / "formats" / "wavcaps" / "wavcaps_bbc_sound_effects.json"
     ds = load_and_export("wavcaps", source, tmp_path / "out.json", cache_dir, **options)
-    assert typed(read_json(tmp_path / "out.json")) == typed(read_json(source))
+    assert typed(read_records(tmp_path / "out.json")) == typed(read_records(source))
     if "target_field" in options:
         assert ds[0]["text"].startswith("<__dj__audio>\n[[description]]: Greengrocer Cicada")
 
@@ -99,7 +90,7 @@ def test_audio_found_by_stem_and_edits_survive_export(shared_data, tmp_path, cac
     assert ds["audios"] == [[str(tmp_path / "AudioSet" / "x" / "Yb0RFKhbpFJA.wav")]]
     edited = ds.map(lambda row: {"text": row["text"].replace("man", "person")})
     hf_mmbuilder.export(edited, "wavcaps", str(tmp_path / "out.json"), allowed_media_roots=(str(tmp_path),))
-    record = read_json(tmp_path / "out.json")["data"][0]
+    record = read_records(tmp_path / "out.json")["data"][0]
     assert record["caption"] == "Wind and a person speaking are heard, accompanied by buzzing and ticking."
     dropped = ds.map(lambda row: {"audios": [], "text": row["text"].replace(hf_mmbuilder.AUDIO_TOKEN, "")})
     with pytest.raises(RecordError, match="exactly one audio"):

@@ -1,9 +1,8 @@
 """Youku-mPLUG CSV: lossless round trip, subset detection, Data-Juicer parity, edits, bad input."""
 
-import csv
 
 import pytest
-from format_av_helpers import check_unreadable_member, load_and_export, read_csv, read_json, rejects, zip_with_corrupt_member
+from format_helpers import check_unreadable_member, load_and_export, read_csv, read_records, rejects, write_csv, zip_with_corrupt_member
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
@@ -16,12 +15,6 @@ REAL = {
 }
 
 
-def write_csv(path, rows):
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-    return str(path)
-
-
 @pytest.mark.parametrize("name, subset", sorted(REAL.items()))
 def test_real_files_round_trip_and_match_data_juicer(shared_data, tmp_path, cache_dir, name, subset):
     source = shared_data / "formats" / "youku" / f"{name}.csv"
@@ -29,7 +22,7 @@ def test_real_files_round_trip_and_match_data_juicer(shared_data, tmp_path, cach
     ds = load_and_export("youku", source, out, cache_dir)
     assert read_csv(out) == read_csv(source)
     assert set(ds["subset"]) == {subset}
-    golden = read_json(shared_data / "dj_golden" / f"{name}.dj.jsonl")
+    golden = read_records(shared_data / "dj_golden" / f"{name}.dj.jsonl")
     parity = hf_mmbuilder.load("youku", str(source), split="train", cache_dir=cache_dir, subset_type=subset)
     header, *rows = read_csv(out)
     assert len(parity) == len(golden) == len(rows)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from hf_mmbuilder import jsonrecords
-from hf_mmbuilder.jsonrecords import JSONLayoutError, UnreadableFileError, scan_records, scan_records_in_background
+from hf_mmbuilder.formats import records as jsonrecords
+from hf_mmbuilder.formats.records import JSONLayoutError, UnreadableFileError, scan_records, scan_records_in_background
 
 
 def write_lines(path, records, blank_every=7):

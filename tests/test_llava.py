@@ -13,27 +13,13 @@ import pytest
 
 import hf_mmbuilder
 from hf_mmbuilder import testing
-from hf_mmbuilder.builder import ColumnBuffer
 from hf_mmbuilder.errors import ErrorPolicy, RecordError
-from hf_mmbuilder.jsonrecords import iter_batches, scan_records
+from hf_mmbuilder.formats.builder import ColumnBuffer
+from hf_mmbuilder.formats.records import iter_batches, scan_records
 from hf_mmbuilder.loading_scripts.llava import Llava, Record, Shard
 from hf_mmbuilder.media import UnsafePathError
 
-
-def read_records(path):
-    with open(path, encoding="utf-8") as handle:
-        if str(path).endswith(".jsonl"):
-            return [json.loads(line) for line in handle if line.strip()]
-        return json.load(handle)
-
-
-def write_json(path, records, lines=False):
-    with open(path, "w", encoding="utf-8") as handle:
-        if lines:
-            handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        else:
-            json.dump(records, handle, ensure_ascii=False, indent=2)
-    return str(path)
+from format_helpers import read_records, write_json
 
 
 def round_trip(source, tmp_path, cache_dir, num_proc=None, **options):
@@ -122,6 +108,13 @@ def test_compiled_parser_matches_the_careful_path(tmp_path):
         assert compiled.to_pylist() == pa.concat_tables(careful).to_pylist()
 
 
+def test_fast_path_off_gives_the_same_table(tmp_path):
+    source = write_json(tmp_path / "in.json", list(testing.llava_records(1500, seed=3)) + QUIRKY)
+    fast = hf_mmbuilder.load("llava", source, split="train", cache_dir=str(tmp_path / "fast"))
+    careful = hf_mmbuilder.load("llava", source, split="train", cache_dir=str(tmp_path / "careful"), fast_path=False)
+    assert careful.data.table.equals(fast.data.table)
+
+
 EXPORT_EDGE_CASES = QUIRKY + [
     {"id": -12, "image": "a/b.jpg", "conversations": [{"from": "human", "value": "<image> ctl \u0001\u001f \u2028 \\ \""}, {"from": "gpt", "value": "[[gpt]]: x"}]},
     {"id": 0, "conversations": [{"from": "human", "value": "<image> literal, no image field"}, {"from": "gpt", "value": "<video>"}]},
@@ -134,9 +127,7 @@ EXPORT_EDGE_CASES = QUIRKY + [
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
-def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypatch, suffix):
-    from hf_mmbuilder.loading_scripts.llava import LlavaExporter
-
+def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, suffix):
     records = EXPORT_EDGE_CASES + list(testing.llava_records(2000, seed=4))
     source = write_json(tmp_path / "in.json", records)
     ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
@@ -145,12 +136,10 @@ def test_compiled_export_matches_the_careful_path(tmp_path, cache_dir, monkeypat
                                     "id": "007" if k == 3 else row["id"], "id_is_int": row["id_is_int"] or k == 3},
                     with_indices=True)
     outputs = {}
-    for name, fast in (("fast", True), ("careful", False)):
-        if not fast:
-            monkeypatch.setattr(LlavaExporter, "encode_table", lambda self, table, separator: None)
+    for name, fast_path in (("fast", True), ("careful", False)):
         out = tmp_path / f"{name}{suffix}"
         written = hf_mmbuilder.export(edited, "llava", str(out), on_error="skip", batch_size=700,
-                                      allowed_media_roots=(str(tmp_path),))
+                                      allowed_media_roots=(str(tmp_path),), fast_path=fast_path)
         rejects = [json.loads(line)["record"] for line in open(f"{out}.rejects.jsonl")]
         outputs[name] = (read_records(out), written[str(out)], rejects)
     assert outputs["fast"] == outputs["careful"]
@@ -270,10 +259,10 @@ def test_second_load_reads_the_cache_and_a_new_code_hash_rebuilds(shared_data, c
     first = datasets.load_dataset("hf_mmbuilder/llava", data_files=source, split="train", cache_dir=cache_dir)
     again = datasets.load_dataset("hf_mmbuilder/llava", data_files=source, split="train", cache_dir=cache_dir)
     assert len(calls) == 1 and first.cache_files == again.cache_files
-    code_hash = hf_mmbuilder.registry.code_hash("llava")
+    code_hash = hf_mmbuilder.formats.fingerprint.code_hash("llava")
     assert code_hash in first.cache_files[0]["filename"]
     # What an edit of any module the builder runs does to the key (tests/test_code_hash.py edits real sources).
-    monkeypatch.setattr(hf_mmbuilder.builder, "code_hash", lambda name: "0" * 64)
+    monkeypatch.setattr(hf_mmbuilder.formats.builder, "code_hash", lambda name: "0" * 64)
     edited = datasets.load_dataset("hf_mmbuilder/llava", data_files=source, split="train", cache_dir=cache_dir)
     assert len(calls) == 2 and "0" * 64 in edited.cache_files[0]["filename"]
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from ..registry import available_formats
+from ..formats.catalog import available_formats
 
 REMOVAL = "the old spelling goes in the next minor release"
 

@@ -15,8 +15,8 @@ from typing import Iterator, Optional, Sequence
 import datasets
 import orjson
 
-from ..export import AtomicWriter, iter_rows
-from ..registry import load
+from ..formats.exporter import AtomicWriter, iter_rows
+from ..formats.loading import load
 from ._arguments import parse_options
 
 # Suffix of Data-Juicer row files -> the datasets builder that reads them.

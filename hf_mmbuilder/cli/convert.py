@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..export import export
-from ..registry import available_formats
+from ..formats.catalog import available_formats
+from ..formats.exporting import export
 from ._arguments import add_input_arguments, add_option_argument, parse_options
 from ._io import read_dataset
 

@@ -4,7 +4,7 @@ Ray is an optional extra (``pip install "hf_mmbuilder[ray]"``); neither ``import
 nor ``import hf_mmbuilder.ray`` imports it: :mod:`~hf_mmbuilder.ray.session` does so only when one
 of these functions runs. Every stage runs the same
 code as the single-machine path: the loading scripts' parsers, the ops' ``__call__``, and the
-dedup stages of :mod:`hf_mmbuilder.dedup` with their Numba kernels.
+dedup stages of :mod:`hf_mmbuilder.duplicates` with their Numba kernels.
 
 One module per concern: :mod:`~hf_mmbuilder.ray.session` (the connection),
 :mod:`~hf_mmbuilder.ray.io` (``datasets`` <-> Ray, batched ops, Parquet folders),
@@ -16,9 +16,9 @@ One module per concern: :mod:`~hf_mmbuilder.ray.session` (the connection),
   folder moved into place only when complete; :func:`convert` does both and reports rejects.
 - **Ops**: :func:`map_batches` runs any batched op under ``Dataset.map_batches`` (``pyarrow`` or
   ``numpy`` batches); :func:`from_hf` / :func:`to_hf` move data between ``datasets`` and Ray.
-- **Near-duplicate dedup**, the four stages of :mod:`hf_mmbuilder.dedup` on Ray:
+- **Near-duplicate dedup**, the four stages of :mod:`hf_mmbuilder.duplicates` on Ray:
 
-  1. signatures and band keys: ``map_batches`` with :func:`hf_mmbuilder.dedup.signature_stage`;
+  1. signatures and band keys: ``map_batches`` with :func:`hf_mmbuilder.duplicates.signature_stage`;
   2. candidate edges: a hash-partitioned shuffle of ``(key, row)`` pairs by group ``(band,
      key % buckets)`` (as many buckets per band as keep a group under 256 MB; one for up to 16M
      rows), then ``lsh.band_edges`` per group in each partition, contracted right there by
@@ -26,7 +26,7 @@ One module per concern: :mod:`~hf_mmbuilder.ray.session` (the connection),
   3. connected components: large-star / small-star rounds (Kiveris et al., "Connected Components
      in MapReduce and Beyond", 2014) over partitions owned by ``row % partitions``, until a round
      changes no partition's edge set; no step holds more than one partition;
-  4. filter: the driver keeps rows through ``hf_mmbuilder.dedup`` (:func:`minhash_clusters`), or
+  4. filter: the driver keeps rows through ``hf_mmbuilder.duplicates`` (:func:`minhash_clusters`), or
      ``map_batches`` drops removed rows shard by shard (:func:`dedup_parquet`).
 
   Components equal those of the single-machine union-find, so the keep set is the same.

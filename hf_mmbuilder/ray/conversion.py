@@ -86,7 +86,8 @@ def _source_members(path: str, scratch: str) -> list[str]:
 
 def _convert_files(batch: pa.Table, format_name: str, options: dict, on_error: str, rejects_dir: Optional[str]) -> Iterator[pa.Table]:
     """``map_batches`` function: source files in, their DJ tables out (the builder's parser)."""
-    from ..registry import builder_class, code_hash
+    from ..formats.catalog import builder_class
+    from ..formats.fingerprint import code_hash
 
     with tempfile.TemporaryDirectory(prefix="hf_mmbuilder_ray_") as scratch:
         builder = builder_class(format_name)(

@@ -1,4 +1,4 @@
-"""MinHash-LSH near-duplicate dedup on Ray: the four stages of :mod:`hf_mmbuilder.dedup` over a
+"""MinHash-LSH near-duplicate dedup on Ray: the four stages of :mod:`hf_mmbuilder.duplicates` over a
 cluster (signatures, candidate edges by a partitioned shuffle, connected components by
 large-star / small-star rounds, the filter), for a ``datasets.Dataset`` or Parquet shards."""
 
@@ -331,7 +331,7 @@ def minhash_clusters(
     times: Optional[StageTimes] = None,
 ) -> np.ndarray:
     """Cluster labels of MinHash-LSH dedup computed on the Ray cluster; the same labels as
-    ``hf_mmbuilder.dedup.minhash_clusters`` (what ``dedup(..., engine="ray")`` runs).
+    ``hf_mmbuilder.duplicates.minhash_clusters`` (what ``dedup(..., engine="ray")`` runs).
 
     ``batch_size`` rows of ``column`` go to the cluster per block (through the object store).
 

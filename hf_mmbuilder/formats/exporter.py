@@ -1,25 +1,26 @@
-"""Export driver: DJ rows back to a source format, streamed, atomic, nothing lost silently.
+"""The exporter base: DJ rows back to a source format, streamed, atomic, nothing lost silently.
 
-Each loading script defines an exporter class (``EXPORTER`` in its module) that turns one DJ row
-into one source record; this module streams the dataset through it in batches (never the whole
-dataset as Python objects), writes JSON / JSON lines as UTF-8 without ``\\uXXXX`` escapes into a
-temporary file beside the target and renames it into place only when everything succeeded.
+Each loading script defines an exporter class (``EXPORTER`` in its module, a :class:`RowExporter`)
+that turns one DJ row into one source record; the base streams the dataset through it in batches
+(never the whole dataset as Python objects), writes JSON / JSON lines as UTF-8 without ``\\uXXXX``
+escapes into a temporary file beside the target (:class:`AtomicWriter`), renamed into place only
+when everything succeeded. The ``export`` door is :mod:`hf_mmbuilder.formats.exporting`.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-from typing import Optional, Union
+from typing import Optional
 
 import datasets
 import numpy as np
 import orjson
 import pyarrow as pa
-from tqdm.auto import tqdm
 
-from .errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error
-from .media import check_within_root
-from .registry import builder_class, script_module
+from ..errors import ErrorPolicy, RecordError, check_exportable
+from ..media import check_within_root
 
 
 class AtomicWriter:
@@ -90,16 +91,36 @@ class RowExporter:
         :meth:`row_to_record`. ``None`` (the default): every row takes :meth:`row_to_record`."""
         return None
 
-    def _encode_row(self, row: dict, position: int, policy: ErrorPolicy, source: str) -> Optional[bytes]:
-        """One row as JSON through :meth:`row_to_record`, or ``None`` if ``policy`` skipped it."""
-        try:
-            errors = row.get(ERRORS_COLUMN)
-            if errors:
-                raise ValueError("row was kept with load errors: " + "; ".join(errors))
-            return orjson.dumps(self.row_to_record(row))
-        except (ValueError, TypeError) as error:
-            policy.handle(RecordError(source, position, str(error)), None)
-            return None
+    def records(self, rows, policy: ErrorPolicy, source: str, progress=None, convert=None, first: int = 0):
+        """``(position, convert(row))`` for each row of ``rows`` that can be written (``convert``
+        defaults to :meth:`row_to_record`; positions count from ``first``). A row refused by
+        :func:`~hf_mmbuilder.errors.check_exportable`, or whose ``convert`` raises ``ValueError`` /
+        ``TypeError``, goes through ``policy`` as a :class:`RecordError` naming ``source`` and its
+        position. ``progress`` (if given) counts every row, written or not.
+
+        Example:
+            >>> class Texts(RowExporter):
+            ...     def row_to_record(self, row):
+            ...         return {"text": row["text"]}
+            >>> rows = [{"text": "a"}, {"text": "b", "record_errors": ["bad"]}]
+            >>> list(Texts(None).records(rows, ErrorPolicy("skip"), "out.jsonl"))
+            [(0, {'text': 'a'})]
+        """
+        convert = convert or self.row_to_record
+        for position, row in enumerate(rows, first):
+            try:
+                check_exportable(row)
+                record = convert(row)
+            except (ValueError, TypeError) as error:
+                policy.handle(RecordError(source, position, str(error)), None)
+                continue
+            finally:
+                if progress is not None:
+                    progress.update(1)
+            yield position, record
+
+    def _encode(self, row: dict) -> bytes:
+        return orjson.dumps(self.row_to_record(row))
 
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
         """Serialise ``rows`` (an iterable of row dicts) into ``handle``; returns records written."""
@@ -107,11 +128,7 @@ class RowExporter:
         written = 0
         if as_array:
             handle.write(b"[")
-        for position, row in enumerate(rows):
-            line = self._encode_row(row, position, policy, source)
-            progress.update(1)
-            if line is None:
-                continue
+        for _, line in self.records(rows, policy, source, progress, self._encode):
             _write_record(handle, line, as_array, written)
             written += 1
         if as_array:
@@ -120,9 +137,10 @@ class RowExporter:
 
     def write_dataset(self, dataset, handle, suffix: str, policy: ErrorPolicy, source: str, progress, batch_size: int) -> int:
         """Serialise ``dataset`` into ``handle``: Arrow batch by batch through :meth:`encode_table`
-        where the exporter has one (a plain ``Dataset``), else row by row through :meth:`write`."""
+        where the exporter has one (a plain ``Dataset``, and ``fast_path`` not turned off in the
+        options), else row by row through :meth:`write`."""
         tables = _arrow_batches(dataset, batch_size)
-        if tables is None or type(self).encode_table is RowExporter.encode_table:
+        if tables is None or not self.options.fast_path or type(self).encode_table is RowExporter.encode_table:
             return self.write(iter_rows(dataset, batch_size), handle, suffix, policy, source, progress)
         as_array = suffix == ".json"
         separator = b",\n" if as_array else b"\n"
@@ -156,8 +174,7 @@ class RowExporter:
                     written += row_number - run_start
                 if row_number == table.num_rows:
                     break
-                line = self._encode_row(next(careful_rows), position + row_number, policy, source)
-                if line is not None:
+                for _, line in self.records([next(careful_rows)], policy, source, None, self._encode, position + row_number):
                     _write_record(handle, line, as_array, written)
                     written += 1
                 run_start = row_number + 1
@@ -225,67 +242,31 @@ def iter_rows(dataset, batch_size: int = 10_000):
             yield dict(zip(names, values))
 
 
-def export(
-    dataset: Union[datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict],
-    format_name: str,
-    path: str,
-    *,
-    on_error: str = "raise",
-    rejects_path: Optional[str] = None,
-    suffix: Optional[str] = None,
-    allowed_media_roots: tuple = (),
-    batch_size: int = 10_000,
-    progress: bool = False,
-    **options,
-) -> dict:
-    """Write ``dataset`` in ``format_name`` to ``path``; returns ``{path: records written}``.
+class CsvExporter(RowExporter):
+    """Base of the CSV exporters: ``row_to_record`` returns ``(header, cells)``; every row of one
+    file must share the header of the first (a different one is a row error)."""
 
-    ``options`` are the format's config options (the same names the loader takes, e.g.
-    ``image_special_token="<image>"`` for text loaded in Data-Juicer parity mode), so the text is
-    read back exactly as it was built. A ``DatasetDict`` is written as one file per split inside the
-    folder ``path`` (``<path>/<split><suffix>``). Rows that cannot be exported (misaligned media
-    tokens, a media path escaping its root, a row kept with load errors) follow ``on_error``; with
-    ``"skip"`` they are listed in ``rejects_path`` (default ``<path>.rejects.jsonl``).
+    def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
+        if suffix != ".csv":
+            return super().write(rows, handle, suffix, policy, source, progress)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator="\n")
+        header = None
 
-    Example:
-        >>> ds = hf_mmbuilder.load("llava", "in.json", split="train")  # doctest: +SKIP
-        >>> export(ds, "llava", "out.json")  # doctest: +SKIP
-        {'out.json': 100}
-    """
-    check_on_error(on_error)
-    if on_error == "keep":
-        raise ValueError("export takes on_error='raise' or 'skip' (a record that cannot be written cannot be kept)")
-    config = builder_class(format_name).BUILDER_CONFIG_CLASS(**options)
-    exporter = script_module(format_name).EXPORTER(config, allowed_media_roots)
-    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
-        suffix = suffix or exporter.suffixes[0]
-        written = {}
-        for split, split_dataset in dataset.items():
-            written.update(
-                export(
-                    split_dataset,
-                    format_name,
-                    os.path.join(path, f"{split}{suffix}"),
-                    on_error=on_error,
-                    rejects_path=rejects_path and f"{rejects_path}.{split}",
-                    allowed_media_roots=allowed_media_roots,
-                    batch_size=batch_size,
-                    progress=progress,
-                    **options,
-                )
-            )
+        def cells_of(row: dict) -> list:
+            nonlocal header
+            row_header, cells = self.row_to_record(row)
+            if header is None:
+                header = row_header
+                writer.writerow(header)
+            elif row_header != header:
+                raise ValueError(f"row has the CSV header {row_header} but the file was started with {header}")
+            return cells
+
+        written = 0
+        for _, cells in self.records(rows, policy, source, progress, cells_of):
+            writer.writerow(cells)
+            written += 1
+        text.flush()
+        text.detach()
         return written
-    suffix = suffix or os.path.splitext(path)[1] or exporter.suffixes[0]
-    if suffix not in exporter.suffixes:
-        raise ValueError(f"{format_name} exports to {', '.join(exporter.suffixes)}, not {suffix!r} ({path})")
-    if on_error == "skip" and rejects_path is None:
-        rejects_path = f"{path}.rejects.jsonl"
-    if rejects_path and os.path.exists(rejects_path):
-        os.remove(rejects_path)
-    total = getattr(dataset, "num_rows", None)
-    with ErrorPolicy(on_error, rejects_path) as policy, AtomicWriter(path) as handle, tqdm(
-        total=total, disable=not progress, unit="rows", desc=f"export {format_name}"
-    ) as bar:
-        count = exporter.write_dataset(dataset, handle, suffix, policy, path, bar, batch_size)
-    return {path: count}
-

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -23,10 +24,10 @@ import pyarrow as pa
 from datasets import Json, List, Value
 from datasets.builder import Key
 
-from .errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
-from .jsonrecords import RecordIndex, iter_batches, scan_records, scan_records_in_background
-from .registry import code_hash
-from .schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+from ..errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
+from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+from .fingerprint import code_hash
+from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
@@ -46,6 +47,9 @@ class DJBuilderConfig(datasets.BuilderConfig):
     - ``on_error``: ``"raise"``, ``"skip"`` or ``"keep"`` (see :mod:`hf_mmbuilder.errors`).
     - ``rejects_path``: where skipped records go (default: ``<cache>/hf_mmbuilder_rejects/...``).
     - ``shard_bytes``: target size of the pieces big files are cut into for ``num_proc``.
+    - ``fast_path``: ``False`` sends every record through the format's record-by-record converter
+      on load, and every row through ``row_to_record`` on export: the same rows and bytes, slower.
+      For debugging and for tests that compare both paths. Formats without a fast path ignore it.
     """
 
     image_special_token: str = IMAGE_TOKEN
@@ -57,6 +61,7 @@ class DJBuilderConfig(datasets.BuilderConfig):
     on_error: str = "raise"
     rejects_path: Optional[str] = None
     shard_bytes: int = 64 << 20
+    fast_path: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -95,7 +100,7 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         # "hf_mmbuilder/llava" would make the cache folder a missing sub-folder.
         if dataset_name:
             dataset_name = dataset_name.replace("/", "___")
-        # Whatever hash the caller passes (the registry's placeholder, or none), the cache is keyed
+        # Whatever hash the caller passes (the registration's placeholder, or none), the cache is keyed
         # on every project module this builder runs, so an edit anywhere in its code is a new cache.
         super().__init__(*args, dataset_name=dataset_name, hash=code_hash(type(self).__module__), **kwargs)
 
@@ -112,6 +117,17 @@ class DJBuilder(datasets.ArrowBasedBuilder):
     def _plan_file(self, shard_id: int, path: str, original: str, media_root: str) -> list[Shard]:
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
+
+    def shard_rng(self, shard: Shard) -> random.Random:
+        """The random source of one shard (Data-Juicer's ``random`` token positions), seeded by the
+        config's ``seed`` and the shard: the same draws on every run, whatever ``num_proc``."""
+        return random.Random(self.config.seed * 1_000_003 + shard.shard_id)
+
+    def shard_constants(self, shard: Shard, empty_media: tuple = ()) -> dict:
+        """The columns with one value for a whole shard (:class:`ColumnBuffer` constants): its
+        ``media_root`` and ``source_file``, and an empty list for each media column of
+        ``empty_media`` (those the format never fills)."""
+        return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original}
 
     def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
         # One process reads a file as one shard, scanned while it is parsed; several need the shards
@@ -138,7 +154,7 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         return shards
 
     def _record_batches(self, shard: Shard, fast_type, opener=open, *, decode: bool = True):
-        """The :class:`~hf_mmbuilder.jsonrecords.RecordBatch` es of a shard planned by
+        """The :class:`~hf_mmbuilder.formats.records.RecordBatch` es of a shard planned by
         :meth:`_plan_json_records`, records numbered file-wide; an index-less shard is scanned
         while its batches are parsed."""
         if shard.index is None:

@@ -1,4 +1,5 @@
-"""Helpers shared by the audio/video format tests (WavCaps, Video-ChatGPT, Youku, InternVid, MSR-VTT)."""
+"""Helpers shared by the format tests: reading and writing source files, load / export wrappers,
+rejects files, damaged archives."""
 
 import csv
 import json
@@ -11,12 +12,17 @@ import hf_mmbuilder
 from hf_mmbuilder.errors import RecordError
 
 
-def read_json(path):
-    """Records of a JSON / JSON-lines file as parsed values (a JSON document as one value)."""
+def read_records(path):
+    """Records of a JSON / JSON-lines file as parsed values (a JSON document or array as one
+    value); a file that is not one JSON value is read as JSON lines, whatever its suffix."""
     with open(path, encoding="utf-8") as handle:
-        if str(path).endswith(".jsonl"):
-            return [json.loads(line) for line in handle if line.strip()]
-        return json.load(handle)
+        text = handle.read()
+    if not str(path).endswith(".jsonl"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def read_csv(path):
@@ -29,6 +35,42 @@ def write_jsonl(path, records):
     with open(path, "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     return str(path)
+
+
+def write_json(path, records, lines=False):
+    """A JSON array (indented, as LLaVA ships it) or, with ``lines``, JSON lines."""
+    if lines:
+        return write_jsonl(path, records)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(records, handle, ensure_ascii=False, indent=2)
+    return str(path)
+
+
+def write_csv(path, rows):
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return str(path)
+
+
+def typed(value):
+    """A parsed JSON value with every number tagged by its type, so 5 and 5.0 differ."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+def load(format_name, path, cache_dir, **options):
+    """``hf_mmbuilder.load`` of one file (or a list of files), split ``train``."""
+    return hf_mmbuilder.load(format_name, path if isinstance(path, list) else str(path), split="train", cache_dir=cache_dir, **options)
+
+
+def export_records(format_name, ds, tmp_path, name="out.jsonl", **options):
+    """Export ``ds`` to ``tmp_path / name`` and read the records back."""
+    out = tmp_path / name
+    hf_mmbuilder.export(ds, format_name, str(out), **options)
+    return read_records(out)
 
 
 def load_and_export(format_name, source, out, cache_dir, num_proc=None, **options):

@@ -14,8 +14,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import datasets
 
-from .export import export
-from .registry import builder_class, script_module
+from .catalog import builder_class, script_module
+from .exporting import export
 
 SOURCE_FORMAT_COLUMN = "source_format"
 

@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 from datasets.utils.file_utils import xopen
 
-from .kernels import json_scan
+from ..kernels import json_scan
 
 SCAN_CHUNK_BYTES = 64 << 20
 BATCH_BYTES = 4 << 20

@@ -142,3 +142,12 @@ def test_modules_are_imported_by_computed_name_only_where_sanctioned():
         f"not sanctioned: { {name: found[name] for name in set(found) - set(DYNAMIC_IMPORTS)} }; "
         f"no longer dynamic, delete from DYNAMIC_IMPORTS: {sorted(set(DYNAMIC_IMPORTS) - set(found))}"
     )
+
+
+def test_the_compiled_exporter_knows_the_one_kept_raw_key():
+    # Kernels import nothing of the package, so the LLaVA exporter keeps its own byte copy of
+    # errors.KEPT_RAW_KEY (a kept row's unparsed record, which export must refuse): held equal here.
+    from hf_mmbuilder.errors import KEPT_RAW_KEY
+    from hf_mmbuilder.kernels import llava_export
+
+    assert bytes(llava_export._KEPT_RAW) == KEPT_RAW_KEY.encode()

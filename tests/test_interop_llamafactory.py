@@ -15,12 +15,14 @@ from peer_tools import run_peer_script
 
 pytestmark = pytest.mark.integration
 
-# The entry LLaMA-Factory ships for its multimodal demos, plus system_tag: with a "tags" block every
-# tag left out is None, and a row starting with a system message is then an "Invalid role tag".
+# The README's entry: the one LLaMA-Factory ships for its multimodal demos, with every tag listed
+# (with a "tags" block a tag left out is None, and a row starting with a system message is then an
+# "Invalid role tag").
 DATASET_INFO = {
     "formatting": "sharegpt",
     "columns": {"messages": "messages", "images": "images"},
-    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant", "system_tag": "system"},
+    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+             "system_tag": "system", "observation_tag": "observation", "function_tag": "function_call"},
 }
 
 

@@ -39,7 +39,7 @@ from datasets import Json, List, Value
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.formats.exporter import RowExporter
-from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, remember_key_order, restore_key_order, scan_records
 from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
@@ -302,6 +302,8 @@ class Sharegpt(DJBuilder):
             else:
                 style = "llamafactory"
         extra = {key: value for key, value in record.items() if key != config.messages_key and key not in MEDIA_COLUMNS}
+        written = [config.messages_key, *(column for column in MEDIA_COLUMNS if column in record), *extra]
+        extra = remember_key_order(list(record), written, extra)
         row = {
             "text": text,
             **media,
@@ -377,7 +379,7 @@ class SharegptExporter(RowExporter):
             if column in keys or paths:
                 record[column] = paths[0] if keys.get(column) and len(paths) == 1 else paths
         record.update(extra)
-        return record
+        return restore_key_order(record, config.messages_key)
 
     def _written_roles(self, roles: list, style: Optional[str]) -> list:
         """The roles to write: ``role_map``'s entry for the name, else for its kind, else the

@@ -199,3 +199,11 @@ def test_loader_reads_every_tools_role_names(tmp_path, cache_dir):
     ds = load(write_jsonl(tmp_path / "in.jsonl", [record]), cache_dir)
     assert ds[0]["roles"] == names
     assert export(ds, tmp_path) == [record]
+
+
+def test_key_order_is_kept(tmp_path, cache_dir):
+    records = [QUIRKY[4], {"id": 1, "images": ["a.jpg"], "messages": [{"role": "user", "content": "<image>"}], "system": "s"}, QUIRKY[0]]
+    ds = load(write_jsonl(tmp_path / "in.jsonl", records), cache_dir)
+    assert [list(record.items()) for record in export(ds, tmp_path)] == [list(record.items()) for record in records]
+    assert [list(record) for record in export(ds, tmp_path, "named.jsonl", style="swift")] == [
+        ["tools", "messages"], ["id", "images", "messages", "system"], ["messages", "images"]]

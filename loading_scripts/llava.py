@@ -20,7 +20,9 @@ so the exporter cuts the text back into turns at the role markers, using the ``r
 
 Round-trip columns: ``id`` (string; ``id_is_int`` remembers an int id), ``roles``,
 ``media_layout`` (which of ``image``/``video`` the record had, and whether as a list),
-``turn_extras`` (extra keys per turn) and ``extra`` (extra top-level keys, ``model`` included).
+``turn_extras`` (extra keys per turn) and ``extra`` (extra top-level keys, ``model`` included, and
+``__key_order__`` when the record's keys were in another order than ``id``, ``image``, ``video``,
+``conversations``, others).
 """
 
 from __future__ import annotations

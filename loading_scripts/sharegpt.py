@@ -22,7 +22,8 @@ Round-trip columns: ``roles``, ``style`` (``llamafactory``, ``swift`` or ``opena
 ``media_keys`` (top-level media keys present; ``=str`` marks a single path string),
 ``messages_layout`` (per message: extra keys, the original content parts, a null content; JSON text,
 ``Json(decode=False)``, so floats are never rounded) and ``extra`` (other top-level keys: ``id``,
-``tools``, ``objects`` ...). Edits to ``text`` and dropped media are written back; a part list
+``tools``, ``objects`` ...; ``__key_order__`` when the record's keys were in another order than
+``messages``, media lists, others). Edits to ``text`` and dropped media are written back; a part list
 whose media changed is rebuilt part by part.
 """
 

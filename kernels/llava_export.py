@@ -47,6 +47,7 @@ _IMAGE = _word(b"image")
 _VIDEO = _word(b"video")
 _CONVERSATIONS = _word(b"conversations")
 _KEPT_RAW = _word(b"__raw__")
+_KEY_ORDER = _word(b"__key_order__")
 _ID_KEY = _word(b'{"id":')
 _IMAGE_KEY = _word(b'"image":')
 _VIDEO_KEY = _word(b'"video":')
@@ -147,7 +148,7 @@ def _extra_members(data, start, stop):
     """``(first, last, ok)``: the bytes between the braces of the JSON object ``data[start:stop]``
     (``first == last`` for an empty object); not ok if it is not an object, or if one of its keys
     is one of the record's own (``id``, ``image``, ``video``, ``conversations``), the kept-raw
-    marker, or holds an escape, or if the text has a line break (it would break a JSON-lines file)."""
+    marker, the remembered key order (the careful path writes the keys in that order), or holds an escape, or if the text has a line break (it would break a JSON-lines file)."""
     i = start
     while i < stop and (data[i] == 32 or data[i] == 10 or data[i] == 13 or data[i] == 9):
         i += 1
@@ -187,7 +188,7 @@ def _extra_members(data, start, stop):
                     return 0, 0, False
                 if length == 5 and (starts_with(data, begin, end, _IMAGE) or starts_with(data, begin, end, _VIDEO)):
                     return 0, 0, False
-                if length == 13 and starts_with(data, begin, end, _CONVERSATIONS):
+                if length == 13 and (starts_with(data, begin, end, _CONVERSATIONS) or starts_with(data, begin, end, _KEY_ORDER)):
                     return 0, 0, False
                 if length == 7 and starts_with(data, begin, end, _KEPT_RAW):
                     return 0, 0, False

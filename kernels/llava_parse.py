@@ -8,6 +8,10 @@ top-level keys. It accepts the common shape only: a record it is not sure about 
 inside a turn, a non-string value, a ``[[`` in a value, a token count that disagrees with the media
 list, any JSON it would have to guess at) is flagged ``FALLBACK`` with nothing written, and the
 caller converts that record on the careful Python path, which also produces the error messages.
+
+A record whose top-level keys are not in the order the exporter writes them (``id``, ``image``,
+``video``, ``conversations``, then the others) gets its key list, raw, under ``__key_order__`` at
+the end of its extra keys, as the careful path does (``hf_mmbuilder.formats.records.KEY_ORDER_KEY``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ LAYOUT_VIDEO_LIST = 4
 
 _QUOTE = 34
 _BACKSLASH = 92
+
+# Rank of a top-level key in the exporter's order; every other key ranks after these.
+_RANK_ID = 0
+_RANK_IMAGE = 1
+_RANK_VIDEO = 2
+_RANK_CONVERSATIONS = 3
+_RANK_OTHER = 4
+# A reordered record with more keys than this goes to the careful path.
+_MAX_ORDERED_KEYS = 64
+_KEY_ORDER_MEMBER = np.frombuffer(b'"__key_order__":[', dtype=np.uint8)
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -399,6 +413,8 @@ def parse_llava(
     special[_BACKSLASH] = 1
     special[91] = 1
     special[62] = 1
+    key_starts = np.empty(_MAX_ORDERED_KEYS, dtype=np.int64)
+    key_ends = np.empty(_MAX_ORDERED_KEYS, dtype=np.int64)
     t = 0
     n_roles = 0
     n_images = 0
@@ -431,6 +447,9 @@ def parse_llava(
         has_videos = False
         found_images = 0
         found_videos = 0
+        n_keys = 0
+        last_rank = _RANK_ID
+        reordered = False
         i = skip_whitespace(buf, start, end)
         if i >= end or buf[i] != 123:
             ok = False
@@ -456,6 +475,24 @@ def parse_llava(
                 ok = False
                 break
             if _key_is(buf, key_start, key_end, conv_word):
+                rank = _RANK_CONVERSATIONS
+            elif _key_is(buf, key_start, key_end, image_word):
+                rank = _RANK_IMAGE
+            elif _key_is(buf, key_start, key_end, video_word):
+                rank = _RANK_VIDEO
+            elif _key_is(buf, key_start, key_end, id_word):
+                rank = _RANK_ID
+            else:
+                rank = _RANK_OTHER
+            if rank < last_rank:
+                reordered = True
+            else:
+                last_rank = rank
+            if n_keys < _MAX_ORDERED_KEYS:
+                key_starts[n_keys] = key_start
+                key_ends[n_keys] = key_end
+            n_keys += 1
+            if rank == _RANK_CONVERSATIONS:
                 if has_conversation:
                     ok = False
                     break
@@ -532,10 +569,24 @@ def parse_llava(
             not has_conversation
             or found_images != n_images - ni0
             or found_videos != n_videos - nv0
+            or (reordered and n_keys > _MAX_ORDERED_KEYS)
         ):
             ok = False
         if ok:
             t = put_bytes(text, t, suffix)
+            if reordered:
+                extra[d_extra] = 44 if extra_count else 123
+                d_extra = put_bytes(extra, d_extra + 1, _KEY_ORDER_MEMBER)
+                for q in range(n_keys):
+                    if q:
+                        extra[d_extra] = 44
+                        d_extra += 1
+                    for k in range(key_starts[q], key_ends[q]):
+                        extra[d_extra] = buf[k]
+                        d_extra += 1
+                extra[d_extra] = 93
+                d_extra += 1
+                extra_count += 1
             if extra_count:
                 extra[d_extra] = 125
                 d_extra += 1

@@ -20,7 +20,9 @@ so the exporter cuts the text back into turns at the role markers, using the ``r
 
 Round-trip columns: ``id`` (string; ``id_is_int`` remembers an int id), ``roles``,
 ``media_layout`` (which of ``image``/``video`` the record had, and whether as a list),
-``turn_extras`` (extra keys per turn) and ``extra`` (extra top-level keys, ``model`` included).
+``turn_extras`` (extra keys per turn) and ``extra`` (extra top-level keys, ``model`` included, and
+``__key_order__`` when the record's keys were in another order than ``id``, ``image``, ``video``,
+``conversations``, others).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
-from typing import Iterator, NamedTuple, Optional, Union
+from typing import Iterator, NamedTuple, Optional
 
 import msgspec
 import numpy as np
@@ -39,7 +41,7 @@ from hf_mmbuilder.arrow import string_buffers, string_list_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.formats.exporter import RowExporter
-from hf_mmbuilder.formats.records import MalformedJSON
+from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, remember_key_order, restore_key_order
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
@@ -48,6 +50,8 @@ SOURCE_IMAGE_TOKEN = "<image>"
 SOURCE_VIDEO_TOKEN = "<video>"
 MEDIA_KEYS = ("image", "video")
 _KNOWN_KEYS = {"id", "conversations", *MEDIA_KEYS}
+# The order export writes a record's own keys in (its other keys follow, in their source order).
+_WRITTEN_ORDER = ("id", *MEDIA_KEYS, "conversations")
 
 
 @dataclasses.dataclass
@@ -81,21 +85,6 @@ class LlavaConfig(DJBuilderConfig):
             raise ValueError("image_broadcast=True needs split_chunk=True (as in Data-Juicer)")
         if self.image_broadcast_pos not in ("random", "before", "after", "follow"):
             raise ValueError(f"image_broadcast_pos must be random, before, after or follow, got {self.image_broadcast_pos!r}")
-
-
-class Turn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    role: str = msgspec.field(name="from")
-    value: str
-
-
-class Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The common LLaVA record; anything else takes the careful ``dict`` path."""
-
-    conversations: list[Turn]
-    id: Union[int, str, msgspec.UnsetType] = msgspec.UNSET
-    image: Union[str, list[str], msgspec.UnsetType] = msgspec.UNSET
-    video: Union[str, list[str], msgspec.UnsetType] = msgspec.UNSET
-    model: Union[str, msgspec.UnsetType] = msgspec.UNSET
 
 
 class Parsed(NamedTuple):
@@ -153,6 +142,9 @@ def _from_dict(record) -> Parsed:
         extras = {key: value for key, value in turn.items() if key not in ("from", "value")}
         turn_extras.append(extras or None)
     extra = {key: value for key, value in record.items() if key not in _KNOWN_KEYS}
+    if KEY_ORDER_KEY not in record:  # an Oasis input record carries its own
+        keys = list(record)
+        extra = remember_key_order(keys, [key for key in _WRITTEN_ORDER if key in record] + list(extra), extra)
     return Parsed(
         record_id,
         media["image"],
@@ -220,7 +212,8 @@ class Llava(DJBuilder):
         compiled = config.fast_path and config.str_id and not config.image_broadcast and not config.only_keep_caption
         buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
         rng = self.shard_rng(shard)
-        batches = self._record_batches(shard, Record, open, decode=not compiled)
+        # Records are decoded as dicts (never structs) on the careful path: a dict keeps the key order.
+        batches = self._record_batches(shard, None, open, decode=not compiled)
         if not compiled:
             for batch in batches:
                 self._python_rows(batch, range(len(batch.indexes)), buffer, shard, policy, rng)
@@ -263,18 +256,7 @@ class Llava(DJBuilder):
         for k in positions:
             record = batch.records[k] if batch.records is not None else batch.decode(k)
             try:
-                if type(record) is Record:
-                    turns = record.conversations
-                    parsed = Parsed(
-                        record.id,
-                        record.image,
-                        record.video,
-                        [turn.role for turn in turns],
-                        [turn.value for turn in turns],
-                        None if record.model is msgspec.UNSET else {"model": record.model},
-                        None,
-                    )
-                elif type(record) is MalformedJSON:
+                if type(record) is MalformedJSON:
                     raise RecordError(shard.original, batch.indexes[k], record.reason, line=int(batch.lines[k]), byte=record.byte)
                 else:
                     parsed = _from_dict(record)
@@ -329,7 +311,8 @@ class Llava(DJBuilder):
         images, image_offsets, image_lists = np.empty(size, np.uint8), np.empty(items, np.int32), np.empty(n + 1, np.int32)
         videos, video_offsets, video_lists = np.empty(size, np.uint8), np.empty(items, np.int32), np.empty(n + 1, np.int32)
         ids, id_offsets, id_kind = np.empty(size, np.uint8), np.empty(n + 1, np.int32), np.empty(n, np.int8)
-        extra, extra_offsets = np.empty(size + 2 * n, np.uint8), np.empty(n + 1, np.int32)
+        # Extra keys, plus the key list of a reordered record (at most the record's bytes again).
+        extra, extra_offsets = np.empty(2 * size + 24 * n, np.uint8), np.empty(n + 1, np.int32)
         text_offsets, layout, status = np.empty(n + 1, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
         llava_parse.parse_llava(
             buf, starts, ends, separator, image_token, video_token, between, suffix,
@@ -517,6 +500,10 @@ class LlavaExporter(RowExporter):
         return out, row_offsets, status == llava_export.FALLBACK
 
     def row_to_record(self, row: dict) -> dict:
+        return restore_key_order(self._record(row), "conversations")
+
+    def _record(self, row: dict) -> dict:
+        """The record in the exporter's key order (``id``, media, ``conversations``, other keys)."""
         config = self.options
         extra = row.get("extra") or {}
         roles = row.get("roles") or []

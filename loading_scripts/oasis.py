@@ -16,17 +16,20 @@ An input record becomes the two-turn conversation ``human: <image>\\n + instruct
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
+from hf_mmbuilder.formats.records import KEY_ORDER_KEY, restore_key_order
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 
 LAYOUT_KEY = "__oasis_layout__"
 INSTRUCTION_LAYOUT = "instruction"
 _PROMPT_PREFIX = SOURCE_IMAGE_TOKEN + "\n"
+_INPUT_OWN_KEYS = ("instruction", "response", "id", "image", "video")
 
 
 @dataclasses.dataclass
@@ -44,9 +47,15 @@ def _as_conversation(record):
     if not isinstance(response, str):
         raise ValueError("record has no 'response'" if "response" not in record else f"'response' must be a string, got {response!r:.100}")
     prompt = _PROMPT_PREFIX + instruction if "image" in record else instruction
-    converted = {key: value for key, value in record.items() if key not in ("instruction", "response")}
+    # In the LLaVA exporter's key order, so the LLaVA path remembers no order of its own.
+    converted = {key: record[key] for key in ("id", "image", "video") if key in record}
     converted["conversations"] = [{"from": "human", "value": prompt}, {"from": "gpt", "value": response}]
+    converted.update((key, value) for key, value in record.items() if key not in _INPUT_OWN_KEYS)
     converted[LAYOUT_KEY] = INSTRUCTION_LAYOUT
+    # Export writes instruction, response, then the rest in that order; remember any other order.
+    written = ["instruction", "response", *(key for key in converted if key not in ("conversations", LAYOUT_KEY))]
+    if list(record) != written:
+        converted[KEY_ORDER_KEY] = list(record)
     return converted
 
 
@@ -89,10 +98,21 @@ class OasisExporter(LlavaExporter):
     """DJ row -> Oasis record: the LLaVA record, turned back into ``instruction``/``response``
     for rows that were input records."""
 
+    def encode_table(self, table: pa.Table, separator: bytes) -> Optional[tuple]:
+        encoded = super().encode_table(table, separator)
+        if encoded is None or "extra" not in table.column_names:
+            return encoded
+        data, offsets, fallback = encoded
+        # The compiled exporter writes LLaVA records; input records are rebuilt by row_to_record.
+        extra = table.column("extra").combine_chunks()
+        storage = extra.storage if isinstance(extra, pa.ExtensionArray) else extra
+        inputs = pc.match_substring(storage.cast(pa.string()), f'"{LAYOUT_KEY}"').fill_null(False)
+        return data, offsets, fallback | inputs.to_numpy(zero_copy_only=False)
+
     def row_to_record(self, row: dict) -> dict:
-        record = super().row_to_record(row)
+        record = self._record(row)
         if record.pop(LAYOUT_KEY, None) != INSTRUCTION_LAYOUT:
-            return record
+            return restore_key_order(record, "conversations")
         turns = record.pop("conversations")
         if len(turns) != 2:
             raise ValueError(f"an instruction/response row must have 2 turns, has {len(turns)}")
@@ -103,7 +123,7 @@ class OasisExporter(LlavaExporter):
             instruction = instruction[len(_PROMPT_PREFIX):]
         rebuilt = {"instruction": instruction, "response": turns[1]["value"]}
         rebuilt.update(record)
-        return rebuilt
+        return restore_key_order(rebuilt, "instruction")
 
 
 EXPORTER = OasisExporter

@@ -22,7 +22,8 @@ Round-trip columns: ``roles``, ``style`` (``llamafactory``, ``swift`` or ``opena
 ``media_keys`` (top-level media keys present; ``=str`` marks a single path string),
 ``messages_layout`` (per message: extra keys, the original content parts, a null content; JSON text,
 ``Json(decode=False)``, so floats are never rounded) and ``extra`` (other top-level keys: ``id``,
-``tools``, ``objects`` ...). Edits to ``text`` and dropped media are written back; a part list
+``tools``, ``objects`` ...; ``__key_order__`` when the record's keys were in another order than
+``messages``, media lists, others). Edits to ``text`` and dropped media are written back; a part list
 whose media changed is rebuilt part by part.
 """
 
@@ -39,7 +40,7 @@ from datasets import Json, List, Value
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.formats.exporter import RowExporter
-from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, remember_key_order, restore_key_order, scan_records
 from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
@@ -56,6 +57,24 @@ _PART_PATHS = {
     "audio": ("audios", ("audio",)),
     "input_audio": ("audios", ("input_audio", "data")),
 }
+# What a loaded role is, whichever tool named it: a turn of the user, the assistant, the system
+# prompt, a tool's result or a tool call. A role not listed here is written as loaded.
+ROLE_KINDS = {
+    "user": "user", "human": "user",
+    "assistant": "assistant", "gpt": "assistant",
+    "system": "system",
+    "tool": "tool", "observation": "tool", "tool_response": "tool",
+    "tool_call": "tool_call", "function_call": "tool_call",
+}
+# The role each style writes per kind. LLaMA-Factory: the tags of its ``dataset_info.json``
+# (observation and function_call are its default observation_tag / function_tag); ms-swift: its
+# ``messages`` format and agent roles; OpenAI: chat roles. OpenAI has no role for a tool call (calls
+# live in an assistant message's ``tool_calls``), so a tool_call turn keeps its role there.
+STYLE_ROLES = {
+    "llamafactory": {"user": "user", "assistant": "assistant", "system": "system", "tool": "observation", "tool_call": "function_call"},
+    "swift": {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool_response", "tool_call": "tool_call"},
+    "openai": {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"},
+}
 
 
 @dataclasses.dataclass
@@ -67,6 +86,11 @@ class SharegptConfig(DJBuilderConfig):
       writes each row in its own style; a named style converts (string contents + top-level media
       lists, or content parts).
     - ``messages_key``, ``role_key``, ``content_key``: the record's key names.
+    - ``role_map`` (export): the role to write, per loaded role name (``"gpt"``) or per kind of
+      turn (``"user"``, ``"assistant"``, ``"system"``, ``"tool"`` for a tool's result,
+      ``"tool_call"``); a name wins over its kind. Without an entry, a named ``style`` (or a row
+      not loaded as ShareGPT) gets the style's roles (``STYLE_ROLES``: ``human``/``gpt`` become
+      ``user``/``assistant``), and a ShareGPT row exported with ``style="auto"`` keeps its roles.
     - ``sent_separator``, ``add_eoc_at_last``: as for LLaVA.
     """
 
@@ -74,6 +98,7 @@ class SharegptConfig(DJBuilderConfig):
     messages_key: str = "messages"
     role_key: str = "role"
     content_key: str = "content"
+    role_map: Optional[dict] = None
     sent_separator: str = "\n"
     add_eoc_at_last: bool = True
 
@@ -81,6 +106,10 @@ class SharegptConfig(DJBuilderConfig):
         super().__post_init__()
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+        if self.role_map is not None and not (
+            isinstance(self.role_map, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in self.role_map.items())
+        ):
+            raise ValueError(f"role_map must map role names or kinds to role names (strings), got {self.role_map!r:.200}")
 
 
 def _path_in(part: dict, keys: tuple):
@@ -274,6 +303,8 @@ class Sharegpt(DJBuilder):
             else:
                 style = "llamafactory"
         extra = {key: value for key, value in record.items() if key != config.messages_key and key not in MEDIA_COLUMNS}
+        written = [config.messages_key, *(column for column in MEDIA_COLUMNS if column in record), *extra]
+        extra = remember_key_order(list(record), written, extra)
         row = {
             "text": text,
             **media,
@@ -318,10 +349,11 @@ class SharegptExporter(RowExporter):
             for path in paths:
                 self.check_media_path(path, row.get("media_root"))
         style = (row.get("style") or "llamafactory") if config.style == "auto" else config.style
+        written_roles = self._written_roles(roles, style if config.style != "auto" or not row.get("style") else None)
         cursor = {column: 0 for column in MEDIA_COLUMNS}
         top_level = {column: [] for column in MEDIA_COLUMNS}
         messages = []
-        for role, value, entry in zip(roles, values, layout):
+        for role, value, entry in zip(written_roles, values, layout):
             entry = entry or {}
             message = {config.role_key: role}
             parts = entry.get("parts") if style == "openai" else None
@@ -348,7 +380,18 @@ class SharegptExporter(RowExporter):
             if column in keys or paths:
                 record[column] = paths[0] if keys.get(column) and len(paths) == 1 else paths
         record.update(extra)
-        return record
+        return restore_key_order(record, config.messages_key)
+
+    def _written_roles(self, roles: list, style: Optional[str]) -> list:
+        """The roles to write: ``role_map``'s entry for the name, else for its kind, else the
+        style's role for the kind (``style`` is ``None`` where the loaded roles stay)."""
+        role_map = self.options.role_map or {}
+        defaults = STYLE_ROLES[style] if style else {}
+        written = []
+        for role in roles:
+            kind = ROLE_KINDS.get(role)
+            written.append(role_map.get(role) or role_map.get(kind) or defaults.get(kind, role))
+        return written
 
     def _parts(self, value: str, template: list, token_pattern, token_column: dict, media: dict, cursor: dict) -> list:
         """Content parts for one message: the template's parts where the text between media is

@@ -151,3 +151,13 @@ def test_the_compiled_exporter_knows_the_one_kept_raw_key():
     from hf_mmbuilder.kernels import llava_export
 
     assert bytes(llava_export._KEPT_RAW) == KEPT_RAW_KEY.encode()
+
+
+def test_the_compiled_llava_paths_know_the_one_key_order_key():
+    # Likewise the LLaVA parser (which writes a reordered record's keys) and exporter (which leaves
+    # such rows to the careful path) hold byte copies of records.KEY_ORDER_KEY.
+    from hf_mmbuilder.formats.records import KEY_ORDER_KEY
+    from hf_mmbuilder.kernels import llava_export, llava_parse
+
+    assert bytes(llava_export._KEY_ORDER) == KEY_ORDER_KEY.encode()
+    assert bytes(llava_parse._KEY_ORDER_MEMBER) == f'"{KEY_ORDER_KEY}":['.encode()

@@ -88,3 +88,14 @@ def test_on_error_skip_and_keep_and_missing_media(tmp_path, cache_dir):
     assert [entry["record"] for entry in read_records(rejects)] == [1, 2]
     kept = load(path, cache_dir, on_error="keep")
     assert len(kept) == 3 and "'instruction' must be a string" in kept[1]["record_errors"][0]
+
+
+def test_key_order_of_inputs_and_outputs_is_kept(tmp_path, cache_dir):
+    records = [
+        {"image": "1.jpg", "data_source": "oasis", "instruction": "Where?", "response": "Here."},
+        {"instruction": "Where?", "response": "Here.", "image": "1.jpg"},
+        {"data_source": "oasis", "id": "o1", "image": "1.jpg",
+         "conversations": [{"from": "human", "value": "<image>\nWhere?"}, {"from": "gpt", "value": "Here."}]},
+    ]
+    ds = load(write_jsonl(tmp_path / "in.jsonl", records), cache_dir)
+    assert [list(record.items()) for record in export(ds, tmp_path)] == [list(record.items()) for record in records]

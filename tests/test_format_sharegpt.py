@@ -154,3 +154,56 @@ def test_llamafactory_sharegpt_key_names_are_options(tmp_path, cache_dir):
     ds = load(write_jsonl(tmp_path / "in.jsonl", records), cache_dir, **options)
     assert ds[0]["text"] == f"[[human]]: {IMAGE}Who?\n[[gpt]]: Me. <|__dj__eoc|>" and ds[0]["extra"] == {"system": "s"}
     assert export(ds, tmp_path, **options) == records
+
+
+def _roles(records):
+    return [[message["role"] for message in record["messages"]] for record in records]
+
+
+def test_each_style_writes_its_own_role_names(tmp_path, cache_dir):
+    classic = {"conversations": [{"from": "system", "value": "s"}, {"from": "human", "value": "<image>Who?"},
+                                 {"from": "gpt", "value": "Me."}], "images": ["1.jpg"]}
+    llava_file = write_jsonl(tmp_path / "llava.jsonl", [{"id": "1", "image": "1.jpg", "conversations": classic["conversations"]}])
+    from_llava = hf_mmbuilder.load("llava", llava_file, split="train", cache_dir=cache_dir)
+    tools = load(write_jsonl(tmp_path / "tools.jsonl", [QUIRKY[4], QUIRKY[5]]), cache_dir)
+    options = {"messages_key": "conversations", "role_key": "from", "content_key": "value"}
+    as_classic = load(write_jsonl(tmp_path / "classic.jsonl", [classic]), cache_dir, **options)
+
+    assert _roles(export(from_llava, tmp_path, "auto.jsonl")) == [["system", "user", "assistant"]]
+    for style, tool_roles in [
+        ("llamafactory", [["user", "function_call", "observation", "assistant"], ["user", "assistant", "observation", "assistant"]]),
+        ("swift", [["user", "tool_call", "tool_response", "assistant"], ["user", "assistant", "tool_response", "assistant"]]),
+        ("openai", [["user", "tool_call", "tool", "assistant"], ["user", "assistant", "tool", "assistant"]]),
+    ]:
+        assert _roles(export(from_llava, tmp_path, f"{style}.jsonl", style=style)) == [["system", "user", "assistant"]]
+        assert _roles(export(tools, tmp_path, f"tools-{style}.jsonl", style=style)) == tool_roles
+        written = export(as_classic, tmp_path, f"classic-{style}.jsonl", style=style, **options)
+        assert [[turn["from"] for turn in record["conversations"]] for record in written] == [["system", "user", "assistant"]]
+    # Exported in their own style, ShareGPT rows keep the roles they were loaded with.
+    assert export(as_classic, tmp_path, "classic.jsonl", **options) == [classic]
+    assert _roles(export(tools, tmp_path, "tools.jsonl")) == [["user", "tool_call", "tool_response", "assistant"],
+                                                             ["user", "assistant", "tool", "assistant"]]
+
+
+def test_role_map_names_roles_by_name_or_kind(tmp_path, cache_dir):
+    ds = load(write_jsonl(tmp_path / "in.jsonl", [QUIRKY[1], QUIRKY[4]]), cache_dir)
+    written = export(ds, tmp_path, style="llamafactory", role_map={"user": "human", "assistant": "gpt", "tool_response": "tool"})
+    assert _roles(written) == [["system", "human", "gpt"], ["human", "function_call", "tool", "gpt"]]
+    with pytest.raises(ValueError, match="role_map must map role names or kinds to role names"):
+        export(ds, tmp_path, role_map={"user": 1})
+
+
+def test_loader_reads_every_tools_role_names(tmp_path, cache_dir):
+    names = ["system", "user", "assistant", "human", "gpt", "observation", "function_call", "tool_call", "tool_response", "tool"]
+    record = {"messages": [{"role": name, "content": name} for name in names]}
+    ds = load(write_jsonl(tmp_path / "in.jsonl", [record]), cache_dir)
+    assert ds[0]["roles"] == names
+    assert export(ds, tmp_path) == [record]
+
+
+def test_key_order_is_kept(tmp_path, cache_dir):
+    records = [QUIRKY[4], {"id": 1, "images": ["a.jpg"], "messages": [{"role": "user", "content": "<image>"}], "system": "s"}, QUIRKY[0]]
+    ds = load(write_jsonl(tmp_path / "in.jsonl", records), cache_dir)
+    assert [list(record.items()) for record in export(ds, tmp_path)] == [list(record.items()) for record in records]
+    assert [list(record) for record in export(ds, tmp_path, "named.jsonl", style="swift")] == [
+        ["tools", "messages"], ["id", "images", "messages", "system"], ["messages", "images"]]

@@ -7,6 +7,7 @@ import random
 import re
 
 import datasets
+import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
@@ -15,8 +16,8 @@ import hf_mmbuilder
 from hf_mmbuilder import testing
 from hf_mmbuilder.errors import ErrorPolicy, RecordError
 from hf_mmbuilder.formats.builder import ColumnBuffer
-from hf_mmbuilder.formats.records import iter_batches, scan_records
-from hf_mmbuilder.loading_scripts.llava import Llava, Record, Shard
+from hf_mmbuilder.formats.records import KEY_ORDER_KEY, iter_batches, scan_records
+from hf_mmbuilder.loading_scripts.llava import Llava, Shard
 from hf_mmbuilder.media import UnsafePathError
 
 from format_helpers import read_records, write_json
@@ -102,7 +103,7 @@ def test_compiled_parser_matches_the_careful_path(tmp_path):
         compiled = pa.concat_tables(builder._shard_tables(shard, ErrorPolicy()))
         buffer = ColumnBuffer(builder.info.features, constants=builder._constants(shard))
         careful = []
-        for batch in iter_batches(index, 0, len(index), Record):
+        for batch in iter_batches(index, 0, len(index), None):
             builder._python_rows(batch, range(len(batch.indexes)), buffer, shard, ErrorPolicy(), random.Random(0))
             careful.append(buffer.to_table())
         assert compiled.to_pylist() == pa.concat_tables(careful).to_pylist()
@@ -156,7 +157,11 @@ def test_compiled_export_takes_the_common_rows(cache_dir, tmp_path):
     source = testing.write_llava_json(str(tmp_path / "gen.json"), 3000, seed=2)
     ds = hf_mmbuilder.load("llava", source, split="train", cache_dir=cache_dir)
     _, _, fallback = LlavaExporter(LlavaConfig()).encode_table(ds.with_format("arrow")[:], b",\n")
-    assert fallback.mean() < 0.01
+    # Text-only records keep "model" before "conversations" (as in mix665k); the careful path
+    # writes their remembered key order, the compiled one everything else.
+    reordered = np.array([KEY_ORDER_KEY in (extra or {}) for extra in ds["extra"]])
+    assert reordered.sum() == ds["media_layout"].count("") == 169
+    assert (fallback & ~reordered).mean() < 0.01 and fallback[reordered].all()
 
 
 def test_map_edits_survive_export(shared_data, tmp_path, cache_dir):
@@ -395,3 +400,31 @@ def test_decode_media_gives_images_read_from_media_root(tmp_path, cache_dir):
     assert decoded.features["images"].feature.__class__.__name__ == "Image"
     assert decoded[0]["images"][0].size == (40, 30) and decoded[1]["images"] == []
     assert ds[0]["images"] == ["a/1.jpg"]
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_real_files_keep_each_records_key_order(shared_data, tmp_path, cache_dir, fast_path):
+    folder = shared_data / "formats" / "llava"
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == ["internvl_chat_llava_style.jsonl", "llava_instruct_150k_slice100.json", "llava_onevision.json", "llava_v1_5_mix665k.json"]
+    reordered = 0
+    for name in names:
+        source = read_records(folder / name)
+        ds = hf_mmbuilder.load("llava", str(folder / name), split="train", cache_dir=cache_dir, fast_path=fast_path)
+        out = tmp_path / f"{fast_path}-{name}"
+        hf_mmbuilder.export(ds, "llava", str(out), fast_path=fast_path)
+        assert [list(record.items()) for record in read_records(out)] == [list(record.items()) for record in source]
+        reordered += sum(KEY_ORDER_KEY in (extra or {}) for extra in ds["extra"])
+    # "model" in the mix665k sample; "height_list"/"width_list" in the InternVL-style file.
+    assert reordered == 2
+
+
+def test_key_order_of_unusual_records_survives_edits(tmp_path, cache_dir):
+    records = [
+        {"conversations": [{"from": "human", "value": "<image>x"}, {"from": "gpt", "value": "y"}], "model": "m", "image": "a.jpg", "id": 3},
+        {"meta": 1, "id": "b", "conversations": [{"from": "human", "value": "x"}]},
+    ]
+    ds = hf_mmbuilder.load("llava", write_json(tmp_path / "in.json", records), split="train", cache_dir=cache_dir)
+    out = tmp_path / "out.json"
+    hf_mmbuilder.export(ds.map(lambda row: {"text": row["text"].replace("<__dj__image>", ""), "images": []}), "llava", str(out))
+    assert [list(record) for record in read_records(out)] == [["conversations", "model", "id"], ["meta", "id", "conversations"]]

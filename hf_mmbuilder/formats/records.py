@@ -39,6 +39,43 @@ BATCH_BYTES = 4 << 20
 
 _BYTE_IN_MESSAGE = re.compile(r"\(byte (\d+)\)")
 
+# Key of ``extra`` holding a record's top-level key order, where export would otherwise write its
+# keys in another order (the compiled LLaVA parser and exporter hold their own byte copy).
+KEY_ORDER_KEY = "__key_order__"
+
+
+def remember_key_order(keys: list, written: list, extra: Optional[dict]) -> Optional[dict]:
+    """``extra``, plus the record's ``keys`` under :data:`KEY_ORDER_KEY` when the exporter, which
+    writes ``written`` (the same keys in its own order), would reorder them.
+
+    Example:
+        >>> remember_key_order(["id", "image", "conversations"], ["id", "image", "conversations"], None) is None
+        True
+        >>> remember_key_order(["id", "model", "conversations"], ["id", "conversations", "model"], {"model": ""})
+        {'model': '', '__key_order__': ['id', 'model', 'conversations']}
+    """
+    if keys == written:
+        return extra
+    return {**(extra or {}), KEY_ORDER_KEY: keys}
+
+
+def restore_key_order(record: dict, anchor: str) -> dict:
+    """``record`` without :data:`KEY_ORDER_KEY`, its keys in the remembered order when that order
+    was remembered for this shape of record (it names ``anchor``, e.g. ``"conversations"``; a row
+    exported to another format keeps that format's order). Keys the source did not have (added by
+    an edit) follow.
+
+    Example:
+        >>> restore_key_order({"id": 1, "conversations": [], "model": "", "__key_order__": ["id", "model", "conversations"]}, "conversations")
+        {'id': 1, 'model': '', 'conversations': []}
+    """
+    order = record.pop(KEY_ORDER_KEY, None)
+    if not isinstance(order, list) or anchor not in order:
+        return record
+    ordered = {key: record[key] for key in order if isinstance(key, str) and key in record}
+    ordered.update(record)
+    return ordered
+
 
 @dataclasses.dataclass
 class RecordIndex:

@@ -243,3 +243,29 @@ def test_special_tokens_and_the_deprecated_tokens_keyword(tmp_path):
         publish(dataset, dry_run=True, tokens=special, special_tokens=special)
     with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
         publish(dataset, dry_run=True, no_such_option=1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_identical_image_bytes_in_two_published_splits(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    originals = write_images(tmp_path / "media", [f"src/{number}.png" for number in range(25)], seed=seed)
+    contents = list(originals.values())
+    rows = []
+    for row, original in enumerate(rng.permutation(np.repeat(np.arange(25), 4)).tolist()):
+        path = f"copies/{row}.png"
+        (tmp_path / "media" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "media" / path).write_bytes(contents[original])
+        rows.append(path)
+    dataset = Dataset.from_dict({"text": [f"<__dj__image> row {row}" for row in range(100)], "images": [[path] for path in rows],
+                                 "media_root": [str(tmp_path / "media")] * 100})
+    out = tmp_path / "published"
+    result = publish(dataset, split_ratio=RATIOS, seed=seed, local_dir=str(out), progress=False)
+    assert ("never span two splits; media files are keyed by the xxh3-128 digest of their bytes (100 files)."
+            in result.card)
+    loaded = embedded_rows(load_dataset(str(out), cache_dir=str(tmp_path / "cache")))
+    split_of_bytes = {}
+    for split, split_rows in loaded.items():
+        for row in split_rows:
+            for image in row["images"]:
+                assert split_of_bytes.setdefault(image["bytes"], split) == split, "identical image bytes in two splits"
+    assert len(split_of_bytes) == 25 and sum(len(part) for part in loaded.values()) == 100

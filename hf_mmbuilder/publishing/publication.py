@@ -101,6 +101,8 @@ def publish(
     seed: int = 0,
     group_by: Union[str, Sequence[str], None] = "auto",
     stratify_by: Optional[str] = None,
+    media_identity: str = "content",
+    near_duplicate_radius: Optional[int] = None,
     card: Union[CardSpec, Mapping, None] = None,
     local_dir: Optional[str] = None,
     embed_media: bool = True,
@@ -125,6 +127,10 @@ def publish(
             ``split_ratio`` is None) or ``DatasetDict`` (published with its own splits).
         repo_id: ``namespace/name`` of the Hub dataset repo; ``None`` to skip the Hub.
         split_ratio, seed, group_by, stratify_by: see :func:`hf_mmbuilder.publishing.splits.plan_splits`.
+        media_identity, near_duplicate_radius: how rows sharing media are grouped (by default the
+            bytes of each readable file, so copies under other paths never span two splits; the
+            path of a file that cannot be read); see :func:`hf_mmbuilder.publishing.splits.row_groups`.
+            The card says which key was used.
         card: :class:`~hf_mmbuilder.publishing.card.CardSpec` or dict of its fields (licence, sources, history,
             section texts, Jinja template).
         local_dir: folder to write, laid out like the Hub repo (``load_dataset(local_dir)`` works).
@@ -190,14 +196,17 @@ def publish(
         split_method = "The splits were given by the publisher of this dataset."
     elif isinstance(dataset, Dataset):
         plan = plan_splits(dataset, check_split_ratio(split_ratio or {"train": 1.0}), seed=seed,
-                           group_by=group_by, stratify_by=stratify_by)
+                           group_by=group_by, stratify_by=stratify_by, media_identity=media_identity,
+                           near_duplicate_radius=near_duplicate_radius)
         row_ids = plan.indices
         splits = {name: dataset.select(rows) for name, rows in plan.indices.items()}
         split_table = plan.table()
+        media_keys = plan.media_keys.describe()
         split_method = (
             f"Splits are seeded (seed {seed}) and group-aware: rows sharing "
             f"{', '.join(f'`{column}`' for column in plan.group_by) or 'nothing (every row is its own group)'} "
-            "never span two splits" + (f"; stratified by `{stratify_by}`." if stratify_by else ".")
+            "never span two splits" + (f"; {media_keys}" if media_keys else "")
+            + (f"; stratified by `{stratify_by}`." if stratify_by else ".")
         )
     else:
         raise ValueError(f"publish takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")

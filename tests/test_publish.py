@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from datasets import Dataset, load_dataset
 from PIL import Image
 
@@ -269,3 +270,32 @@ def test_no_identical_image_bytes_in_two_published_splits(tmp_path, seed):
             for image in row["images"]:
                 assert split_of_bytes.setdefault(image["bytes"], split) == split, "identical image bytes in two splits"
     assert len(split_of_bytes) == 25 and sum(len(part) for part in loaded.values()) == 100
+
+
+def test_json_columns_published_as_text_load_back_as_json_and_export_unchanged(tmp_path):
+    from datasets import Json, Value
+
+    from hf_mmbuilder.publishing import load_published
+
+    dataset, _ = build_llava_dataset(tmp_path / "media")
+    out = tmp_path / "published"
+    result = publish(dataset, split_ratio=RATIOS, seed=5, local_dir=str(out), embed_media=False, progress=False)
+    metadata = yaml.safe_load(result.card.split("---\n")[1])
+    assert metadata["hf_mmbuilder"] == {"json_text_columns": ["extra"],
+                                        "empty_columns_left_out": ["audios", "videos", "turn_extras"]}
+    assert "Left out because they are empty in every row: `audios`, `videos`, `turn_extras`." in result.card
+    plain = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert plain["train"].features["extra"] == Value("string")
+    assert list(plain["train"].features) == ["text", "images", "id", "id_is_int", "roles", "media_layout", "extra"]
+    loaded = load_published(str(out), cache_dir=str(tmp_path / "cache"))
+    assert loaded["train"].features["extra"] == Json()
+    for split, rows in result.plan.indices.items():
+        hf_mmbuilder.export(loaded[split], "llava", str(tmp_path / f"back-{split}.json"))
+        hf_mmbuilder.export(dataset.select(rows), "llava", str(tmp_path / f"original-{split}.json"))
+        assert (tmp_path / f"back-{split}.json").read_bytes() == (tmp_path / f"original-{split}.json").read_bytes()
+
+    kept = publish(dataset, split_ratio=RATIOS, seed=5, local_dir=str(tmp_path / "kept"), embed_media=False,
+                   keep_empty_columns=True, progress=False)
+    assert "Left out because" not in kept.card
+    assert list(load_dataset(str(tmp_path / "kept"), cache_dir=str(tmp_path / "cache"))["train"].features) == [
+        "text", "images", "audios", "videos", "id", "id_is_int", "roles", "media_layout", "turn_extras", "extra"]

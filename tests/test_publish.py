@@ -299,3 +299,19 @@ def test_json_columns_published_as_text_load_back_as_json_and_export_unchanged(t
     assert "Left out because" not in kept.card
     assert list(load_dataset(str(tmp_path / "kept"), cache_dir=str(tmp_path / "cache"))["train"].features) == [
         "text", "images", "audios", "videos", "id", "id_is_int", "roles", "media_layout", "turn_extras", "extra"]
+
+
+def test_cli_media_identity_and_empty_columns_options(tmp_path, capsys):
+    from hf_mmbuilder.cli import main
+
+    _small_dataset(tmp_path).save_to_disk(str(tmp_path / "saved"))
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "media files are keyed by the xxh3-128 digest of their bytes (20 files)." in printed
+    assert "Left out because they are empty in every row: `audios`, `videos`." in printed
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--dry-run",
+                 "--media-identity", "path", "--near-duplicate-radius", "3", "--keep-empty-columns"]) == 0
+    printed = capsys.readouterr().out
+    assert ("media files are keyed by their path (20 files); images whose perceptual hashes (phash, 64 bits) are "
+            "within Hamming distance 3 are grouped too.") in printed
+    assert "Left out because" not in printed

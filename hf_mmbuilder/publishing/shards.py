@@ -188,20 +188,17 @@ def empty_columns(splits: Mapping[str, object]) -> list[str]:
     parts = [part for part in splits.values() if len(part)]
     if not parts:
         return []
-    empty = []
-    for name in parts[0].column_names:
-        holds_values = False
-        for part in parts:
-            column = part.with_format("arrow")[:].column(name)
-            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-                holds_values = bool(pc.sum(pc.fill_null(pc.list_value_length(column), 0)).as_py())
-            else:
-                holds_values = column.null_count < len(column)
-            if holds_values:
-                break
-        if not holds_values:
-            empty.append(name)
+    empty = list(parts[0].column_names)
+    for part in parts:
+        table = part.with_format("arrow")[:]
+        empty = [name for name in empty if not _holds_values(table.column(name))]
     return empty
+
+
+def _holds_values(column) -> bool:
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return bool(pc.sum(pc.fill_null(pc.list_value_length(column), 0)).as_py())
+    return column.null_count < len(column)
 
 
 def config_name(value) -> str:

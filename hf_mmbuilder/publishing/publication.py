@@ -151,12 +151,6 @@ def publish(
         keep_empty_columns: also publish the columns that hold nothing in any row (all null, or
             every list empty, e.g. ``audios`` of an image dataset); by default they are left out
             and the card lists them.
-
-    Every release of ``datasets`` from 4.0 on, and the Hub's viewer, can load what is published:
-    ``Json`` columns (``extra``, LLaVA's ``turn_extras`` ...) are written as their JSON text and
-    declared ``string``, and the card names them and says how to decode them;
-    :func:`load_published` loads such a folder or repo with those columns as ``Json`` again, ready
-    for :func:`hf_mmbuilder.export`.
         private: ``True``/``False`` sets a new repo's visibility; ``None`` (the default) leaves it
             to the namespace's default, as ``push_to_hub`` does.
         revision, commit_message, token: Hub options (``revision`` is a branch, created if needed;
@@ -171,11 +165,18 @@ def publish(
         special_tokens: the dataset's DJ special tokens (``None``: the defaults), for the card's
             statistics. The old keyword ``tokens=`` still works, with a FutureWarning.
 
+    Every release of ``datasets`` from 4.0 on, and the Hub's viewer, can load what is published:
+    ``Json`` columns (``extra``, LLaVA's ``turn_extras`` ...) are written as their JSON text and
+    declared ``string``, and the card names them and says how to decode them;
+    :func:`load_published` loads such a folder or repo with those columns as ``Json`` again, ready
+    for :func:`hf_mmbuilder.export`.
+
     Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
     groups too big for a split, missing or escaping media files) raise ``ValueError`` before
-    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one pass over
-    rows and media to check, measure and embed; shards are written once and read once more for
-    their generation tag.
+    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one read of
+    each distinct media file for its digest (on threads) when splitting, one pass over rows and
+    media to check, measure and embed; shards are written once and read once more for their
+    generation tag.
 
     Example:
         >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},
@@ -228,8 +229,8 @@ def publish(
         raise ValueError(f"config_by column {config_by!r} not in the dataset")
     check_media(splits, row_ids, require_files=embed_media)
     published_columns = [name for name in next(iter(splits.values())).column_names if name not in drop_columns]
-    dropped_empty = [] if keep_empty_columns else [
-        name for name in empty_columns({split: part.select_columns(published_columns) for split, part in splits.items()})]
+    dropped_empty = [] if keep_empty_columns else empty_columns(
+        {split: part.select_columns(published_columns) for split, part in splits.items()})
     left_out = {*drop_columns, *dropped_empty}
 
     if not spec.sources:

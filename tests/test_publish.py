@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from datasets import Dataset, load_dataset
 from PIL import Image
 
@@ -243,3 +244,74 @@ def test_special_tokens_and_the_deprecated_tokens_keyword(tmp_path):
         publish(dataset, dry_run=True, tokens=special, special_tokens=special)
     with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
         publish(dataset, dry_run=True, no_such_option=1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_identical_image_bytes_in_two_published_splits(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    originals = write_images(tmp_path / "media", [f"src/{number}.png" for number in range(25)], seed=seed)
+    contents = list(originals.values())
+    rows = []
+    for row, original in enumerate(rng.permutation(np.repeat(np.arange(25), 4)).tolist()):
+        path = f"copies/{row}.png"
+        (tmp_path / "media" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "media" / path).write_bytes(contents[original])
+        rows.append(path)
+    dataset = Dataset.from_dict({"text": [f"<__dj__image> row {row}" for row in range(100)], "images": [[path] for path in rows],
+                                 "media_root": [str(tmp_path / "media")] * 100})
+    out = tmp_path / "published"
+    result = publish(dataset, split_ratio=RATIOS, seed=seed, local_dir=str(out), progress=False)
+    assert ("never span two splits; media files are keyed by the xxh3-128 digest of their bytes (100 files)."
+            in result.card)
+    loaded = embedded_rows(load_dataset(str(out), cache_dir=str(tmp_path / "cache")))
+    split_of_bytes = {}
+    for split, split_rows in loaded.items():
+        for row in split_rows:
+            for image in row["images"]:
+                assert split_of_bytes.setdefault(image["bytes"], split) == split, "identical image bytes in two splits"
+    assert len(split_of_bytes) == 25 and sum(len(part) for part in loaded.values()) == 100
+
+
+def test_json_columns_published_as_text_load_back_as_json_and_export_unchanged(tmp_path):
+    from datasets import Json, Value
+
+    from hf_mmbuilder.publishing import load_published
+
+    dataset, _ = build_llava_dataset(tmp_path / "media")
+    out = tmp_path / "published"
+    result = publish(dataset, split_ratio=RATIOS, seed=5, local_dir=str(out), embed_media=False, progress=False)
+    metadata = yaml.safe_load(result.card.split("---\n")[1])
+    assert metadata["hf_mmbuilder"] == {"json_text_columns": ["extra"],
+                                        "empty_columns_left_out": ["audios", "videos", "turn_extras"]}
+    assert "Left out because they are empty in every row: `audios`, `videos`, `turn_extras`." in result.card
+    plain = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert plain["train"].features["extra"] == Value("string")
+    assert list(plain["train"].features) == ["text", "images", "id", "id_is_int", "roles", "media_layout", "extra"]
+    loaded = load_published(str(out), cache_dir=str(tmp_path / "cache"))
+    assert loaded["train"].features["extra"] == Json()
+    for split, rows in result.plan.indices.items():
+        hf_mmbuilder.export(loaded[split], "llava", str(tmp_path / f"back-{split}.json"))
+        hf_mmbuilder.export(dataset.select(rows), "llava", str(tmp_path / f"original-{split}.json"))
+        assert (tmp_path / f"back-{split}.json").read_bytes() == (tmp_path / f"original-{split}.json").read_bytes()
+
+    kept = publish(dataset, split_ratio=RATIOS, seed=5, local_dir=str(tmp_path / "kept"), embed_media=False,
+                   keep_empty_columns=True, progress=False)
+    assert "Left out because" not in kept.card
+    assert list(load_dataset(str(tmp_path / "kept"), cache_dir=str(tmp_path / "cache"))["train"].features) == [
+        "text", "images", "audios", "videos", "id", "id_is_int", "roles", "media_layout", "turn_extras", "extra"]
+
+
+def test_cli_media_identity_and_empty_columns_options(tmp_path, capsys):
+    from hf_mmbuilder.cli import main
+
+    _small_dataset(tmp_path).save_to_disk(str(tmp_path / "saved"))
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "media files are keyed by the xxh3-128 digest of their bytes (20 files)." in printed
+    assert "Left out because they are empty in every row: `audios`, `videos`." in printed
+    assert main(["publish", str(tmp_path / "saved"), "--split-ratio", "train=0.5,test=0.5", "--dry-run",
+                 "--media-identity", "path", "--near-duplicate-radius", "3", "--keep-empty-columns"]) == 0
+    printed = capsys.readouterr().out
+    assert ("media files are keyed by their path (20 files); images whose perceptual hashes (phash, 64 bits) are "
+            "within Hamming distance 3 are grouped too.") in printed
+    assert "Left out because" not in printed

@@ -93,6 +93,8 @@ def test_push_then_load_from_hub_and_folder_agree(hub, tmp_path):
             path.unlink()
         from_hub = load_dataset("my-org/llava-sample")
         from_folder = load_dataset(str(WORK / "out"))
+        from hf_mmbuilder.publishing import load_published
+        decoded = load_published("my-org/llava-sample", split="train")
         card = DatasetCard.load("my-org/llava-sample", repo_type="dataset")
         card.validate(repo_type="dataset")
         first_image = next(row for row in from_hub["train"] if row["images"])["images"][0]
@@ -106,6 +108,8 @@ def test_push_then_load_from_hub_and_folder_agree(hub, tmp_path):
             "splits": {name: len(part) for name, part in from_hub.items()},
             "plan": first.plan.counts(),
             "image_feature": str(from_hub["train"].features["images"]),
+            "extra_features": [str(from_hub["train"].features["extra"]), str(decoded.features["extra"])],
+            "decoded_rows": decoded.num_rows,
             "decoded": list(first_image.size),
             "card_license": card.data.license,
             "card_configs": card.data.configs,
@@ -117,6 +121,8 @@ def test_push_then_load_from_hub_and_folder_agree(hub, tmp_path):
     assert outcome["hub_rows"] and outcome["features"]
     assert outcome["splits"] == outcome["plan"] and sum(outcome["splits"].values()) == 103
     assert outcome["image_feature"].startswith("List(Image(")
+    assert outcome["extra_features"] == ["Value('string')", "Json(decode=True)"]
+    assert outcome["decoded_rows"] == outcome["splits"]["train"]
     assert min(outcome["decoded"]) >= 16
     assert outcome["card_license"] == "cc-by-4.0"
     assert outcome["card_configs"][0]["config_name"] == "default"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from hf_mmbuilder.publishing.splits import plan_splits, row_groups, split_dataset
+from hf_mmbuilder.publishing.splits import MediaKeys, plan_splits, row_groups, split_dataset
 
 RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
@@ -110,3 +110,90 @@ def test_split_too_small_for_a_group():
     data = {"text": ["a"] * 30, "cluster_id": [0] * 10 + list(range(10, 30))}
     with pytest.raises(ValueError, match="split 'test' asks for 3.0 of 30 rows but the largest group"):
         plan_splits(data, {"train": 0.9, "test": 0.1})
+
+
+def copies_dataset(root, seed: int, originals: int = 30, copies_each: int = 3):
+    """Rows whose images are byte-identical copies of ``originals`` images under other paths, shuffled;
+    returns the dataset and, per row, the index of the original its image copies."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sources = []
+    for number in range(originals):
+        pixels = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        (root / "src").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / "src" / f"{number}.png")
+        sources.append((root / "src" / f"{number}.png").read_bytes())
+    original_of_row = rng.permutation(np.repeat(np.arange(originals), copies_each + 1))
+    paths = []
+    for row, original in enumerate(original_of_row.tolist()):
+        path = f"copies/{row}/{original}-{row}.png"
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(sources[original])
+        paths.append([path])
+    rows = len(paths)
+    return Dataset.from_dict({"text": [f"<__dj__image> row {row}" for row in range(rows)], "images": paths,
+                              "media_root": [str(root)] * rows}), original_of_row
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_byte_identical_images_under_other_paths_share_a_split(tmp_path, seed):
+    dataset, original_of_row = copies_dataset(tmp_path, seed)
+    plan = plan_splits(dataset, RATIOS, seed=seed)
+    split_of_original = {}
+    for name, rows in plan.indices.items():
+        for original in original_of_row[rows].tolist():
+            assert split_of_original.setdefault(original, name) == name, f"image {original} is in two splits"
+    assert plan.media_keys == MediaKeys("content", by_digest=120, by_path=0)
+    assert plan.largest_group == 4
+    by_path = plan_splits(dataset, RATIOS, seed=seed, media_identity="path")
+    assert by_path.media_keys == MediaKeys("path", by_digest=0, by_path=120) and by_path.largest_group == 1
+
+
+def test_content_groups_equal_to_path_groups_give_the_splits_of_before(tmp_path):
+    # Distinct bytes behind distinct paths, some paths shared: the content keys group exactly as the
+    # paths do, so the seeded dealing must give the very same splits as grouping by path.
+    paths = [["a.png"], ["b.png", "c.png"], ["c.png"], ["d.png"], ["a.png"], [], ["e.png"], ["b.png"]] * 5
+    write = {name: bytes([index]) * 10 for index, name in enumerate(["a.png", "b.png", "c.png", "d.png", "e.png"])}
+    for name, content in write.items():
+        (tmp_path / name).write_bytes(content)
+    dataset = {"text": ["t"] * 40, "images": paths, "media_root": [str(tmp_path)] * 40}
+    for seed in range(5):
+        by_content = plan_splits(dataset, {"train": 0.6, "test": 0.4}, seed=seed)
+        by_path = plan_splits(dataset, {"train": 0.6, "test": 0.4}, seed=seed, media_identity="path")
+        assert by_content.media_keys == MediaKeys("content", by_digest=5, by_path=0)
+        assert np.array_equal(by_content.group_ids, by_path.group_ids)
+        assert all(np.array_equal(by_content.indices[name], by_path.indices[name]) for name in ("train", "test"))
+    # Files that cannot be read are keyed by path, as before.
+    absent = {"text": ["t"] * 40, "images": paths, "media_root": [str(tmp_path / "absent")] * 40}
+    assert plan_splits(absent, {"train": 0.6, "test": 0.4}, seed=0).media_keys == MediaKeys("content", by_digest=0, by_path=5)
+
+
+def test_near_duplicate_radius_groups_a_slightly_altered_copy(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+
+    def smooth_image():
+        return Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize((64, 64), Image.BILINEAR)
+
+    original = smooth_image()
+    original.save(tmp_path / "original.png")
+    brightened = np.asarray(original).astype(np.int64)
+    brightened[20:24, 20:24] += 12
+    Image.fromarray(np.clip(brightened, 0, 255).astype(np.uint8)).save(tmp_path / "altered.png")
+    for number in range(10):
+        smooth_image().save(tmp_path / f"other{number}.png")
+    images = [["original.png"], *([f"other{number}.png"] for number in range(10)), ["altered.png"]]
+    dataset = Dataset.from_dict({"text": ["t"] * 12, "images": images, "media_root": [str(tmp_path)] * 12})
+    assert (tmp_path / "original.png").read_bytes() != (tmp_path / "altered.png").read_bytes()
+    assert row_groups(dataset)[0].tolist() == list(range(12))
+    groups, _ = row_groups(dataset, near_duplicate_radius=4)
+    assert groups.tolist() == [*range(11), 0]
+    plan = plan_splits(dataset, {"train": 0.5, "test": 0.5}, seed=0, near_duplicate_radius=4)
+    assert plan.media_keys == MediaKeys("content", by_digest=12, by_path=0, near_duplicate_radius=4)
+    assert (0 in plan.indices["train"]) == (11 in plan.indices["train"])
+    with pytest.raises(ValueError, match=r"near_duplicate_radius must be a Hamming distance >= 0 \(or None\), got -1"):
+        row_groups(dataset, near_duplicate_radius=-1)
+    with pytest.raises(ValueError, match=r"media_identity must be one of \('content', 'path'\), got 'name'"):
+        row_groups(dataset, media_identity="name")

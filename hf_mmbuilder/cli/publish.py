@@ -66,7 +66,12 @@ def register(subparsers) -> None:
     add_alias(parser, "--split", split_ratio)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group-by", default="auto",
-                        help="'auto' (cluster_id + media paths), 'none', or comma-separated columns")
+                        help="'auto' (cluster_id + media files), 'none', or comma-separated columns")
+    parser.add_argument("--media-identity", choices=("content", "path"), default="content",
+                        help="group rows sharing a media file by its bytes (default; the path where the file cannot "
+                             "be read) or by its path only")
+    parser.add_argument("--near-duplicate-radius", type=int, metavar="BITS",
+                        help="also group rows whose images' perceptual hashes are within this Hamming distance")
     parser.add_argument("--stratify-by", help="column to stratify on")
     parser.add_argument("--config-by", help="also publish one config per value of this column")
     parser.add_argument("--card", help="YAML file of card fields (license, sources, history, sections, template)")
@@ -74,6 +79,8 @@ def register(subparsers) -> None:
                                 help="publish media paths instead of embedding bytes")
     add_alias(parser, "--reference-media", embed)
     parser.add_argument("--max-shard-size", default="500MB")
+    parser.add_argument("--keep-empty-columns", action="store_true",
+                        help="also publish columns empty in every row (left out by default, listed in the card)")
     # Without --private the namespace's default visibility applies (None), as push_to_hub does.
     parser.add_argument("--private", action="store_true", default=None,
                         help="make a new repo private (default: the namespace's default visibility)")
@@ -102,7 +109,8 @@ def run(args) -> int:
         try:
             result = publish(
                 dataset, args.repo_id, split_ratio=args.split_ratio, seed=args.seed, group_by=group_by,
-                stratify_by=args.stratify_by, card=card, local_dir=args.local_dir, embed_media=args.embed_media,
+                stratify_by=args.stratify_by, media_identity=args.media_identity,
+                near_duplicate_radius=args.near_duplicate_radius, keep_empty_columns=args.keep_empty_columns, card=card, local_dir=args.local_dir, embed_media=args.embed_media,
                 max_shard_size=args.max_shard_size, config_by=args.config_by, private=args.private,
                 revision=args.revision, commit_message=args.commit_message, token=args.token, overwrite=args.overwrite,
                 prune=args.prune, dry_run=args.dry_run,

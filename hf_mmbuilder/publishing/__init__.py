@@ -1,6 +1,7 @@
 """Publishing a dataset: seeded group-aware splits, a dataset card, Parquet shards, the Hub.
 
-- :mod:`~hf_mmbuilder.publishing.publication`: :func:`publish`, the one call that does it all;
+- :mod:`~hf_mmbuilder.publishing.publication`: :func:`publish`, the one call that does it all, and
+  :func:`load_published`, which loads what it wrote with its JSON text columns decoded;
 - :mod:`~hf_mmbuilder.publishing.splits`: :func:`plan_splits`, :func:`split_dataset`;
 - :mod:`~hf_mmbuilder.publishing.card`: :class:`CardSpec`, statistics and plots;
 - :mod:`~hf_mmbuilder.publishing.shards`: media checks and embedding, shard files and names;
@@ -15,7 +16,7 @@ Example:
 """
 
 from .card import CardSpec
-from .publication import PublishError, PublishResult, publish
+from .publication import PublishError, PublishResult, load_published, publish
 from .splits import plan_splits, split_dataset
 
-__all__ = ["CardSpec", "PublishError", "PublishResult", "plan_splits", "publish", "split_dataset"]
+__all__ = ["CardSpec", "PublishError", "PublishResult", "load_published", "plan_splits", "publish", "split_dataset"]

@@ -31,6 +31,8 @@ from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 # The templates stay package data of hf_mmbuilder.templates, one level up.
 TEMPLATE_PATH = Path(__file__).parents[1] / "templates" / "dataset_card.md.j2"
 SECTION_NAMES = ("summary", "uses", "processing", "synthesis", "pii", "limitations", "citation", "license")
+# The card's own YAML key: what hf_mmbuilder.publishing.load_published needs to restore the columns.
+METADATA_KEY = "hf_mmbuilder"
 TASKS_BY_MEDIA = {"images": "image-text-to-text", "videos": "video-text-to-text", "audios": "audio-text-to-text"}
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
@@ -395,8 +397,12 @@ def render_plots(stats: dict) -> dict[str, bytes]:
 
 
 def card_metadata(stats: dict, spec: CardSpec, features, split_sizes: Mapping[str, Mapping[str, tuple[int, int, int]]],
-                  configs: Mapping[str, Mapping[str, str]]):
+                  configs: Mapping[str, Mapping[str, str]], json_columns: Sequence[str] = (),
+                  dropped_columns: Sequence[str] = ()):
     """The card's YAML metadata as ``huggingface_hub.DatasetCardData``.
+
+    ``json_columns`` (published as JSON text) and ``dropped_columns`` (empty in every row, left
+    out) are recorded under the ``hf_mmbuilder`` key when there are any.
 
     ``features``: the published ``datasets.Features``; ``split_sizes``: config -> split -> (rows,
     in-memory Arrow bytes, Parquet shard bytes); ``configs``: config name -> {split: data_files glob}.
@@ -429,6 +435,8 @@ def card_metadata(stats: dict, spec: CardSpec, features, split_sizes: Mapping[st
         "source_datasets": list(spec.source_datasets) or None,
         "annotations_creators": list(spec.annotations_creators) or None,
         "tags": tags,
+        METADATA_KEY: {key: list(value) for key, value in (("json_text_columns", json_columns),
+                                                           ("empty_columns_left_out", dropped_columns)) if value} or None,
     }
     card_data = DatasetCardData(**{key: value for key, value in fields.items() if value is not None})
     infos = {}
@@ -485,14 +493,16 @@ def _feature_rows(features) -> list[dict]:
 
 def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, split_table: str,
                plots: Mapping[str, bytes], plot_folder: str = "assets", repo_id: Optional[str] = None,
-               tokens: SpecialTokens = DEFAULT_TOKENS, embed_media: bool = True, split_method: str = ""):
+               tokens: SpecialTokens = DEFAULT_TOKENS, embed_media: bool = True, split_method: str = "",
+               json_columns: Sequence[str] = (), dropped_columns: Sequence[str] = ()):
     """Render the whole card: returns a ``huggingface_hub.DatasetCard`` (``str(card)`` is README.md).
 
     The body is rendered from ``spec.template`` (a Jinja file) or the package's template, with
     the context: ``name``, ``repo_id``, ``spec``, ``sections`` (the user's text per section),
     ``stats``, ``features`` (rows of name/type/description), ``tokens``, ``split_table``,
     ``plots`` (title, path), ``sources``, ``history`` (rows), ``history_details`` (Markdown of
-    dedup reports), ``split_method``, ``embed_media``, ``metadata``.
+    dedup reports), ``split_method``, ``embed_media``, ``json_columns`` (columns published as JSON
+    text), ``dropped_columns`` (columns left out because they are empty in every row), ``metadata``.
 
     Example:
         >>> card = build_card(stats=stats, spec=CardSpec(), ...)  # doctest: +SKIP
@@ -502,7 +512,7 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
     from huggingface_hub import DatasetCard
 
     history, history_details = history_rows(spec.history)
-    metadata = card_metadata(stats, spec, features, split_sizes, configs)
+    metadata = card_metadata(stats, spec, features, split_sizes, configs, json_columns, dropped_columns)
     name = spec.pretty_name or (repo_id.split("/")[-1] if repo_id else "Multimodal instruction dataset")
     template_text = Path(spec.template).read_text(encoding="utf-8") if spec.template else TEMPLATE_PATH.read_text(encoding="utf-8")
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
@@ -514,7 +524,8 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
             features=_feature_rows(features), tokens=tokens, split_table=split_table,
             plots=[(PLOT_TITLES[file], f"{plot_folder}/{file}") for file in plots],
             sources=list(spec.sources), history=history, history_details=history_details, split_method=split_method,
-            embed_media=embed_media, metadata=metadata,
+            embed_media=embed_media, json_columns=list(json_columns), dropped_columns=list(dropped_columns),
+            metadata=metadata,
         )
     except jinja2.TemplateError as error:
         raise ValueError(f"card template {spec.template or TEMPLATE_PATH}: {error}") from error

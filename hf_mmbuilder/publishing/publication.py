@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -28,7 +29,7 @@ import pyarrow.compute as pc
 from .._deprecated import renamed
 from ..output_folder import OutputFolder, temporary_staging
 from ..schema import DEFAULT_TOKENS, SpecialTokens
-from .card import CardSpec, build_card, collect_statistics, render_plots, sources_from_files
+from .card import METADATA_KEY, CardSpec, build_card, collect_statistics, render_plots, sources_from_files
 from .hub import PublishError, check_repo_id, push_folder
 from .shards import (
     CARD_FILE,
@@ -38,14 +39,17 @@ from .shards import (
     check_media,
     config_name,
     embed_media_files,
+    empty_columns,
+    json_text_columns,
     published_names,
     tag_generation,
+    with_json_as_text,
     write_shards,
 )
 from .splits import SplitPlan, check_split_ratio, plan_splits
 
 # PublishError is raised by publish (through push_folder) and caught by its callers from here.
-__all__ = ["DEFAULT_DROP_COLUMNS", "PublishError", "PublishResult", "publish"]
+__all__ = ["DEFAULT_DROP_COLUMNS", "PublishError", "PublishResult", "load_published", "publish"]
 
 
 logger = logging.getLogger("hf_mmbuilder")
@@ -101,12 +105,15 @@ def publish(
     seed: int = 0,
     group_by: Union[str, Sequence[str], None] = "auto",
     stratify_by: Optional[str] = None,
+    media_identity: str = "content",
+    near_duplicate_radius: Optional[int] = None,
     card: Union[CardSpec, Mapping, None] = None,
     local_dir: Optional[str] = None,
     embed_media: bool = True,
     max_shard_size: Union[int, str] = "500MB",
     config_by: Optional[str] = None,
     drop_columns: Sequence[str] = DEFAULT_DROP_COLUMNS,
+    keep_empty_columns: bool = False,
     private: Optional[bool] = None,
     revision: Optional[str] = None,
     commit_message: Optional[str] = None,
@@ -125,6 +132,10 @@ def publish(
             ``split_ratio`` is None) or ``DatasetDict`` (published with its own splits).
         repo_id: ``namespace/name`` of the Hub dataset repo; ``None`` to skip the Hub.
         split_ratio, seed, group_by, stratify_by: see :func:`hf_mmbuilder.publishing.splits.plan_splits`.
+        media_identity, near_duplicate_radius: how rows sharing media are grouped (by default the
+            bytes of each readable file, so copies under other paths never span two splits; the
+            path of a file that cannot be read); see :func:`hf_mmbuilder.publishing.splits.row_groups`.
+            The card says which key was used.
         card: :class:`~hf_mmbuilder.publishing.card.CardSpec` or dict of its fields (licence, sources, history,
             section texts, Jinja template).
         local_dir: folder to write, laid out like the Hub repo (``load_dataset(local_dir)`` works).
@@ -137,6 +148,9 @@ def publish(
         max_shard_size: upper bound of a shard's Arrow size (``"500MB"`` or bytes).
         config_by: also publish one config per value of this column (e.g. ``source_file``).
         drop_columns: columns not published (local paths by default); missing ones are ignored.
+        keep_empty_columns: also publish the columns that hold nothing in any row (all null, or
+            every list empty, e.g. ``audios`` of an image dataset); by default they are left out
+            and the card lists them.
         private: ``True``/``False`` sets a new repo's visibility; ``None`` (the default) leaves it
             to the namespace's default, as ``push_to_hub`` does.
         revision, commit_message, token: Hub options (``revision`` is a branch, created if needed;
@@ -151,11 +165,18 @@ def publish(
         special_tokens: the dataset's DJ special tokens (``None``: the defaults), for the card's
             statistics. The old keyword ``tokens=`` still works, with a FutureWarning.
 
+    Every release of ``datasets`` from 4.0 on, and the Hub's viewer, can load what is published:
+    ``Json`` columns (``extra``, LLaVA's ``turn_extras`` ...) are written as their JSON text and
+    declared ``string``, and the card names them and says how to decode them;
+    :func:`load_published` loads such a folder or repo with those columns as ``Json`` again, ready
+    for :func:`hf_mmbuilder.export`.
+
     Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
     groups too big for a split, missing or escaping media files) raise ``ValueError`` before
-    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one pass over
-    rows and media to check, measure and embed; shards are written once and read once more for
-    their generation tag.
+    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one read of
+    each distinct media file for its digest (on threads) when splitting, one pass over rows and
+    media to check, measure and embed; shards are written once and read once more for their
+    generation tag.
 
     Example:
         >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},
@@ -190,20 +211,27 @@ def publish(
         split_method = "The splits were given by the publisher of this dataset."
     elif isinstance(dataset, Dataset):
         plan = plan_splits(dataset, check_split_ratio(split_ratio or {"train": 1.0}), seed=seed,
-                           group_by=group_by, stratify_by=stratify_by)
+                           group_by=group_by, stratify_by=stratify_by, media_identity=media_identity,
+                           near_duplicate_radius=near_duplicate_radius)
         row_ids = plan.indices
         splits = {name: dataset.select(rows) for name, rows in plan.indices.items()}
         split_table = plan.table()
+        media_keys = plan.media_keys.describe()
         split_method = (
             f"Splits are seeded (seed {seed}) and group-aware: rows sharing "
             f"{', '.join(f'`{column}`' for column in plan.group_by) or 'nothing (every row is its own group)'} "
-            "never span two splits" + (f"; stratified by `{stratify_by}`." if stratify_by else ".")
+            "never span two splits" + (f"; {media_keys}" if media_keys else "")
+            + (f"; stratified by `{stratify_by}`." if stratify_by else ".")
         )
     else:
         raise ValueError(f"publish takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")
     if config_by is not None and any(config_by not in part.column_names for part in splits.values()):
         raise ValueError(f"config_by column {config_by!r} not in the dataset")
     check_media(splits, row_ids, require_files=embed_media)
+    published_columns = [name for name in next(iter(splits.values())).column_names if name not in drop_columns]
+    dropped_empty = [] if keep_empty_columns else empty_columns(
+        {split: part.select_columns(published_columns) for split, part in splits.items()})
+    left_out = {*drop_columns, *dropped_empty}
 
     if not spec.sources:
         spec = dataclasses.replace(spec, sources=sources_from_files(splits, getattr(dataset, "info", None)))
@@ -225,13 +253,15 @@ def publish(
         def prepared(config, split, part):
             if embed_media:
                 part = embed_media_files(part, str(staging.scratch / f"{config}-{split}.arrow"))
-            return part.remove_columns([name for name in drop_columns if name in part.column_names])
+            part = part.remove_columns([name for name in left_out if name in part.column_names])
+            return with_json_as_text(part, str(staging.scratch / f"{config}-{split}-text.arrow"))
 
         folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
         ready = {("default", split): prepared("default", split, part) for split, part in splits.items()}
         for name, parts in extra_configs.items():
             ready.update({(name, split): prepared(name, split, part) for split, part in parts.items()})
         features = next(iter(ready.values())).features
+        json_columns = json_text_columns(next(iter(splits.values())).select_columns(list(features)).features)
         split_sizes: dict[str, dict[str, tuple[int, int, int]]] = {name: {} for name in folders}
         shards = []
         with tqdm(total=len(ready), desc="writing shards", unit="split", disable=not progress) as bar:
@@ -248,7 +278,8 @@ def publish(
             (repo / PLOT_FOLDER / file_name).write_bytes(png)
         dataset_card = build_card(stats=stats, spec=spec, features=features, split_sizes=split_sizes, configs=configs,
                                   split_table=split_table, split_method=split_method, plots=plots,
-                                  plot_folder=PLOT_FOLDER, repo_id=repo_id, tokens=tokens, embed_media=embed_media)
+                                  plot_folder=PLOT_FOLDER, repo_id=repo_id, tokens=tokens, embed_media=embed_media,
+                                  json_columns=json_columns, dropped_columns=dropped_empty)
         card_text = str(dataset_card)
         secret = token
         if secret is None and repo_id is not None:
@@ -276,3 +307,35 @@ def publish(
             result.changed = local_changed if repo_id is None else (result.changed or local_changed)
             logger.info("%s: %s", local.path, "written" if local_changed else "nothing changed")
         return result
+
+
+def load_published(path: str, name: Optional[str] = None, **options):
+    """``datasets.load_dataset`` of a dataset :func:`publish` wrote (a local folder or a Hub repo
+    id), with the columns it published as JSON text decoded as ``Json`` again.
+
+    The columns are those the card's ``hf_mmbuilder.json_text_columns`` metadata names; ``name``
+    and ``options`` go to ``load_dataset`` (``split=``, ``cache_dir=``, ``token=`` ...). The result
+    exports back to its source format with :func:`hf_mmbuilder.export`. A folder or repo without
+    such a card loads as ``load_dataset`` loads it.
+
+    Example:
+        >>> splits = load_published("out/llava-clean")  # doctest: +SKIP
+        >>> splits["train"].features["extra"]  # doctest: +SKIP
+        Json(decode=True)
+    """
+    from datasets import Json, Value, load_dataset
+    from datasets.features.features import _visit
+    from huggingface_hub import DatasetCard
+
+    card_file = os.path.join(path, CARD_FILE)
+    if os.path.isdir(path):
+        metadata = DatasetCard.load(card_file).data.to_dict() if os.path.isfile(card_file) else {}
+    else:
+        metadata = DatasetCard.load(path, repo_type="dataset", token=options.get("token")).data.to_dict()
+    json_columns = (metadata.get(METADATA_KEY) or {}).get("json_text_columns", [])
+    loaded = load_dataset(path, name, **options)
+    features = next(iter(loaded.values())).features if hasattr(loaded, "values") else loaded.features
+    for column in json_columns:
+        if column in features:
+            loaded = loaded.cast_column(column, _visit(features[column], lambda inner: Json() if inner == Value("string") else inner))
+    return loaded

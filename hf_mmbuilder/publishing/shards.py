@@ -1,6 +1,7 @@
 """The files of a published dataset repo: media checks, media bytes embedded into Parquet shards
-sized by bytes, config names, the generation tag in shard names, and the pattern of the names a
-publish owns (the only remote files it may delete)."""
+sized by bytes, columns every reader can load (JSON as text, no column empty in every row), config
+names, the generation tag in shard names, and the pattern of the names a publish owns (the only
+remote files it may delete)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..media import UnsafePathError, check_within_root, resolve_media_path
@@ -123,6 +125,80 @@ def embed_media_files(dataset, cache_file: str):
 
     return dataset.map(embed, batched=True, batch_size=64, writer_batch_size=64, features=features,
                        cache_file_name=cache_file, desc="embedding media", load_from_cache_file=False)
+
+
+def _holds_json(feature) -> bool:
+    from datasets import Json
+    from datasets.features.features import _visit
+
+    found = []
+    _visit(feature, lambda inner: found.append(inner) if isinstance(inner, Json) else None)
+    return bool(found)
+
+
+def json_text_columns(features) -> list[str]:
+    """The columns whose feature is, or holds, ``Json``.
+
+    ``datasets`` before 5.0 has no ``Json`` type (a card declaring ``dtype: json`` fails to load
+    there), so :func:`with_json_as_text` publishes them as their JSON text.
+
+    Example:
+        >>> from datasets import Features, Json, List, Value
+        >>> json_text_columns(Features({"text": Value("string"), "extra": Json(), "turns": List(Json())}))
+        ['extra', 'turns']
+    """
+    return [name for name, feature in features.items() if _holds_json(feature)]
+
+
+def with_json_as_text(dataset, cache_file: Optional[str] = None):
+    """``dataset`` with every ``Json`` feature (also inside lists) cast to ``Value("string")``, the
+    JSON text it stores; other columns unchanged. ``cache_file``: where the result is written
+    (memory-mapped); ``None`` leaves that to ``datasets``.
+
+    Example:
+        >>> from datasets import Dataset, Features, Json
+        >>> ds = Dataset.from_dict({"extra": [{"model": "gpt-4"}, None]}, features=Features({"extra": Json()}))
+        >>> text = with_json_as_text(ds)
+        >>> text.features["extra"], text["extra"][:]
+        (Value('string'), ['{"model":"gpt-4"}', None])
+    """
+    from datasets import Json, Value
+    from datasets.features.features import _visit
+
+    columns = json_text_columns(dataset.features)
+    if not columns:
+        return dataset
+    features = dataset.features.copy()
+    for name in columns:
+        features[name] = _visit(features[name], lambda inner: Value("string") if isinstance(inner, Json) else inner)
+    # Json's Arrow storage is the JSON text already: a cast of the table's types, no value re-encoded.
+    return dataset.cast(features, cache_file_name=cache_file, load_from_cache_file=False)
+
+
+def empty_columns(splits: Mapping[str, object]) -> list[str]:
+    """The columns that hold nothing in any row of any split: every value null, or (list columns)
+    every list empty or null. Nothing is empty in a dataset without rows.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> empty_columns({"train": Dataset.from_dict({"text": ["a", "b"], "images": [["x.png"], []],
+        ...                                            "audios": [[], None], "note": [None, None]})})
+        ['audios', 'note']
+    """
+    parts = [part for part in splits.values() if len(part)]
+    if not parts:
+        return []
+    empty = list(parts[0].column_names)
+    for part in parts:
+        table = part.with_format("arrow")[:]
+        empty = [name for name in empty if not _holds_values(table.column(name))]
+    return empty
+
+
+def _holds_values(column) -> bool:
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return bool(pc.sum(pc.fill_null(pc.list_value_length(column), 0)).as_py())
+    return column.null_count < len(column)
 
 
 def config_name(value) -> str:

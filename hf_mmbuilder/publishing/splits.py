@@ -1,8 +1,13 @@
 """Seeded, group-aware train/validation/test splits.
 
-Rows that share a group key (a dedup ``cluster_id``, a media path, a video id, any ``group_by``
+Rows that share a group key (a dedup ``cluster_id``, a media file, a video id, any ``group_by``
 column) are joined into one group with union-find, and whole groups are dealt to the splits, so
 near-duplicates and the same image never leak between train and test.
+
+Media files are told apart by content: a file that can be read is keyed by the xxh3-128 digest of
+its bytes (each distinct file read once, on threads), so byte-identical copies under different
+paths are one key; a file that cannot be read (absent, a URL) is keyed by its path. On request,
+images within a perceptual-hash Hamming radius are joined too (``near_duplicate_radius``).
 
 Dealing: groups are visited in a seeded random order (grouped by stratum when stratifying), and
 each goes to the split that is furthest below its running target ``ratio * rows_dealt_so_far``.
@@ -14,18 +19,61 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..duplicates.exact import file_digest
 from ..kernels.unionfind import connected_components
 from ..schema import MEDIA_COLUMNS
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 RATIO_TOLERANCE = 1e-6
+MEDIA_IDENTITIES = ("content", "path")
+DIGEST_THREADS = min(8, os.cpu_count() or 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaKeys:
+    """How the media files of the grouping columns were told apart.
+
+    Attributes:
+        identity: ``"content"`` (bytes where readable) or ``"path"``.
+        by_digest: distinct files keyed by the xxh3-128 digest of their bytes.
+        by_path: distinct files keyed by their path (unreadable ones, or all with ``"path"``).
+        near_duplicate_radius: Hamming radius of the perceptual image hashes joined, or ``None``.
+
+    Example:
+        >>> MediaKeys("content", by_digest=3, by_path=1).describe()
+        'media files are keyed by the xxh3-128 digest of their bytes (3 files), by their path where they could not be read (1 file)'
+    """
+
+    identity: str = "content"
+    by_digest: int = 0
+    by_path: int = 0
+    near_duplicate_radius: Optional[int] = None
+
+    def describe(self) -> str:
+        """One phrase for the dataset card: which key each media file was grouped by ("" without media)."""
+        def files(count: int) -> str:
+            return f"{count:,} file{'' if count == 1 else 's'}"
+
+        keys = []
+        if self.by_digest:
+            keys.append(f"the xxh3-128 digest of their bytes ({files(self.by_digest)})")
+        if self.by_path:
+            where = "" if self.identity == "path" else " where they could not be read"
+            keys.append(f"their path{where} ({files(self.by_path)})")
+        text = f"media files are keyed by {', by '.join(keys)}" if keys else ""
+        if self.near_duplicate_radius is not None:
+            text += (f"{'; ' if text else ''}images whose perceptual hashes (phash, 64 bits) are within Hamming "
+                     f"distance {self.near_duplicate_radius} are grouped too")
+        return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +87,7 @@ class SplitPlan:
         group_by: the columns that defined the groups.
         stratify_by: the stratification column, or ``None``.
         seed: the seed the groups were dealt with.
+        media_keys: :class:`MediaKeys`, how media files were told apart.
 
     Example:
         >>> plan = plan_splits({"text": ["a", "b", "c", "d"]}, {"train": .5, "test": .5}, seed=0)
@@ -52,6 +101,7 @@ class SplitPlan:
     group_by: tuple
     stratify_by: Optional[str]
     seed: int
+    media_keys: MediaKeys = MediaKeys()
 
     @property
     def num_rows(self) -> int:
@@ -171,8 +221,37 @@ def default_group_by(column_names: Sequence[str]) -> list[str]:
     return [name for name in ("cluster_id", *MEDIA_COLUMNS) if name in column_names]
 
 
-def _key_pairs(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """(row, key id) pairs of one grouping column; nulls and empty lists give no pair."""
+def _file_key(path: str) -> str:
+    """A media file's grouping key: the digest of its bytes, or its path when it cannot be read."""
+    if "://" not in path:
+        try:
+            return "xxh3:" + file_digest(path).hex()
+        except OSError:
+            pass
+    return "path:" + path
+
+
+def _content_keys(paths: pa.Array, num_threads: int) -> tuple[pa.Array, int, int]:
+    """The content key of each path (each distinct file digested once, on ``num_threads`` threads),
+    and how many distinct files were keyed by digest and by path."""
+    encoded = pc.dictionary_encode(paths)
+    distinct = encoded.dictionary.to_pylist()
+    if num_threads > 1 and len(distinct) > 1:
+        with ThreadPoolExecutor(max_workers=num_threads) as pool:
+            keys = list(pool.map(_file_key, distinct))
+    else:
+        keys = [_file_key(path) for path in distinct]
+    by_digest = sum(key.startswith("xxh3:") for key in keys)
+    return pc.take(pa.array(keys, pa.string()), encoded.indices), by_digest, len(keys) - by_digest
+
+
+def _key_pairs(table: pa.Table, column: str, media_identity: str = "path", num_threads: int = 1,
+               counts: Optional[list] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(row, key id) pairs of one grouping column; nulls and empty lists give no pair.
+
+    Media path columns are keyed by ``media_identity`` (``"content"``: the digest of a readable
+    file's bytes, else the path); ``counts`` (``[by_digest, by_path]``) is increased accordingly.
+    """
     values = table.column(column).combine_chunks()
     if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
         rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -184,6 +263,15 @@ def _key_pairs(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
             joined = pc.binary_join_element_wise(roots, flat, "/", null_handling="replace", null_replacement="")
             absolute = pc.or_(pc.starts_with(flat, "/"), pc.match_substring(flat, "://"))
             flat = pc.if_else(pc.or_kleene(absolute, pc.is_null(roots)), flat, joined)
+        if column in MEDIA_COLUMNS and pa.types.is_string(flat.type):
+            flat = flat.combine_chunks() if isinstance(flat, pa.ChunkedArray) else flat
+            if media_identity == "content":
+                flat, by_digest, by_path = _content_keys(flat, num_threads)
+            else:
+                by_digest, by_path = 0, len(pc.unique(flat.drop_null()))
+            if counts is not None:
+                counts[0] += by_digest
+                counts[1] += by_path
     else:
         rows = np.arange(len(values), dtype=np.int64)
         flat = values
@@ -195,22 +283,41 @@ def _key_pairs(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
     return rows[valid], keys.to_numpy(zero_copy_only=False)[valid].astype(np.int64)
 
 
-def row_groups(dataset, group_by: Union[str, Sequence[str], None] = "auto") -> tuple[np.ndarray, list[str]]:
+def row_groups(dataset, group_by: Union[str, Sequence[str], None] = "auto", *, media_identity: str = "content",
+               near_duplicate_radius: Optional[int] = None, num_threads: int = DIGEST_THREADS) -> tuple[np.ndarray, list[str]]:
     """Group id of every row: rows sharing any key of any ``group_by`` column are one group.
 
     ``group_by`` is ``"auto"`` (see :func:`default_group_by`), a column name, a list of names, or
-    ``None``/``[]`` (every row alone). Scalar columns group equal values; list columns (media
-    paths) group rows sharing any element, transitively. Relative media paths are resolved against
-    the ``media_root`` column first. Nulls group nothing.
+    ``None``/``[]`` (every row alone). Scalar columns group equal values; list columns group rows
+    sharing any element, transitively. Media path columns (``images``, ``audios``, ``videos``)
+    group rows sharing a file: relative paths are resolved against the ``media_root`` column, and
+    with ``media_identity="content"`` (the default) a readable file is keyed by the digest of its
+    bytes, so copies under other paths group together; an unreadable one (absent, a URL) by its
+    path; ``media_identity="path"`` keys every file by its path. ``near_duplicate_radius`` also
+    joins rows whose images' perceptual hashes (phash) are within that Hamming distance. Nulls
+    group nothing.
 
     Returns ``(group_ids, columns)``: ``int64`` array of shape ``(n_rows,)`` holding the smallest
-    row id of each row's group, and the columns used. O(n + keys) with union-find.
+    row id of each row's group, and the columns used. O(n + keys) with union-find, plus one read of
+    each distinct media file on ``num_threads`` threads.
 
     Example:
         >>> groups, used = row_groups({"text": ["a", "b", "c"], "images": [["x.jpg"], ["y.jpg"], ["x.jpg"]]})
         >>> groups.tolist(), used
         ([0, 1, 0], ['images'])
     """
+    group_ids, columns, _ = _grouping(dataset, group_by, media_identity, near_duplicate_radius, num_threads)
+    return group_ids, columns
+
+
+def _grouping(dataset, group_by, media_identity: str, near_duplicate_radius: Optional[int],
+              num_threads: int) -> tuple[np.ndarray, list[str], MediaKeys]:
+    """:func:`row_groups`, with the :class:`MediaKeys` telling how media files were keyed."""
+    if media_identity not in MEDIA_IDENTITIES:
+        raise ValueError(f"media_identity must be one of {MEDIA_IDENTITIES}, got {media_identity!r}")
+    if near_duplicate_radius is not None and (isinstance(near_duplicate_radius, bool) or not isinstance(near_duplicate_radius, int)
+                                              or near_duplicate_radius < 0):
+        raise ValueError(f"near_duplicate_radius must be a Hamming distance >= 0 (or None), got {near_duplicate_radius!r}")
     names = _column_names(dataset)
     if group_by == "auto":
         columns = default_group_by(names)
@@ -223,20 +330,40 @@ def row_groups(dataset, group_by: Union[str, Sequence[str], None] = "auto") -> t
     missing = [name for name in columns if name not in names]
     if missing:
         raise ValueError(f"group_by column(s) {missing} not in the dataset (columns: {names})")
+    if near_duplicate_radius is not None and "images" not in names:
+        raise ValueError(f"near_duplicate_radius needs an 'images' column (columns: {names})")
     n = _num_rows(dataset)
-    if not columns or n == 0:
-        return np.arange(n, dtype=np.int64), columns
-    needed = columns + (["media_root"] if "media_root" in names and set(columns) & set(MEDIA_COLUMNS) else [])
+    radius = near_duplicate_radius if n else None
+    if (not columns and radius is None) or n == 0:
+        return np.arange(n, dtype=np.int64), columns, MediaKeys(media_identity, near_duplicate_radius=near_duplicate_radius)
+    media_columns = set(columns) | ({"images"} if radius is not None else set())
+    needed = columns + (["media_root"] if "media_root" in names and media_columns & set(MEDIA_COLUMNS) else [])
     table = _table(dataset, list(dict.fromkeys(needed)))
-    left, right, offset = [], [], n
+    left, right, offset, counts = [], [], n, [0, 0]
     for column in columns:
-        rows, keys = _key_pairs(table, column)
+        rows, keys = _key_pairs(table, column, media_identity, num_threads, counts)
         left.append(rows)
         right.append(keys + offset)
         offset += int(keys.max()) + 1 if keys.size else 0
+    if radius is not None:
+        left.append(np.arange(n, dtype=np.int64))
+        right.append(_near_duplicate_labels(table, radius, num_threads) + offset)
+        offset += n
     labels = connected_components(offset, np.concatenate(left), np.concatenate(right))
     # Row nodes come before key nodes, so every component's smallest node is a row id.
-    return np.asarray(labels[:n], dtype=np.int64), columns
+    return np.asarray(labels[:n], dtype=np.int64), columns, MediaKeys(media_identity, counts[0], counts[1], near_duplicate_radius)
+
+
+def _near_duplicate_labels(table: pa.Table, radius: int, num_threads: int) -> np.ndarray:
+    """Row -> perceptual-hash cluster label (images within ``radius``); unreadable images are left out."""
+    import datasets
+
+    from ..duplicates.images import image_hash_clusters
+
+    columns = ["images"] + (["media_root"] if "media_root" in table.column_names else [])
+    rows = datasets.Dataset(table.select(columns))
+    return np.asarray(image_hash_clusters(rows, "images", radius=radius, on_error="skip", num_threads=num_threads,
+                                          progress=False), dtype=np.int64)
 
 
 def deal_groups(group_sizes: np.ndarray, strata: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
@@ -278,6 +405,9 @@ def plan_splits(
     seed: int = 0,
     group_by: Union[str, Sequence[str], None] = "auto",
     stratify_by: Optional[str] = None,
+    media_identity: str = "content",
+    near_duplicate_radius: Optional[int] = None,
+    num_threads: int = DIGEST_THREADS,
 ) -> SplitPlan:
     """Plan seeded, group-aware (optionally stratified) splits of a dataset.
 
@@ -285,6 +415,8 @@ def plan_splits(
     be a column of any scalar type; a group whose rows disagree on it is placed by its first row.
     Raises ``ValueError`` for bad ratios, unknown columns, or a split whose target is smaller than
     the largest group (it could not hold that group without missing its ratio by more than 100%).
+    ``media_identity``, ``near_duplicate_radius``, ``num_threads``: how rows sharing media are
+    grouped, see :func:`row_groups`; the plan's ``media_keys`` tells which key each file got.
 
     Example:
         >>> data = {"text": list("abcdefghij"), "cluster_id": [0, 0, 2, 3, 4, 5, 6, 7, 8, 9]}
@@ -293,7 +425,7 @@ def plan_splits(
         True
     """
     ratios = check_split_ratio(split_ratio)
-    group_ids, columns = row_groups(dataset, group_by)
+    group_ids, columns, media_keys = _grouping(dataset, group_by, media_identity, near_duplicate_radius, num_threads)
     n = group_ids.shape[0]
     unique_groups, group_of_row, sizes = np.unique(group_ids, return_inverse=True, return_counts=True)
     largest = int(sizes.max()) if n else 0
@@ -316,7 +448,7 @@ def plan_splits(
     split_of_group = deal_groups(sizes.astype(np.int64), strata, list(ratios.values()), seed)
     split_of_row = split_of_group[group_of_row]
     indices = {name: np.flatnonzero(split_of_row == position).astype(np.int64) for position, name in enumerate(ratios)}
-    return SplitPlan(indices, ratios, group_ids, tuple(columns), stratify_by, seed)
+    return SplitPlan(indices, ratios, group_ids, tuple(columns), stratify_by, seed, media_keys)
 
 
 def split_dataset(dataset, split_ratio: Mapping[str, float], **options):

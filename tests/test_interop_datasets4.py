@@ -80,10 +80,10 @@ def test_datasets_4_loads_a_published_folder(llava_dataset, tmp_path, embed_medi
         "train": {"text": "[[human]]: <__dj__image>\nWhat colour is it?\n[[gpt]]: Red. <|__dj__eoc|>",
                   "images": [decoded if embed_media else "coco/red.png"], "id": "r0", "id_is_int": False,
                   "roles": ["human", "gpt"], "media_layout": "image", "turn_extras": '[{"weight":0},{"weight":1}]',
-                  "extra": '{"model":"gpt-4"}'},
+                  "extra": '{"model":"gpt-4","__key_order__":["id","image","model","conversations"]}'},
         "test": {"text": "[[human]]: <__dj__image>\nName the colour.\n[[gpt]]: Green. <|__dj__eoc|>",
                  "images": [decoded if embed_media else "coco/green.png"], "id": "r2", "id_is_int": False,
-                 "roles": ["human", "gpt"], "media_layout": "image", "turn_extras": None, "extra": '{"model":"llava-1.5"}'},
+                 "roles": ["human", "gpt"], "media_layout": "image", "turn_extras": None, "extra": '{"model":"llava-1.5","__key_order__":["id","image","model","conversations"]}'},
     }
     assert "Left out because they are empty in every row: `audios`, `videos`." in result.card
     assert "`turn_extras`, `extra` hold JSON text" in result.card

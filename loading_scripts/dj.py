@@ -14,12 +14,20 @@ first record of the first file is compared with the round-trip columns of every 
 carries all the columns of one (e.g. ``roles``, ``media_layout``, ``id_is_int``, ``turn_extras``
 for LLaVA), they become typed columns again and the nested ``extra`` is merged back, so
 ``hf-mmbuilder convert --from dj --to llava`` restores the LLaVA records.
+
+Data-Juicer's ``dj-process`` rewrites relative media paths to absolute ones under its input file's
+folder. A DJ export of another format therefore records, per row with relative paths, its
+``media_root`` and the exported file's folder (``hf_mmbuilder_media_paths``, a plain key, which
+Data-Juicer keeps); loading takes that folder's prefix off again and reads media from that
+``media_root``, so source-format exports write the paths exactly as the source did (as long as
+``dj-process`` reads the file in the folder it was exported to).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Iterator, Optional
 
 import orjson
@@ -29,7 +37,7 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
-from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
 from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.schema import MEDIA_COLUMNS
@@ -41,6 +49,12 @@ PROVENANCE_COLUMNS = ("media_root", "source_file")
 # Columns some formats keep as JSON text (``Json(decode=False)``, exact floats): written as JSON values.
 RAW_JSON_COLUMNS = ("image_info", "messages_layout")
 BYTES_COLUMN = "image_bytes"
+# The key a DJ export adds to a record with relative media paths: the folder they are relative to
+# (``media_root``) and the folder of the exported file (``dj_input_folder``), which is where
+# Data-Juicer's ``dj-process`` joins them to (``os.path.join``, not normalised). A plain top-level
+# key because Data-Juicer keeps unknown keys of a row, while it drops ``__dj__meta__`` from its
+# result unless ``keep_stats_in_res_ds`` is on. Source-format exports leave it out (a DJ key).
+MEDIA_PATHS_KEY = DJ_MEDIA_PATHS_KEY
 _DJ_KEYS = ("text", "id", *MEDIA_COLUMNS, BYTES_COLUMN)
 _OWN_COLUMNS = {"text", "id", *MEDIA_COLUMNS, BYTES_COLUMN, "present_columns", "promoted", "extra", *PROVENANCE_COLUMNS, ERRORS_COLUMN}
 
@@ -109,6 +123,22 @@ def _fits(value, feature) -> bool:
     return True
 
 
+def _restored_paths(paths: list, media_paths: Optional[dict]) -> list:
+    """``paths`` as our DJ export wrote them: Data-Juicer's ``dj-process`` turned each relative path
+    ``p`` into ``os.path.join(dj_input_folder, p)``, so that prefix comes off again (exactly, the
+    rest of the string untouched: ``./imgs/../imgs/2.png`` stays as written).
+
+    Example:
+        >>> _restored_paths(["/in/./imgs/../imgs/2.png", "/elsewhere/1.png"], {"dj_input_folder": "/in"})
+        ['./imgs/../imgs/2.png', '/elsewhere/1.png']
+    """
+    folder = (media_paths or {}).get("dj_input_folder")
+    if not folder or not paths:
+        return paths
+    prefix = folder.rstrip("/") + "/"
+    return [path[len(prefix):] if path.startswith(prefix) else path for path in paths]
+
+
 class Dj(DJBuilder):
     """``load_dataset("hf_mmbuilder/dj", data_files=...)``: Data-Juicer records to DJ rows."""
 
@@ -158,7 +188,10 @@ class Dj(DJBuilder):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
+        constants = self.shard_constants(shard)
+        # media_root is per row here: a record written by our DJ export says where its paths were relative to.
+        constants.pop("media_root")
+        buffer = ColumnBuffer(self.info.features, constants=constants)
         columns = buffer.columns
         promoted = getattr(self, "_promoted_columns", {})
         for records, locate in self._record_batches(shard):
@@ -177,9 +210,11 @@ class Dj(DJBuilder):
                         continue
                     errors = [error.reason]
                     record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
+                media_paths = record.get(MEDIA_PATHS_KEY) if isinstance(record.get(MEDIA_PATHS_KEY), dict) else None
                 columns["text"].append(record.get("text"))
                 for column in MEDIA_COLUMNS:
-                    columns[column].append(record.get(column) or [])
+                    columns[column].append(_restored_paths(record.get(column) or [], media_paths))
+                columns["media_root"].append((media_paths or {}).get("media_root") or shard.media_root)
                 columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
                 columns["id"].append(record.get("id"))
                 columns["present_columns"].append([key for key in _DJ_KEYS if key in record])
@@ -204,12 +239,20 @@ class Dj(DJBuilder):
                 yield buffer.to_table()
 
 
+def _is_relative(path: str) -> bool:
+    return not (os.path.isabs(path) or "://" in path or path.startswith("data:"))
+
+
 class DjExporter(RowExporter):
     """DJ row -> DJ record. Rows loaded from DJ files come back exactly as written; rows of other
-    formats keep all their columns (except machine-local provenance) as top-level keys. Writes
-    JSON lines, a JSON array, or Parquet (needed for ``image_bytes``)."""
+    formats keep all their columns (except machine-local provenance) as top-level keys, and a row
+    with relative media paths gets ``hf_mmbuilder_media_paths`` (its ``media_root`` and the
+    exported file's folder), from which loading Data-Juicer's output restores the paths as written.
+    Writes JSON lines, a JSON array, or Parquet (needed for ``image_bytes``)."""
 
     suffixes = (".jsonl", ".json", ".parquet")
+    keeps_dj_keys = True
+    output_folder: Optional[str] = None
 
     def row_to_record(self, row: dict) -> dict:
         for column in MEDIA_COLUMNS:
@@ -230,15 +273,23 @@ class DjExporter(RowExporter):
                 if "extra" in top_level and "extra" not in extra:
                     extra["extra"] = nested or None
             record.update(extra)
+            if isinstance(record.get(MEDIA_PATHS_KEY), dict):
+                # Written again from here, the relative paths are joined to this file's folder next time.
+                record[MEDIA_PATHS_KEY] = {**record[MEDIA_PATHS_KEY], "dj_input_folder": self.output_folder}
             return record
         record = {}
         for key, value in row.items():
             if key in PROVENANCE_COLUMNS or key == ERRORS_COLUMN:
                 continue
             record[key] = orjson.loads(value) if key in RAW_JSON_COLUMNS and isinstance(value, str) else value
+        if any(_is_relative(path) for column in MEDIA_COLUMNS for path in row.get(column) or []):
+            media_root = row.get("media_root")
+            record[MEDIA_PATHS_KEY] = {"media_root": os.path.abspath(media_root) if media_root and "://" not in media_root else media_root,
+                                       "dj_input_folder": self.output_folder}
         return record
 
     def write(self, rows, handle, suffix, policy, source, progress) -> int:
+        self.output_folder = os.path.dirname(os.path.abspath(source))
         if suffix != ".parquet":
             return super().write(rows, handle, suffix, policy, source, progress)
         writer, batch, written = None, [], 0

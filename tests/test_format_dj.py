@@ -156,8 +156,8 @@ def _as_data_juicer_writes_it(source, target):
     return target
 
 
-@pytest.mark.parametrize("fmt", ["llava", "mmc4"])
-def test_media_paths_made_absolute_by_data_juicer_come_back_as_written(shared_data, tmp_path, cache_dir, fmt):
+@pytest.mark.parametrize("fmt, fast_path", [("llava", True), ("llava", False), ("mmc4", True)])
+def test_media_paths_made_absolute_by_data_juicer_come_back_as_written(shared_data, tmp_path, cache_dir, fmt, fast_path):
     if fmt == "llava":
         source = tmp_path / "src" / "llava.json"
         source.parent.mkdir()
@@ -173,10 +173,10 @@ def test_media_paths_made_absolute_by_data_juicer_come_back_as_written(shared_da
     loaded = load(processed, cache_dir)
     assert {row["media_root"] for row in loaded if row["images"]} == {str(source.parent)}
     back = tmp_path / ("back" + source.suffix)
-    hf_mmbuilder.export(loaded, fmt, str(back))
+    hf_mmbuilder.export(loaded, fmt, str(back), fast_path=fast_path)
     assert read_records(back) == read_records(source)
     kept = tmp_path / ("kept" + source.suffix)
-    hf_mmbuilder.export(loaded, fmt, str(kept), keep_dj_columns=True)
+    hf_mmbuilder.export(loaded, fmt, str(kept), keep_dj_columns=True, fast_path=fast_path)
     dj_keys = ("__dj__stats__", "__dj__hash", "hf_mmbuilder_media_paths")
     for record, original in zip(read_records(kept), read_records(source), strict=True):
         assert record["__dj__hash"] == "d41d8cd9" and "__dj__stats__" in record

@@ -17,10 +17,12 @@ for LLaVA), they become typed columns again and the nested ``extra`` is merged b
 
 Data-Juicer's ``dj-process`` rewrites relative media paths to absolute ones under its input file's
 folder. A DJ export of another format therefore records, per row with relative paths, its
-``media_root`` and the exported file's folder (``hf_mmbuilder_media_paths``, a plain key, which
-Data-Juicer keeps); loading takes that folder's prefix off again and reads media from that
-``media_root``, so source-format exports write the paths exactly as the source did (as long as
-``dj-process`` reads the file in the folder it was exported to).
+``media_root`` (relative to the exported file's folder, so the pair can move) and those paths as
+written (``hf_mmbuilder_media_paths``, a plain key, which Data-Juicer keeps); loading gives each
+absolute path that ends with ``/`` + a recorded path that path back, and reads media from that
+``media_root`` (resolved against the folder Data-Juicer joined the paths to, else the loaded
+file's folder; an explicit ``media_root=`` wins), so source-format exports write the paths exactly
+as the source did, wherever the file was processed.
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ PROVENANCE_COLUMNS = ("media_root", "source_file")
 RAW_JSON_COLUMNS = ("image_info", "messages_layout")
 BYTES_COLUMN = "image_bytes"
 # The key a DJ export adds to a record with relative media paths: the folder they are relative to
-# (``media_root``) and the folder of the exported file (``dj_input_folder``), which is where
-# Data-Juicer's ``dj-process`` joins them to (``os.path.join``, not normalised). A plain top-level
-# key because Data-Juicer keeps unknown keys of a row, while it drops ``__dj__meta__`` from its
-# result unless ``keep_stats_in_res_ds`` is on. Source-format exports leave it out (a DJ key).
+# (``media_root``, relative to the exported file's folder) and the paths as written (``relative_paths``, per media column), which
+# Data-Juicer's ``dj-process`` joins to its input file's folder (``os.path.join``, not normalised).
+# The paths rather than that folder: a file may be written in a staging folder and moved, or
+# processed elsewhere. A plain top-level key because Data-Juicer keeps unknown keys of a row, while
+# it drops ``__dj__meta__`` from its result unless ``keep_stats_in_res_ds`` is on. Source-format
+# exports leave it out (a DJ key).
 MEDIA_PATHS_KEY = DJ_MEDIA_PATHS_KEY
 _DJ_KEYS = ("text", "id", *MEDIA_COLUMNS, BYTES_COLUMN)
 _OWN_COLUMNS = {"text", "id", *MEDIA_COLUMNS, BYTES_COLUMN, "present_columns", "promoted", "extra", *PROVENANCE_COLUMNS, ERRORS_COLUMN}
@@ -123,20 +127,31 @@ def _fits(value, feature) -> bool:
     return True
 
 
-def _restored_paths(paths: list, media_paths: Optional[dict]) -> list:
-    """``paths`` as our DJ export wrote them: Data-Juicer's ``dj-process`` turned each relative path
-    ``p`` into ``os.path.join(dj_input_folder, p)``, so that prefix comes off again (exactly, the
-    rest of the string untouched: ``./imgs/../imgs/2.png`` stays as written).
+def _restored_paths(paths: list, written: list) -> tuple[list, Optional[str]]:
+    """``paths`` as our DJ export wrote them (``written``: its relative paths of one media column).
+
+    Data-Juicer's ``dj-process`` turned each relative path ``p`` into ``os.path.join(folder, p)``:
+    a path ending with ``/`` + a written path not given back yet becomes that path (the longest
+    such one, then the first), exactly, ``./imgs/../imgs/2.png`` included. Also returns that
+    ``folder`` (``None`` when no path was joined). O(paths x written).
 
     Example:
-        >>> _restored_paths(["/in/./imgs/../imgs/2.png", "/elsewhere/1.png"], {"dj_input_folder": "/in"})
-        ['./imgs/../imgs/2.png', '/elsewhere/1.png']
+        >>> _restored_paths(["/in/./imgs/../imgs/2.png", "/elsewhere/1.png", "/in/x/a.jpg"], ["./imgs/../imgs/2.png", "a.jpg", "x/a.jpg"])
+        (['./imgs/../imgs/2.png', '/elsewhere/1.png', 'x/a.jpg'], '/in')
     """
-    folder = (media_paths or {}).get("dj_input_folder")
-    if not folder or not paths:
-        return paths
-    prefix = folder.rstrip("/") + "/"
-    return [path[len(prefix):] if path.startswith(prefix) else path for path in paths]
+    remaining = list(written)
+    restored, folder = [], None
+    for path in paths:
+        candidates = [original for original in remaining if path == original or path.endswith("/" + original)]
+        if not candidates:
+            restored.append(path)
+            continue
+        original = max(candidates, key=len)
+        remaining.remove(original)
+        restored.append(original)
+        if path != original and folder is None:
+            folder = path[: len(path) - len(original) - 1]
+    return restored, folder
 
 
 class Dj(DJBuilder):
@@ -187,6 +202,17 @@ class Dj(DJBuilder):
         for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
+    def _row_media_root(self, media_paths: Optional[dict], joined_to: Optional[str], shard: Shard) -> str:
+        """The recorded ``media_root`` of a record our DJ export wrote, resolved against the folder
+        Data-Juicer joined its paths to (else the loaded file's folder); ``shard.media_root`` for
+        other records, or when ``media_root`` was given to the loader."""
+        recorded = (media_paths or {}).get("media_root")
+        if not isinstance(recorded, str) or self.config.media_root:
+            return shard.media_root
+        if os.path.isabs(recorded) or "://" in recorded:
+            return recorded
+        return os.path.normpath(os.path.join(joined_to or shard.media_root, recorded))
+
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         constants = self.shard_constants(shard)
         # media_root is per row here: a record written by our DJ export says where its paths were relative to.
@@ -212,9 +238,15 @@ class Dj(DJBuilder):
                     record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
                 media_paths = record.get(MEDIA_PATHS_KEY) if isinstance(record.get(MEDIA_PATHS_KEY), dict) else None
                 columns["text"].append(record.get("text"))
+                joined_to = None
                 for column in MEDIA_COLUMNS:
-                    columns[column].append(_restored_paths(record.get(column) or [], media_paths))
-                columns["media_root"].append((media_paths or {}).get("media_root") or shard.media_root)
+                    paths = record.get(column) or []
+                    written = (media_paths or {}).get("relative_paths", {}).get(column)
+                    if written:
+                        paths, folder = _restored_paths(paths, written)
+                        joined_to = joined_to or folder
+                    columns[column].append(paths)
+                columns["media_root"].append(self._row_media_root(media_paths, joined_to, shard))
                 columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
                 columns["id"].append(record.get("id"))
                 columns["present_columns"].append([key for key in _DJ_KEYS if key in record])
@@ -246,13 +278,14 @@ def _is_relative(path: str) -> bool:
 class DjExporter(RowExporter):
     """DJ row -> DJ record. Rows loaded from DJ files come back exactly as written; rows of other
     formats keep all their columns (except machine-local provenance) as top-level keys, and a row
-    with relative media paths gets ``hf_mmbuilder_media_paths`` (its ``media_root`` and the
-    exported file's folder), from which loading Data-Juicer's output restores the paths as written.
+    with relative media paths gets ``hf_mmbuilder_media_paths`` (its ``media_root`` and those
+    paths as written), from which loading Data-Juicer's output restores the paths as written.
     Writes JSON lines, a JSON array, or Parquet (needed for ``image_bytes``)."""
 
     suffixes = (".jsonl", ".json", ".parquet")
     keeps_dj_keys = True
-    output_folder: Optional[str] = None
+    # The folder of the file being written (media_root is recorded relative to it).
+    output_folder: str = os.curdir
 
     def row_to_record(self, row: dict) -> dict:
         for column in MEDIA_COLUMNS:
@@ -273,19 +306,23 @@ class DjExporter(RowExporter):
                 if "extra" in top_level and "extra" not in extra:
                     extra["extra"] = nested or None
             record.update(extra)
-            if isinstance(record.get(MEDIA_PATHS_KEY), dict):
-                # Written again from here, the relative paths are joined to this file's folder next time.
-                record[MEDIA_PATHS_KEY] = {**record[MEDIA_PATHS_KEY], "dj_input_folder": self.output_folder}
+            media_root = row.get("media_root")
+            if isinstance(record.get(MEDIA_PATHS_KEY), dict) and media_root and "://" not in media_root:
+                # Our own key, read back: media_root is recorded relative to the file written now.
+                record[MEDIA_PATHS_KEY] = {**record[MEDIA_PATHS_KEY], "media_root": os.path.relpath(os.path.abspath(media_root), self.output_folder)}
             return record
         record = {}
         for key, value in row.items():
             if key in PROVENANCE_COLUMNS or key == ERRORS_COLUMN:
                 continue
             record[key] = orjson.loads(value) if key in RAW_JSON_COLUMNS and isinstance(value, str) else value
-        if any(_is_relative(path) for column in MEDIA_COLUMNS for path in row.get(column) or []):
+        relative = {column: [path for path in row.get(column) or [] if _is_relative(path)] for column in MEDIA_COLUMNS}
+        relative = {column: paths for column, paths in relative.items() if paths}
+        if relative:
             media_root = row.get("media_root")
-            record[MEDIA_PATHS_KEY] = {"media_root": os.path.abspath(media_root) if media_root and "://" not in media_root else media_root,
-                                       "dj_input_folder": self.output_folder}
+            if media_root and "://" not in media_root:
+                media_root = os.path.relpath(os.path.abspath(media_root), self.output_folder)
+            record[MEDIA_PATHS_KEY] = {"media_root": media_root, "relative_paths": relative}
         return record
 
     def write(self, rows, handle, suffix, policy, source, progress) -> int:

@@ -4,6 +4,7 @@ round-trip columns promoted, and bad input is reported."""
 
 import functools
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -110,7 +111,8 @@ def test_promotion_can_be_turned_off(shared_data, tmp_path, cache_dir):
     promoted = load(dj, cache_dir)
     assert promoted[0]["roles"] == ["human", "gpt"]
     media_root = str(shared_data / "formats" / "llava")
-    assert promoted[0]["extra"] == {"hf_mmbuilder_media_paths": {"media_root": media_root, "dj_input_folder": str(tmp_path)}}
+    recorded = {"media_root": os.path.relpath(media_root, tmp_path), "relative_paths": {"images": promoted[0]["images"]}}
+    assert promoted[0]["extra"] == {"hf_mmbuilder_media_paths": recorded}
     assert promoted[0]["media_root"] == media_root
 
 
@@ -167,7 +169,8 @@ def test_media_paths_made_absolute_by_data_juicer_come_back_as_written(shared_da
     ds = hf_mmbuilder.load(fmt, str(source), split="train", cache_dir=cache_dir)
     exported = tmp_path / "dj_in" / "data.dj.jsonl"
     hf_mmbuilder.export(ds, "dj", str(exported))
-    assert read_records(exported)[0]["hf_mmbuilder_media_paths"] == {"media_root": str(source.parent), "dj_input_folder": str(exported.parent)}
+    recorded = {"media_root": os.path.relpath(source.parent, exported.parent), "relative_paths": {"images": ds[0]["images"]}}
+    assert read_records(exported)[0]["hf_mmbuilder_media_paths"] == recorded
     processed = _as_data_juicer_writes_it(exported, tmp_path / "dj_out" / "result.jsonl")
     assert all(path.startswith(str(exported.parent) + "/") for row in read_records(processed) for path in row["images"])
     loaded = load(processed, cache_dir)
@@ -181,10 +184,11 @@ def test_media_paths_made_absolute_by_data_juicer_come_back_as_written(shared_da
     for record, original in zip(read_records(kept), read_records(source), strict=True):
         assert record["__dj__hash"] == "d41d8cd9" and "__dj__stats__" in record
         assert {key: value for key, value in record.items() if key not in dj_keys} == original
-    again = tmp_path / "dj_again" / "again.dj.jsonl"
+    again = tmp_path / "dj_again" / "deeper" / "again.dj.jsonl"
     hf_mmbuilder.export(loaded, "dj", str(again))
     assert [row["__dj__hash"] for row in read_records(again)] == ["d41d8cd9"] * len(loaded)
-    assert {row["hf_mmbuilder_media_paths"]["dj_input_folder"] for row in read_records(again) if row["images"]} == {str(again.parent)}
+    media_roots = [row.get("hf_mmbuilder_media_paths", {}).get("media_root") for row in read_records(again)]
+    assert {root for root in media_roots if root} == {os.path.relpath(source.parent, again.parent)}
 
 
 def test_a_path_escaping_media_root_names_it_and_the_fix(tmp_path, cache_dir):

@@ -14,12 +14,22 @@ first record of the first file is compared with the round-trip columns of every 
 carries all the columns of one (e.g. ``roles``, ``media_layout``, ``id_is_int``, ``turn_extras``
 for LLaVA), they become typed columns again and the nested ``extra`` is merged back, so
 ``hf-mmbuilder convert --from dj --to llava`` restores the LLaVA records.
+
+Data-Juicer's ``dj-process`` rewrites relative media paths to absolute ones under its input file's
+folder. A DJ export of another format therefore records, per row with relative paths, its
+``media_root`` (relative to the exported file's folder, so the pair can move) and those paths as
+written (``hf_mmbuilder_media_paths``, a plain key, which Data-Juicer keeps); loading gives each
+absolute path that ends with ``/`` + a recorded path that path back, and reads media from that
+``media_root`` (resolved against the folder Data-Juicer joined the paths to, else the loaded
+file's folder; an explicit ``media_root=`` wins), so source-format exports write the paths exactly
+as the source did, wherever the file was processed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Iterator, Optional
 
 import orjson
@@ -29,7 +39,7 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
-from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
 from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.schema import MEDIA_COLUMNS
@@ -41,6 +51,14 @@ PROVENANCE_COLUMNS = ("media_root", "source_file")
 # Columns some formats keep as JSON text (``Json(decode=False)``, exact floats): written as JSON values.
 RAW_JSON_COLUMNS = ("image_info", "messages_layout")
 BYTES_COLUMN = "image_bytes"
+# The key a DJ export adds to a record with relative media paths: the folder they are relative to
+# (``media_root``, relative to the exported file's folder) and the paths as written (``relative_paths``, per media column), which
+# Data-Juicer's ``dj-process`` joins to its input file's folder (``os.path.join``, not normalised).
+# The paths rather than that folder: a file may be written in a staging folder and moved, or
+# processed elsewhere. A plain top-level key because Data-Juicer keeps unknown keys of a row, while
+# it drops ``__dj__meta__`` from its result unless ``keep_stats_in_res_ds`` is on. Source-format
+# exports leave it out (a DJ key).
+MEDIA_PATHS_KEY = DJ_MEDIA_PATHS_KEY
 _DJ_KEYS = ("text", "id", *MEDIA_COLUMNS, BYTES_COLUMN)
 _OWN_COLUMNS = {"text", "id", *MEDIA_COLUMNS, BYTES_COLUMN, "present_columns", "promoted", "extra", *PROVENANCE_COLUMNS, ERRORS_COLUMN}
 
@@ -109,6 +127,33 @@ def _fits(value, feature) -> bool:
     return True
 
 
+def _restored_paths(paths: list, written: list) -> tuple[list, Optional[str]]:
+    """``paths`` as our DJ export wrote them (``written``: its relative paths of one media column).
+
+    Data-Juicer's ``dj-process`` turned each relative path ``p`` into ``os.path.join(folder, p)``:
+    a path ending with ``/`` + a written path not given back yet becomes that path (the longest
+    such one, then the first), exactly, ``./imgs/../imgs/2.png`` included. Also returns that
+    ``folder`` (``None`` when no path was joined). O(paths x written).
+
+    Example:
+        >>> _restored_paths(["/in/./imgs/../imgs/2.png", "/elsewhere/1.png", "/in/x/a.jpg"], ["./imgs/../imgs/2.png", "a.jpg", "x/a.jpg"])
+        (['./imgs/../imgs/2.png', '/elsewhere/1.png', 'x/a.jpg'], '/in')
+    """
+    remaining = list(written)
+    restored, folder = [], None
+    for path in paths:
+        candidates = [original for original in remaining if path == original or path.endswith("/" + original)]
+        if not candidates:
+            restored.append(path)
+            continue
+        original = max(candidates, key=len)
+        remaining.remove(original)
+        restored.append(original)
+        if path != original and folder is None:
+            folder = path[: len(path) - len(original) - 1]
+    return restored, folder
+
+
 class Dj(DJBuilder):
     """``load_dataset("hf_mmbuilder/dj", data_files=...)``: Data-Juicer records to DJ rows."""
 
@@ -157,8 +202,22 @@ class Dj(DJBuilder):
         for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
+    def _row_media_root(self, media_paths: Optional[dict], joined_to: Optional[str], shard: Shard) -> str:
+        """The recorded ``media_root`` of a record our DJ export wrote, resolved against the folder
+        Data-Juicer joined its paths to (else the loaded file's folder); ``shard.media_root`` for
+        other records, or when ``media_root`` was given to the loader."""
+        recorded = (media_paths or {}).get("media_root")
+        if not isinstance(recorded, str) or self.config.media_root:
+            return shard.media_root
+        if os.path.isabs(recorded) or "://" in recorded:
+            return recorded
+        return os.path.normpath(os.path.join(joined_to or shard.media_root, recorded))
+
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
+        constants = self.shard_constants(shard)
+        # media_root is per row here: a record written by our DJ export says where its paths were relative to.
+        constants.pop("media_root")
+        buffer = ColumnBuffer(self.info.features, constants=constants)
         columns = buffer.columns
         promoted = getattr(self, "_promoted_columns", {})
         for records, locate in self._record_batches(shard):
@@ -177,9 +236,17 @@ class Dj(DJBuilder):
                         continue
                     errors = [error.reason]
                     record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
+                media_paths = record.get(MEDIA_PATHS_KEY) if isinstance(record.get(MEDIA_PATHS_KEY), dict) else None
                 columns["text"].append(record.get("text"))
+                joined_to = None
                 for column in MEDIA_COLUMNS:
-                    columns[column].append(record.get(column) or [])
+                    paths = record.get(column) or []
+                    written = (media_paths or {}).get("relative_paths", {}).get(column)
+                    if written:
+                        paths, folder = _restored_paths(paths, written)
+                        joined_to = joined_to or folder
+                    columns[column].append(paths)
+                columns["media_root"].append(self._row_media_root(media_paths, joined_to, shard))
                 columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
                 columns["id"].append(record.get("id"))
                 columns["present_columns"].append([key for key in _DJ_KEYS if key in record])
@@ -204,12 +271,21 @@ class Dj(DJBuilder):
                 yield buffer.to_table()
 
 
+def _is_relative(path: str) -> bool:
+    return not (os.path.isabs(path) or "://" in path or path.startswith("data:"))
+
+
 class DjExporter(RowExporter):
     """DJ row -> DJ record. Rows loaded from DJ files come back exactly as written; rows of other
-    formats keep all their columns (except machine-local provenance) as top-level keys. Writes
-    JSON lines, a JSON array, or Parquet (needed for ``image_bytes``)."""
+    formats keep all their columns (except machine-local provenance) as top-level keys, and a row
+    with relative media paths gets ``hf_mmbuilder_media_paths`` (its ``media_root`` and those
+    paths as written), from which loading Data-Juicer's output restores the paths as written.
+    Writes JSON lines, a JSON array, or Parquet (needed for ``image_bytes``)."""
 
     suffixes = (".jsonl", ".json", ".parquet")
+    keeps_dj_keys = True
+    # The folder of the file being written (media_root is recorded relative to it).
+    output_folder: str = os.curdir
 
     def row_to_record(self, row: dict) -> dict:
         for column in MEDIA_COLUMNS:
@@ -230,15 +306,27 @@ class DjExporter(RowExporter):
                 if "extra" in top_level and "extra" not in extra:
                     extra["extra"] = nested or None
             record.update(extra)
+            media_root = row.get("media_root")
+            if isinstance(record.get(MEDIA_PATHS_KEY), dict) and media_root and "://" not in media_root:
+                # Our own key, read back: media_root is recorded relative to the file written now.
+                record[MEDIA_PATHS_KEY] = {**record[MEDIA_PATHS_KEY], "media_root": os.path.relpath(os.path.abspath(media_root), self.output_folder)}
             return record
         record = {}
         for key, value in row.items():
             if key in PROVENANCE_COLUMNS or key == ERRORS_COLUMN:
                 continue
             record[key] = orjson.loads(value) if key in RAW_JSON_COLUMNS and isinstance(value, str) else value
+        relative = {column: [path for path in row.get(column) or [] if _is_relative(path)] for column in MEDIA_COLUMNS}
+        relative = {column: paths for column, paths in relative.items() if paths}
+        if relative:
+            media_root = row.get("media_root")
+            if media_root and "://" not in media_root:
+                media_root = os.path.relpath(os.path.abspath(media_root), self.output_folder)
+            record[MEDIA_PATHS_KEY] = {"media_root": media_root, "relative_paths": relative}
         return record
 
     def write(self, rows, handle, suffix, policy, source, progress) -> int:
+        self.output_folder = os.path.dirname(os.path.abspath(source))
         if suffix != ".parquet":
             return super().write(rows, handle, suffix, policy, source, progress)
         writer, batch, written = None, [], 0

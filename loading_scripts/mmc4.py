@@ -29,7 +29,9 @@ Keeping the indexes in step: an op that drops or reorders chunks must drop or re
 ``image_index``; an image it adds gets ``image_index`` -1. :func:`hf_mmbuilder.edits.drop_items` does
 this for drops.
 The exporter matches images and sentences back to their original entries through these indexes
-(never by path), slices the similarity matrix to the surviving images x sentences, and re-points
+while they are in step with ``images`` and the chunks; when a tool that knows only the DJ columns
+dropped or added some, it matches them by identity (:func:`hf_mmbuilder.edits.image_index_by_path`,
+:func:`hf_mmbuilder.edits.sentence_index_by_text`). It slices the similarity matrix to the surviving images x sentences, and re-points
 ``matched_text_index`` (or re-assigns it by best similarity when the sentence is gone) with
 :func:`hf_mmbuilder.realignment.realign_batch`.
 """
@@ -37,6 +39,7 @@ The exporter matches images and sentences back to their original entries through
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import random
@@ -578,12 +581,13 @@ class Mmc4Exporter(RowExporter):
         sentence_index = row.get("sentence_index")
         if image_index is None or sentence_index is None:
             raise ValueError("row has no image_index/sentence_index (not an MMC4 row?)")
-        if len(image_index) != len(images):
-            raise ValueError(f"images has {len(images)} path(s) but image_index has {len(image_index)}: keep image_index in step with images")
-        sentences, image_chunks = edits.split_document(
-            row["text"] or "", len(sentence_index), image_token=config.image_special_token, eoc_token=config.eoc_special_token,
-            sent_separator=config.sent_separator, add_eoc_at_last=config.add_eoc_at_last,
-        )
+        split = functools.partial(edits.split_document, row["text"] or "", image_token=config.image_special_token,
+                                  eoc_token=config.eoc_special_token, sent_separator=config.sent_separator,
+                                  add_eoc_at_last=config.add_eoc_at_last)
+        try:
+            sentences, image_chunks = split(len(sentence_index))
+        except ValueError:
+            sentences, image_chunks = split(None)
         if len(image_chunks) != len(images):
             raise ValueError(f"text has {len(image_chunks)} {config.image_special_token} token(s) but images has {len(images)} path(s)")
         for path in images:
@@ -591,6 +595,13 @@ class Mmc4Exporter(RowExporter):
         original_info = row.get("image_info")
         original_info = orjson.loads(original_info) if isinstance(original_info, str) else (original_info or [])
         n_original = len(original_info)
+        # A tool that knows only the DJ columns leaves the indexes out of step when it drops or
+        # adds images or chunks: those items are then matched back by what they are.
+        if len(image_index) != len(images):
+            image_dir = config.image_dir or ""
+            image_index = edits.image_index_by_path(images, [_image_path(image_dir, entry["image_name"]) for entry in original_info])
+        if len(sentence_index) != len(sentences):
+            sentence_index = edits.sentence_index_by_text(sentences, row.get("text_list") or [])
         for position, original in enumerate(image_index):
             if not -1 <= original < n_original:
                 raise ValueError(f"image_index[{position}] = {original} is out of range for {n_original} original image(s)")

@@ -4,6 +4,7 @@ round-trip columns promoted, and bad input is reported."""
 
 import functools
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -108,7 +109,11 @@ def test_promotion_can_be_turned_off(shared_data, tmp_path, cache_dir):
     plain = load(dj, cache_dir, promote_format=None)
     assert "roles" not in plain.column_names and "roles" in plain[0]["extra"]
     promoted = load(dj, cache_dir)
-    assert promoted[0]["roles"] == ["human", "gpt"] and promoted[0]["extra"] is None
+    assert promoted[0]["roles"] == ["human", "gpt"]
+    media_root = str(shared_data / "formats" / "llava")
+    recorded = {"media_root": os.path.relpath(media_root, tmp_path), "relative_paths": {"images": promoted[0]["images"]}}
+    assert promoted[0]["extra"] == {"hf_mmbuilder_media_paths": recorded}
+    assert promoted[0]["media_root"] == media_root
 
 
 @pytest.mark.parametrize(
@@ -130,3 +135,70 @@ def test_bad_records_raise_skip_or_keep(tmp_path, cache_dir, line, reason):
     assert reason.split("'")[0] in rejects.read_text()
     kept = load(path, cache_dir, on_error="keep")
     assert kept[1]["record_errors"] and kept[0]["record_errors"] is None
+
+
+LLAVA_RECORDS = [
+    {"id": "a", "image": "./imgs/../imgs/2.png", "conversations": [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cat."}]},
+    {"id": 7, "image": "imgs/1.png", "model": "", "conversations": [{"from": "human", "value": "Describe <image>"}, {"from": "gpt", "value": "A dog."}]},
+    {"id": "t", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello."}]},
+]
+
+
+def _as_data_juicer_writes_it(source, target):
+    """What ``dj-process`` does to our DJ export (DESIGN.md section 10): relative media paths joined
+    to the input file's folder (``rel2abs``, not normalised), stats and hash added, other keys kept."""
+    folder = str(source.parent)
+    rows = read_records(source)
+    for row in rows:
+        row["images"] = [path if path.startswith("/") else f"{folder}/{path}" for path in row["images"]]
+        row["__dj__stats__"] = {"text_len": len(row["text"])}
+        row["__dj__hash"] = "d41d8cd9"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("fmt, fast_path", [("llava", True), ("llava", False), ("mmc4", True)])
+def test_media_paths_made_absolute_by_data_juicer_come_back_as_written(shared_data, tmp_path, cache_dir, fmt, fast_path):
+    if fmt == "llava":
+        source = tmp_path / "src" / "llava.json"
+        source.parent.mkdir()
+        source.write_text(json.dumps(LLAVA_RECORDS, ensure_ascii=False, indent=2), encoding="utf-8")
+    else:
+        source = shared_data / "formats" / "mmc4" / "mmc4_core_ff_v3.jsonl"
+    ds = hf_mmbuilder.load(fmt, str(source), split="train", cache_dir=cache_dir)
+    exported = tmp_path / "dj_in" / "data.dj.jsonl"
+    hf_mmbuilder.export(ds, "dj", str(exported))
+    recorded = {"media_root": os.path.relpath(source.parent, exported.parent), "relative_paths": {"images": ds[0]["images"]}}
+    assert read_records(exported)[0]["hf_mmbuilder_media_paths"] == recorded
+    processed = _as_data_juicer_writes_it(exported, tmp_path / "dj_out" / "result.jsonl")
+    assert all(path.startswith(str(exported.parent) + "/") for row in read_records(processed) for path in row["images"])
+    loaded = load(processed, cache_dir)
+    assert {row["media_root"] for row in loaded if row["images"]} == {str(source.parent)}
+    back = tmp_path / ("back" + source.suffix)
+    hf_mmbuilder.export(loaded, fmt, str(back), fast_path=fast_path)
+    assert read_records(back) == read_records(source)
+    kept = tmp_path / ("kept" + source.suffix)
+    hf_mmbuilder.export(loaded, fmt, str(kept), keep_dj_columns=True, fast_path=fast_path)
+    dj_keys = ("__dj__stats__", "__dj__hash", "hf_mmbuilder_media_paths")
+    for record, original in zip(read_records(kept), read_records(source), strict=True):
+        assert record["__dj__hash"] == "d41d8cd9" and "__dj__stats__" in record
+        assert {key: value for key, value in record.items() if key not in dj_keys} == original
+    again = tmp_path / "dj_again" / "deeper" / "again.dj.jsonl"
+    hf_mmbuilder.export(loaded, "dj", str(again))
+    assert [row["__dj__hash"] for row in read_records(again)] == ["d41d8cd9"] * len(loaded)
+    media_roots = [row.get("hf_mmbuilder_media_paths", {}).get("media_root") for row in read_records(again)]
+    assert {root for root in media_roots if root} == {os.path.relpath(source.parent, again.parent)}
+
+
+def test_a_path_escaping_media_root_names_it_and_the_fix(tmp_path, cache_dir):
+    source = tmp_path / "processed.dj.jsonl"
+    source.write_text(json.dumps({"text": "<__dj__image> a cat", "images": ["/elsewhere/gqa/images/7.jpg"], "id": 1}) + "\n", encoding="utf-8")
+    ds = load(source, cache_dir)
+    with pytest.raises(RecordError) as caught:
+        hf_mmbuilder.export(ds, "dj", str(tmp_path / "out.jsonl"))
+    assert str(caught.value) == (
+        f"{tmp_path / 'out.jsonl'}: record 0: media path '/elsewhere/gqa/images/7.jpg' escapes its root '{tmp_path}': export checks "
+        f"media paths against the row's media_root ('{tmp_path}'); load with media_root=<the folder the paths are relative to>, "
+        "or pass allowed_media_roots=(<folder>,) to export to allow another folder"
+    )

@@ -162,13 +162,85 @@ def test_the_edit_helpers_old_home_warns_and_gives_them():
         mmc4.join_chunks
 
 
-def test_split_document_and_index_mismatch_is_reported(shared_data, tmp_path, cache_dir):
+def test_split_document_and_token_mismatch_is_reported(shared_data, tmp_path, cache_dir):
     assert split_document(" <|__dj__eoc|>", 0) == ([], [])
     assert split_document(" <|__dj__eoc|>", 1) == ([""], [])
+    assert split_document("", None) == ([], [])
+    assert split_document(" <|__dj__eoc|>", None) == ([""], [])
     ds = load(shared_data / "formats" / "mmc4" / "mmc4_core_ff_v3.jsonl", cache_dir)
     cut = ds.map(lambda row: {"text": row["text"].split(" <|__dj__eoc|> ", 1)[1]})
-    with pytest.raises(RecordError, match="record 0: text has 3 chunk.*sentence_index has 4"):
+    with pytest.raises(RecordError, match=r"record 0: text has 1 <__dj__image> token\(s\) but images has 2 path\(s\)$"):
         export(cut, tmp_path)
+
+
+def _dj_columns_only_edit(row):
+    """Drop every third image (token and path) and the last chunk, touching ``text`` and ``images``
+    only, as a Data-Juicer op or user code that knows nothing of the index columns would."""
+    edited = drop_items(row, images=list(range(2, len(row["images"]), 3)), sentences=[len(row["sentence_index"]) - 1])
+    return {"text": edited["text"], "images": edited["images"]}
+
+
+def test_dj_columns_only_edit_realigns_by_identity_on_the_real_documents(shared_data, tmp_path, cache_dir):
+    source = shared_data / "formats" / "mmc4" / "docs_shard_151_v3.jsonl"
+    original = read_records(source)
+    ds = load(source, cache_dir)
+    edited = ds.map(_dj_columns_only_edit)
+    # The direct computation: the same drops through drop_items, which keeps the indexes in step.
+    in_step = ds.map(lambda row: drop_items(row, images=list(range(2, len(row["images"]), 3)), sentences=[len(row["sentence_index"]) - 1]))
+    assert [len(i) for i in edited["image_index"]] != [len(i) for i in edited["images"]]
+    out = export(edited, tmp_path)
+    assert out == export(in_step, tmp_path, "in_step.jsonl")
+    repeating = 0
+    for doc, source_doc, row in zip(out, original, in_step):
+        kept_sentences, kept_images = row["sentence_index"], sorted(row["image_index"])
+        assert kept_sentences == list(range(len(source_doc["text_list"]) - 1))
+        repeating += len(set(source_doc["text_list"])) < len(source_doc["text_list"])
+        assert doc["text_list"] == source_doc["text_list"][:-1]
+        assert doc["similarity_matrix"] == [[source_doc["similarity_matrix"][i][s] for s in kept_sentences] for i in kept_images]
+        assert [info["image_name"] for info in doc["image_info"]] == [source_doc["image_info"][i]["image_name"] for i in kept_images]
+        for position, info in enumerate(doc["image_info"]):
+            original_match = source_doc["image_info"][kept_images[position]]["matched_text_index"]
+            if original_match in kept_sentences:
+                assert (info["matched_text_index"], info["matched_sim"]) == (original_match, source_doc["image_info"][kept_images[position]]["matched_sim"])
+            else:
+                assert info["matched_sim"] == max(doc["similarity_matrix"][position])
+                assert doc["similarity_matrix"][position][info["matched_text_index"]] == info["matched_sim"]
+    assert repeating == 9
+
+
+def test_repeated_sentences_match_their_next_unmatched_occurrence(tmp_path, cache_dir):
+    doc = {"text_list": ["A.", "B.", "A.", "C.", "A."], "image_info": [{"image_name": "x.jpg", "matched_text_index": 4, "matched_sim": 0.4}],
+           "similarity_matrix": [[0.0, 0.1, 0.2, 0.3, 0.4]]}
+    ds = load(testing.write_jsonl(str(tmp_path / "docs.jsonl"), [doc]), cache_dir)
+    # Drop the second "A." (chunk 2): the survivors are A. B. C. A. = sentences 0, 1, 3, 4.
+    edited = ds.map(lambda row: {"text": drop_items(row, sentences=[2])["text"]})
+    out = export(edited, tmp_path)[0]
+    assert out["text_list"] == ["A.", "B.", "C.", "A."]
+    assert out["similarity_matrix"] == [[0.0, 0.1, 0.3, 0.4]]
+    assert out["image_info"] == [{"image_name": "x.jpg", "matched_text_index": 3, "matched_sim": 0.4}]
+
+
+def test_identity_is_ambiguous_only_for_a_removed_copy_of_a_repeated_path(tmp_path, cache_dir):
+    doc = {"text_list": ["a", "b"], "similarity_matrix": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]],
+           "image_info": [{"image_name": "same.jpg", "matched_text_index": 0}, {"image_name": "same.jpg", "matched_text_index": 1},
+                          {"image_name": "other.jpg", "matched_text_index": 1}]}
+    ds = load(testing.write_jsonl(str(tmp_path / "docs.jsonl"), [doc]), cache_dir)
+
+    def drop_image(position):
+        return lambda row: {key: value for key, value in drop_items(row, images=[position]).items() if key in ("text", "images")}
+
+    out = export(ds.map(drop_image(2)), tmp_path)[0]
+    assert [info["image_name"] for info in out["image_info"]] == ["same.jpg", "same.jpg"]
+    assert out["similarity_matrix"] == [[0.1, 0.2], [0.3, 0.4]]
+    with pytest.raises(RecordError, match=r"out\.jsonl: record 0: image 'same\.jpg' stands 2 times in the original document and 1 time\(s\) now"):
+        export(ds.map(drop_image(0)), tmp_path)
+
+
+def test_a_dropped_chunk_with_edited_text_is_reported(shared_data, tmp_path, cache_dir):
+    ds = load(shared_data / "formats" / "mmc4" / "mmc4_core_ff_v3.jsonl", cache_dir)
+    edited = ds.map(lambda row: {"text": "Edited: " + drop_items(row, sentences=[0], keep_images=True)["text"]})
+    with pytest.raises(RecordError, match=r"record 0: chunk 0 \(.*\) matches no unmatched original sentence"):
+        export(edited, tmp_path)
 
 
 def test_streaming_and_load_dataset_registration(shared_data, cache_dir):

@@ -18,6 +18,7 @@ import datasets
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import ErrorPolicy, RecordError, check_exportable
 from ..media import check_within_root
@@ -50,17 +51,39 @@ class AtomicWriter:
         return False
 
 
+# Keys Data-Juicer adds to a row (``__dj__stats__``, ``__dj__hash``, ``__dj__meta__``, ...), and the
+# one our DJ export adds (``hf_mmbuilder_media_paths``): they land in ``extra`` when Data-Juicer's
+# output is loaded, and belong to the DJ format, not to the source formats.
+DJ_KEY_PREFIX = "__dj__"
+DJ_MEDIA_PATHS_KEY = "hf_mmbuilder_media_paths"
+
+
+def is_dj_key(key: str) -> bool:
+    """Whether ``key`` is a key Data-Juicer (or our DJ export) adds to a record.
+
+    Example:
+        >>> [is_dj_key(key) for key in ("__dj__stats__", "__dj__hash", "hf_mmbuilder_media_paths", "model")]
+        [True, True, True, False]
+    """
+    return key.startswith(DJ_KEY_PREFIX) or key == DJ_MEDIA_PATHS_KEY
+
+
 class RowExporter:
     """Base of the per-format exporters: ``row_to_record`` (implemented by each format) plus the
     shared checks. ``options`` are the format's config values (tokens, separators ...), so export
     reads text exactly as the builder wrote it.
+
+    Data-Juicer's own keys (:func:`is_dj_key`) in a row's ``extra`` are left out of the records
+    unless ``keep_dj_columns`` (or the exporter is the DJ format's, ``keeps_dj_keys``).
     """
 
     suffixes: tuple = (".jsonl", ".json")
+    keeps_dj_keys: bool = False
 
-    def __init__(self, options, allowed_media_roots: tuple = ()):
+    def __init__(self, options, allowed_media_roots: tuple = (), *, keep_dj_columns: bool = False):
         self.options = options
         self.allowed_media_roots = tuple(allowed_media_roots)
+        self.drops_dj_keys = not (keep_dj_columns or self.keeps_dj_keys)
 
     def row_to_record(self, row: dict):
         raise NotImplementedError
@@ -82,7 +105,11 @@ class RowExporter:
                 return
             except ValueError as error:
                 errors.append(str(error))
-        raise ValueError(errors[0])
+        raise ValueError(
+            f"{errors[0]}: export checks media paths against the row's media_root ({media_root!r}); load with "
+            "media_root=<the folder the paths are relative to>, or pass allowed_media_roots=(<folder>,) to export "
+            "to allow another folder"
+        )
 
     def encode_table(self, table: pa.Table, separator: bytes) -> Optional[tuple]:
         """A compiled fast path: the records of ``table`` as ``(data, offsets, fallback)``, where
@@ -141,7 +168,12 @@ class RowExporter:
         options), else row by row through :meth:`write`."""
         tables = _arrow_batches(dataset, batch_size)
         if tables is None or not self.options.fast_path or type(self).encode_table is RowExporter.encode_table:
-            return self.write(iter_rows(dataset, batch_size), handle, suffix, policy, source, progress)
+            rows = iter_rows(dataset, batch_size)
+            if self.drops_dj_keys and "extra" in (dataset.column_names or ()):
+                rows = map(_without_dj_keys, rows)
+            return self.write(rows, handle, suffix, policy, source, progress)
+        if self.drops_dj_keys:
+            tables = map(_table_without_dj_keys, tables)
         as_array = suffix == ".json"
         separator = b",\n" if as_array else b"\n"
         json_columns = _json_columns(dataset)
@@ -183,6 +215,36 @@ class RowExporter:
         if as_array:
             handle.write(b"\n]\n")
         return written
+
+
+def _without_dj_keys(row: dict) -> dict:
+    extra = row.get("extra")
+    if isinstance(extra, dict) and any(is_dj_key(key) for key in extra):
+        row["extra"] = {key: value for key, value in extra.items() if not is_dj_key(key)} or None
+    return row
+
+
+def _table_without_dj_keys(table: pa.Table) -> pa.Table:
+    """``table`` with Data-Juicer's keys taken out of its ``extra`` column (JSON text); only the rows
+    that mention one are decoded."""
+    if "extra" not in table.column_names:
+        return table
+    column = table.column("extra")
+    if not isinstance(column.type, pa.BaseExtensionType):
+        return table
+    storage = pa.chunked_array([chunk.storage for chunk in column.chunks], column.type.storage_type)
+    mentions = pc.or_(pc.match_substring(storage, f'"{DJ_KEY_PREFIX}'), pc.match_substring(storage, f'"{DJ_MEDIA_PATHS_KEY}"'))
+    if not pc.any(mentions).as_py():
+        return table
+    values = storage.to_pylist()
+    for position in np.flatnonzero(pc.fill_null(mentions, False).to_numpy(zero_copy_only=False)).tolist():
+        extra = orjson.loads(values[position])
+        if isinstance(extra, dict):
+            kept = {key: value for key, value in extra.items() if not is_dj_key(key)}
+            values[position] = orjson.dumps(kept).decode() if kept else None
+    new_storage = pa.array(values, column.type.storage_type)
+    position = table.schema.get_field_index("extra")
+    return table.set_column(position, table.schema.field(position), pa.ExtensionArray.from_storage(column.type, new_storage))
 
 
 def _write_record(handle, line: bytes, as_array: bool, written: int) -> None:

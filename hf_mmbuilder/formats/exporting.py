@@ -22,6 +22,7 @@ def export(
     rejects_path: Optional[str] = None,
     suffix: Optional[str] = None,
     allowed_media_roots: tuple = (),
+    keep_dj_columns: bool = False,
     batch_size: int = 10_000,
     progress: bool = False,
     **options,
@@ -35,6 +36,10 @@ def export(
     tokens, a media path escaping its root, a row kept with load errors) follow ``on_error``; with
     ``"skip"`` they are listed in ``rejects_path`` (default ``<path>.rejects.jsonl``).
 
+    Keys Data-Juicer adds to the rows it processes (``__dj__stats__``, ``__dj__hash``, any
+    ``__dj__*`` key) are not part of a source format: they are left out of its records unless
+    ``keep_dj_columns=True`` (then they are written as top-level keys); the DJ export keeps them.
+
     Example:
         >>> ds = hf_mmbuilder.load("llava", "in.json", split="train")  # doctest: +SKIP
         >>> export(ds, "llava", "out.json")  # doctest: +SKIP
@@ -44,7 +49,7 @@ def export(
     if on_error == "keep":
         raise ValueError("export takes on_error='raise' or 'skip' (a record that cannot be written cannot be kept)")
     config = builder_class(format_name).BUILDER_CONFIG_CLASS(**options)
-    exporter = script_module(format_name).EXPORTER(config, allowed_media_roots)
+    exporter = script_module(format_name).EXPORTER(config, allowed_media_roots, keep_dj_columns=keep_dj_columns)
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         suffix = suffix or exporter.suffixes[0]
         written = {}
@@ -57,6 +62,7 @@ def export(
                     on_error=on_error,
                     rejects_path=rejects_path and f"{rejects_path}.{split}",
                     allowed_media_roots=allowed_media_roots,
+                    keep_dj_columns=keep_dj_columns,
                     batch_size=batch_size,
                     progress=progress,
                     **options,

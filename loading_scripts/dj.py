@@ -47,7 +47,7 @@ from hf_mmbuilder.schema import MEDIA_COLUMNS
 logger = logging.getLogger("hf_mmbuilder")
 
 # Columns that describe where a row came from on this machine, not what the record says.
-PROVENANCE_COLUMNS = ("media_root", "source_file")
+PROVENANCE_COLUMNS = ("media_root", "source_file", "source_style")
 # Columns some formats keep as JSON text (``Json(decode=False)``, exact floats): written as JSON values.
 RAW_JSON_COLUMNS = ("image_info", "messages_layout")
 BYTES_COLUMN = "image_bytes"

@@ -293,8 +293,10 @@ class MsrvttExporter(CsvCaptionExporter):
         document = dict(file_extra or {})
         document["videos"] = [video for _, video in sorted(videos.values(), key=lambda item: item[0])]
         document["sentences"] = [sentence for _, sentence in sorted(sentences, key=lambda item: item[0])]
-        handle.write(orjson.dumps(document))
-        handle.write(b"\n")
+        style = self.style_for(suffix)
+        compact = orjson.dumps(document)
+        handle.write(compact if style == DEFAULT_STYLE[suffix] else StyledText(style).feed(compact))
+        handle.write(style.newline.encode() if style.final_newline else b"")
         return written
 
 

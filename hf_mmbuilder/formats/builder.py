@@ -27,11 +27,14 @@ from datasets.builder import Key
 from ..errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 from .fingerprint import code_hash
+from .serialization import STYLE_COLUMN, source_style
 from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
     "source_file": Value("string"),
+    # The source file's written style (serialization.SourceStyle as text), for byte-identical export.
+    STYLE_COLUMN: Value("string"),
     "extra": Json(),
 }
 
@@ -125,9 +128,10 @@ class DJBuilder(datasets.ArrowBasedBuilder):
 
     def shard_constants(self, shard: Shard, empty_media: tuple = ()) -> dict:
         """The columns with one value for a whole shard (:class:`ColumnBuffer` constants): its
-        ``media_root`` and ``source_file``, and an empty list for each media column of
-        ``empty_media`` (those the format never fills)."""
-        return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original}
+        ``media_root``, ``source_file`` and its style (``source_style``), and an empty list for
+        each media column of ``empty_media`` (those the format never fills)."""
+        return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original,
+                STYLE_COLUMN: source_style(shard.path)}
 
     def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
         # One process reads a file as one shard, scanned while it is parsed; several need the shards

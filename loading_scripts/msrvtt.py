@@ -39,6 +39,7 @@ from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder,
 from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
 from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
+from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")

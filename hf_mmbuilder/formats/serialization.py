@@ -72,7 +72,7 @@ class SourceStyle:
         """This style for a file of ``suffix``: the layout changes when the file kind does (JSON
         lines from an array file, ...), the rest is kept."""
         if suffix == ".csv":
-            return self if self.layout == "csv" else dataclasses.replace(DEFAULT_STYLE["csv"], newline=self.newline)
+            return self if self.layout == "csv" else dataclasses.replace(DEFAULT_STYLE[".csv"], newline=self.newline)
         if self.layout == "csv":
             return dataclasses.replace(DEFAULT_STYLE[suffix], newline=self.newline)
         if suffix == ".jsonl" and self.layout != "lines":

@@ -55,7 +55,7 @@ __all__ = ["DEFAULT_DROP_COLUMNS", "PublishError", "PublishResult", "load_publis
 logger = logging.getLogger("hf_mmbuilder")
 
 
-DEFAULT_DROP_COLUMNS = ("media_root", "source_file", "source_style")
+DEFAULT_DROP_COLUMNS = ("media_root", "source_file")
 
 
 @dataclasses.dataclass

@@ -215,6 +215,17 @@ def restyle(data, start, stop, out, o, state, indented, indent, item, key, newli
         if o + step + indent.shape[0] * (depth + 2) > capacity:
             break
         c = data[i]
+        if in_string and missing == 0 and not escaped and c != _QUOTE and c != _BACKSLASH and (c < 127 or not ascii_only):
+            # A run of plain string bytes, copied in one go (most of a record's bytes).
+            run_stop = min(stop, i + capacity - o - step)
+            while i < run_stop:
+                c = data[i]
+                if c == _QUOTE or c == _BACKSLASH or (ascii_only and c >= 127):
+                    break
+                out[o] = c
+                o += 1
+                i += 1
+            continue
         if in_string:
             if missing > 0:
                 code_point = (code_point << 6) | (c & 63)
@@ -323,8 +334,10 @@ def strip(data, start, stop, out, o, state):
     depth = state[DEPTH]
     in_string = state[IN_STRING]
     escaped = state[ESCAPED]
-    for i in range(start, stop):
+    i = start
+    while i < stop:
         c = data[i]
+        i += 1
         if in_string:
             if escaped:
                 escaped = 0
@@ -332,6 +345,18 @@ def strip(data, start, stop, out, o, state):
                 escaped = 1
             elif c == _QUOTE:
                 in_string = 0
+            else:
+                # The rest of a run of plain string bytes, copied in one go.
+                out[o] = c
+                o += 1
+                while i < stop:
+                    c = data[i]
+                    if c == _QUOTE or c == _BACKSLASH:
+                        break
+                    out[o] = c
+                    o += 1
+                    i += 1
+                continue
         elif c == 32 or c == 10 or c == 13 or c == 9:
             if depth > 0:
                 continue

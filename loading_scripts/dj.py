@@ -40,7 +40,7 @@ from datasets import Json, List, Value
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
-from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, remember_key_order, restore_key_order, scan_records
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
@@ -249,13 +249,18 @@ class Dj(DJBuilder):
                 columns["media_root"].append(self._row_media_root(media_paths, joined_to, shard))
                 columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
                 columns["id"].append(record.get("id"))
-                columns["present_columns"].append([key for key in _DJ_KEYS if key in record])
+                columns["present_columns"].append([key for key in record if key in _DJ_KEYS])
                 other = {key: value for key, value in record.items() if key not in _DJ_KEYS}
                 moved = [name for name in promoted if name in other and _fits(other[name], promoted[name])]
+                if not moved:
+                    # A plain DJ record's key order, where export would write another (the DJ keys
+                    # first, then the others). Rows of another format's DJ export keep that
+                    # format's own order instead.
+                    other = remember_key_order(list(record), [key for key in record if key in _DJ_KEYS] + list(other), other) or {}
                 for name in promoted:
                     columns[name].append(other.pop(name) if name in moved else None)
                 if moved:
-                    top_level = sorted(other)
+                    top_level = list(other)
                     nested = other.pop("extra", None)
                     if isinstance(nested, dict):
                         other = {**other, **nested}
@@ -300,12 +305,12 @@ class DjExporter(RowExporter):
                 for name in promoted["columns"]:
                     value = row[name]
                     record[name] = orjson.loads(value) if name in RAW_JSON_COLUMNS and isinstance(value, str) else value
-                top_level = set(promoted["top_level"])
+                # The record's other keys in their order; a nested "extra" object is rebuilt in its place.
+                top_level = promoted["top_level"]
                 nested = {key: value for key, value in extra.items() if key not in top_level}
-                extra = {key: value for key, value in extra.items() if key in top_level}
-                if "extra" in top_level and "extra" not in extra:
-                    extra["extra"] = nested or None
+                extra = {key: extra[key] if key in extra else nested or None for key in top_level if key in extra or key == "extra"}
             record.update(extra)
+            record = restore_key_order(record, "text")
             media_root = row.get("media_root")
             if isinstance(record.get(MEDIA_PATHS_KEY), dict) and media_root and "://" not in media_root:
                 # Our own key, read back: media_root is recorded relative to the file written now.

@@ -186,7 +186,9 @@ class RecordWriter:
         self.written = 0
         self.newline = style.newline.encode()
         self.text = StyledText(style)
-        self.plain = style == DEFAULT_STYLE[".jsonl"] or style == DEFAULT_STYLE[".json"]
+        # Compact, UTF-8, orjson's floats: the compact records are written as they are.
+        self.plain = (style.indent is None and style.item == "," and style.key == ":" and not style.ascii
+                      and style.newline == "\n" and not style.python_floats)
 
     def _styled(self, record) -> bytes:
         return bytes(record) if self.plain else self.text.feed(record)
@@ -317,6 +319,8 @@ def _candidates(data: np.ndarray, one_document: bool) -> list:
     candidates = []
     for layout, unit in layouts:
         for ascii_only in asciis:
+            # Python's float notation first: the other candidate copies numbers unchecked, so it
+            # is taken only for a file whose floats Python would have written otherwise (orjson's).
             for floats in (True, False):
                 candidates.append(SourceStyle(layout, unit if layout == "array" else None if layout == "lines" else indent, item, key, ascii_only, newline, final_newline, floats))
     return candidates
@@ -380,8 +384,8 @@ def _proves(data: np.ndarray, style: SourceStyle) -> bool:
     compared = 0
     for start in range(0, total, _CHUNK):
         count = json_style.strip(data, start, min(start + _CHUNK, total), compact, 0, strip_state)
-        styled = text.feed(compact[:count])
-        if bytes(data[compared : compared + len(styled)]) != styled:
+        styled = np.frombuffer(text.feed(compact[:count]), np.uint8)
+        if not np.array_equal(data[compared : compared + len(styled)], styled):
             return False
         compared += len(styled)
     return compared == total and text.depth == 0

@@ -4,11 +4,10 @@ The exporters produce compact JSON (orjson's: no whitespace outside strings, UTF
 shortest float digits). :func:`restyle` rewrites such text as Python's ``json.dump`` writes it
 with a given ``indent``, ``separators`` and ``ensure_ascii`` (and floats in Python's ``repr``
 notation), in one streaming pass: its state (depth, inside a string, a pending ``[``/``{``, a
-partly read UTF-8 character) carries over from one call to the next, so a file can be written, or
-checked, in pieces of any size. :func:`strip` is its inverse on the layout (whitespace outside
-strings removed), and :func:`canonical_strings` tells whether every string of a text is escaped
-exactly as the writer escapes it; together they let the loader prove that a whole file is written
-in one style (``restyle(strip(file)) == file``).
+partly read UTF-8 character, a number token) carries over from one call to the next, so a file
+is written in pieces of any size. :func:`in_style` is the loader's side: is a whole file exactly
+what ``restyle`` writes for its compact form, with every string escaped as the writer escapes it?
+One pass, no output.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ STATE_SIZE = _DIGITS + _NUMBER_BYTES
 
 
 def new_state() -> np.ndarray:
-    """A fresh state for :func:`restyle` / :func:`strip` / :func:`canonical_strings`."""
+    """A fresh state for :func:`restyle`."""
     return np.zeros(STATE_SIZE, np.int64)
 
 
@@ -326,101 +325,187 @@ def flush_number(out, o, state, python_floats):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def strip(data, start, stop, out, o, state):
-    """Copy ``data[start:stop]`` into ``out[o:]`` without the whitespace inside arrays and objects
-    (outside strings; ``out`` needs ``stop - start`` bytes); returns the new ``o``. Whitespace
-    between top-level values (JSON lines' line breaks, a final newline) is kept: :func:`restyle`
-    copies it as it is. Streaming, like :func:`restyle`."""
-    depth = state[DEPTH]
-    in_string = state[IN_STRING]
-    escaped = state[ESCAPED]
-    i = start
-    while i < stop:
-        c = data[i]
+def _expect(data, i, stop, word, skip):
+    """Does ``data[i:]`` continue with ``word[skip:]``? Returns the position after it, or -1."""
+    for k in range(skip, word.shape[0]):
+        if i >= stop or data[i] != word[k]:
+            return -1
         i += 1
-        if in_string:
-            if escaped:
-                escaped = 0
-            elif c == _BACKSLASH:
-                escaped = 1
-            elif c == _QUOTE:
-                in_string = 0
-            else:
-                # The rest of a run of plain string bytes, copied in one go.
-                out[o] = c
-                o += 1
-                while i < stop:
-                    c = data[i]
-                    if c == _QUOTE or c == _BACKSLASH:
-                        break
-                    out[o] = c
-                    o += 1
-                    i += 1
-                continue
-        elif c == 32 or c == 10 or c == 13 or c == 9:
-            if depth > 0:
-                continue
-        elif c == _QUOTE:
-            in_string = 1
-        elif c == 123 or c == 91:
-            depth += 1
-        elif c == 125 or c == 93:
-            depth -= 1
-        out[o] = c
-        o += 1
-    state[DEPTH] = depth
-    state[IN_STRING] = in_string
-    state[ESCAPED] = escaped
-    return o
+    return i
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def canonical_strings(data, start, stop, state, ascii_only):
-    """Is every string of ``data[start:stop]`` escaped as the writer escapes it? (``\\"``,
-    ``\\\\``, ``\\b \\f \\n \\r \\t``, lower-case ``\\u00XX`` for other control bytes; with
-    ``ascii_only`` also ``\\uXXXX`` for DEL and non-ASCII and no raw byte above 126, without it
-    no ``\\uXXXX`` for a character written as it is; never ``\\/``.) Streaming, like :func:`restyle`."""
-    in_string = state[IN_STRING]
-    escaped = state[ESCAPED]  # 0, 1 after a backslash, 2..5 inside \\uXXXX
-    value = state[CODE_POINT]
-    for i in range(start, stop):
+def _expect_break(data, i, stop, newline, indent, depth):
+    i = _expect(data, i, stop, newline, 0)
+    for _ in range(depth):
+        if i < 0:
+            return -1
+        i = _expect(data, i, stop, indent, 0)
+    return i
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _number_matches(data, start, stop, scratch, state, python_floats):
+    """Is the number token ``data[start:stop]`` written as :func:`restyle` writes it?"""
+    if not python_floats:
+        return True
+    if stop - start > _NUMBER_BYTES:
+        return False
+    for k in range(stop - start):
+        state[7 + k] = data[start + k]
+    written = _put_number(scratch, 0, state, stop - start, python_floats)
+    if written != stop - start:
+        return False
+    for k in range(written):
+        if scratch[k] != data[start + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def in_style(data, indented, indent, item, key, newline, ascii_only, python_floats):
+    """Is the whole JSON text ``data`` exactly what :func:`restyle` writes for its compact form
+    (``restyle(compact(data)) == data``), with every string escaped as the writer escapes it
+    (``\\"``, ``\\\\``, ``\\b \\f \\n \\r \\t``, lower-case ``\\u00XX`` for other control bytes; with
+    ``ascii_only`` also ``\\uXXXX`` for DEL and non-ASCII and no raw byte above 126, without it no
+    ``\\uXXXX`` for a character written as it is; never ``\\/``)? One pass, no output; the bytes
+    between top-level values are not checked (the caller checks a file's framing).
+
+    Complexity: O(bytes) time, O(1) memory.
+    """
+    state = np.zeros(STATE_SIZE, np.int64)
+    scratch = np.zeros(2 * _NUMBER_BYTES, np.uint8)
+    stop = data.shape[0]
+    depth = 0
+    i = 0
+    # After an opening bracket: the next byte closes it (empty) or a line break opens it.
+    just_opened = False
+    # A line break before a closing bracket was read: the next byte must close.
+    closing = False
+    while i < stop:
         c = data[i]
-        if not in_string:
-            if c == _QUOTE:
-                in_string = 1
-            continue
-        if escaped == 1:
-            if c == 117:
-                escaped = 2
-                value = 0
-                continue
-            if c != _QUOTE and c != _BACKSLASH and c != 98 and c != 102 and c != 110 and c != 114 and c != 116:
-                return False
-            escaped = 0
-            continue
-        if escaped >= 2:
-            if 48 <= c <= 57:
-                value = value * 16 + c - 48
-            elif 97 <= c <= 102:
-                value = value * 16 + c - 87
-            else:
-                return False
-            escaped += 1
-            if escaped == 6:
-                escaped = 0
-                if value < 32:
-                    if value == 8 or value == 9 or value == 10 or value == 12 or value == 13:
+        if closing and c != 125 and c != 93:
+            return False
+        if c == _QUOTE:
+            i += 1
+            while True:
+                while i < stop:
+                    c = data[i]
+                    if c == _QUOTE or c == _BACKSLASH or c < 32 or (ascii_only and c >= 127):
+                        break
+                    i += 1
+                if i >= stop or c < 32 or (ascii_only and c >= 127):
+                    return False
+                if c == _QUOTE:
+                    i += 1
+                    break
+                # An escape: as the writer writes it.
+                if i + 1 >= stop:
+                    return False
+                e = data[i + 1]
+                if e == 117:
+                    if i + 6 > stop:
                         return False
-                elif not ascii_only or value < 127:
+                    value = 0
+                    for k in range(i + 2, i + 6):
+                        h = data[k]
+                        if 48 <= h <= 57:
+                            value = value * 16 + h - 48
+                        elif 97 <= h <= 102:
+                            value = value * 16 + h - 87
+                        else:
+                            return False
+                    if value < 32:
+                        if value == 8 or value == 9 or value == 10 or value == 12 or value == 13:
+                            return False
+                    elif not ascii_only or value < 127:
+                        return False
+                    i += 6
+                elif e == _QUOTE or e == _BACKSLASH or e == 98 or e == 102 or e == 110 or e == 114 or e == 116:
+                    i += 2
+                else:
+                    return False
+            just_opened = False
+            continue
+        if depth == 0 and c != 123 and c != 91:
+            # Between top-level values (the caller checks a file's framing).
+            if c == 125 or c == 93:
+                return False
+            i += 1
+            continue
+        if c == 123 or c == 91:
+            depth += 1
+            i += 1
+            just_opened = True
+            if i < stop and (data[i] == 125 or data[i] == 93):
+                continue
+            if indented:
+                i = _expect_break(data, i, stop, newline, indent, depth)
+                if i < 0:
                     return False
             continue
-        if c == _BACKSLASH:
-            escaped = 1
-        elif c == _QUOTE:
-            in_string = 0
-        elif ascii_only and c >= 127:
+        if c == 125 or c == 93:
+            if indented and not just_opened and not closing:
+                return False
+            depth -= 1
+            closing = False
+            just_opened = False
+            i += 1
+            continue
+        just_opened = False
+        if c == 44:
+            i = _expect(data, i + 1, stop, item, 1)
+            if i < 0:
+                return False
+            if indented:
+                i = _expect_break(data, i, stop, newline, indent, depth)
+                if i < 0:
+                    return False
+            continue
+        if c == 58:
+            i = _expect(data, i + 1, stop, key, 1)
+            if i < 0:
+                return False
+            continue
+        if c == newline[0]:
+            # The line break before a closing bracket.
+            if not indented:
+                return False
+            i = _expect_break(data, i, stop, newline, indent, depth - 1)
+            if i < 0:
+                return False
+            closing = True
+            continue
+        if c == 32 or c == 9 or c == 10 or c == 13:
             return False
-    state[IN_STRING] = in_string
-    state[ESCAPED] = escaped
-    state[CODE_POINT] = value
+        if c == 45 or 48 <= c <= 57:
+            start = i
+            while i < stop and ((48 <= data[i] <= 57) or data[i] == 45 or data[i] == 43 or data[i] == 46 or data[i] == 101 or data[i] == 69):
+                i += 1
+            if not _number_matches(data, start, i, scratch, state, python_floats):
+                return False
+            continue
+        i += 1
+    return depth == 0
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def one_value_per_line(data, crlf):
+    """Is every line break of ``data`` (``\\r\\n`` when ``crlf``, else ``\\n`` and no ``\\r``
+    at all) between the end of one array or object and the start of the next, with nothing else
+    between them (JSON lines without indentation hold no other line break)?"""
+    n = data.shape[0]
+    for i in range(n):
+        c = data[i]
+        if c == 13:
+            if not crlf or i + 1 >= n or data[i + 1] != 10:
+                return False
+        elif c == 10:
+            before = i - 2 if crlf else i - 1
+            if before < 0 or (data[before] != 125 and data[before] != 93):
+                return False
+            if crlf and data[i - 1] != 13:
+                return False
+            if i + 1 < n and data[i + 1] != 123 and data[i + 1] != 91:
+                return False
     return True

@@ -1,6 +1,6 @@
 """The written style of a source file, found at load and written again on export.
 
-A JSON file is written in one style when ``restyle(strip(file)) == file`` for one
+A JSON file is written in one style when restyling its compact form gives the file back for one
 :class:`SourceStyle` (layout, indentation, separators, ``ensure_ascii``, Python's float notation,
 line break, final newline) and every string is escaped as the writer escapes it
 (:mod:`hf_mmbuilder.kernels.json_style`); a CSV file's style is its line break and final newline.
@@ -29,7 +29,6 @@ from ..kernels import json_style
 STYLE_COLUMN = "source_style"
 # Files read through these openers (archives, compression) are not checked: None, the default style.
 _PLAIN_SUFFIXES = (".json", ".jsonl", ".csv")
-_CHUNK = 16 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,8 +303,8 @@ def _candidates(data: np.ndarray, one_document: bool) -> list:
     final_newline = bytes(data[-1:]) == b"\n"
     # Separators: what follows the first ',' and ':' outside strings (up to a line break).
     item, key, indent = _first_separators(head)
-    raw_non_ascii = bool((data >= 128).any())
-    asciis = [False] if raw_non_ascii else [True, False]
+    # ensure_ascii first unless the head already holds raw UTF-8 (a later one disproves it).
+    asciis = [False] if any(byte >= 128 for byte in head) else [True, False]
     if stripped[:1] == b"{":
         layouts = [("document" if one_document else "lines", None)]
     else:
@@ -371,36 +370,14 @@ def _first_separators(head: bytes) -> tuple:
 
 
 def _proves(data: np.ndarray, style: SourceStyle) -> bool:
-    """Does restyling the compact form of ``data`` give ``data`` back, byte for byte, with every
-    string escaped as the writer escapes it? Streamed in pieces: O(file) time, O(piece) memory."""
-    if not json_style.canonical_strings(data, 0, data.shape[0], json_style.new_state(), np.uint8(style.ascii)):
+    """Is ``data`` exactly what the writer writes in ``style`` (:func:`~hf_mmbuilder.kernels.json_style.in_style`,
+    plus the line breaks between JSON lines and the file's end)? O(file) time, O(1) memory."""
+    if style.layout == "lines" and style.indent is None and not json_style.one_value_per_line(data, style.newline == "\r\n"):
         return False
-    if style.layout == "lines" and style.indent is None and not _one_record_per_line(data, style.newline):
+    end = data.shape[0] - (len(style.newline) if style.final_newline else 0)
+    # Nothing before the first value, nothing after the last but the final newline.
+    if end <= 0 or data[0] not in (91, 123) or data[end - 1] not in (93, 125):
         return False
-    strip_state = json_style.new_state()
-    text = StyledText(style)
-    total = data.shape[0]
-    compact = np.empty(min(_CHUNK, total), np.uint8)
-    compared = 0
-    for start in range(0, total, _CHUNK):
-        count = json_style.strip(data, start, min(start + _CHUNK, total), compact, 0, strip_state)
-        styled = np.frombuffer(text.feed(compact[:count]), np.uint8)
-        if not np.array_equal(data[compared : compared + len(styled)], styled):
-            return False
-        compared += len(styled)
-    return compared == total and text.depth == 0
-
-
-def _one_record_per_line(data: np.ndarray, newline: str) -> bool:
-    """Is every line break of a JSON-lines file ``newline`` between two records (no blank
-    lines, no spaces around records)? Without indentation a record holds no line break."""
-    breaks = np.flatnonzero(data == 10)
-    before = breaks - len(newline)
-    if newline == "\r\n" and not (data[np.maximum(breaks - 1, 0)] == 13).all():
+    if bytes(data[end:]) != (style.newline.encode() if style.final_newline else b""):
         return False
-    if newline == "\n" and (data == 13).any():
-        return False
-    if (before < 0).any() or not np.isin(data[before], (125, 93)).all():
-        return False
-    after = breaks[breaks + 1 < data.shape[0]] + 1
-    return bool(np.isin(data[after], (123, 91)).all()) and data[0] in (123, 91)
+    return bool(json_style.in_style(data, *_words(style)))

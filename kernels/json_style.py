@@ -371,6 +371,9 @@ def in_style(data, indented, indent, item, key, newline, ascii_only, python_floa
     ``\\uXXXX`` for a character written as it is; never ``\\/``)? One pass, no output; the bytes
     between top-level values are not checked (the caller checks a file's framing).
 
+    Returns -1 when it is not, else the number of numbers with a negative exponent (``1e-05``),
+    the only ones Python and orjson write differently: with none, either notation writes the file.
+
     Complexity: O(bytes) time, O(1) memory.
     """
     state = np.zeros(STATE_SIZE, np.int64)
@@ -382,10 +385,11 @@ def in_style(data, indented, indent, item, key, newline, ascii_only, python_floa
     just_opened = False
     # A line break before a closing bracket was read: the next byte must close.
     closing = False
+    negative_exponents = 0
     while i < stop:
         c = data[i]
         if closing and c != 125 and c != 93:
-            return False
+            return -1
         if c == _QUOTE:
             i += 1
             while True:
@@ -395,17 +399,17 @@ def in_style(data, indented, indent, item, key, newline, ascii_only, python_floa
                         break
                     i += 1
                 if i >= stop or c < 32 or (ascii_only and c >= 127):
-                    return False
+                    return -1
                 if c == _QUOTE:
                     i += 1
                     break
                 # An escape: as the writer writes it.
                 if i + 1 >= stop:
-                    return False
+                    return -1
                 e = data[i + 1]
                 if e == 117:
                     if i + 6 > stop:
-                        return False
+                        return -1
                     value = 0
                     for k in range(i + 2, i + 6):
                         h = data[k]
@@ -414,23 +418,23 @@ def in_style(data, indented, indent, item, key, newline, ascii_only, python_floa
                         elif 97 <= h <= 102:
                             value = value * 16 + h - 87
                         else:
-                            return False
+                            return -1
                     if value < 32:
                         if value == 8 or value == 9 or value == 10 or value == 12 or value == 13:
-                            return False
+                            return -1
                     elif not ascii_only or value < 127:
-                        return False
+                        return -1
                     i += 6
                 elif e == _QUOTE or e == _BACKSLASH or e == 98 or e == 102 or e == 110 or e == 114 or e == 116:
                     i += 2
                 else:
-                    return False
+                    return -1
             just_opened = False
             continue
         if depth == 0 and c != 123 and c != 91:
             # Between top-level values (the caller checks a file's framing).
             if c == 125 or c == 93:
-                return False
+                return -1
             i += 1
             continue
         if c == 123 or c == 91:
@@ -442,11 +446,11 @@ def in_style(data, indented, indent, item, key, newline, ascii_only, python_floa
             if indented:
                 i = _expect_break(data, i, stop, newline, indent, depth)
                 if i < 0:
-                    return False
+                    return -1
             continue
         if c == 125 or c == 93:
             if indented and not just_opened and not closing:
-                return False
+                return -1
             depth -= 1
             closing = False
             just_opened = False
@@ -456,37 +460,40 @@ def in_style(data, indented, indent, item, key, newline, ascii_only, python_floa
         if c == 44:
             i = _expect(data, i + 1, stop, item, 1)
             if i < 0:
-                return False
+                return -1
             if indented:
                 i = _expect_break(data, i, stop, newline, indent, depth)
                 if i < 0:
-                    return False
+                    return -1
             continue
         if c == 58:
             i = _expect(data, i + 1, stop, key, 1)
             if i < 0:
-                return False
+                return -1
             continue
         if c == newline[0]:
             # The line break before a closing bracket.
             if not indented:
-                return False
+                return -1
             i = _expect_break(data, i, stop, newline, indent, depth - 1)
             if i < 0:
-                return False
+                return -1
             closing = True
             continue
         if c == 32 or c == 9 or c == 10 or c == 13:
-            return False
+            return -1
         if c == 45 or 48 <= c <= 57:
             start = i
             while i < stop and ((48 <= data[i] <= 57) or data[i] == 45 or data[i] == 43 or data[i] == 46 or data[i] == 101 or data[i] == 69):
                 i += 1
             if not _number_matches(data, start, i, scratch, state, python_floats):
-                return False
+                return -1
+            for k in range(start + 1, i - 1):
+                if (data[k] == 101 or data[k] == 69) and data[k + 1] == 45:
+                    negative_exponents += 1
             continue
         i += 1
-    return depth == 0
+    return negative_exponents if depth == 0 else -1
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)

@@ -58,15 +58,17 @@ def test_real_files_export_byte_identical(shared_data, tmp_path, cache_dir, name
 
 def test_real_styles_detected(shared_data):
     styles = {name: detect_style(str(shared_data / "formats" / name)) for name in REAL_FILES}
-    # json.dump(indent=2): ensure_ascii off where the file holds raw UTF-8, on for mix665k.
-    assert styles["llava/llava_instruct_150k_slice100.json"] == SourceStyle("array", "  ", ",", ": ", False, "\n", True, True)
-    assert styles["llava/llava_onevision.json"] == SourceStyle("array", "  ", ",", ": ", False, "\n", False, True)
-    assert styles["llava/llava_v1_5_mix665k.json"] == SourceStyle("array", "  ", ",", ": ", True, "\n", False, True)
+    # json.dump(indent=2): ensure_ascii off where the file holds raw UTF-8, on for mix665k. No
+    # real file has a float Python and orjson write differently (1e-05), so each is taken in
+    # orjson's notation (python_floats False).
+    assert styles["llava/llava_instruct_150k_slice100.json"] == SourceStyle("array", "  ", ",", ": ", False, "\n", True, False)
+    assert styles["llava/llava_onevision.json"] == SourceStyle("array", "  ", ",", ": ", False, "\n", False, False)
+    assert styles["llava/llava_v1_5_mix665k.json"] == SourceStyle("array", "  ", ",", ": ", True, "\n", False, False)
     # JSON lines from json.dumps defaults; Video-ChatGPT's one-line array; WavCaps' one-line
     # document; CSV with CRLF (Youku) and LF (MSR-VTT).
-    assert styles["mmc4/docs_shard_151_v3.jsonl"] == SourceStyle("lines", None, ", ", ": ", True, "\n", True, True)
-    assert styles["video_chatgpt/video_chatgpt_VideoInstruct100K.json"] == SourceStyle("array", None, ", ", ": ", True, "\n", False, True)
-    assert styles["wavcaps/soundbible_sb_final.json"] == SourceStyle("document", None, ", ", ": ", True, "\n", False, True)
+    assert styles["mmc4/docs_shard_151_v3.jsonl"] == SourceStyle("lines", None, ", ", ": ", True, "\n", True, False)
+    assert styles["video_chatgpt/video_chatgpt_VideoInstruct100K.json"] == SourceStyle("array", None, ", ", ": ", True, "\n", False, False)
+    assert styles["wavcaps/soundbible_sb_final.json"] == SourceStyle("document", None, ", ", ": ", True, "\n", False, False)
     assert styles["youku/youku_pretrain.csv"] == SourceStyle("csv", None, ",", ":", False, "\r\n", True, False)
     assert styles["msrvtt/msrvtt_JSFUSION_test.csv"] == SourceStyle("csv", None, ",", ":", False, "\n", True, False)
     assert all(style is not None for style in styles.values())
@@ -165,7 +167,7 @@ def test_style_survives_dataset_operations(tmp_path, cache_dir):
     source.write_text(json.dumps(records, indent=2))
     ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir)
     edited = ds.filter(lambda row: row["id"] != "5").map(lambda row: {"text": row["text"].replace("ok", "OK")}).shuffle(seed=0)
-    edited = edited.sort("id")
+    edited = edited.select(np.argsort(edited["id"], kind="stable"))
     out = tmp_path / "out.json"
     hf_mmbuilder.export(edited, "llava", str(out))
     expected = [record for record in records if record["id"] != "5"]
@@ -235,3 +237,16 @@ def test_floats_are_written_as_python_writes_them(tmp_path):
             writer.write(orjson.dumps(value))
         writer.close()
         assert handle.getvalue() == expected
+
+
+def test_a_file_written_by_orjson_keeps_orjsons_float_notation(tmp_path, cache_dir):
+    records = _llava_records()
+    text = b"".join(orjson.dumps(record) + b"\n" for record in records)
+    assert b"0.00001" in text and b"2.5e-7" in text
+    source = tmp_path / "orjson.jsonl"
+    source.write_bytes(text)
+    assert detect_style(str(source)) == SourceStyle("lines", None, ",", ":", False, "\n", True, False)
+    for fast_path in (True, False):
+        ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir, fast_path=fast_path)
+        hf_mmbuilder.export(ds, "llava", str(tmp_path / "out.jsonl"), fast_path=fast_path)
+        assert (tmp_path / "out.jsonl").read_bytes() == text

@@ -2,9 +2,10 @@
 
 Each loading script defines an exporter class (``EXPORTER`` in its module, a :class:`RowExporter`)
 that turns one DJ row into one source record; the base streams the dataset through it in batches
-(never the whole dataset as Python objects), writes JSON / JSON lines as UTF-8 without ``\\uXXXX``
-escapes into a temporary file beside the target (:class:`AtomicWriter`), renamed into place only
-when everything succeeded. The ``export`` door is :mod:`hf_mmbuilder.formats.exporting`.
+(never the whole dataset as Python objects), writes JSON / JSON lines in the style of the rows'
+source file (:mod:`hf_mmbuilder.formats.serialization`; compact UTF-8 without one) into a
+temporary file beside the target (:class:`AtomicWriter`), renamed into place only when everything
+succeeded. The ``export`` door is :mod:`hf_mmbuilder.formats.exporting`.
 """
 
 from __future__ import annotations

@@ -278,7 +278,12 @@ def detect_style(path: str) -> Optional[SourceStyle]:
             if path.endswith(".csv"):
                 return _csv_style(data)
             for candidate in _candidates(data, path.endswith(".json")):
-                if _proves(data, candidate):
+                negative_exponents = _proves(data, candidate)
+                if negative_exponents == 0 and candidate.python_floats:
+                    # No number Python and orjson write differently: orjson's notation, so a
+                    # compact file is written as the exporters produce it, without restyling.
+                    return dataclasses.replace(candidate, python_floats=False)
+                if negative_exponents >= 0:
                     return candidate
             return None
         finally:
@@ -369,15 +374,16 @@ def _first_separators(head: bytes) -> tuple:
     return item, key, indent
 
 
-def _proves(data: np.ndarray, style: SourceStyle) -> bool:
+def _proves(data: np.ndarray, style: SourceStyle) -> int:
     """Is ``data`` exactly what the writer writes in ``style`` (:func:`~hf_mmbuilder.kernels.json_style.in_style`,
-    plus the line breaks between JSON lines and the file's end)? O(file) time, O(1) memory."""
+    plus the line breaks between JSON lines and the file's end)? -1 if not, else the count of
+    numbers whose notation tells Python's from orjson's. O(file) time, O(1) memory."""
     if style.layout == "lines" and style.indent is None and not json_style.one_value_per_line(data, style.newline == "\r\n"):
-        return False
+        return -1
     end = data.shape[0] - (len(style.newline) if style.final_newline else 0)
     # Nothing before the first value, nothing after the last but the final newline.
     if end <= 0 or data[0] not in (91, 123) or data[end - 1] not in (93, 125):
-        return False
+        return -1
     if bytes(data[end:]) != (style.newline.encode() if style.final_newline else b""):
-        return False
-    return bool(json_style.in_style(data, *_words(style)))
+        return -1
+    return json_style.in_style(data, *_words(style))

@@ -107,13 +107,13 @@ def dataset_style(dataset, suffix: str) -> SourceStyle:
     default = DEFAULT_STYLE.get(suffix, DEFAULT_STYLE[".jsonl"])
     if not isinstance(dataset, datasets.Dataset) or STYLE_COLUMN not in dataset.column_names or len(dataset) == 0:
         return default
-    column = dataset.data.column(STYLE_COLUMN)
-    if dataset._indices is not None:
-        column = column.take(dataset._indices.column(0))
-    values = pc.unique(column).to_pylist()
-    if len(values) != 1 or values[0] is None:
-        return default
-    return SourceStyle.from_text(values[0]).for_suffix(suffix)
+    values = set()
+    for batch in dataset.select_columns([STYLE_COLUMN]).with_format("arrow").iter(batch_size=1 << 16):
+        values.update(pc.unique(batch.column(STYLE_COLUMN)).to_pylist())
+        if len(values) > 1:
+            return default
+    value = values.pop()
+    return default if value is None else SourceStyle.from_text(value).for_suffix(suffix)
 
 
 def _words(style: SourceStyle) -> tuple:

@@ -152,8 +152,10 @@ class StyledText:
         pieces = []
         position, stop = 0, source.shape[0]
         while True:
-            if self.buffer.shape[0] < 4 * (stop - position) + 4096:
-                self.buffer = np.empty(min(4 * (stop - position) + 4096, 1 << 26), np.uint8)
+            # Room for the usual growth (spaces, indentation, escapes), at most 64 MB at a time.
+            needed = min(4 * (stop - position) + 4096, 1 << 26)
+            if self.buffer.shape[0] < needed:
+                self.buffer = np.empty(needed, np.uint8)
             position, written = json_style.restyle(source, position, stop, self.buffer, 0, self.state, *self.words)
             pieces.append(self.buffer[:written].tobytes())
             if position >= stop:

@@ -113,12 +113,15 @@ STYLES = {
 }
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 @pytest.mark.parametrize("final_newline", [True, False], ids=["eol", "no-eol"])
 @pytest.mark.parametrize("style", list(STYLES))
-def test_generated_json_arrays_in_every_style(tmp_path, cache_dir, style, final_newline):
-    text = json.dumps(_llava_records(), **STYLES[style]) + ("\n" if final_newline else "")
+def test_generated_json_arrays_in_every_style(tmp_path, cache_dir, style, final_newline, newline):
+    # A JSON string holds no raw line break: every "\n" of json.dumps' text is a line break of
+    # the layout, written as the file's own (CRLF from a Windows editor or text-mode write).
+    text = (json.dumps(_llava_records(), **STYLES[style]) + ("\n" if final_newline else "")).replace("\n", newline)
     source = tmp_path / "in.json"
-    source.write_text(text, encoding="utf-8")
+    source.write_bytes(text.encode())
     for fast_path in (True, False):
         ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir, fast_path=fast_path)
         out = tmp_path / f"out-{fast_path}.json"
@@ -218,8 +221,10 @@ def test_dj_export_round_trips_byte_identical(shared_data, tmp_path, cache_dir):
         hf_mmbuilder.export(back, "dj", str(out), fast_path=fast_path)
         assert out.read_bytes() == dj_file.read_bytes()
         hf_mmbuilder.export(back, "llava", str(tmp_path / "llava.json"), fast_path=fast_path)
-        # Through the DJ file the rows carry its style (compact lines): the records come back equal.
-        assert orjson.loads((tmp_path / "llava.json").read_bytes()) == orjson.loads(source.read_bytes())
+        # Through the DJ file (JSON lines) the rows carry no style of a .json file: the LLaVA
+        # export takes the default layout, with the records and their key order equal.
+        records = orjson.loads(source.read_bytes())
+        assert (tmp_path / "llava.json").read_bytes() == b"[\n" + b",\n".join(map(orjson.dumps, records)) + b"\n]\n"
 
 
 def test_floats_are_written_as_python_writes_them(tmp_path):

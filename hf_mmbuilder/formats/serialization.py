@@ -68,18 +68,19 @@ class SourceStyle:
         return cls(*orjson.loads(text))
 
     def for_suffix(self, suffix: str) -> "SourceStyle":
-        """This style for a file of ``suffix``: the layout changes when the file kind does (JSON
-        lines from an array file, ...), the rest is kept."""
-        if suffix == ".csv":
-            return self if self.layout == "csv" else dataclasses.replace(DEFAULT_STYLE[".csv"], newline=self.newline)
-        if self.layout == "csv":
-            return dataclasses.replace(DEFAULT_STYLE[suffix], newline=self.newline)
-        if suffix == ".jsonl" and self.layout != "lines":
-            return dataclasses.replace(self, layout="lines", indent=None)
-        if suffix == ".json" and self.layout == "lines":
-            return dataclasses.replace(self, layout="array_lines", indent=None)
-        if suffix == ".json" and self.layout == "document":
-            # Records of a one-document file (WavCaps, MSR-VTT) written as an array: json.dump's.
+        """This style for a file of ``suffix``. A file of another kind than the source (JSON lines
+        from an array file, JSON from CSV, a DJ export of LLaVA JSON ...) is another file: it gets
+        the exporter's default; a one-document file's style (WavCaps, MSR-VTT) stays for ``.json``.
+
+        Example:
+            >>> SourceStyle("array", "  ", ",", ": ").for_suffix(".jsonl") == DEFAULT_STYLE[".jsonl"]
+            True
+        """
+        kind = {"lines": ".jsonl", "csv": ".csv"}.get(self.layout, ".json")
+        if suffix != kind:
+            return DEFAULT_STYLE.get(suffix, DEFAULT_STYLE[".jsonl"])
+        if self.layout == "document":
+            # Records of a one-document file written as an array: json.dump's.
             return dataclasses.replace(self, layout="array")
         return self
 

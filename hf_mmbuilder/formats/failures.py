@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import stat
 import zipfile
 import zlib
 from typing import Callable, Iterator, Optional
@@ -100,6 +102,30 @@ def file_failure(source: str, reason: str, policy: ErrorPolicy, on_error: str, r
         >>> file_failure("a.csv", "CSV header ['x'] is not ...", ErrorPolicy("skip"), "skip", b"x")
     """
     report_file_failure(FileFailure(source, reason, unreachable=unreachable, line=1 if raw is not None else None), policy, on_error, raw)
+
+
+def check_special_files(data_files) -> None:
+    """Refuse local paths among ``data_files`` (a path, a list, or a dict of splits) that exist
+    but are neither regular files nor folders (a FIFO, a socket, a device): reading one may block
+    forever or never end, and ``datasets`` would call it missing.
+
+    Example:
+        >>> check_special_files({"train": ["/dev/null"]})
+        Traceback (most recent call last):
+        ...
+        hf_mmbuilder.formats.failures.FileFailure: /dev/null: file unreadable: a character device, not a regular file (copy its data to a file); records unreachable: unknown
+    """
+    values = data_files.values() if isinstance(data_files, dict) else [data_files]
+    for value in values:
+        for path in [value] if isinstance(value, (str, os.PathLike)) else value:
+            try:
+                mode = os.stat(path).st_mode
+            except (OSError, ValueError, TypeError):
+                continue  # not a local path (a pattern, a URL): datasets resolves it
+            kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+            kind = next((name for test, name in kinds.items() if test(mode)), None)
+            if kind is not None:
+                raise FileFailure(os.fspath(path), f"{kind}, not a regular file (copy its data to a file)")
 
 
 def plan_json_file(builder, shard_id: int, path: str, original: str, media_root: str, opener: Callable, **options) -> list:

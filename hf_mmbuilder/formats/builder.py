@@ -119,6 +119,11 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
 
+    def unreadable_shard(self, shard_id: int, path: str, original: str, media_root: str, reason: str) -> Shard:
+        """A shard standing for a file that cannot be read or listed (its index an
+        :class:`~hf_mmbuilder.formats.failures.Unreadable`): reported through ``on_error`` when the shards run."""
+        return Shard(shard_id, path, original, media_root, index=Unreadable(reason))
+
     def shard_rng(self, shard: Shard) -> random.Random:
         """The random source of one shard (Data-Juicer's ``random`` token positions), seeded by the
         config's ``seed`` and the shard: the same draws on every run, whatever ``num_proc``."""
@@ -203,7 +208,7 @@ class DJBuilder(datasets.ArrowBasedBuilder):
                 except READ_ERRORS as error:
                     # An archive that cannot be opened (not a zip, truncated): one shard stands for it,
                     # reported through on_error when the shards run.
-                    shards.append(Shard(shard_id, str(file), str(original), media_root, index=Unreadable(read_failure(str(original), error))))
+                    shards.append(self.unreadable_shard(shard_id, str(file), str(original), media_root, read_failure(str(original), error)))
                     shard_id += 1
                     continue
                 for path in paths:

@@ -136,13 +136,10 @@ def plan_json_file(builder, shard_id: int, path: str, original: str, media_root:
         >>> plan_json_file(builder, 0, "a.jsonl", "a.jsonl", "/data", open)  # doctest: +SKIP
         [Shard(shard_id=0, path='a.jsonl', ...)]
     """
-    # The builder module imports this one (to report unreadable shards), hence the late import.
-    from .builder import Shard
-
     try:
         return builder._plan_json_records(shard_id, path, original, media_root, opener, **options)
     except READ_ERRORS as error:
-        return [Shard(shard_id, path, original, media_root, index=Unreadable(read_failure(path, error)))]
+        return [builder.unreadable_shard(shard_id, path, original, media_root, read_failure(path, error))]
 
 
 def guarded_tables(shard, policy: ErrorPolicy, on_error: str, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import functools
 import io
 import itertools
 import re
@@ -81,10 +82,6 @@ class CsvBatch:
     first: int
     clean: bool
 
-    def starts(self) -> list:
-        """The 1-based line each row starts on."""
-        return [self.first_line, *(end + 1 for end in self.ends[:-1])]
-
 
 class CsvFile:
     """An open UTF-8 CSV file (a BOM is accepted) read in batches of rows: ``header`` (``None``
@@ -135,13 +132,14 @@ class CsvFile:
         """The next ``count`` data rows (fewer at the end of the file, or before a read failure)."""
         reader = self._reader
         rows, ends = [], []
+        add_row, add_end = rows.append, ends.append
         first_line = self._last_line + 1
         clean = True
         while len(rows) < count and self.error is None:
             try:
                 for cells in itertools.islice(reader, count - len(rows)):
-                    rows.append(cells)
-                    ends.append(reader.line_num)
+                    add_row(cells)
+                    add_end(reader.line_num)
                 break
             except csv.Error as error:
                 rows.append(self._malformed(error, (ends[-1] if ends else self._last_line) + 1, reader.line_num))
@@ -305,11 +303,13 @@ def csv_source_records(source: CsvFile, batch_rows: int = 1000) -> Iterator[Sour
 def csv_batch_records(source: CsvFile, batch: CsvBatch) -> Iterator[SourceRecord]:
     """The rows of ``batch`` as :class:`~hf_mmbuilder.formats.columns.SourceRecord` s (line: where
     the row starts; raw: its source lines), like :func:`csv_source_records`."""
-    header = source.header
+    header, raw = source.header, source.raw
     width = len(header)
-    for k, (cells, start, end) in enumerate(zip(batch.rows, batch.starts(), batch.ends)):
+    index, start = batch.first, batch.first_line
+    for cells, end in zip(batch.rows, batch.ends):
         value = dict(zip(header, cells)) if type(cells) is list and len(cells) == width else cells
-        yield SourceRecord(batch.first + k, start, value, lambda start=start, end=end: source.raw(start, end))
+        yield SourceRecord(index, start, value, functools.partial(raw, start, end))
+        index, start = index + 1, end + 1
 
 
 def check_cells(value, header: list) -> dict:

@@ -40,8 +40,8 @@ from datasets import Json, List, Value
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
-from hf_mmbuilder.formats.failures import FileFailure, guarded_tables, report_file_failure
-from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.failures import READ_ERRORS, FileFailure, guarded_tables, read_failure, report_file_failure
+from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, iter_batches, scan_records
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import MEDIA_COLUMNS
@@ -172,7 +172,7 @@ class Dj(DJBuilder):
         splits = super()._split_generators(dl_manager)
         promote = self.config.promote_format
         if promote == "auto":
-            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or len(shard.index)), None)
+            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index))), None)
             record = self._first_record(first) if first is not None else None
             promote = detect_format(record) if isinstance(record, dict) else None
         if promote:
@@ -196,7 +196,10 @@ class Dj(DJBuilder):
     def _plan_file(self, shard_id, path, original, media_root):
         if path.endswith(".parquet"):
             return [Shard(shard_id, path, original, media_root)]
-        index = scan_records(path, open)
+        try:
+            index = scan_records(path, open)
+        except READ_ERRORS as error:
+            return [self.unreadable_shard(shard_id, path, original, media_root, read_failure(path, error))]
         return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
 
     def _record_batches(self, shard: Shard, policy: ErrorPolicy):

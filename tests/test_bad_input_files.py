@@ -361,6 +361,24 @@ def test_dj_parquet_that_cannot_be_opened(tmp_path, damage, caplog):
     assert f"{bad}: {reason}" in caplog.text
 
 
+def test_dj_archives_that_cannot_be_read(tmp_path):
+    good = dj_parquet(tmp_path / "good.parquet", 10)
+    not_zip = tmp_path / "rows.zip"
+    not_zip.write_bytes(b'{"text": "a"}\n')
+    reason = f"file unreadable: cannot read {not_zip} (BadZipFile: File is not a zip file); records unreachable: unknown"
+    error = load_error("dj", str(not_zip), tmp_path)
+    assert isinstance(error, FileFailure) and first_line(error) == f"{not_zip}: {reason}"
+    archive = write_zip(tmp_path / "rows_in.zip", {"rows.jsonl": b"".join(b'{"text": "row %d"}\n' % i for i in range(2000))})
+    data = bytearray(open(archive, "rb").read())
+    start = data.index(b"rows.jsonl") + len(b"rows.jsonl") + 8
+    data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
+    open(archive, "wb").write(bytes(data))
+    ds, rejects = skipped("dj", [str(not_zip), archive, good], tmp_path)
+    assert len(ds) == 10 and set(ds["source_file"]) == {good}
+    assert [r["reason"].split(" (")[0] for r in rejects] == [f"file unreadable: cannot read {not_zip}", f"file unreadable: cannot read rows.jsonl in {archive}"]
+    assert [(r["record"], r["unreachable"]) for r in rejects] == [(None, None), (None, None)]
+
+
 def test_dj_parquet_corrupt_row_group_loses_only_its_records(tmp_path):
     path = dj_parquet(tmp_path / "corrupt.parquet", 10_000)
     offset = pq.ParquetFile(path).metadata.row_group(2).column(0).data_page_offset

@@ -125,8 +125,8 @@ class CsvFile:
             self._index = 0
             self.header = batch.rows[0]
 
-    def _open(self):
-        return io.TextIOWrapper(self._opener(self.path, "rb"), encoding="utf-8-sig", errors=_ERRORS, newline="")
+    def _open(self, errors: str = _ERRORS):
+        return io.TextIOWrapper(self._opener(self.path, "rb"), encoding="utf-8-sig", errors=errors, newline="")
 
     def read(self, count: int) -> CsvBatch:
         """The next ``count`` data rows (fewer at the end of the file, or before a read failure)."""
@@ -182,7 +182,8 @@ class CsvFile:
         if self._raw_handle is None or start <= self._raw_line:
             if self._raw_handle is not None:
                 self._raw_handle.close()
-            self._raw_handle, self._raw_line = self._open(), 0
+            # The same text, but its escaped bytes are not counted again (they are accounted for).
+            self._raw_handle, self._raw_line = self._open("surrogateescape"), 0
         handle, lines = self._raw_handle, []
         for line in handle:
             self._raw_line += 1

@@ -100,3 +100,26 @@ def test_text_semantic_dedup_with_the_packaged_minilm():
     ds = datasets.Dataset.from_dict({"text": texts})
     kept = hf_mmbuilder.dedup(ds, "semantic", embeddings=f"model:{folder}", modality="text", eps=0.1, n_clusters=1, keep="first")
     assert kept["text"] == [texts[0], texts[1], texts[3]]
+
+
+def test_cli_embed_and_select(clip_folder, image_rows, tmp_path, capsys):
+    from hf_mmbuilder.cli import main
+
+    folder = image_rows[0]["media_root"]
+    rows = image_rows.remove_columns("media_root").add_item({"images": ["missing.png"]})
+    rows.to_parquet(str(tmp_path / "rows.parquet"))
+    out = tmp_path / "vectors.parquet"
+    assert main(["embed", str(tmp_path / "rows.parquet"), str(out), "--model", f"model:{clip_folder}", "--media-root", folder,
+                 "--batch-size", "3", "--on-error", "skip", "--rejects", str(tmp_path / "rejects.jsonl")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"embedded 8 rows (image, 8 values) -> {out}"
+    written = datasets.Dataset.from_parquet(str(out))
+    expected = hf_mmbuilder.embed(rows.select(range(8)), clip_folder, media_root=folder, progress=False)
+    assert np.abs(np.asarray(written["embedding"]) - np.asarray(expected["embedding"])).max() < 1e-6
+    assert "missing.png" in (tmp_path / "rejects.jsonl").read_text()
+    assert main(["embed", str(tmp_path / "rows.parquet"), str(out), "--model", clip_folder, "--media-root", folder]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"hf-mmbuilder embed: error: {folder}/missing.png: record 8: cannot read the image")
+    subset = tmp_path / "subset.jsonl"
+    assert main(["select", str(out), str(subset), "-k", "3", "--embeddings", "embedding"]) == 0
+    by_model = tmp_path / "by_model.jsonl"
+    assert main(["select", str(tmp_path / "rows.parquet"), str(by_model), "-k", "3", "--embeddings", f"model:{clip_folder}", "--modality", "image"]) == 2
+    assert "cannot read the image" in capsys.readouterr().err  # select has no skip: the bad row is named

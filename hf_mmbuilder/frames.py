@@ -13,6 +13,7 @@ reaches it.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from typing import Optional, Sequence
 
@@ -76,8 +77,10 @@ def sample_video_frames(path: str, num_frames: int = 8, *, times: Optional[Seque
     times spread evenly over its duration (the middle of ``num_frames`` equal parts).
 
     Each frame is the first one whose presentation time is at or after the requested time (the
-    last frame when the time is past the end). Seeking goes to the keyframe before each time, so
-    the cost is one group of pictures per frame, not the whole file. Times are returned as
+    last frame when the time is past the end). Times are visited in increasing order: the decoder
+    seeks to the keyframe before a time only when that keyframe lies past the frame decoded last,
+    else decodes on, so the cost is at most one group of pictures per frame and never more than one
+    decode of the file (a list of keyframe times, read from the packets, guides the seeks). Times are returned as
     decoded, so callers can tell when two requests landed on the same frame.
 
     Example:
@@ -107,13 +110,7 @@ def sample_video_frames(path: str, num_frames: int = 8, *, times: Optional[Seque
             if num_frames < 1:
                 raise ValueError(f"num_frames must be at least 1, got {num_frames}")
             times = [(index + 0.5) * duration / num_frames for index in range(num_frames)]
-        frames, shown = [], []
-        for wanted in times:
-            frame = _frame_at(container, stream, float(wanted))
-            if frame is None:
-                raise MediaDecodeError(path, f"no frame could be decoded at {wanted:.3f} s")
-            shown.append(float(frame.time))
-            frames.append(frame.to_ndarray(format="rgb24"))
+        frames, shown = _frames_at(container, stream, [float(wanted) for wanted in times], path)
     except av.FFmpegError as error:
         raise MediaDecodeError(path, f"cannot decode the video: {error}") from error
     finally:
@@ -122,19 +119,52 @@ def sample_video_frames(path: str, num_frames: int = 8, *, times: Optional[Seque
                        np.asarray(shown, dtype=np.float64), duration)
 
 
-def _frame_at(container, stream, seconds: float):
-    """The first frame shown at or after ``seconds`` (the last frame when none is)."""
-    target = int(seconds / stream.time_base) + (stream.start_time or 0)
-    container.seek(max(target, 0), stream=stream, backward=True, any_frame=False)
-    last = None
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            continue
+def _keyframe_ticks(container, stream) -> list:
+    """Presentation times (stream ticks, sorted) of the stream's keyframes, read from the packets
+    alone (no decoding); the container is left at its start."""
+    ticks = [packet.pts for packet in container.demux(stream) if packet.is_keyframe and packet.pts is not None]
+    container.seek(0, stream=stream, backward=True, any_frame=False)
+    return sorted(ticks)
+
+
+def _frames_at(container, stream, times: list, path: str) -> tuple:
+    """For each time, the first frame shown at or after it (the last frame when none is), as RGB
+    arrays and presentation times, in the order of ``times``.
+
+    Times are visited in increasing order on one decoder, which seeks only when the keyframe before
+    the next time lies beyond the frame decoded last: when two times fall in one group of pictures
+    (a long one, as H.264 encoders write), decoding goes on instead of seeking back to the group's
+    keyframe and decoding it again, so no frame is decoded twice.
+    """
+    keyframes = _keyframe_ticks(container, stream)
+    half_tick = float(stream.time_base) / 2
+    start = stream.start_time or 0
+    decoded = None  # the decoder after the last seek
+    last = None  # the frame decoded last
+    found = {}
+    for position in sorted(range(len(times)), key=times.__getitem__):
+        seconds = times[position]
+        target = int(seconds / stream.time_base) + start
+        before = bisect.bisect_right(keyframes, target) - 1
+        if decoded is None or last is None or before < 0 or keyframes[before] > last.pts:
+            container.seek(max(target, 0), stream=stream, backward=True, any_frame=False)
+            decoded, last = container.decode(stream), None
         # A half-tick tolerance: times are requested in seconds and rounded to the stream's ticks.
-        if frame.time + float(stream.time_base) / 2 >= seconds:
-            return frame
-        last = frame
-    return last
+        if last is None or last.time + half_tick < seconds:
+            for frame in decoded:
+                if frame.pts is None:
+                    continue
+                last = frame
+                if frame.time + half_tick >= seconds:
+                    break
+        if last is None:
+            raise MediaDecodeError(path, f"no frame could be decoded at {seconds:.3f} s")
+        found[position] = last
+    arrays = {}  # a frame that answers several times is converted once
+    for frame in found.values():
+        if id(frame) not in arrays:
+            arrays[id(frame)] = frame.to_ndarray(format="rgb24")
+    return [arrays[id(found[k])] for k in range(len(times))], [float(found[k].time) for k in range(len(times))]
 
 
 def decode_audio(path: str, *, sample_rate: Optional[int] = None, mono: bool = True) -> DecodedAudio:

@@ -75,3 +75,18 @@ def test_unreadable_media_raise_an_error_naming_the_file(tmp_path):
     Image.new("RGB", (4, 4)).save(still)
     with pytest.raises(MediaDecodeError, match=rf"^{still}: the file has no audio stream$"):
         decode_audio(str(still))
+
+
+def test_times_in_any_order_within_one_group_of_pictures(tmp_path):
+    # One keyframe for the whole clip: every time after the first decodes on, never seeks back.
+    path = tmp_path / "long_gop.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10, options={"g": "100"})
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+        for index in range(20):
+            pixels = np.full((16, 32, 3), index * 12, dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        out.mux(stream.encode())
+    sampled = sample_video_frames(str(path), times=[1.5, 0.2, 1.5, 0.9, 7.0])
+    assert _levels(sampled) == [15, 2, 15, 9, 19]
+    assert sampled.times.tolist() == [1.5, 0.2, 1.5, 0.9, 1.9]

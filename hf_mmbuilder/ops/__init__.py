@@ -15,6 +15,7 @@ Example:
 from ._batch import STATS_COLUMN
 from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions
 from .pii import PII_TYPES, RedactPII, redact_text
+from .similarity import ImageTextSimilarity
 from .stats import ComputeStats, image_size, media_duration
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "STATS_COLUMN",
     "ComputeStats",
     "FilterResult",
+    "ImageTextSimilarity",
     "QualityFilter",
     "RedactPII",
     "apply_filters",

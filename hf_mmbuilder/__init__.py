@@ -18,6 +18,7 @@ from . import _deprecated
 _deprecated.install()
 
 from .duplicates import dedup
+from .embedding import embed
 from .formats.catalog import available_formats
 from .formats.exporting import export
 from .formats.loading import load
@@ -73,6 +74,7 @@ __all__ = [
     "registered_names",
     "validate_alignment",
     "dedup",
+    "embed",
     "select",
     "realign",
     "publish",

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -22,12 +23,13 @@ from typing import Mapping, Optional, Sequence
 import datasets
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from .ops import ComputeStats, QualityFilter, RedactPII, apply_filters
+from .ops import ComputeStats, InstructionQualityScore, QualityFilter, RedactPII, apply_filters
 from .output_folder import OutputFolder
 from .formats.catalog import available_formats
 from .formats.loading import load
 from .schema import DEFAULT_TOKENS, EOC_TOKEN, IMAGE_TOKEN, SpecialTokens
 from .synthesis.report import QualityReport, quality_report
+from .synthesis.responses import second_responses
 from .synthesis.templates import INSTRUCTION_TYPES, generate_template_instructions
 
 logger = logging.getLogger(__name__)
@@ -519,16 +521,23 @@ class MultiModalDatasetBuilder:
         return project(load("oasis", result.final_path, split="train", cache_dir=self.cache_dir), "oasis")
 
     def validate_quality(self, dataset: Optional[Dataset] = None, quality_filter: Optional[QualityFilter] = None, *,
-                         redact_pii: bool = True, check_media: bool = True) -> QualityReport:
-        """Redact PII (optional), compute stats, filter, and report; the passing rows become the
-        working dataset, which :meth:`export` writes.
+                         redact_pii: bool = True, check_media: bool = True, quality_score: Optional[InstructionQualityScore] = None,
+                         consistency_backend=None) -> QualityReport:
+        """Redact PII (optional), compute stats, score, filter, and report; the passing rows become
+        the working dataset, which :meth:`export` writes.
 
         ``dataset`` is the rows to validate (e.g. what :meth:`generate_instructions` returned);
         by default the working dataset. A :class:`QualityFilter` passed first is taken as
         ``quality_filter``. The default filter: alignment invariant, at least 10 characters, word
         repetition at most 0.5, unreadable media dropped when ``check_media``, and
-        ``quality_threshold``. The report is written to ``output_dir/quality_report.json`` and
-        ``.md``; dropped rows with their reasons to ``output_dir/rejected`` (a saved dataset).
+        ``quality_threshold`` on the score: the guide's ``Q = consistency x relevance x fluency``
+        when ``quality_score`` (an :class:`~hf_mmbuilder.ops.InstructionQualityScore` naming the
+        models) is given, else the mean of the heuristic dimensions
+        (:func:`hf_mmbuilder.ops.quality_dimensions`); the report's ``score`` says which.
+        ``consistency_backend`` (a synthesis backend) writes each row's second response
+        (:func:`hf_mmbuilder.synthesis.responses.second_responses`), which consistency is measured
+        against. The report is written to ``output_dir/quality_report.json`` and ``.md``; dropped
+        rows with their reasons to ``output_dir/rejected`` (a saved dataset).
 
         Example:
             >>> instructions = builder.generate_instructions(1000, ["qa", "caption"])  # doctest: +SKIP
@@ -542,20 +551,36 @@ class MultiModalDatasetBuilder:
         dataset = self.dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("nothing to validate: add a conversation source or generate_instructions first")
+        if consistency_backend is not None:
+            if quality_score is None or quality_score.text_model is None:
+                raise ValueError("consistency_backend= needs quality_score=InstructionQualityScore(text_model=...) to compare the responses with")
+            quality_score = dataclasses.replace(quality_score, reference_column=quality_score.reference_column or "second_response")
+        if quality_score is not None:
+            score = f"{quality_score.describe()}, kept when Q >= {self.quality_threshold}"
+        else:
+            score = (f"heuristic: mean of the dimensions (length, alignment, language, repetition, media), kept when >= {self.quality_threshold}"
+                     " (no quality models given: validate_quality(quality_score=InstructionQualityScore(...)) measures Q)")
         quality_filter = quality_filter or QualityFilter(min_text_len=10, max_word_rep_ratio=0.5, drop_unreadable_media=check_media,
-                                                         min_quality=self.quality_threshold or None, tokens=self.tokens)
+                                                         min_quality=None if quality_score else self.quality_threshold or None,
+                                                         min_q=self.quality_threshold if quality_score else None, tokens=self.tokens)
         if redact_pii:
             dataset = dataset.map(RedactPII(tokens=self.tokens), batched=True, num_proc=self.num_proc, desc="PII")
         dataset = dataset.map(ComputeStats(media=check_media, tokens=self.tokens), batched=True, num_proc=self.num_proc, desc="stats")
+        added = []
+        if consistency_backend is not None:
+            dataset = second_responses(dataset, consistency_backend, column=quality_score.reference_column, tokens=self.tokens)
+            added = [quality_score.reference_column, quality_score.reference_column + "_error"]
+        if quality_score is not None:
+            dataset = dataset.map(quality_score, batched=True, batch_size=max(quality_score.batch_size * 8, 256), desc="quality score Q")
         self.filter_result = apply_filters(dataset, quality_filter, num_proc=self.num_proc)
-        self.report = quality_report(dataset, self.filter_result, quality_filter, tokens=self.tokens)
+        self.report = quality_report(dataset, self.filter_result, quality_filter, tokens=self.tokens, score=score)
         os.makedirs(self.output_dir, exist_ok=True)
         self.report.to_json(os.path.join(self.output_dir, "quality_report.json"))
         with open(os.path.join(self.output_dir, "quality_report.md"), "w", encoding="utf-8") as handle:
             handle.write(self.report.to_markdown())
         if len(self.filter_result.dropped):
             self.filter_result.dropped.save_to_disk(os.path.join(self.output_dir, "rejected"))
-        self.dataset = self.filter_result.kept
+        self.dataset = self.filter_result.kept.remove_columns(added)
         return self.report
 
     def export(self, format: str = "huggingface", split_ratio: Optional[Mapping[str, float]] = None, *,

@@ -27,6 +27,7 @@ READS_SHARED_DATA = {
     "Choose a subset: diversity, clusters, active learning": False,
     "MMC4 similarity realignment": False,
     "Process: stats, PII redaction, quality filters": False,
+    "The guide's quality score Q": False,
     "The whole workflow: `MultiModalDatasetBuilder`": True,
 }
 

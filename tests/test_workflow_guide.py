@@ -170,3 +170,21 @@ def test_validate_given_rows_and_export_dataset_dict(folder, tmp_path):
     assert report.rows == 30 and kept == lengths.count(lengths[-1]) == round(report.pass_rates["overall"] * 30) < 30
     whole = builder.export(format="huggingface", embed_media=False)
     assert list(whole) == ["train"] and whole["train"]["id"][:] == builder.dataset["id"][:] and len(whole["train"]) == kept
+
+
+def test_audio_and_video_folders_share_one_captions_file(folder, tmp_path):
+    (folder / "sounds").mkdir()
+    (folder / "clips").mkdir()
+    (folder / "sounds" / "rain.flac").write_bytes(b"fLaC")
+    (folder / "clips" / "run.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with open(folder / "captions.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["file", "caption"], ["a.jpg", "A kite."], ["b.jpg", "Cups."], ["sub/c.jpg", "A dog."],
+                                      ["rain.flac", "Rain on a tin roof."], ["clips/run.mp4", "A man runs."]])
+    builder = MultiModalDatasetBuilder(modalities=["text", "image", "audio"], output_dir=str(tmp_path / "out"))
+    paths = {"images": str(folder / "images"), "audios": str(folder / "sounds"), "videos": str(folder / "clips"), "texts": str(folder / "captions.csv")}
+    with pytest.raises(ValueError, match=r"1 row\(s\) hold videos .* modalities are \['text', 'image', 'audio'\]"):
+        builder.add_data_source(**paths)
+    ds = media_folder_dataset(**paths)
+    assert ds["text"][3:] == ["<__dj__audio> Rain on a tin roof. <|__dj__eoc|>", "<__dj__video> A man runs. <|__dj__eoc|>"]
+    assert ds["audios"][3:] == [["rain.flac"], []] and ds["videos"][3:] == [[], ["run.mp4"]] and ds["media_layout"][:] == ["image"] * 3 + ["audio", "video"]
+    assert ds["media_root"][3:] == [str(folder / "sounds"), str(folder / "clips")]

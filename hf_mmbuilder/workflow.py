@@ -101,48 +101,8 @@ def image_folder_dataset(folder: str, *, require_captions: bool = True) -> Datas
         '<__dj__image> A red bus. <|__dj__eoc|>'
     """
     root = Path(folder).resolve()
-    if not root.is_dir():
-        raise ValueError(f"{folder}: not a folder")
-    images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not images:
-        raise ValueError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    records: dict[str, dict] = {}
-    if (root / "metadata.jsonl").exists():
-        with open(root / "metadata.jsonl", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except ValueError as error:
-                        raise ValueError(f"{root / 'metadata.jsonl'} line {number}: not JSON ({error})") from None
-                    records[str(record.get("file_name"))] = record
-    elif (root / "metadata.csv").exists():
-        with open(root / "metadata.csv", encoding="utf-8", newline="") as handle:
-            records = {row.get("file_name", ""): row for row in csv.DictReader(handle)}
-    unknown = sorted(set(records) - set(images))
-    if unknown:
-        raise ValueError(f"{folder}: metadata names {len(unknown)} image(s) not in the folder: {unknown[:5]}")
-    texts, metadata, missing = [], [], []
-    for name in images:
-        record = dict(records.get(name, {}))
-        record.pop("file_name", None)
-        caption = record.pop("caption", None) or record.pop("text", None)
-        sidecar = (root / name).with_suffix(".txt")
-        if caption is None and sidecar.exists():
-            caption = sidecar.read_text(encoding="utf-8").strip()
-        if not caption:
-            missing.append(name)
-            caption = ""
-        texts.append(f"{IMAGE_TOKEN} {caption} {EOC_TOKEN}")
-        metadata.append(json.dumps(record, ensure_ascii=False) if record else None)
-    if missing and require_captions:
-        raise ValueError(f"{folder}: {len(missing)} image(s) without a caption (no metadata row, no .txt beside them): {missing[:5]}")
-    n = len(images)
-    return Dataset.from_dict({
-        "text": texts, "images": [[name] for name in images], "audios": [[] for _ in range(n)], "videos": [[] for _ in range(n)],
-        "id": [None] * n, "roles": [[] for _ in range(n)], "media_layout": ["image"] * n, "media_root": [str(root)] * n,
-        "source_file": [str(root / name) for name in images], "metadata": metadata, "source": [f"imagefolder:{root.name}"] * n,
-    }, features=COMMON_FEATURES)
+    metadata = next((str(root / name) for name in ("metadata.jsonl", "metadata.csv") if (root / name).exists()), None)
+    return media_folder_dataset(images=folder, metadata=metadata, require_captions=require_captions, source=f"imagefolder:{root.name}")
 
 
 def _read_records(path: str) -> list[tuple[str, object]]:
@@ -240,7 +200,7 @@ def _match(keyed: Mapping[str, tuple[str, dict]], names: Mapping[str, int], path
 
 def media_folder_dataset(*, images: Optional[str] = None, audios: Optional[str] = None, videos: Optional[str] = None,
                          texts: Optional[str] = None, metadata: Optional[str] = None, require_captions: bool = True,
-                         tokens: SpecialTokens = DEFAULT_TOKENS) -> Dataset:
+                         tokens: SpecialTokens = DEFAULT_TOKENS, source: Optional[str] = None) -> Dataset:
     """DJ rows for media folders joined with a captions file and a metadata file: one row per media
     file (each folder sorted, recursive), ``text`` = ``<media token> caption <|__dj__eoc|>``.
 
@@ -251,7 +211,8 @@ def media_folder_dataset(*, images: Optional[str] = None, audios: Optional[str] 
     templates' facts), and its caption field captions files the captions file does not. A file
     is named by its path relative to its folder, that path under the folder's name, its absolute
     path, or its bare name when unique. Without a caption anywhere, a ``<stem>.txt`` beside the
-    file is read. O(files + records).
+    file is read. ``source`` names the rows' origin (default ``mediafolder:<folder name>``).
+    O(files + records).
 
     Raises ``ValueError`` naming the orphans on either side: records naming files in no folder,
     and files without a caption (``require_captions=False`` keeps them with an empty caption).
@@ -292,10 +253,11 @@ def media_folder_dataset(*, images: Optional[str] = None, audios: Optional[str] 
         columns["media_root"].append(str(root))
         columns["source_file"].append(str(root / name))
         columns["metadata"].append(json.dumps(record, ensure_ascii=False) if record else None)
-        columns["source"].append(f"mediafolder:{root.name}")
+        columns["source"].append(source or f"mediafolder:{root.name}")
     if missing and require_captions:
-        raise ValueError(f"{len(missing)} media file(s) without a caption (not in {texts or 'a captions file'}, no metadata caption, "
-                         f"no .txt beside them): {missing[:5]}")
+        kind = f"{next(iter(folders))[:-1]}(s)" if len(folders) == 1 else "media file(s)"
+        raise ValueError(f"{', '.join(folders.values())}: {len(missing)} {kind} without a caption (not in {texts or 'a captions file'}, "
+                         f"no metadata caption, no .txt beside them): {missing[:5]}")
     return Dataset.from_dict(columns, features=COMMON_FEATURES)
 
 

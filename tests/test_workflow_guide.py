@@ -118,7 +118,7 @@ def test_orphans_on_either_side_are_named(folder):
     with pytest.raises(ValueError, match=r"ghost.json: 1 caption record\(s\) name files in none of the media folders: 'ghost.jpg' \(key 'ghost.jpg'\)"):
         media_folder_dataset(images=images, texts=str(folder / "ghost.json"))
     (folder / "short.json").write_text(json.dumps({"a.jpg": "x"}))
-    with pytest.raises(ValueError, match=r"2 media file\(s\) without a caption .*\['b.jpg', 'sub/c.jpg'\]"):
+    with pytest.raises(ValueError, match=r"images: 2 image\(s\) without a caption .*\['b.jpg', 'sub/c.jpg'\]"):
         media_folder_dataset(images=images, texts=str(folder / "short.json"))
     assert media_folder_dataset(images=images, texts=str(folder / "short.json"), require_captions=False)["text"][1] == "<__dj__image>  <|__dj__eoc|>"
     (folder / "meta.csv").write_text("file_name,location\na.jpg,beach\nnowhere.jpg,moon\n")

@@ -17,6 +17,7 @@ from ._batch import STATS_COLUMN
 from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions
 from .pii import PII_TYPES, RedactPII, redact_text
 from .quality_score import Q_FIELD, QUALITY_DIMENSIONS, InstructionQualityScore, fluency_from_perplexity, instruction_and_response, response_perplexity
+from .similarity import ImageTextSimilarity
 from .stats import ComputeStats, image_size, media_duration
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "STATS_COLUMN",
     "ComputeStats",
     "FilterResult",
+    "ImageTextSimilarity",
     "InstructionQualityScore",
     "QualityFilter",
     "RedactPII",

@@ -180,22 +180,34 @@ def _media_files(folders: Mapping[str, str]) -> tuple[list[tuple[str, Path, str]
     return files, names
 
 
-def _match(keyed: Mapping[str, tuple[str, dict]], names: Mapping[str, int], path: str, what: str) -> dict[int, dict]:
-    """Media position -> record for every record of ``keyed``; raises naming the records whose file
-    is in none of the folders."""
-    matched: dict[int, dict] = {}
+def _match(keyed: Mapping[str, tuple[str, dict]], names: Mapping[str, int], path: str, what: str) -> dict[int, tuple[str, dict]]:
+    """Media position -> (label, record) for every record of ``keyed``; raises naming the records
+    whose file is in none of the folders."""
+    matched: dict[int, tuple[str, dict]] = {}
     orphans = []
     for name, (label, record) in keyed.items():
         position = names.get(name)
         if position is None:
             orphans.append(f"{name!r} ({label})")
         elif position in matched:
-            raise ValueError(f"{path} {label}: {name!r} is a file another record of this {what} file already named")
+            raise ValueError(f"{path} {label}: {name!r} is a file {matched[position][0]} already named")
         else:
-            matched[position] = record
+            matched[position] = (label, record)
     if orphans:
         raise ValueError(f"{path}: {len(orphans)} {what} record(s) name files in none of the media folders: {', '.join(orphans[:5])}")
     return matched
+
+
+def _pop_caption(record: dict, path: Optional[str], label: str) -> Optional[str]:
+    """Remove every caption field from ``record`` and return the first non-empty caption (``None``
+    without one); a caption that is not a string is an error naming the file and the record."""
+    caption = None
+    for key in CAPTION_FIELDS:
+        value = record.pop(key, None)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{path} {label}: {key!r} is a {type(value).__name__}, expected the caption as a string")
+        caption = caption or value or None
+    return caption
 
 
 def media_folder_dataset(*, images: Optional[str] = None, audios: Optional[str] = None, videos: Optional[str] = None,
@@ -231,13 +243,13 @@ def media_folder_dataset(*, images: Optional[str] = None, audios: Optional[str] 
     columns: dict[str, list] = {name: [] for name in COMMON_FEATURES}
     missing = []
     for position, (column, root, name) in enumerate(files):
-        record = dict(extras.get(position, {}))
-        caption = next((captions[position][key] for key in CAPTION_FIELDS if position in captions and captions[position].get(key)), None)
-        if position in captions and caption is None:
-            raise ValueError(f"{texts}: the record for {name!r} has no caption field ({', '.join(CAPTION_FIELDS)})")
-        for key in CAPTION_FIELDS:
-            value = record.pop(key, None)
-            caption = caption or value
+        label, record = captions.get(position, ("", {}))
+        captioned = dict(record)
+        caption = _pop_caption(captioned, texts, label)
+        # A captions record's other fields are kept as metadata; the metadata file's win on a clash.
+        label, record = extras.get(position, ("", {}))
+        record = {**captioned, **record}
+        caption = caption or _pop_caption(record, metadata, label)
         sidecar = (root / name).with_suffix(".txt")
         if not caption and sidecar.exists():
             caption = sidecar.read_text(encoding="utf-8").strip()

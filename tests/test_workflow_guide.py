@@ -112,6 +112,22 @@ def test_metadata_file_keyed_by_file_name(folder):
     assert [json.loads(m) for m in ds["metadata"][:]] == [{"location": "beach"}, {"objects": ["cup", "table"]}, {"season": "winter"}]
 
 
+def test_captions_record_fields_and_caption_types(folder):
+    images = str(folder / "images")
+    records = [{"file_name": "a.jpg", "caption": "A kite.", "annotator": "ann"}, {"file_name": "b.jpg", "caption": "Cups."},
+               {"file_name": "c.jpg", "caption": "A dog.", "annotator": "bob"}]
+    (folder / "captions.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    (folder / "metadata.csv").write_text("file_name,annotator,location\na.jpg,carol,beach\n")
+    ds = media_folder_dataset(images=images, texts=str(folder / "captions.jsonl"), metadata=str(folder / "metadata.csv"))
+    assert [json.loads(m) if m else None for m in ds["metadata"][:]] == [{"annotator": "carol", "location": "beach"}, None, {"annotator": "bob"}]
+    (folder / "lists.json").write_text(json.dumps({"a.jpg": ["A kite.", "A red kite."], "b.jpg": "Cups.", "c.jpg": "A dog."}))
+    with pytest.raises(ValueError, match=r"lists.json key 'a.jpg': 'caption' is a list, expected the caption as a string"):
+        media_folder_dataset(images=images, texts=str(folder / "lists.json"))
+    (folder / "aliases.json").write_text(json.dumps({"a.jpg": "x", "images/a.jpg": "y"}))
+    with pytest.raises(ValueError, match=r"aliases.json key 'images/a.jpg': 'images/a.jpg' is a file key 'a.jpg' already named"):
+        media_folder_dataset(images=images, texts=str(folder / "aliases.json"), require_captions=False)
+
+
 def test_orphans_on_either_side_are_named(folder):
     images = str(folder / "images")
     (folder / "ghost.json").write_text(json.dumps({"a.jpg": "x", "b.jpg": "y", "sub/c.jpg": "z", "ghost.jpg": "boo"}))

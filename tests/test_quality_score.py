@@ -16,7 +16,7 @@ import synthesis_tiny_vlm
 from quality_tiny_models import build_llama
 
 from hf_mmbuilder import models
-from hf_mmbuilder.ops import STATS_COLUMN, InstructionQualityScore, QualityFilter, apply_filters, fluency_from_perplexity, response_perplexity
+from hf_mmbuilder.ops import STATS_COLUMN, ImageTextSimilarity, InstructionQualityScore, QualityFilter, apply_filters, fluency_from_perplexity, response_perplexity
 from hf_mmbuilder.ops.quality_score import instruction_and_response
 from hf_mmbuilder.synthesis.backends import Generation, TransformersBackend
 from hf_mmbuilder.synthesis.responses import second_responses
@@ -197,14 +197,16 @@ def test_force_cpu_keeps_every_model_on_the_cpu(tiny, tmp_path, monkeypatch):
     scored = ds.map(InstructionQualityScore(text_model=tiny["bert"], image_model=tiny["clip"], fluency_model=tiny["llama"],
                                             reference_column="second"), batched=True)
     assert set(scored[0][STATS_COLUMN]) == {"consistency", "relevance", "fluency", "Q"}
+    clip_scored = scored.map(ImageTextSimilarity(tiny["clip"]), batched=True)  # the CLIP score op (Data-Juicer's stat)
+    assert len(clip_scored[0][STATS_COLUMN]["image_text_similarity"]) == 1
     model, processor = synthesis_tiny_vlm.build()
     model.save_pretrained(tmp_path / "vlm")
     processor.save_pretrained(tmp_path / "vlm")
     backend = TransformersBackend.from_pretrained(str(tmp_path / "vlm"), local_files_only=True)
     answered = second_responses(ds, backend, column="again", max_new_tokens=2)
     assert answered["again_error"][:] == [None]
-    loaded = [value for value in models._cache.values()]
-    assert {item.device for item in loaded} == {"cpu"} and len(loaded) == 3
+    loaded = list(models._cache.values())
+    assert {item.device for item in loaded} == {"cpu"} and len(loaded) == 3  # BERT, CLIP (shared by embed and the score op), Llama
     assert {p.device.type for item in loaded for p in item.model.parameters()} == {"cpu"}
     assert {p.device.type for p in backend.model.parameters()} == {"cpu"}
     # "meta" is transformers' weightless initialisation while loading, not a device data goes to.

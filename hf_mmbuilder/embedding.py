@@ -665,3 +665,34 @@ def _apply_policy(mapped, on_error: str, rejects_path: Optional[str]):
     failed_rows = set(failed)
     kept = mapped.filter(lambda _, index: index not in failed_rows, with_indices=True, desc="leaving out rows that failed")
     return kept.remove_columns(_ERRORS)
+
+
+def model_embeddings(ds, model: str, *, modality: str = "text", on_error: str = "raise", **options) -> np.ndarray:
+    """The ``(len(ds), d)`` float32 matrix :func:`embed` computes for ``ds``, for the callers that
+    take ``embeddings="model:<id>"`` (semantic dedup, selection). Rows are those of ``ds``.
+
+    ``on_error="raise"`` stops at the first row that cannot be embedded (naming the file, the row
+    and the reason); ``"keep"`` logs each such row with its reason and gives it a NaN vector, for
+    callers that set such rows apart. ``options`` are :func:`embed`'s (``batch_size``, ``device``,
+    ``source``, ``media_root``, ``progress``, ...).
+
+    Example:
+        >>> model_embeddings(ds, "model:/models/tiny-clip", modality="image").shape  # doctest: +SKIP
+        (120, 512)
+    """
+    if on_error not in ("raise", "keep"):
+        raise ValueError(f"on_error must be 'raise' or 'keep' here (one vector per row), got {on_error!r}")
+    name = "__hf_mmbuilder_embedding__"
+    out = embed(ds, model, modality=modality, column=name, on_error=on_error, **options)
+    vectors = out.with_format("arrow")[name]
+    vectors = vectors.combine_chunks() if hasattr(vectors, "combine_chunks") else vectors
+    width = vectors.type.list_size
+    # The child values of every slot, null ones included (flatten() would leave those out).
+    values = vectors.values.slice(vectors.offset * width, len(vectors) * width)
+    matrix = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(out), width).copy()
+    if vectors.null_count:
+        reasons = out[ERRORS_COLUMN]
+        for row in np.flatnonzero(np.asarray(vectors.is_null())).tolist():
+            logger.warning("row %d has no %s embedding: %s", row, modality, "; ".join(reasons[row]))
+            matrix[row] = np.nan
+    return matrix

@@ -10,7 +10,7 @@ WORDS = "a the photo of red green blue cat dog bus car street sky on in and is w
 SPECIAL = ["[PAD]", "[UNK]", "<s>", "</s>"]
 
 
-def tokenizer(max_length: int = 16):
+def tokenizer(max_length: int = 16, model_input_names=None):
     """A word-level fast tokenizer (``<s> words </s>``); ``</s>`` is id 3, ``[PAD]`` id 0."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -20,7 +20,7 @@ def tokenizer(max_length: int = 16):
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 3)])
     return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>", eos_token="</s>",
-                                   model_max_length=max_length)
+                                   model_max_length=max_length, **({"model_input_names": model_input_names} if model_input_names else {}))
 
 
 def clip(folder: Path, *, image_size: int = 32, projection_dim: int = 8, seed: int = 0) -> str:
@@ -50,12 +50,15 @@ def siglip(folder: Path, *, seed: int = 0) -> str:
     vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
     torch.manual_seed(seed)
     SiglipModel(SiglipConfig(text_config=text.to_dict(), vision_config=vision.to_dict())).eval().save_pretrained(folder)
-    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer()).save_pretrained(folder)
+    # input_ids only, as SigLIP's own tokenizer: the model was trained without an attention mask.
+    words = tokenizer(model_input_names=["input_ids"])
+    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=words).save_pretrained(folder)
     return str(folder)
 
 
 def clap(folder: Path, *, seed: int = 0) -> str:
-    """CLAP with a tiny HTSAT audio tower (16 mel bins, 1-second window at 8 kHz)."""
+    """CLAP with a tiny HTSAT audio tower (16 mel bins, 1-second window at 8 kHz; unfused, as
+    laion/clap-htsat-unfused: a longer clip is cropped at random)."""
     import torch
     from transformers import ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, ClapTextConfig
 
@@ -67,7 +70,7 @@ def clap(folder: Path, *, seed: int = 0) -> str:
     torch.manual_seed(seed)
     ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=8)).eval().save_pretrained(folder)
     extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=128, max_length_s=1, fft_window_size=256,
-                                     frequency_min=0, frequency_max=4000)
+                                     frequency_min=0, frequency_max=4000, truncation="rand_trunc")
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer()).save_pretrained(folder)
     return str(folder)
 

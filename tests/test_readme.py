@@ -29,6 +29,7 @@ READS_SHARED_DATA = {
     "Embed images, text, video and audio": False,
     "MMC4 similarity realignment": False,
     "Process: stats, PII redaction, quality filters": False,
+    "The guide's quality score Q": False,
     "The whole workflow: `MultiModalDatasetBuilder`": True,
 }
 

@@ -20,6 +20,7 @@ _deprecated.install()
 # Registers the PyAV-decoded audio/video features with datasets, so decoded datasets reload anywhere.
 from . import decoders  # noqa: F401
 from .duplicates import dedup
+from .embedding import embed
 from .formats.catalog import available_formats
 from .formats.exporting import export
 from .formats.loading import load
@@ -75,6 +76,7 @@ __all__ = [
     "registered_names",
     "validate_alignment",
     "dedup",
+    "embed",
     "select",
     "realign",
     "publish",

@@ -161,8 +161,8 @@ class Msrvtt(CaptionedVideoBuilder):
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
     def _csv_tables(self, shard, policy, constants, row) -> Iterator[pa.Table]:
-        handle, reader, header = open_csv(shard.path, open)
-        with handle:
+        with open_csv(shard.path, open, shard.original) as csv_file:
+            header = csv_file.header
             if header is None:
                 return
             text_columns = [name for name in CSV_TEXT_COLUMNS if name in header]
@@ -180,7 +180,7 @@ class Msrvtt(CaptionedVideoBuilder):
                 return row(cells["video_id"], cells.get(text_column), other, layout="csv")
 
             constants = dict(constants, csv_header=header)
-            yield from rows_to_tables(self.info.features, constants, csv_source_records(header, reader), convert, policy, shard.original)
+            yield from rows_to_tables(self.info.features, constants, csv_source_records(csv_file), convert, policy, shard.original)
 
     def _official_tables(self, shard, policy, constants, row) -> Iterator[pa.Table]:
         document = _official_document(shard.path)

@@ -26,8 +26,10 @@ READS_SHARED_DATA = {
     "Interleaved, chat and Data-Juicer formats": False,
     "Deduplicate": False,
     "Choose a subset: diversity, clusters, active learning": False,
+    "Embed images, text, video and audio": False,
     "MMC4 similarity realignment": False,
     "Process: stats, PII redaction, quality filters": False,
+    "The guide's quality score Q": False,
     "The whole workflow: `MultiModalDatasetBuilder`": True,
 }
 

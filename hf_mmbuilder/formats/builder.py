@@ -26,6 +26,7 @@ from datasets.builder import Key
 
 from ..errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+from .failures import READ_ERRORS, Unreadable, file_failure, read_failure
 from .fingerprint import code_hash
 from .serialization import STYLE_COLUMN, source_style
 from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
@@ -121,6 +122,11 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
 
+    def unreadable_shard(self, shard_id: int, path: str, original: str, media_root: str, reason: str) -> Shard:
+        """A shard standing for a file that cannot be read or listed (its index an
+        :class:`~hf_mmbuilder.formats.failures.Unreadable`): reported through ``on_error`` when the shards run."""
+        return Shard(shard_id, path, original, media_root, index=Unreadable(reason))
+
     def shard_rng(self, shard: Shard) -> random.Random:
         """The random source of one shard (Data-Juicer's ``random`` token positions), seeded by the
         config's ``seed`` and the shard: the same draws on every run, whatever ``num_proc``."""
@@ -201,7 +207,15 @@ class DJBuilder(datasets.ArrowBasedBuilder):
             shards = []
             for file, original in zip(files, self.config.data_files[split_name]):
                 media_root = self.config.media_root or os.path.dirname(os.path.abspath(str(original)))
-                for path in dl_manager.iter_files(file):
+                try:
+                    paths = list(dl_manager.iter_files(file))
+                except READ_ERRORS as error:
+                    # An archive that cannot be opened (not a zip, truncated): one shard stands for it,
+                    # reported through on_error when the shards run.
+                    shards.append(self.unreadable_shard(shard_id, str(file), str(original), media_root, read_failure(str(original), error)))
+                    shard_id += 1
+                    continue
+                for path in paths:
                     planned = self._plan_file(shard_id, path, str(original), media_root)
                     shard_id += len(planned)
                     shards.extend(planned)
@@ -211,6 +225,9 @@ class DJBuilder(datasets.ArrowBasedBuilder):
     def _generate_tables(self, shards: list[Shard]):
         with ErrorPolicy(self.config.on_error, self.rejects_path) as policy:
             for shard in shards:
+                if isinstance(shard.index, Unreadable):
+                    file_failure(shard.original, shard.index.reason, policy, self.config.on_error)
+                    continue
                 for batch_id, table in enumerate(self._shard_tables(shard, policy)):
                     yield Key(shard.shard_id, batch_id), table
 

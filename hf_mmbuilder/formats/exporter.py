@@ -27,7 +27,10 @@ from .serialization import DEFAULT_STYLE, RecordWriter, SourceStyle, dataset_sty
 
 
 class AtomicWriter:
-    """A binary file written under a temporary name and renamed into place on success.
+    """A binary file written under a temporary name (``.<name>.tmp-<pid>`` beside it) and renamed
+    into place on success, so an interrupted write (even SIGKILL) never leaves a partial file at
+    the destination. Opening removes the temporaries of earlier writes to the same destination whose
+    process is gone (:func:`stale_temporaries`).
 
     Example:
         >>> with AtomicWriter("/tmp/out.jsonl") as handle:  # doctest: +SKIP
@@ -41,6 +44,11 @@ class AtomicWriter:
         self.temporary = os.path.join(directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}")
 
     def __enter__(self):
+        for stale in stale_temporaries(self.path):
+            try:
+                os.remove(stale)
+            except FileNotFoundError:
+                continue  # another export to this destination removed it first
         self.handle = open(self.temporary, "wb")
         return self.handle
 
@@ -51,6 +59,46 @@ class AtomicWriter:
         else:
             os.remove(self.temporary)
         return False
+
+
+def stale_temporaries(path: str) -> list:
+    """The temporaries :class:`AtomicWriter` left beside ``path`` (``.<name>.tmp-<pid>``) in
+    processes that no longer run (killed mid-write). Only files of exactly that name with a pid
+    of no live process: another program's files, and a live export's, are never listed.
+
+    Example:
+        >>> stale_temporaries("/tmp/no-such-folder/out.jsonl")
+        []
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}.tmp-"
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    stale = []
+    for entry in entries:
+        pid = entry[len(prefix) :]
+        if entry.startswith(prefix) and pid.isdigit() and pid == str(int(pid)) and not _process_exists(int(pid)):
+            stale.append(os.path.join(directory, entry))
+    return sorted(stale)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            # A killed process its parent has not reaped yet still answers kill(pid, 0): state Z.
+            return handle.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
 
 
 # Keys Data-Juicer adds to a row (``__dj__stats__``, ``__dj__hash``, ``__dj__meta__``, ...), and the

@@ -9,6 +9,7 @@ import datasets
 from datasets.data_files import DataFilesDict, sanitize_patterns
 
 from .catalog import builder_class
+from .failures import check_special_files
 from .fingerprint import NAMESPACE
 
 
@@ -34,6 +35,7 @@ def load(
         >>> ds.column_names[:4]  # doctest: +SKIP
         ['text', 'images', 'audios', 'videos']
     """
+    check_special_files(data_files)
     patterns = sanitize_patterns(data_files)
     files = DataFilesDict.from_patterns(patterns, base_path=os.getcwd())
     builder = builder_class(format_name)(

@@ -13,7 +13,7 @@ Example:
 """
 
 from ._batch import STATS_COLUMN
-from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions
+from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions, reason_check
 from .pii import PII_TYPES, RedactPII, redact_text
 from .stats import ComputeStats, image_size, media_duration
 
@@ -29,5 +29,6 @@ __all__ = [
     "image_size",
     "media_duration",
     "quality_dimensions",
+    "reason_check",
     "redact_text",
 ]

@@ -22,6 +22,7 @@ from typing import Mapping, Optional, Sequence
 import datasets
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
+from .inspection import inspect
 from .ops import ComputeStats, QualityFilter, RedactPII, apply_filters
 from .output_folder import OutputFolder
 from .formats.catalog import available_formats
@@ -352,7 +353,8 @@ class MultiModalDatasetBuilder:
         The default filter: alignment invariant, at least 10 characters, word repetition at
         most 0.5, unreadable media dropped when ``check_media``, and ``quality_threshold``. The
         report is written to ``output_dir/quality_report.json`` and ``.md``; dropped rows with
-        their reasons to ``output_dir/rejected`` (a saved dataset).
+        their reasons to ``output_dir/rejected`` (a saved dataset); the HTML inspection report of
+        the checked rows, with the filter failures, to ``output_dir/inspection/index.html``.
 
         Example:
             >>> report = builder.validate_quality(QualityFilter(min_text_len=20, languages=["en"]))  # doctest: +SKIP
@@ -375,6 +377,8 @@ class MultiModalDatasetBuilder:
             handle.write(self.report.to_markdown())
         if len(self.filter_result.dropped):
             self.filter_result.dropped.save_to_disk(os.path.join(self.output_dir, "rejected"))
+        inspect(dataset, os.path.join(self.output_dir, "inspection"), rejects=self.filter_result, title="validate_quality",
+                tokens=self.tokens)
         self.dataset = self.filter_result.kept
         return self.report
 

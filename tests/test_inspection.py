@@ -117,11 +117,11 @@ def test_inspect_writes_every_section(media, tmp_path):
     plots = {plot["title"]: plot for plot in overview["plots"]}
     assert list(plots) == ["Text length (characters)", "Turns per row", "Images per row", "Audios per row", "Language",
                            "Image width (pixels)", "Image height (pixels)", "Audio duration (seconds)"]
-    assert plots["Turns per row"]["data"] == {"edges": [0, 1, 2, 3], "counts": [1, 0, rows - 1], "log": False}
+    assert plots["Turns per row"]["data"] == {"edges": [0, 1, 2, 3], "counts": [1, 0, rows - 1], "log": False, "integer": True}
     assert plots["Images per row"]["data"]["counts"] == [rows - 5, 4, 1]
     assert plots["Language"]["data"] == [["en", rows]]
     assert sum(plots["Image width (pixels)"]["data"]["counts"]) == 6
-    assert plots["Audio duration (seconds)"]["data"] == {"edges": [1.0, 1.0], "counts": [1], "log": False}
+    assert plots["Audio duration (seconds)"]["data"] == {"edges": [1.0, 1.0], "counts": [1], "log": False, "integer": False}
 
     # Rows: the seeded sample, each with its conversation or document and media previews in place.
     sampled = np.sort(np.random.default_rng(1).choice(rows, 30, replace=False)).tolist()
@@ -141,7 +141,7 @@ def test_inspect_writes_every_section(media, tmp_path):
     (cluster,) = duplicates["shown"]
     assert (cluster["id"], cluster["size"], cluster["rows"]) == (1, 2, [1, 5])
     kept, other = cluster["members"]
-    assert (kept["row"], kept["kept"], kept["diff"]) == (1, True, None)
+    assert (kept["row"], kept["kept"], kept["diff"]) == (1, True, [["=", DUPLICATE_A]])
     assert kept["media"]["image"][0]["src"].startswith("media/")
     assert other["kept"] is False
     assert [piece for piece in other["diff"] if piece[0] != "="] == [["-", ","], ["-", "."], ["+", "!"]]

@@ -19,37 +19,38 @@ ALIGNMENT_ROWS_SHOWN = 50  # misaligned rows listed by number (all are counted)
 
 
 def histogram(values: np.ndarray, *, bins: int = 30, log: bool = False, integer: bool = False) -> dict:
-    """Plot data for a numeric distribution: ``{"edges", "counts", "log"}``.
+    """Plot data for a numeric distribution: ``{"edges", "counts", "log", "integer"}``.
 
     ``log`` spaces the bins geometrically (text lengths, image sizes span decades); ``integer``
-    gives one bar per value while there are at most ``bins`` of them. Empty input gives no bars.
+    gives one bar per value while there are at most ``bins`` of them (then ``"integer"`` is true
+    and bar k counts the value ``edges[k]``). Empty input gives no bars.
 
     Example:
         >>> histogram(np.array([1, 1, 2, 5]), integer=True)
-        {'edges': [1, 2, 3, 4, 5, 6], 'counts': [2, 1, 0, 0, 1], 'log': False}
+        {'edges': [1, 2, 3, 4, 5, 6], 'counts': [2, 1, 0, 0, 1], 'log': False, 'integer': True}
         >>> histogram(np.array([1.0, 10.0, 100.0]), bins=2, log=True)["counts"]
         [1, 2]
         >>> histogram(np.array([2.5, 2.5]))
-        {'edges': [2.5, 2.5], 'counts': [2], 'log': False}
+        {'edges': [2.5, 2.5], 'counts': [2], 'log': False, 'integer': False}
     """
     values = np.asarray(values)
     values = values[np.isfinite(values)] if values.dtype.kind == "f" else values
     if values.size == 0:
-        return {"edges": [], "counts": [], "log": log}
+        return {"edges": [], "counts": [], "log": log, "integer": False}
     low, high = float(values.min()), float(values.max())
     if integer and high - low < bins:
         edges = np.arange(int(low), int(high) + 2)
         counts = np.bincount((values - int(low)).astype(np.int64), minlength=len(edges) - 1)
-        return {"edges": edges.tolist(), "counts": counts.tolist(), "log": False}
+        return {"edges": edges.tolist(), "counts": counts.tolist(), "log": False, "integer": True}
     if high == low:
-        return {"edges": [round(low, 3), round(high, 3)], "counts": [int(values.size)], "log": False}
+        return {"edges": [round(low, 3), round(high, 3)], "counts": [int(values.size)], "log": False, "integer": False}
     if log and low > 0:
         edges = np.geomspace(low, high, bins + 1)
     else:
         log = False
         edges = np.linspace(low, high, bins + 1)
     counts, _ = np.histogram(values, bins=edges)
-    return {"edges": [round(float(edge), 3) for edge in edges], "counts": counts.tolist(), "log": log}
+    return {"edges": [round(float(edge), 3) for edge in edges], "counts": counts.tolist(), "log": log, "integer": False}
 
 
 def categories(values: pa.Array) -> list:

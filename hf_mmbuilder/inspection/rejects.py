@@ -55,7 +55,8 @@ def rejects_section(rejects) -> dict:
 
     Returns ``{"loader": {"count", "reasons", "shown"}, "filtered": {"count", "reasons", "shown"}}``;
     a loader entry shown is ``{"file", "record", "line", "reason", "raw"}``, a filtered one
-    ``{"row", "reason", "raw"}`` (``row``: its position among the dropped rows).
+    ``{"row", "id", "reason", "raw"}`` (``row``: its position among the dropped rows; ``id`` its
+    ``id`` column, when it has one).
     """
     import datasets
 
@@ -89,7 +90,7 @@ def rejects_section(rejects) -> dict:
         for row, record in enumerate(shown):
             reason = record.pop(FILTER_COLUMN)
             raw = orjson.dumps(record, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-            filtered.append({"row": row, "reason": reason, "raw": _cut(raw)})
+            filtered.append({"row": row, "id": None if record.get("id") is None else str(record["id"]), "reason": reason, "raw": _cut(raw)})
 
     def ranked(counter: Counter) -> list:
         return sorted(([reason, count] for reason, count in counter.items()), key=lambda pair: (-pair[1], pair[0]))

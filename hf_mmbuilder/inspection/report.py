@@ -101,9 +101,10 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
         texts = dict(zip(member_rows, whole.select(member_rows)["text"] if member_rows else []))
         for cluster in found:
             # dedup keeps the cluster's first row, whose index is the cluster id.
-            kept = texts.get(cluster["id"])
+            kept = (texts[cluster["id"]] or "") if cluster["id"] in texts else None
+            # Each member's DJ text, marked against the kept row's (the kept row: all unchanged).
             cluster["members"] = [{**members[row], "kept": row == cluster["id"],
-                                   "diff": text_diff(kept or "", texts[row] or "") if kept is not None and row != cluster["id"] else None}
+                                   "diff": text_diff(kept, texts[row] or "") if kept is not None else [["=", texts[row] or ""]]}
                                   for row in cluster["rows"]]
         data["duplicates"] = {**counts, "shown": found}
 

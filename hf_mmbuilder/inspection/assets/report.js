@@ -41,14 +41,14 @@
     const step = (width - left) / data.counts.length;
     const bars = data.counts.map((count, index) => {
       const h = (count / max) * (height - bottom - 6);
-      const range = data.edges[index + 1] - data.edges[index] === 1 && Number.isInteger(data.edges[index])
-        ? short(data.edges[index]) : `${short(data.edges[index])} to ${short(data.edges[index + 1])}`;
+      const range = data.integer ? short(data.edges[index]) : `${short(data.edges[index])} to ${short(data.edges[index + 1])}`;
       return svgEl("rect", { class: "bar", x: left + index * step + 0.5, y: height - bottom - h, width: Math.max(1, step - 1), height: h },
         [svgEl("title", { text: `${range}: ${number(count)} rows` })]);
     });
     const labels = [
       svgEl("text", { x: left, y: height - 6, text: short(data.edges[0]) }),
-      svgEl("text", { x: width, y: height - 6, "text-anchor": "end", text: short(data.edges[data.edges.length - 1]) + (data.log ? " (log bins)" : "") }),
+      svgEl("text", { x: width, y: height - 6, "text-anchor": "end",
+        text: short(data.edges[data.edges.length - 1] - (data.integer ? 1 : 0)) + (data.log ? " (log bins)" : "") }),
       svgEl("text", { x: left - 4, y: 12, "text-anchor": "end", text: short(max) }),
       svgEl("text", { x: left - 4, y: height - bottom, "text-anchor": "end", text: "0" }),
     ];
@@ -56,19 +56,21 @@
   }
 
   function categoryPlot(data) {
-    const rowHeight = 16, labelWidth = 130, width = 360;
+    const rowHeight = 16, labelWidth = 200, width = 420;
     const max = Math.max(1, ...data.map((pair) => pair[1]));
     const height = rowHeight * data.length + 4;
     const items = [];
     data.forEach(([label, count], index) => {
       const y = index * rowHeight + 2;
       const w = (count / max) * (width - labelWidth - 60);
-      items.push(svgEl("text", { x: labelWidth - 4, y: y + 11, "text-anchor": "end", text: String(label).slice(0, 24) }));
+      items.push(svgEl("text", { x: labelWidth - 4, y: y + 11, "text-anchor": "end", text: String(label).length > 34 ? String(label).slice(0, 33) + "…" : String(label) },
+        [svgEl("title", { text: String(label) })]));
       items.push(svgEl("rect", { class: "bar", x: labelWidth, y, width: Math.max(1, w), height: rowHeight - 3 },
         [svgEl("title", { text: `${label}: ${number(count)}` })]));
       items.push(svgEl("text", { x: labelWidth + w + 4, y: y + 11, text: number(count) }));
     });
-    return svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img" }, items);
+    // Drawn at its own size: a plot of two categories must not scale up to the figure's width.
+    return svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "categories", role: "img" }, items);
   }
 
   function table(headers, rows, numeric) {
@@ -201,7 +203,7 @@
           el("div", {}, [el("span", { className: member.kept ? "badge kept" : "badge dup", text: member.kept ? "kept" : "duplicate" }),
                          el("span", { className: "note", text: `row ${number(member.row)}` })]),
           ...media,
-          member.diff ? diffText(member.diff) : el("div", { className: "text", text: plainText(member) }),
+          diffText(member.diff),
         ]);
       });
       section.append(el("div", { className: "cluster", "data-cluster": cluster.id }, [
@@ -230,7 +232,7 @@
         fill: PALETTE[cluster % PALETTE.length], "fill-opacity": selected ? 1 : 0.35,
       }, [svgEl("title", { text: `row ${row}, cluster ${cluster}${selected ? ", selected" : ""}` })]));
       section.append(el("figure", {}, [el("figcaption", { text: "PCA of the embeddings: selected rows outlined, colour = k-means cluster" }),
-        svgEl("svg", { class: "scatter", viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img" }, dots)]));
+        svgEl("svg", { class: "scatter", viewBox: `0 0 ${width} ${height}`, width, height, role: "img" }, dots)]));
     }
     if (data.quotas.length) {
       section.append(el("h2", { text: "Per-cluster quotas" }), table(["cluster", "rows", "selected", "share of cluster", "share of selection"],
@@ -254,7 +256,8 @@
         r.line === null || r.line === undefined ? "-" : String(r.line), r.reason, raw(r.raw)]), [0, 1, 1, 0, 0]));
     section.append(el("h2", { text: `Filter failures (${number(data.filtered.count)})` }));
     if (data.filtered.reasons.length) section.append(el("figure", {}, [el("figcaption", { text: "Rows per check" }), categoryPlot(data.filtered.reasons.slice(0, 20))]));
-    section.append(table(["dropped row", "reason", "raw"], data.filtered.shown.map((r) => [String(r.row), r.reason, raw(r.raw)]), [1, 0, 0]));
+    section.append(table(["dropped row", "id", "reason", "raw"],
+      data.filtered.shown.map((r) => [String(r.row), r.id === null || r.id === undefined ? "-" : String(r.id), r.reason, raw(r.raw)]), [1, 0, 0, 0]));
   }
 
   // ---- navigation ------------------------------------------------------------------------------

@@ -60,15 +60,16 @@ def projection(matrix: np.ndarray, mask: np.ndarray, seed: int = 0) -> dict:
 
     Returns ``points`` (``[[x, y, row, selected, cluster], ...]``: up to :data:`POINTS` selected
     and :data:`POINTS` unselected rows, seeded), ``quotas`` (``[{"cluster", "rows", "selected"}]``
-    per k-means cluster, largest first) and the counts ``rows`` and ``selected``.
+    per k-means cluster of the embeddings, ``min(16, sqrt(n))`` clusters, largest first) and the
+    counts ``rows`` and ``selected``.
 
     Example:
         >>> rng = np.random.default_rng(0)
         >>> matrix = np.vstack([rng.normal(0, 1, (50, 8)), rng.normal(9, 1, (50, 8))]).astype(np.float32)
         >>> mask = np.zeros(100, dtype=bool); mask[[0, 1, 60]] = True
         >>> result = projection(matrix, mask)
-        >>> sorted((quota["rows"], quota["selected"]) for quota in result["quotas"])
-        [(50, 1), (50, 2)]
+        >>> len(result["points"]), result["selected"], len(result["quotas"]), sum(quota["selected"] for quota in result["quotas"])
+        (100, 3, 10, 3)
     """
     n = len(matrix)
     rng = np.random.default_rng(seed)

@@ -81,9 +81,17 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
     data = {"title": title or f"{n:,} rows", "overview": overview(table, splits, names, tokens)}
     previews = Previews(folder, Path(final_folder or folder))
 
+    shown_columns = [name for name in ("text", *MEDIA_COLUMNS, "media_root", "id", "source_file", "source_format")
+                     if name in whole.column_names]
+    texts: dict = {}
+
     def views(rows: Sequence[int]) -> dict:
         rows = sorted(set(int(row) for row in rows))
-        records = whole.select(rows) if rows else []
+        # One Arrow take of the columns drawn, not a formatted read per row.
+        records = whole.select_columns(shown_columns).select(rows).with_format("arrow")[:].to_pylist() if rows else []
+        texts.update((row, record.get("text") or "") for row, record in zip(rows, records))
+        previews.prepare((_KINDS[column], path, record.get("media_root")) for record in records
+                         for column in MEDIA_COLUMNS for path in (record.get(column) or []))
         return {row: _row_view(record, row, names[splits[row]], previews, tokens) for row, record in zip(rows, records)}
 
     rng = np.random.default_rng(seed)
@@ -98,19 +106,18 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
         found, counts = largest_clusters(cluster_ids)
         member_rows = sorted({row for cluster in found for row in cluster["rows"]})
         members = views(member_rows)
-        texts = dict(zip(member_rows, whole.select(member_rows)["text"] if member_rows else []))
         for cluster in found:
             # dedup keeps the cluster's first row, whose index is the cluster id.
-            kept = (texts[cluster["id"]] or "") if cluster["id"] in texts else None
+            kept = texts.get(cluster["id"])
             # Each member's DJ text, marked against the kept row's (the kept row: all unchanged).
             cluster["members"] = [{**members[row], "kept": row == cluster["id"],
-                                   "diff": text_diff(kept, texts[row] or "") if kept is not None else [["=", texts[row] or ""]]}
+                                   "diff": text_diff(kept, texts[row]) if kept is not None else [["=", texts[row]]]}
                                   for row in cluster["rows"]]
         data["duplicates"] = {**counts, "shown": found}
 
     mask = None
     if selection is not None:
-        column = whole[selection] if isinstance(selection, str) else None
+        column = _column(whole, selection) if isinstance(selection, str) else None
         mask = selected_mask(selection, n, column)
     data["selection"] = None
     if mask is not None:
@@ -133,6 +140,11 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
             "rejects": (data["rejects"]["loader"]["count"] + data["rejects"]["filtered"]["count"]) if data["rejects"] else None}
 
 
+def _column(ds, name: str) -> np.ndarray:
+    """A scalar column as one NumPy array (an Arrow read, never a Python object per row)."""
+    return ds.with_format("arrow")[name].to_numpy()
+
+
 def _cluster_ids(whole, clusters) -> Optional[np.ndarray]:
     """Per-row cluster ids: the given array, a column, or ``dedup(method, return_clusters=True)``;
     by default the dataset's ``cluster_id`` column when it has one."""
@@ -142,11 +154,11 @@ def _cluster_ids(whole, clusters) -> Optional[np.ndarray]:
             return None
     if isinstance(clusters, str):
         if clusters in whole.column_names:
-            return np.asarray(whole.with_format("numpy")[clusters], dtype=np.int64)
+            return _column(whole, clusters).astype(np.int64)
         if clusters in METHODS:
             computed = dedup(whole.remove_columns([c for c in (CLUSTER_COLUMN,) if c in whole.column_names]), clusters,
                              return_clusters=True, progress=False)
-            return np.asarray(computed.with_format("numpy")[CLUSTER_COLUMN], dtype=np.int64)
+            return _column(computed, CLUSTER_COLUMN).astype(np.int64)
         raise ValueError(f"clusters={clusters!r} is neither a column of the dataset nor a dedup method ({', '.join(METHODS)})")
     ids = np.asarray(clusters, dtype=np.int64)
     if ids.shape != (len(whole),):

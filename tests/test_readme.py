@@ -27,6 +27,7 @@ READS_SHARED_DATA = {
     "Choose a subset: diversity, clusters, active learning": False,
     "MMC4 similarity realignment": False,
     "Process: stats, PII redaction, quality filters": False,
+    "Look at the data: the inspection report": False,
     "The whole workflow: `MultiModalDatasetBuilder`": True,
 }
 

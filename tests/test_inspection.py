@@ -194,11 +194,13 @@ def test_inspect_inputs_are_checked(tmp_path):
         inspect(ds, tmp_path / "r2", clusters=[0, 0, 1])
     with pytest.raises(ValueError, match="selection: row 2 is out of range for 2 rows"):
         inspect(ds, tmp_path / "r3", selection=[2])
+    with pytest.raises(ValueError, match="the dataset has no column 'chosen' \\(its columns: text\\)"):
+        inspect(ds, tmp_path / "r6", selection="chosen")
     with pytest.raises(ValueError, match="rejects: int is neither a rejects file"):
         inspect(ds, tmp_path / "r4", rejects=[3])
     with pytest.raises(ValueError, match="inspect takes a datasets.Dataset or DatasetDict, got list"):
         inspect([1], tmp_path / "r5")
-    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3", "r4", "r5"))
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3", "r4", "r5", "r6"))
 
 
 def test_dataset_dict_splits_and_selection_without_embeddings(tmp_path):

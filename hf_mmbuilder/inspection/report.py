@@ -69,13 +69,16 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
     ``final_folder`` is where the files end up when ``folder`` is a staging folder (links to big
     media are relative to it). The other parameters are :func:`inspect`'s.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    names, parts = _parts(ds)
     import datasets
 
+    names, parts = _parts(ds)
     whole = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     n = len(whole)
+    # The caller's clusters and selection are checked before any file is written.
+    cluster_ids = _cluster_ids(whole, clusters)
+    mask = selected_mask(selection, n, _column(whole, selection) if isinstance(selection, str) else None) if selection is not None else None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     splits = np.repeat(np.arange(len(parts), dtype=np.int32), [len(part) for part in parts])
     table = whole.with_format("arrow")[:] if n else whole.data.table
     data = {"title": title or f"{n:,} rows", "overview": overview(table, splits, names, tokens)}
@@ -99,7 +102,6 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
     shown = views(sampled)
     data["rows"] = [shown[int(row)] for row in sampled]
 
-    cluster_ids = _cluster_ids(whole, clusters)
     if cluster_ids is None:
         data["duplicates"] = None
     else:
@@ -115,10 +117,6 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
                                   for row in cluster["rows"]]
         data["duplicates"] = {**counts, "shown": found}
 
-    mask = None
-    if selection is not None:
-        column = _column(whole, selection) if isinstance(selection, str) else None
-        mask = selected_mask(selection, n, column)
     data["selection"] = None
     if mask is not None:
         matrix = _embeddings(whole, embeddings)
@@ -142,6 +140,8 @@ def build_report(ds, folder: Union[str, Path], *, final_folder: Union[str, Path,
 
 def _column(ds, name: str) -> np.ndarray:
     """A scalar column as one NumPy array (an Arrow read, never a Python object per row)."""
+    if name not in ds.column_names:
+        raise ValueError(f"the dataset has no column {name!r} (its columns: {', '.join(ds.column_names)})")
     return ds.with_format("arrow")[name].to_numpy()
 
 

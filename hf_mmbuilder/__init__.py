@@ -17,6 +17,8 @@ from . import _deprecated
 # Old module paths (hf_mmbuilder._deprecated.MOVED) resolve before any other import can ask for one.
 _deprecated.install()
 
+# Registers the PyAV-decoded audio/video features with datasets, so decoded datasets reload anywhere.
+from . import decoders  # noqa: F401
 from .duplicates import dedup
 from .formats.catalog import available_formats
 from .formats.exporting import export

@@ -49,6 +49,11 @@ def __getattr__(name: str):
         from .workflow import MultiModalDatasetBuilder
 
         return MultiModalDatasetBuilder
+    # The report reads the ops' column names (the ops import language detection): on first use too.
+    if name == "inspect":
+        from .inspection import inspect
+
+        return inspect
     # An old module path (`hf_mmbuilder.ray_engine`) still works as an attribute, with a warning.
     moved = _deprecated.moved_attribute(__name__, name)
     if moved is not None:
@@ -80,4 +85,5 @@ __all__ = [
     "select",
     "realign",
     "publish",
+    "inspect",
 ]

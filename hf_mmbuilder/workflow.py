@@ -23,6 +23,7 @@ from typing import Mapping, Optional, Sequence
 import datasets
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
+from .inspection import inspect
 from .ops import ComputeStats, InstructionQualityScore, QualityFilter, RedactPII, apply_filters
 from .output_folder import OutputFolder
 from .formats.catalog import available_formats
@@ -511,7 +512,8 @@ class MultiModalDatasetBuilder:
         ``consistency_backend`` (a synthesis backend) writes each row's second response
         (:func:`hf_mmbuilder.synthesis.responses.second_responses`), which consistency is measured
         against. The report is written to ``output_dir/quality_report.json`` and ``.md``; dropped
-        rows with their reasons to ``output_dir/rejected`` (a saved dataset).
+        rows with their reasons to ``output_dir/rejected`` (a saved dataset); the HTML inspection report
+        of the checked rows, with the filter failures, to ``output_dir/inspection/index.html``.
 
         Example:
             >>> instructions = builder.generate_instructions(1000, ["qa", "caption"])  # doctest: +SKIP
@@ -554,6 +556,8 @@ class MultiModalDatasetBuilder:
             handle.write(self.report.to_markdown())
         if len(self.filter_result.dropped):
             self.filter_result.dropped.save_to_disk(os.path.join(self.output_dir, "rejected"))
+        inspect(dataset, os.path.join(self.output_dir, "inspection"), rejects=self.filter_result, title="validate_quality",
+                tokens=self.tokens)
         self.dataset = self.filter_result.kept.remove_columns(added)
         return self.report
 

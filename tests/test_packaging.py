@@ -62,7 +62,9 @@ def test_the_wheel_holds_only_the_hf_mmbuilder_namespace(built):
     assert top_level == {"hf_mmbuilder", "hf_mmbuilder-0.1.0.dist-info"}
     for expected in ("hf_mmbuilder/kernels/minhash.py", "hf_mmbuilder/loading_scripts/llava.py",
                      "hf_mmbuilder/ops/__init__.py", "hf_mmbuilder/synthesis/__init__.py",
-                     "hf_mmbuilder/cli/convert.py", "hf_mmbuilder/templates/dataset_card.md.j2"):
+                     "hf_mmbuilder/cli/convert.py", "hf_mmbuilder/templates/dataset_card.md.j2",
+                     "hf_mmbuilder/inspection/assets/index.html", "hf_mmbuilder/inspection/assets/report.js",
+                     "hf_mmbuilder/inspection/assets/report.css"):
         assert expected in names
     assert not [name for name in names if "__pycache__" in name]
     # Every module of the source tree is in the wheel.
@@ -75,7 +77,7 @@ def test_the_sdist_holds_the_mapped_folders(built):
     with tarfile.open(built["sdist"]) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     assert {"setup.py", "pyproject.toml", "kernels/minhash.py", "loading_scripts/llava.py", "hf_mmbuilder/ops/pii.py",
-            "hf_mmbuilder/templates/dataset_card.md.j2"} <= names
+            "hf_mmbuilder/templates/dataset_card.md.j2", "hf_mmbuilder/inspection/assets/report.js"} <= names
 
 
 def test_every_command_helps_from_outside_the_repository(installed):

@@ -30,6 +30,7 @@ READS_SHARED_DATA = {
     "MMC4 similarity realignment": False,
     "Process: stats, PII redaction, quality filters": False,
     "The guide's quality score Q": False,
+    "Look at the data: the inspection report": False,
     "The whole workflow: `MultiModalDatasetBuilder`": True,
 }
 

@@ -14,7 +14,7 @@ Example:
 """
 
 from ._batch import STATS_COLUMN
-from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions
+from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions, reason_check
 from .pii import PII_TYPES, RedactPII, redact_text
 from .quality_score import Q_FIELD, QUALITY_DIMENSIONS, InstructionQualityScore, fluency_from_perplexity, instruction_and_response, response_perplexity
 from .similarity import ImageTextSimilarity
@@ -38,6 +38,7 @@ __all__ = [
     "instruction_and_response",
     "media_duration",
     "quality_dimensions",
+    "reason_check",
     "redact_text",
     "response_perplexity",
 ]

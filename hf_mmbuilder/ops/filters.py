@@ -305,11 +305,17 @@ def apply_filters(dataset, quality_filter: QualityFilter, *, num_proc: Optional[
     reasons: Counter = Counter()
     for reason in dropped[FILTER_COLUMN]:
         for part in reason.split("; "):
-            reasons[_check_name(part)] += 1
+            reasons[reason_check(part)] += 1
     return FilterResult(kept=kept, dropped=dropped, reasons=dict(reasons))
 
 
-def _check_name(reason: str) -> str:
+def reason_check(reason: str) -> str:
+    """The check one ``__dj__filter__`` reason comes from (the reason text before its value).
+
+    Example:
+        >>> reason_check("text_len 2 < 10"), reason_check("image width 12 < 64")
+        ('text_len', 'image width')
+    """
     for prefix in ("unreadable media", "image_text_similarity", "quality", "Q", "image aspect ratio", "image width", "image height", "language", "misaligned"):
         if reason.startswith(prefix):
             return prefix

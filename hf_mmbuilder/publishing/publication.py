@@ -56,6 +56,8 @@ logger = logging.getLogger("hf_mmbuilder")
 
 
 DEFAULT_DROP_COLUMNS = ("media_root", "source_file")
+# The inspection report's folder in local_dir (publish(report=True)); local only, never uploaded.
+REPORT_FOLDER = "inspection"
 
 
 @dataclasses.dataclass
@@ -123,6 +125,7 @@ def publish(
     dry_run: bool = False,
     special_tokens: Optional[SpecialTokens] = None,
     progress: bool = True,
+    report: Union[bool, Mapping] = False,
     **deprecated,
 ) -> PublishResult:
     """Split, card, shard and publish a DJ-format dataset to a local folder and/or the Hub.
@@ -162,6 +165,9 @@ def publish(
             the configs and splits published and stale plots, as ``push_to_hub`` does: the
             repo's other files (scripts, images, other configs' data) stay.
         dry_run: build and measure everything, write and upload nothing.
+        report: also write the HTML inspection report (:func:`hf_mmbuilder.inspect`) of ``dataset``
+            into ``local_dir/inspection/``, as files publish owns there (never uploaded to the Hub);
+            a mapping gives its options (``clusters``, ``selection``, ``rejects``, ``sample`` ...).
         special_tokens: the dataset's DJ special tokens (``None``: the defaults), for the card's
             statistics. The old keyword ``tokens=`` still works, with a FutureWarning.
 
@@ -192,6 +198,8 @@ def publish(
         check_repo_id(repo_id)
     if repo_id is None and local_dir is None and not dry_run:
         raise ValueError("publish needs a target: repo_id=..., local_dir=..., or dry_run=True")
+    if report and local_dir is None:
+        raise ValueError("report=True writes the inspection report into local_dir: give local_dir=...")
     local = OutputFolder(local_dir, "publish", overwrite=overwrite, label="local_dir") if local_dir is not None else None
     spec = CardSpec.coerce(card)
     try:
@@ -302,6 +310,12 @@ def publish(
             result.changed = hub_changed
             logger.info("%s: %s", repo_id, f"committed {result.commit}" if hub_changed else "nothing changed")
         if local is not None:
+            if report:
+                from ..inspection import build_report
+
+                build_report(dataset, repo / REPORT_FOLDER, final_folder=local.path / REPORT_FOLDER,
+                             **(dict(report) if isinstance(report, Mapping) else {}), tokens=tokens)
+                result.files = sorted(path.relative_to(repo).as_posix() for path in repo.rglob("*") if path.is_file())
             local_changed = local.commit(staging, names=names, last=[CARD_FILE])
             result.local_dir = str(local.path)
             result.changed = local_changed if repo_id is None else (result.changed or local_changed)

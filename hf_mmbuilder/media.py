@@ -79,8 +79,13 @@ class MediaLocations:
     is_file: np.ndarray
 
 
-def _split_folders(paths: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(folder with its trailing ``/`` or "", file name) of every path."""
+def split_folders(paths: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(folder with its trailing ``/`` or "", file name) of every path.
+
+    Example:
+        >>> [part.to_pylist() for part in split_folders(pa.array(["a/b/c.jpg", "d.png", "/e.wav"]))]
+        [['a/b/', '', '/'], ['c.jpg', 'd.png', 'e.wav']]
+    """
     parts = pc.extract_regex(paths, r"^(?P<folder>(?:.*/)?)(?P<name>[^/]*)$")
     return parts.field("folder"), parts.field("name")
 
@@ -120,7 +125,7 @@ def locate_media(paths: pa.Array, roots: Optional[pa.Array] = None) -> MediaLoca
         >>> found.resolved.to_pylist(), found.escaped.tolist()
         (['/data/a/b.jpg', '/etc/passwd', '/abs.png'], [False, True, False])
     """
-    paths = paths.combine_chunks() if isinstance(paths, pa.ChunkedArray) else paths
+    paths = (paths.combine_chunks() if isinstance(paths, pa.ChunkedArray) else paths).cast(pa.string())
     if roots is None:
         roots = pa.nulls(len(paths), pa.string())
     roots = roots.combine_chunks() if isinstance(roots, pa.ChunkedArray) else roots
@@ -132,7 +137,7 @@ def locate_media(paths: pa.Array, roots: Optional[pa.Array] = None) -> MediaLoca
     separator = pc.if_else(pc.ends_with(pc.fill_null(roots, ""), "/"), "", "/")
     joined = pc.binary_join_element_wise(pc.fill_null(roots, ""), separator, paths, "")
     read_from = pc.if_else(under_root, joined, paths)
-    folders, names = _split_folders(read_from)
+    folders, names = split_folders(read_from)
     keys = pc.binary_join_element_wise(pc.if_else(under_root, pc.fill_null(roots, ""), ""), folders, "\0")
     encoded = pc.dictionary_encode(keys)
     distinct = encoded.dictionary.to_pylist()

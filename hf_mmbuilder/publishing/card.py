@@ -316,10 +316,9 @@ class CardStatistics:
         self._files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
         self._absent: dict[str, list] = {column: [] for column in MEDIA_COLUMNS}
 
-    def add(self, split: str, batch: pa.Table, offset: int, exists=None) -> None:
+    def add(self, split: str, batch: pa.Table, offset: int) -> None:
         """Count the rows ``offset .. offset + len(batch)`` of ``split``. ``batch`` holds the
-        split's ``text``, ``roles``, media and ``media_root`` columns that exist; ``exists``
-        (resolved paths -> bool array) tells which media files are on disk (default: ``os.path.isfile``)."""
+        split's ``text``, ``roles``, media and ``media_root`` columns that exist (more are ignored)."""
         from ..media import locate_media
 
         rows = batch.num_rows
@@ -351,7 +350,7 @@ class CardStatistics:
             if not media_lengths.any():
                 continue
             resolved, item_rows, written = _media_keys(batch.select([name for name in (column, "media_root") if name in names]), column)
-            present = exists(resolved) if exists is not None else locate_media(resolved).is_file
+            present = locate_media(resolved).is_file
             known = self._files[column]
             for position in np.flatnonzero(present):
                 path = resolved[int(position)].as_py()
@@ -656,11 +655,13 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
     return DatasetCard(f"---\n{header}---\n\n{body}")
 
 
-def sources_from_files(splits: Mapping[str, object], info=None) -> list[dict]:
+def sources_from_files(splits: Mapping[str, object], info=None, batch_size: int = 262_144) -> list[dict]:
     """Sources derived from the ``source_file`` column the loaders write: file name and rows.
 
     Only the file name is kept (the folder is the builder's machine layout); the format is the
     loader's ``builder_name`` when known. Empty when there is no ``source_file`` column.
+    ``splits``: split name -> ``datasets.Dataset``, or any object with ``column_names`` and
+    ``batches(columns, batch_size)`` (publish's splits); counted in Arrow, a batch at a time.
 
     Example:
         >>> from datasets import Dataset
@@ -669,8 +670,12 @@ def sources_from_files(splits: Mapping[str, object], info=None) -> list[dict]:
     """
     counts: Counter = Counter()
     for part in splits.values():
-        if "source_file" in part.column_names:
-            counts.update(part.with_format("arrow")[:].column("source_file").to_pylist())
+        if "source_file" not in part.column_names:
+            continue
+        batches = part.batches(["source_file"], batch_size) if hasattr(part, "batches") else iter_tables(part, batch_size, ["source_file"])
+        for _, batch in batches:
+            for entry in pc.value_counts(batch.column("source_file")).to_pylist():
+                counts[entry["values"]] += entry["counts"]
     builder = getattr(info, "builder_name", None) or ""
     return [{"name": os.path.basename(str(path)), "format": builder, "rows": rows}
             for path, rows in sorted(counts.items(), key=lambda item: str(item[0])) if path is not None]

@@ -287,11 +287,11 @@ def text_features(features):
     return features
 
 
-def empty_columns(splits: Mapping[str, object], batch_size: int = CHECK_BATCH_ROWS) -> list[str]:
+def empty_columns(splits: Mapping[str, object]) -> list[str]:
     """The columns that hold nothing in any row of any split: every value null, or (list columns)
     every list empty or null. Nothing is empty in a dataset without rows. ``splits``: split name ->
     ``datasets.Dataset`` or :class:`SplitRows`; a column empty in a split's whole table is empty in
-    the split, and only the others are looked at in the split's own rows, a batch at a time.
+    the split, and for the others one flag per table row is computed and looked up at its rows.
 
     Example:
         >>> from datasets import Dataset
@@ -304,16 +304,16 @@ def empty_columns(splits: Mapping[str, object], batch_size: int = CHECK_BATCH_RO
         return []
     empty = list(parts[0].column_names)
     for part in parts:
-        unsure = [name for name in empty if _holds_values(part.table.column(name))]
-        if part.rows is None or not unsure:
-            empty = [name for name in empty if name not in unsure]
-            continue
-        for _, batch in part.batches(unsure, batch_size):
-            unsure = [name for name in unsure if not _holds_values(batch.column(name))]
-            if not unsure:
-                break
-        empty = [name for name in empty if name in unsure or not _holds_values(part.table.column(name))]
+        for name in [name for name in empty if _holds_values(part.table.column(name))]:
+            if part.rows is None or _row_holds_values(part.table.column(name))[part.rows].any():
+                empty.remove(name)
     return empty
+
+
+def _row_holds_values(column) -> np.ndarray:
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return pc.greater(pc.fill_null(pc.list_value_length(column), 0), 0).to_numpy()
+    return pc.is_valid(column).to_numpy()
 
 
 def _holds_values(column) -> bool:

@@ -101,8 +101,10 @@ class SplitRows:
 
     def batches(self, columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.Table]]:
         """``(position of the first row, table)`` per ``batch_size`` rows of ``columns``: a
-        zero-copy slice where the rows are a contiguous run, else a ``take`` of the sorted run."""
+        zero-copy slice where the rows are a contiguous run, else the rows taken chunk by chunk."""
         table = self.table.select(list(columns))
+        chunks = table.to_batches()
+        bounds = np.cumsum([0, *(chunk.num_rows for chunk in chunks)])
         for start in range(0, len(self), batch_size):
             stop = min(start + batch_size, len(self))
             if self.rows is None:
@@ -111,8 +113,8 @@ class SplitRows:
             rows = self.rows[start:stop]
             if rows[-1] - rows[0] == stop - start - 1 and (np.diff(rows) == 1).all():
                 yield start, table.slice(int(rows[0]), stop - start)
-            else:
-                yield start, table.take(pa.array(rows))
+                continue
+            yield start, _gather(table.schema, chunks, bounds, rows)
 
     def estimate_nbytes(self, columns: Sequence[str]) -> int:
         """The Arrow size of these rows of ``columns`` as ``datasets`` estimates a selection (the
@@ -120,6 +122,24 @@ class SplitRows:
         if not self.table.num_rows:
             return 0
         return self.table.select(list(columns)).nbytes * len(self) // self.table.num_rows
+
+
+def _gather(schema: pa.Schema, chunks: list, bounds: np.ndarray, rows: np.ndarray) -> pa.Table:
+    """The table rows ``rows`` of a table given as its record batches (``bounds``: their first
+    rows, and the row count last), taken from each batch on its own: ``Table.take`` would first
+    concatenate every chunk of each column, a copy of the whole table per call."""
+    order = None if (np.diff(rows) >= 0).all() else np.argsort(rows, kind="stable")
+    ordered = rows if order is None else rows[order]
+    chunk_of = np.searchsorted(bounds, ordered, side="right") - 1
+    cuts = np.flatnonzero(np.diff(chunk_of)) + 1
+    pieces = [chunks[int(chunk_of[low])].take(pa.array(ordered[low:high] - bounds[chunk_of[low]]))
+              for low, high in zip([0, *cuts], [*cuts, len(ordered)])]
+    gathered = pa.Table.from_batches(pieces, schema=schema)
+    if order is None:
+        return gathered
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return gathered.combine_chunks().take(pa.array(inverse))
 
 
 def _first(mask: np.ndarray) -> int:

@@ -86,8 +86,15 @@ def split_folders(paths: pa.Array) -> tuple[pa.Array, pa.Array]:
         >>> [part.to_pylist() for part in split_folders(pa.array(["a/b/c.jpg", "d.png", "/e.wav"]))]
         [['a/b/', '', '/'], ['c.jpg', 'd.png', 'e.wav']]
     """
-    parts = pc.extract_regex(paths, r"^(?P<folder>(?:.*/)?)(?P<name>[^/]*)$")
-    return parts.field("folder"), parts.field("name")
+    # A split at the last "/" (no regex: capturing regexes cost microseconds per path).
+    parts = pc.split_pattern(paths, "/", max_splits=1, reverse=True)
+    parts = parts.combine_chunks() if isinstance(parts, pa.ChunkedArray) else parts
+    ends = parts.offsets.to_numpy()
+    flat = parts.values
+    names = flat.take(pa.array(ends[1:] - 1))
+    has_folder = pa.array(np.diff(ends) == 2)
+    folders = pc.if_else(has_folder, pc.binary_join_element_wise(flat.take(pa.array(ends[:-1])), "/", ""), "")
+    return folders, names
 
 
 def _listing(folder: str) -> tuple[set, set]:

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import yaml
 
 from ..arrow import iter_tables, string_buffers
-from ..kernels.exact_hash import digests128
+from ..kernels.exact_hash import digests128, first_occurrence_labels
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
 # The templates stay package data of hf_mmbuilder.templates, one level up.
@@ -285,6 +285,12 @@ def _media_keys(table: pa.Table, column: str) -> tuple[pa.Array, np.ndarray, pa.
     return pc.if_else(pc.fill_null(relative, False), joined, paths), rows.to_numpy(zero_copy_only=False), paths
 
 
+def _distinct(digests: np.ndarray) -> np.ndarray:
+    """The distinct rows of an ``(n, 2)`` array of 128-bit digests."""
+    labels = first_occurrence_labels(digests)
+    return digests[labels == np.arange(labels.shape[0])]
+
+
 class CardStatistics:
     """The card's statistics, accumulated batch by batch in the pass that writes the shards.
 
@@ -359,11 +365,11 @@ class CardStatistics:
             absent = np.flatnonzero(~present)
             if len(absent):
                 buffers = string_buffers(pc.take(resolved, pa.array(absent)))
-                self._absent[column].append(np.unique(digests128(buffers.data, buffers.offsets).view("V16").ravel()))
+                self._absent[column].append(_distinct(digests128(buffers.data, buffers.offsets)))
 
     def _absent_files(self, column: str) -> int:
         parts = self._absent[column]
-        return int(np.unique(np.concatenate(parts)).shape[0]) if parts else 0
+        return int(_distinct(np.concatenate(parts)).shape[0]) if parts else 0
 
     def result(self) -> dict:
         """The statistics (see :func:`collect_statistics`); measures each file on disk once."""

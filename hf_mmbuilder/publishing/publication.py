@@ -177,9 +177,12 @@ def publish(
     Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
     groups too big for a split, missing or escaping media files) raise ``ValueError`` before
     anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one read of
-    each distinct media file for its digest (on threads) when splitting, one pass over rows and
-    media to check, measure and embed; shards are written once and read once more for their
-    generation tag.
+    each distinct media file for its digest (on threads) when splitting; media paths checked per
+    distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
+    its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
+    writer) and accumulates the card's statistics; shards are read once more for their
+    generation tag. Memory holds a few batches and O(rows) integers (the split plan), not the
+    split: the rows are never gathered into a table of their own.
 
     Example:
         >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},

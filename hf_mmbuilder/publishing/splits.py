@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from ..duplicates.exact import file_digest
 from ..arrow import string_buffers
 from ..kernels.dealing import deal
-from ..kernels.exact_hash import digests128
+from ..kernels.exact_hash import digests128, first_occurrence_labels
 from ..kernels.unionfind import connected_components
 from ..media import locate_media
 from ..schema import MEDIA_COLUMNS
@@ -125,6 +125,12 @@ class SplitPlan:
         """
         return {name: int(rows.shape[0]) for name, rows in self.indices.items()}
 
+    def _groups_in(self, indices: np.ndarray) -> int:
+        # Group ids are row ids: one flag per row counts them without sorting.
+        present = np.zeros(self.num_rows, dtype=bool)
+        present[self.group_ids[indices]] = True
+        return int(present.sum())
+
     def report(self) -> list[dict]:
         """One dict per split: rows, groups, requested and actual ratio, target rows, deviation.
 
@@ -138,7 +144,7 @@ class SplitPlan:
             rows.append({
                 "split": name,
                 "rows": int(indices.shape[0]),
-                "groups": int(np.unique(self.group_ids[indices]).shape[0]),
+                "groups": self._groups_in(indices),
                 "requested_ratio": self.requested[name],
                 "actual_ratio": indices.shape[0] / self.num_rows if self.num_rows else 0.0,
                 "target_rows": target,
@@ -282,17 +288,18 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
                 keys = pc.replace_with_mask(keys, mask, pc.filter(pc.take(pa.array(list(read.values()), pa.string()),
                                                                           pc.index_in(flat, value_set=pa.array(list(read), pa.string()))), mask))
         buffers = string_buffers(keys)
-        digests = digests128(buffers.data, buffers.offsets).view("V16").ravel()
+        digests = digests128(buffers.data, buffers.offsets)
         rows_parts.append(rows + start)
         digest_parts.append(digests)
-        by_path_parts.append(np.unique(digests[pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)]))
+        by_path_parts.append(digests[pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)])
     if not digest_parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if counts is not None:
+        by_path = first_occurrence_labels(np.concatenate(by_path_parts))
         counts[0] += sum(digest is not None for digest in content.values())
-        counts[1] += int(np.unique(np.concatenate(by_path_parts)).shape[0])
-    _, key_ids = np.unique(np.concatenate(digest_parts), return_inverse=True)
-    return np.concatenate(rows_parts), key_ids.astype(np.int64).ravel()
+        counts[1] += int((by_path == np.arange(by_path.shape[0])).sum())
+    # A key's id is the first media item holding it: ids need only tell keys apart.
+    return np.concatenate(rows_parts), first_occurrence_labels(np.concatenate(digest_parts))
 
 
 def _key_pairs(table: pa.Table, column: str, media_identity: str = "path", num_threads: int = 1,

@@ -200,7 +200,8 @@ DURATION_READERS: dict[str, Callable[[str], float]] = {
 }
 
 
-def _detect_languages(texts: list[str], tokens: SpecialTokens) -> Counter:
+def detect_languages(texts: Sequence[str], tokens: SpecialTokens = DEFAULT_TOKENS) -> Counter:
+    """Rows per language code (py3langid) of ``texts``, the DJ tokens left out; blank texts are not counted."""
     import py3langid
 
     counts: Counter = Counter()
@@ -371,8 +372,15 @@ class CardStatistics:
         parts = self._absent[column]
         return int(_distinct(np.concatenate(parts)).shape[0]) if parts else 0
 
-    def result(self) -> dict:
-        """The statistics (see :func:`collect_statistics`); measures each file on disk once."""
+    @property
+    def sample_positions(self) -> dict[str, np.ndarray]:
+        """Split -> positions (in the split) of the rows of the language sample, in order."""
+        return dict(self._picks)
+
+    def result(self, languages: Optional[Counter] = None) -> dict:
+        """The statistics (see :func:`collect_statistics`); measures each file on disk once.
+        ``languages``: :func:`detect_languages` of the sample's texts when the caller ran it
+        already (on a thread, beside the pass)."""
         from PIL import Image
 
         widths, heights = [], []
@@ -400,7 +408,7 @@ class CardStatistics:
 
         text_length, turn_counts, image_counts = (Histogram.merged(self._text_lengths), Histogram.merged(self._turns),
                                                   Histogram.merged(self._images_per_row))
-        languages = _detect_languages(self._sample, self.tokens)
+        languages = detect_languages(self._sample, self.tokens) if languages is None else languages
         return {
             "splits": self._per_split,
             "rows": text_length.size,

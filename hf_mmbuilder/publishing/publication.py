@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -31,7 +32,16 @@ from .._deprecated import renamed
 from ..output_folder import OutputFolder, temporary_staging
 from ..schema import DEFAULT_TOKENS, SpecialTokens
 from ..schema import MEDIA_COLUMNS
-from .card import STATISTICS_COLUMNS, METADATA_KEY, CardSpec, CardStatistics, build_card, render_plots, sources_from_files
+from .card import (
+    METADATA_KEY,
+    STATISTICS_COLUMNS,
+    CardSpec,
+    CardStatistics,
+    build_card,
+    detect_languages,
+    render_plots,
+    sources_from_files,
+)
 from .hub import PublishError, check_repo_id, push_folder
 from .shards import (
     CARD_FILE,
@@ -262,7 +272,14 @@ def publish(
     statistics = CardStatistics({name: len(part) for name, part in splits.items()}, tokens)
     statistics_columns = [name for name in STATISTICS_COLUMNS if name in features_in]
 
-    with local.staging() if local is not None and not dry_run else temporary_staging() as staging:
+    # The language sample is a few thousand rows known up front: detected on a thread while the
+    # shards are written.
+    sample = [text for split, part in splits.items() for positions in [statistics.sample_positions[split]] if len(positions)
+              for _, batch in SplitRows(part.table, positions if part.rows is None else part.rows[positions]).batches(["text"], len(positions))
+              for text in batch.column("text").to_pylist() if text] if "text" in features_in else []
+    with ThreadPoolExecutor(max_workers=1) as detector, \
+            local.staging() if local is not None and not dry_run else temporary_staging() as staging:
+        languages = detector.submit(detect_languages, sample, tokens)
         repo = staging.files
         folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
         parts = {("default", split): part for split, part in splits.items()}
@@ -282,7 +299,7 @@ def publish(
                 split_sizes[config][split] = (len(part), nbytes, sum(path.stat().st_size for path in paths))
                 shards.extend(paths)
                 bar.update(1)
-        stats = statistics.result()
+        stats = statistics.result(languages.result())
         plots = render_plots(stats)
         tag = tag_generation(repo, shards)
         configs = {config: {split: f"{folders[config]}/{split}-*-{tag}.parquet" for split in sizes}

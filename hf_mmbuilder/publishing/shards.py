@@ -416,36 +416,46 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         path = folder / prefix / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.append(path)
-    writers = {}
+    writers: dict = {}
+
+    def write(index: int, table: pa.Table) -> None:
+        if index not in writers:
+            for done in [key for key in writers if key < index]:
+                writers.pop(done).close()
+            writers[index] = pq.ParquetWriter(paths[index], schema, use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS,
+                                              write_page_index=True, **get_parquet_column_options(features, schema))
+        writers[index].write_table(table)
+
     threads = EMBED_THREADS if embed else 2
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        pending: deque = deque()
-        upcoming = iter(jobs)
-        try:
-            for job in upcoming:
-                pending.append(pool.submit(prepare, job))
-                if len(pending) >= threads:
-                    break
-            while pending:
-                index, start, read, batch = pending.popleft().result()
-                next_job = next(upcoming, None)
-                if next_job is not None:
-                    pending.append(pool.submit(prepare, next_job))
-                if on_batch is not None:
-                    on_batch(start, read)
-                if index not in writers:
-                    for done in [key for key in writers if key < index]:
-                        writers.pop(done).close()
-                    writers[index] = pq.ParquetWriter(paths[index], schema, use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS,
-                                                      write_page_index=True, **get_parquet_column_options(features, schema))
-                writers[index].write_table(batch.select(columns).cast(schema))
-        finally:
-            for future in pending:
-                future.cancel()
-            for writer in writers.values():
-                writer.close()
-    for index, path in enumerate(paths):
-        if index not in writers and not path.exists():
+    try:
+        # Readers take (and embed) batches ahead; one writer thread encodes them in order, while
+        # this thread counts the statistics of the batch it just handed over.
+        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer:
+            try:
+                pending: deque = deque(pool.submit(prepare, job) for job in jobs[:threads])
+                upcoming = iter(jobs[threads:])
+                writes: deque = deque()
+                while pending:
+                    index, start, read, batch = pending.popleft().result()
+                    next_job = next(upcoming, None)
+                    if next_job is not None:
+                        pending.append(pool.submit(prepare, next_job))
+                    writes.append(writer.submit(write, index, batch.select(columns).cast(schema)))
+                    if on_batch is not None:
+                        on_batch(start, read)
+                    while len(writes) > 1:
+                        writes.popleft().result()
+                while writes:
+                    writes.popleft().result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                writer.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        for open_writer in writers.values():
+            open_writer.close()
+    for path in paths:
+        if not path.exists():
             # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
             pq.write_table(schema.empty_table(), path)
     return paths

@@ -246,6 +246,9 @@ def publish(
     if config_by is not None and any(config_by not in part.column_names for part in splits.values()):
         raise ValueError(f"config_by column {config_by!r} not in the dataset")
     media_bytes = check_media(splits, require_files=embed_media)
+    # Planning and checking worked on whole columns; Arrow's allocator keeps what they freed
+    # unless told to hand it back, and the pass that follows needs only a few batches.
+    pa.default_memory_pool().release_unused()
     published_columns = [name for name in next(iter(splits.values())).column_names if name not in drop_columns]
     dropped_empty = [] if keep_empty_columns else empty_columns(
         {split: dataclasses.replace(part, table=part.table.select(published_columns)) for split, part in splits.items()})

@@ -251,9 +251,15 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
     opened) or ``path:<the path it is read from>``; each key is held as its 128-bit digest, so
     memory holds 16 bytes per media item, not its strings.
     """
-    rows_parts, digest_parts, by_path_parts = [], [], []
-    content: dict[str, Optional[str]] = {}
     has_root = "media_root" in table.column_names
+    lengths = pc.fill_null(pc.list_value_length(table.column(column)), 0)
+    total = int(pc.sum(lengths).as_py() or 0)
+    # Filled chunk by chunk: 16 bytes of key digest, 8 of row and 1 flag per media item.
+    item_rows = np.empty(total, dtype=np.int64)
+    digests = np.empty((total, 2), dtype=np.uint64)
+    by_path = np.empty(total, dtype=bool)
+    filled = 0
+    content: dict[str, Optional[str]] = {}
     for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
         chunk = table.slice(start, KEY_CHUNK_ROWS)
         values = chunk.column(column).combine_chunks()
@@ -284,22 +290,24 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
                 content.update((path, _file_key(path)) for path in new)
             read = {path: content[path] for path in on_disk if content[path] is not None}
             if read:
-                mask = pc.is_in(flat, value_set=pa.array(list(read), pa.string()))
+                known = pa.array(list(read), pa.string())
+                mask = pc.is_in(flat, value_set=known)
                 keys = pc.replace_with_mask(keys, mask, pc.filter(pc.take(pa.array(list(read.values()), pa.string()),
-                                                                          pc.index_in(flat, value_set=pa.array(list(read), pa.string()))), mask))
+                                                                          pc.index_in(flat, value_set=known)), mask))
         buffers = string_buffers(keys)
-        digests = digests128(buffers.data, buffers.offsets)
-        rows_parts.append(rows + start)
-        digest_parts.append(digests)
-        by_path_parts.append(digests[pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)])
-    if not digest_parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if counts is not None:
-        by_path = first_occurrence_labels(np.concatenate(by_path_parts))
-        counts[0] += sum(digest is not None for digest in content.values())
-        counts[1] += int((by_path == np.arange(by_path.shape[0])).sum())
+        end = filled + len(keys)
+        item_rows[filled:end] = rows + start
+        digests[filled:end] = digests128(buffers.data, buffers.offsets)
+        by_path[filled:end] = pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)
+        filled = end
+    item_rows, digests, by_path = item_rows[:filled], digests[:filled], by_path[:filled]
     # A key's id is the first media item holding it: ids need only tell keys apart.
-    return np.concatenate(rows_parts), first_occurrence_labels(np.concatenate(digest_parts))
+    key_ids = first_occurrence_labels(digests)
+    del digests
+    if counts is not None:
+        counts[0] += sum(digest is not None for digest in content.values())
+        counts[1] += int(((key_ids == np.arange(filled)) & by_path).sum())
+    return item_rows, key_ids
 
 
 def _key_pairs(table: pa.Table, column: str, media_identity: str = "path", num_threads: int = 1,

@@ -18,6 +18,8 @@ re-publishing it changes nothing.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import logging
 import os
@@ -94,6 +96,23 @@ class PublishResult:
     repo_url: Optional[str] = None
     commit: Optional[str] = None
     changed: bool = True
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory planning (or checking) freed back to the system before the next step.
+
+    They work on O(rows) arrays; once freed, Arrow's allocator keeps the pages for reuse, and
+    glibc's ``malloc`` keeps heap pages it cannot trim from the top (freeing a large block
+    raises its mmap threshold, so later blocks of the same size land on the heap). The pass
+    that follows needs a few batches only, so without this publishing's resident memory would
+    grow with the dataset although what it uses does not.
+    """
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        # Not glibc (musl, macOS): its allocator returns freed memory by its own rules.
+        pass
 
 
 def _special_tokens(special_tokens: Optional[SpecialTokens], deprecated: dict) -> SpecialTokens:
@@ -232,6 +251,7 @@ def publish(
         # Each split is the dataset's table and the split's sorted rows: nothing is gathered until
         # the writer takes a batch of rows.
         splits = {name: SplitRows.of(dataset, rows) for name, rows in plan.indices.items()}
+        _release_freed_memory()
         features_in = dataset.features
         split_table = plan.table()
         media_keys = plan.media_keys.describe()
@@ -246,9 +266,7 @@ def publish(
     if config_by is not None and any(config_by not in part.column_names for part in splits.values()):
         raise ValueError(f"config_by column {config_by!r} not in the dataset")
     media_bytes = check_media(splits, require_files=embed_media)
-    # Planning and checking worked on whole columns; Arrow's allocator keeps what they freed
-    # unless told to hand it back, and the pass that follows needs only a few batches.
-    pa.default_memory_pool().release_unused()
+    _release_freed_memory()
     published_columns = [name for name in next(iter(splits.values())).column_names if name not in drop_columns]
     dropped_empty = [] if keep_empty_columns else empty_columns(
         {split: dataclasses.replace(part, table=part.table.select(published_columns)) for split, part in splits.items()})

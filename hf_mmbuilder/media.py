@@ -115,7 +115,25 @@ def _listing(folder: str) -> tuple[set, set]:
     return files, links
 
 
-def locate_media(paths: pa.Array, roots: Optional[pa.Array] = None) -> MediaLocations:
+def resolve_media_paths(paths: pa.Array, roots: Optional[pa.Array]) -> pa.Array:
+    """:func:`resolve_media_path` of a whole array: ``root/path`` for a relative path with a
+    root, the path as written otherwise (absolute, a URL, no root).
+
+    Example:
+        >>> resolve_media_paths(pa.array(["a.jpg", "/b.jpg", "c.jpg"]), pa.array(["/r", "/r", None])).to_pylist()
+        ['/r/a.jpg', '/b.jpg', 'c.jpg']
+    """
+    if roots is None or not len(paths):
+        return paths
+    roots = pc.fill_null(roots, "")
+    relative = pc.and_(pc.invert(pc.or_(pc.starts_with(paths, "/"), pc.match_substring(paths, "://"))),
+                       pc.not_equal(pc.utf8_length(roots), 0))
+    # os.path.join's single separator between a root and a relative path.
+    joined = pc.binary_join_element_wise(roots, pc.if_else(pc.ends_with(roots, "/"), "", "/"), paths, "")
+    return pc.if_else(relative, joined, paths)
+
+
+def locate_media(paths: pa.Array, roots: Optional[pa.Array] = None, listings: Optional[dict] = None) -> MediaLocations:
     """:func:`resolve_media_path`, :func:`check_within_root` and ``os.path.isfile`` for a whole
     array of paths, with one ``realpath`` per distinct folder and one listing of each folder
     instead of two ``realpath`` and a ``stat`` per path.
@@ -125,7 +143,8 @@ def locate_media(paths: pa.Array, roots: Optional[pa.Array] = None) -> MediaLoca
     that leads out of the root is refused as :func:`check_within_root` refuses it); absolute
     paths, URLs and rows without a root are read as written. Cost: O(paths) Arrow compute plus
     one ``realpath`` and one directory listing per distinct folder, and one ``realpath`` per
-    symlinked file.
+    symlinked file. ``listings``: a dict caching folder listings between calls (a pass over a
+    dataset in batches lists each folder once).
 
     Example:
         >>> found = locate_media(pa.array(["a/b.jpg", "../../etc/passwd", "/abs.png"]), pa.array(["/data"] * 3))
@@ -159,7 +178,11 @@ def locate_media(paths: pa.Array, roots: Optional[pa.Array] = None) -> MediaLoca
         else:
             escaped_folders.append(False)
             real_folders.append(folder)
-    listings = [_listing(folder) for folder in real_folders]
+    cache = {} if listings is None else listings
+    for folder in real_folders:
+        if folder not in cache:
+            cache[folder] = _listing(folder)
+    listings = [cache[folder] for folder in real_folders]
     folder_of = encoded.indices.to_numpy(zero_copy_only=False)
     escaped = np.asarray(escaped_folders, dtype=bool)[folder_of] if len(distinct) else np.zeros(0, bool)
     resolved = pc.binary_join_element_wise(pc.take(pa.array(real_folders, pa.string()), encoded.indices), names, "")

@@ -27,6 +27,7 @@ import yaml
 
 from ..arrow import iter_tables, string_buffers
 from ..kernels.exact_hash import digests128
+from ..media import locate_media, resolve_media_paths
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
 # The templates stay package data of hf_mmbuilder.templates, one level up.
@@ -274,16 +275,9 @@ def _media_keys(table: pa.Table, column: str) -> tuple[pa.Array, np.ndarray, pa.
     """(resolved path, row in table, path as written) of every media item of ``column``."""
     lists = table.column(column).combine_chunks()
     rows = pc.list_parent_indices(lists)
-    paths = pc.list_flatten(lists)
-    if "media_root" not in table.column_names or not len(paths):
-        return paths, rows.to_numpy(zero_copy_only=False), paths
-    roots = pc.take(table.column("media_root").combine_chunks(), rows)
-    relative = pc.and_(pc.invert(pc.or_(pc.starts_with(paths, "/"), pc.match_substring(paths, "://"))),
-                       pc.not_equal(pc.utf8_length(pc.fill_null(roots, "")), 0))
-    # resolve_media_path's os.path.join: one separator between root and path.
-    separator = pc.if_else(pc.ends_with(pc.fill_null(roots, ""), "/"), "", "/")
-    joined = pc.binary_join_element_wise(pc.fill_null(roots, ""), separator, paths, "")
-    return pc.if_else(pc.fill_null(relative, False), joined, paths), rows.to_numpy(zero_copy_only=False), paths
+    paths = pc.list_flatten(lists).cast(pa.string())
+    roots = pc.take(table.column("media_root").combine_chunks(), rows) if "media_root" in table.column_names and len(paths) else None
+    return resolve_media_paths(paths, roots), rows.to_numpy(zero_copy_only=False), paths
 
 
 class CardStatistics:
@@ -316,11 +310,11 @@ class CardStatistics:
         self._sample: list = []
         self._files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
         self._absent: dict[str, list] = {column: [] for column in MEDIA_COLUMNS}
+        self._listings: dict = {}
 
     def add(self, split: str, batch: pa.Table, offset: int) -> None:
         """Count the rows ``offset .. offset + len(batch)`` of ``split``. ``batch`` holds the
         split's ``text``, ``roles``, media and ``media_root`` columns that exist (more are ignored)."""
-        from ..media import locate_media
 
         rows = batch.num_rows
         counts = self._per_split[split]
@@ -351,7 +345,7 @@ class CardStatistics:
             if not media_lengths.any():
                 continue
             resolved, item_rows, written = _media_keys(batch.select([name for name in (column, "media_root") if name in names]), column)
-            present = locate_media(resolved).is_file
+            present = locate_media(resolved, listings=self._listings).is_file
             known = self._files[column]
             for position in np.flatnonzero(present):
                 path = resolved[int(position)].as_py()

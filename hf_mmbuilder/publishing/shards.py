@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..media import UnsafePathError, locate_media, split_folders
+from ..media import UnsafePathError, locate_media, resolve_media_paths, split_folders
 from ..schema import MEDIA_COLUMNS
 from .card import PLOT_TITLES
 
@@ -48,7 +48,7 @@ EMBED_THREADS = min(8, (os.cpu_count() or 1) + 2)
 CHECK_BATCH_ROWS = 262_144
 
 
-WRITE_BATCH_BYTES = 32 << 20
+WRITE_BATCH_BYTES = 16 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +166,7 @@ def check_media(splits: Mapping[str, object], row_ids: Optional[Mapping[str, np.
         ...
         ValueError: 1 media file(s) missing (embedding needs them; pass embed_media=False to publish paths): split 'train' row 0: images[0] 'nope.jpg' -> /tmp/nope.jpg
     """
-    missing, total_missing, media_bytes = [], 0, {}
+    missing, total_missing, media_bytes, listings = [], 0, {}, {}
     for split, dataset in splits.items():
         part = SplitRows.of(dataset)
         if row_ids is not None and split in row_ids:
@@ -194,7 +194,7 @@ def check_media(splits: Mapping[str, object], row_ids: Optional[Mapping[str, np.
 
                 nulls = paths.is_null().to_numpy(zero_copy_only=False)
                 roots = pc.take(batch.column("media_root").combine_chunks(), pa.array(parents)) if "media_root" in needed else None
-                found = locate_media(pc.fill_null(paths, ""), roots)
+                found = locate_media(pc.fill_null(paths, ""), roots, listings=listings)
                 first_null, first_escape = _first(nulls), _first(found.escaped & ~nulls)
                 if first_null >= 0 and (first_escape < 0 or first_null < first_escape):
                     raise ValueError(f"{where(first_null)}: null media path")
@@ -243,8 +243,8 @@ def embed_media_batch(batch: pa.Table, columns: Sequence[str]) -> pa.Table:
         paths = pc.list_flatten(lists).cast(pa.string())
         parents = pc.list_parent_indices(lists)
         roots = pc.take(batch.column("media_root").combine_chunks(), parents) if "media_root" in batch.column_names else None
-        found = locate_media(paths, roots)
-        contents = pa.array([_read(path) for path in found.resolved.to_pylist()], pa.binary())
+        # check_media found every file and refused escaping paths before the pass.
+        contents = pa.array([_read(path) for path in resolve_media_paths(paths, roots).to_pylist()], pa.binary())
         _, names = split_folders(paths)
         stored = pc.if_else(pc.starts_with(paths, "/"), names, paths)
         items = pa.StructArray.from_arrays([contents, stored], names=["bytes", "path"])

@@ -260,6 +260,7 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
     by_path = np.empty(total, dtype=bool)
     filled = 0
     content: dict[str, Optional[str]] = {}
+    listings: dict = {}
     for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
         chunk = table.slice(start, KEY_CHUNK_ROWS)
         values = chunk.column(column).combine_chunks()
@@ -281,7 +282,7 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
         if media_identity == "content":
             encoded = pc.dictionary_encode(flat)
             distinct = encoded.dictionary
-            on_disk = pc.take(distinct, pa.array(np.flatnonzero(locate_media(distinct).is_file))).to_pylist()
+            on_disk = pc.take(distinct, pa.array(np.flatnonzero(locate_media(distinct, listings=listings).is_file))).to_pylist()
             new = [path for path in on_disk if path not in content]
             if num_threads > 1 and len(new) > 1:
                 with ThreadPoolExecutor(max_workers=num_threads) as pool:

@@ -396,14 +396,17 @@ def _grouping(dataset, group_by, media_identity: str, near_duplicate_radius: Opt
     left, right, offset, counts = [], [], n, [0, 0]
     for column in columns:
         rows, keys = _key_pairs(table, column, media_identity, num_threads, counts)
+        largest = int(keys.max()) + 1 if keys.size else 0
+        keys += offset
         left.append(rows)
-        right.append(keys + offset)
-        offset += int(keys.max()) + 1 if keys.size else 0
+        right.append(keys)
+        offset += largest
     if radius is not None:
         left.append(np.arange(n, dtype=np.int64))
         right.append(_near_duplicate_labels(table, radius, num_threads) + offset)
         offset += n
-    labels = connected_components(offset, np.concatenate(left), np.concatenate(right))
+    # One grouping column (the usual case) is handed over as it is: no copy of its pairs.
+    labels = connected_components(offset, *((left[0], right[0]) if len(left) == 1 else (np.concatenate(left), np.concatenate(right))))
     # Row nodes come before key nodes, so every component's smallest node is a row id.
     return np.asarray(labels[:n], dtype=np.int64), columns, MediaKeys(media_identity, counts[0], counts[1], near_duplicate_radius)
 
@@ -466,7 +469,16 @@ def plan_splits(
     ratios = check_split_ratio(split_ratio)
     group_ids, columns, media_keys = _grouping(dataset, group_by, media_identity, near_duplicate_radius, num_threads)
     n = group_ids.shape[0]
-    unique_groups, group_of_row, sizes = np.unique(group_ids, return_inverse=True, return_counts=True)
+    # Group ids are row ids: counting them per row gives np.unique's answer without sorting.
+    rows_per_id = np.bincount(group_ids, minlength=n)
+    unique_groups = np.flatnonzero(rows_per_id)
+    sizes = rows_per_id[unique_groups]
+    del rows_per_id
+    group_of_row = np.zeros(n, dtype=np.int64)
+    group_of_row[unique_groups] = 1
+    np.cumsum(group_of_row, out=group_of_row)
+    group_of_row -= 1
+    group_of_row = group_of_row[group_ids]
     largest = int(sizes.max()) if n else 0
     for name, ratio in ratios.items():
         target = ratio * n

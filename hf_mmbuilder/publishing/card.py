@@ -23,8 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from ..arrow import iter_tables, string_buffers
 from ..frames import MediaDecodeError
-from ..media import resolve_media_path
+from ..kernels.exact_hash import digests128
+from ..media import locate_media, resolve_media_paths
 from ..probe import MediaInfo, probe_media
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
@@ -152,12 +154,8 @@ def media_format(info: MediaInfo) -> str:
     return f"{info.codec}, {info.sample_rate} Hz, {info.channels} ch"
 
 
-def _rows_of(dataset, columns: Sequence[str]) -> pa.Table:
-    present = [name for name in columns if name in dataset.column_names]
-    return dataset.with_format("arrow")[:].select(present) if len(dataset) else pa.table({})
-
-
-def _detect_languages(texts: list[str], tokens: SpecialTokens) -> Counter:
+def detect_languages(texts: Sequence[str], tokens: SpecialTokens = DEFAULT_TOKENS) -> Counter:
+    """Rows per language code (py3langid) of ``texts``, the DJ tokens left out; blank texts are not counted."""
     import py3langid
 
     counts: Counter = Counter()
@@ -169,9 +167,227 @@ def _detect_languages(texts: list[str], tokens: SpecialTokens) -> Counter:
     return counts
 
 
+@dataclasses.dataclass(frozen=True)
+class Histogram:
+    """Exact counts of integer values (``values`` sorted, ``counts`` per value): a per-row measure
+    kept in O(distinct values) memory, however many rows there are.
+
+    Example:
+        >>> histogram = Histogram.of([np.array([3, 1, 3])])
+        >>> histogram.values.tolist(), histogram.counts.tolist(), histogram.summary()["median"]
+        ([1, 3], [1, 2], 3.0)
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, parts) -> "Histogram":
+        """The histogram of the values of several integer arrays."""
+        return cls.merged(np.unique(np.asarray(part), return_counts=True) for part in parts)
+
+    @classmethod
+    def merged(cls, pairs) -> "Histogram":
+        """The histogram of several ``(values, counts)`` pairs (as ``np.unique(..., return_counts=True)`` gives)."""
+        merged: Counter = Counter()
+        for values, counts in pairs:
+            merged.update(dict(zip(values.tolist(), counts.tolist())))
+        keys = sorted(merged)
+        return cls(np.asarray(keys, dtype=np.int64), np.asarray([merged[key] for key in keys], dtype=np.int64))
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.sum())
+
+    def summary(self) -> Optional[dict]:
+        """:func:`summarize` of the values the histogram counts, without expanding them (the same
+        numbers: integer sums are exact in float64, and the percentile is numpy's linear one)."""
+        total = self.size
+        if not total:
+            return None
+        cumulative = np.cumsum(self.counts)
+
+        def order(rank: int) -> float:
+            return float(self.values[int(np.searchsorted(cumulative, rank, side="right"))])
+
+        if total % 2:
+            median = order(total // 2)
+        else:
+            median = float(np.mean(np.array([order(total // 2 - 1), order(total // 2)], dtype=np.float64)))
+        virtual = (total - 1) * (np.float64(95) / 100)
+        below = np.floor(virtual)
+        gamma = virtual - below
+        low, high = order(int(below)), order(min(int(below) + 1, total - 1))
+        p95 = low + (high - low) * gamma if gamma < 0.5 else high - (high - low) * (1 - gamma)
+        return {"count": total, "min": float(self.values[0]),
+                "mean": float(np.float64(int(np.dot(self.values, self.counts))) / total),
+                "median": median, "p95": float(p95), "max": float(self.values[-1])}
+
+
+def _media_keys(table: pa.Table, column: str) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """(resolved path, row in table, path as written) of every media item of ``column``."""
+    lists = table.column(column).combine_chunks()
+    rows = pc.list_parent_indices(lists)
+    paths = pc.list_flatten(lists).cast(pa.string())
+    roots = pc.take(table.column("media_root").combine_chunks(), rows) if "media_root" in table.column_names and len(paths) else None
+    return resolve_media_paths(paths, roots), rows.to_numpy(zero_copy_only=False), paths
+
+
+class CardStatistics:
+    """The card's statistics, accumulated batch by batch in the pass that writes the shards.
+
+    Per-row measures (text length, turns, images per row) are kept as :class:`Histogram`\\ s, the
+    language sample as the few texts it picks, and media files as the distinct files found (by
+    the digest of their resolved path; files on disk by path, to be measured once):
+    memory grows with distinct values and files, not with rows. ``split_rows``: split name -> rows,
+    in the order the splits are fed (it fixes the evenly spaced language sample).
+    """
+
+    def __init__(self, split_rows: Mapping[str, int], tokens: SpecialTokens = DEFAULT_TOKENS,
+                 language_sample: int = LANGUAGE_SAMPLE_ROWS):
+        self.tokens = tokens
+        self.split_rows = dict(split_rows)
+        total_rows = sum(self.split_rows.values())
+        # An evenly spaced sample over all splits, taken without materialising every text.
+        step = max(1, total_rows // max(1, language_sample))
+        self._picks, rows_before, picked = {}, 0, 0
+        for name, rows in self.split_rows.items():
+            first = (-rows_before) % step
+            picks = np.arange(first, rows, step, dtype=np.int64)[: max(0, language_sample - picked)]
+            self._picks[name] = picks
+            picked += len(picks)
+            rows_before += rows
+        self._per_split = {name: {"rows": rows, **{key: 0 for column in MEDIA_COLUMNS for key in (column, f"rows_with_{column}")}}
+                           for name, rows in self.split_rows.items()}
+        self._text_lengths, self._turns, self._images_per_row = [], [], []
+        self._sample: list = []
+        self._files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
+        self._absent: dict[str, list] = {column: [] for column in MEDIA_COLUMNS}
+        self._listings: dict = {}
+
+    def add(self, split: str, batch: pa.Table, offset: int) -> None:
+        """Count the rows ``offset .. offset + len(batch)`` of ``split``. ``batch`` holds the
+        split's ``text``, ``roles``, media and ``media_root`` columns that exist (more are ignored)."""
+
+        rows = batch.num_rows
+        counts = self._per_split[split]
+        names = batch.column_names
+        text = pc.fill_null(batch.column("text"), "") if "text" in names else pa.chunked_array([pa.array([""] * rows)])
+        lengths = pc.utf8_length(text).to_numpy()
+        self._text_lengths.append(np.unique(lengths, return_counts=True))
+        if "roles" in names:
+            self._turns.append(np.unique(pc.fill_null(pc.list_value_length(batch.column("roles")), 0).to_numpy(), return_counts=True))
+        else:
+            chunk_counts = pc.fill_null(pc.count_substring(text, self.tokens.eoc), 0).to_numpy()
+            ends_with_eoc = pc.fill_null(pc.ends_with(text, self.tokens.eoc), False).to_numpy()
+            self._turns.append(np.unique(chunk_counts + (~ends_with_eoc).astype(np.int64), return_counts=True))
+        picks = self._picks[split]
+        inside = picks[(picks >= offset) & (picks < offset + rows)] - offset
+        if len(inside):
+            self._sample.extend(value for value in pc.take(batch.column("text"), pa.array(inside)).to_pylist() if value)
+        for column in MEDIA_COLUMNS:
+            if column not in names:
+                if column == "images" and rows:
+                    self._images_per_row.append((np.zeros(1, np.int64), np.asarray([rows])))
+                continue
+            media_lengths = pc.fill_null(pc.list_value_length(batch.column(column)), 0).to_numpy()
+            counts[column] += int(media_lengths.sum())
+            counts[f"rows_with_{column}"] += int((media_lengths > 0).sum())
+            if column == "images":
+                self._images_per_row.append(np.unique(media_lengths, return_counts=True))
+            if not media_lengths.any():
+                continue
+            resolved, item_rows, written = _media_keys(batch.select([name for name in (column, "media_root") if name in names]), column)
+            present = locate_media(resolved, listings=self._listings).is_file
+            known = self._files[column]
+            for position in np.flatnonzero(present):
+                path = resolved[int(position)].as_py()
+                if path not in known:
+                    known[path] = (split, offset + int(item_rows[position]), written[int(position)].as_py())
+            absent = np.flatnonzero(~present)
+            if len(absent):
+                buffers = string_buffers(pc.take(resolved, pa.array(absent)))
+                self._absent[column].append(np.unique(digests128(buffers.data, buffers.offsets)[:, 0]))
+
+    def _absent_files(self, column: str) -> int:
+        """Distinct files absent from disk, told apart by 64 bits of their path's digest (8 bytes
+        per file; two paths share 64 bits with odds of 1 in 1e7 among two million files)."""
+        parts = self._absent[column]
+        if not parts:
+            return 0
+        digests = np.concatenate(parts)
+        digests.sort()
+        parts[:] = [digests]
+        return int(1 + np.count_nonzero(digests[1:] != digests[:-1]))
+
+    @property
+    def sample_positions(self) -> dict[str, np.ndarray]:
+        """Split -> positions (in the split) of the rows of the language sample, in order."""
+        return dict(self._picks)
+
+    def result(self, languages: Optional[Counter] = None) -> dict:
+        """The statistics (see :func:`collect_statistics`); measures each file on disk once.
+        ``languages``: :func:`detect_languages` of the sample's texts when the caller ran it
+        already (on a thread, beside the pass)."""
+        from PIL import Image
+
+        widths, heights = [], []
+        for resolved, (split, row, path) in self._files["images"].items():
+            try:
+                with Image.open(resolved) as image:
+                    width, height = image.size
+            except (OSError, Image.DecompressionBombError) as error:
+                raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
+            widths.append(width)
+            heights.append(height)
+        durations, formats = {}, {}
+        for column in ("audios", "videos"):
+            infos, unmeasured = [], self._absent_files(column)
+            for resolved, (split, row, path) in self._files[column].items():
+                try:
+                    infos.append(probe_media(resolved))
+                except MediaDecodeError as error:
+                    raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error.reason}") from error
+            seconds = np.asarray([info.duration for info in infos])
+            durations[column] = {"summary": summarize(seconds), "unmeasured": unmeasured, "values": seconds}
+            counted = Counter(media_format(info) for info in infos)
+            formats[column] = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+
+        text_length, turn_counts, image_counts = (Histogram.merged(self._text_lengths), Histogram.merged(self._turns),
+                                                  Histogram.merged(self._images_per_row))
+        languages = detect_languages(self._sample, self.tokens) if languages is None else languages
+        return {
+            "splits": self._per_split,
+            "rows": text_length.size,
+            "text_length": text_length.summary(),
+            "turns": turn_counts.summary(),
+            "images_per_row": {int(k): int(v) for k, v in zip(image_counts.values, image_counts.counts)},
+            "image_files": len(widths),
+            "image_unmeasured": self._absent_files("images"),
+            "image_width": summarize(np.asarray(widths)),
+            "image_height": summarize(np.asarray(heights)),
+            "audio_duration": durations["audios"]["summary"],
+            "audio_unmeasured": durations["audios"]["unmeasured"],
+            "video_duration": durations["videos"]["summary"],
+            "video_unmeasured": durations["videos"]["unmeasured"],
+            "media_formats": formats,
+            "languages": dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
+            "language_sample_rows": len(self._sample),
+            "values": {
+                "text_length": text_length, "turns": turn_counts, "images_per_row": image_counts,
+                "image_width": np.asarray(widths), "image_height": np.asarray(heights),
+                "audio_duration": durations["audios"]["values"], "video_duration": durations["videos"]["values"],
+            },
+        }
+
+
+STATISTICS_COLUMNS = ("text", *MEDIA_COLUMNS, "roles", "media_root")
+
+
 def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEFAULT_TOKENS,
-                       language_sample: int = LANGUAGE_SAMPLE_ROWS) -> dict:
-    """Measure the splits of a dataset for its card.
+                       language_sample: int = LANGUAGE_SAMPLE_ROWS, batch_size: int = 65_536) -> dict:
+    """Measure the splits of a dataset for its card (what :class:`CardStatistics` accumulates
+    while publish writes the shards, here in a pass of its own).
 
     ``splits``: split name -> ``datasets.Dataset`` in DJ shape, media as path lists (relative paths
     resolved against ``media_root``). Returns a dict: ``splits`` (per split: rows and media
@@ -180,9 +396,10 @@ def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEF
     distinct file once; files absent when publishing by path are counted in ``image_unmeasured``), ``audio_duration``/``video_duration`` (seconds, any container FFmpeg
     reads, through :func:`~hf_mmbuilder.probe.probe_media`), ``media_formats`` (per media column:
     :func:`media_format` line -> files), ``languages`` (py3langid
-    on an evenly spaced sample of ``language_sample`` rows), and ``values`` (the raw arrays, for
-    plots). Summaries are :func:`summarize` dicts. O(rows + distinct media files); image files are
-    opened for their header only. An unreadable media file raises ``ValueError`` naming it.
+    on an evenly spaced sample of ``language_sample`` rows), and ``values`` (:class:`Histogram`\\ s
+    of the per-row measures and the arrays of file measures, for plots). Summaries are
+    :func:`summarize` dicts. O(rows) vectorised, memory O(distinct values + media files); image
+    files are opened for their header only. An unreadable media file raises ``ValueError`` naming it.
 
     Example:
         >>> from datasets import Dataset
@@ -190,103 +407,12 @@ def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEF
         >>> stats["splits"]["train"]["rows"], stats["text_length"]["mean"]
         (1, 5.0)
     """
-    from PIL import Image
-
-    per_split, text_lengths, turns, images_per_row, sample = {}, [], [], [], []
-    total_rows = sum(len(dataset) for dataset in splits.values())
-    # An evenly spaced sample over all splits, taken without materialising every text.
-    sample_step = max(1, total_rows // max(1, language_sample))
-    rows_before = 0
-    media_files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
-    for name, dataset in splits.items():
-        table = _rows_of(dataset, ["text", *MEDIA_COLUMNS, "roles", "media_root"])
-        rows = len(dataset)
-        split_counts = {"rows": rows}
-        text = table.column("text") if "text" in table.column_names else pa.chunked_array([pa.array([""] * rows)])
-        text_lengths.append(pc.fill_null(pc.utf8_length(text), 0).to_numpy())
-        if "roles" in table.column_names:
-            turns.append(pc.fill_null(pc.list_value_length(table.column("roles")), 0).to_numpy())
-        else:
-            chunk_counts = pc.fill_null(pc.count_substring(text, tokens.eoc), 0).to_numpy()
-            ends_with_eoc = pc.fill_null(pc.ends_with(text, tokens.eoc), False).to_numpy()
-            turns.append(chunk_counts + (~ends_with_eoc).astype(np.int64))
-        first = (-rows_before) % sample_step
-        picks = np.arange(first, rows, sample_step, dtype=np.int64)[: max(0, language_sample - len(sample))]
-        sample.extend(value for value in pc.take(text, pa.array(picks)).to_pylist() if value)
-        rows_before += rows
-        roots = table.column("media_root").to_pylist() if "media_root" in table.column_names else [None] * rows
-        for column in MEDIA_COLUMNS:
-            if column not in table.column_names:
-                split_counts[column] = 0
-                split_counts[f"rows_with_{column}"] = 0
-                if column == "images":
-                    images_per_row.append(np.zeros(rows, dtype=np.int64))
-                continue
-            lengths = pc.fill_null(pc.list_value_length(table.column(column)), 0).to_numpy()
-            split_counts[column] = int(lengths.sum())
-            split_counts[f"rows_with_{column}"] = int((lengths > 0).sum())
-            if column == "images":
-                images_per_row.append(lengths)
-            for row, paths in enumerate(table.column(column).to_pylist()):
-                for path in paths or ():
-                    media_files[column].setdefault(resolve_media_path(path, roots[row]), (name, row, path))
-        per_split[name] = split_counts
-
-    widths, heights, images_unmeasured = [], [], 0
-    for resolved, (split, row, path) in media_files["images"].items():
-        if not os.path.isfile(resolved):
-            images_unmeasured += 1
-            continue
-        try:
-            with Image.open(resolved) as image:
-                width, height = image.size
-        except (OSError, Image.DecompressionBombError) as error:
-            raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
-        widths.append(width)
-        heights.append(height)
-    durations, formats = {}, {}
-    for column in ("audios", "videos"):
-        infos, unmeasured = [], 0
-        for resolved, (split, row, path) in media_files[column].items():
-            if not os.path.isfile(resolved):
-                unmeasured += 1
-                continue
-            try:
-                infos.append(probe_media(resolved))
-            except MediaDecodeError as error:
-                raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error.reason}") from error
-        seconds = np.asarray([info.duration for info in infos])
-        durations[column] = {"summary": summarize(seconds), "unmeasured": unmeasured, "values": seconds}
-        counted = Counter(media_format(info) for info in infos)
-        formats[column] = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
-
-    text_length = np.concatenate(text_lengths) if text_lengths else np.zeros(0, np.int64)
-    turn_counts = np.concatenate(turns) if turns else np.zeros(0, np.int64)
-    image_counts = np.concatenate(images_per_row) if images_per_row else np.zeros(0, np.int64)
-    languages = _detect_languages(sample, tokens)
-    return {
-        "splits": per_split,
-        "rows": int(text_length.size),
-        "text_length": summarize(text_length),
-        "turns": summarize(turn_counts),
-        "images_per_row": {int(k): int(v) for k, v in zip(*np.unique(image_counts, return_counts=True))},
-        "image_files": len(widths),
-        "image_unmeasured": images_unmeasured,
-        "image_width": summarize(np.asarray(widths)),
-        "image_height": summarize(np.asarray(heights)),
-        "audio_duration": durations["audios"]["summary"],
-        "audio_unmeasured": durations["audios"]["unmeasured"],
-        "video_duration": durations["videos"]["summary"],
-        "video_unmeasured": durations["videos"]["unmeasured"],
-        "media_formats": formats,
-        "languages": dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
-        "language_sample_rows": len(sample),
-        "values": {
-            "text_length": text_length, "turns": turn_counts, "images_per_row": image_counts,
-            "image_width": np.asarray(widths), "image_height": np.asarray(heights),
-            "audio_duration": durations["audios"]["values"], "video_duration": durations["videos"]["values"],
-        },
-    }
+    statistics = CardStatistics({name: len(part) for name, part in splits.items()}, tokens, language_sample)
+    for name, part in splits.items():
+        present = [column for column in STATISTICS_COLUMNS if column in part.column_names]
+        for offset, batch in iter_tables(part, batch_size, present):
+            statistics.add(name, batch, offset)
+    return statistics.result()
 
 
 def _png(figure) -> bytes:
@@ -317,9 +443,11 @@ def render_plots(stats: dict) -> dict[str, bytes]:
     plots = {}
 
     def histogram(name, data, title, xlabel):
+        # A Histogram is drawn from its distinct values weighted by their counts: the same bars.
+        data, weights = (data.values, data.counts) if isinstance(data, Histogram) else (data, None)
         figure = Figure(figsize=(6, 3.2))
         axes = figure.subplots()
-        axes.hist(data, bins=min(50, max(1, len(np.unique(data)))), color="#4C72B0")
+        axes.hist(data, bins=min(50, max(1, len(np.unique(data)))), weights=weights, color="#4C72B0")
         axes.set_title(title)
         axes.set_xlabel(xlabel)
         axes.set_ylabel("count")
@@ -329,7 +457,7 @@ def render_plots(stats: dict) -> dict[str, bytes]:
     if values["text_length"].size:
         histogram("text_length.png", values["text_length"], "Text length per row", "characters")
         histogram("turns.png", values["turns"], "Turns per row", "turns")
-    if values["images_per_row"].size and values["images_per_row"].any():
+    if values["images_per_row"].size and values["images_per_row"].values.any():
         figure = Figure(figsize=(6, 3.2))
         axes = figure.subplots()
         counts = stats["images_per_row"]
@@ -491,11 +619,13 @@ def build_card(*, stats: dict, spec: CardSpec, features, split_sizes, configs, s
     return DatasetCard(f"---\n{header}---\n\n{body}")
 
 
-def sources_from_files(splits: Mapping[str, object], info=None) -> list[dict]:
+def sources_from_files(splits: Mapping[str, object], info=None, batch_size: int = 262_144) -> list[dict]:
     """Sources derived from the ``source_file`` column the loaders write: file name and rows.
 
     Only the file name is kept (the folder is the builder's machine layout); the format is the
     loader's ``builder_name`` when known. Empty when there is no ``source_file`` column.
+    ``splits``: split name -> ``datasets.Dataset``, or any object with ``column_names`` and
+    ``batches(columns, batch_size)`` (publish's splits); counted in Arrow, a batch at a time.
 
     Example:
         >>> from datasets import Dataset
@@ -504,8 +634,12 @@ def sources_from_files(splits: Mapping[str, object], info=None) -> list[dict]:
     """
     counts: Counter = Counter()
     for part in splits.values():
-        if "source_file" in part.column_names:
-            counts.update(part.with_format("arrow")[:].column("source_file").to_pylist())
+        if "source_file" not in part.column_names:
+            continue
+        batches = part.batches(["source_file"], batch_size) if hasattr(part, "batches") else iter_tables(part, batch_size, ["source_file"])
+        for _, batch in batches:
+            for entry in pc.value_counts(batch.column("source_file")).to_pylist():
+                counts[entry["values"]] += entry["counts"]
     builder = getattr(info, "builder_name", None) or ""
     return [{"name": os.path.basename(str(path)), "format": builder, "rows": rows}
             for path, rows in sorted(counts.items(), key=lambda item: str(item[0])) if path is not None]

@@ -18,32 +18,47 @@ re-publishing it changes nothing.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._deprecated import renamed
 from ..output_folder import OutputFolder, temporary_staging
 from ..schema import DEFAULT_TOKENS, SpecialTokens
-from .card import METADATA_KEY, CardSpec, build_card, collect_statistics, render_plots, sources_from_files
+from ..schema import MEDIA_COLUMNS
+from .card import (
+    METADATA_KEY,
+    STATISTICS_COLUMNS,
+    CardSpec,
+    CardStatistics,
+    build_card,
+    detect_languages,
+    render_plots,
+    sources_from_files,
+)
 from .hub import PublishError, check_repo_id, push_folder
 from .shards import (
     CARD_FILE,
+    CHECK_BATCH_ROWS,
     DATA_FOLDER,
     PLOT_FOLDER,
-    arrow_nbytes,
+    SplitRows,
     check_media,
     config_name,
-    embed_media_files,
+    embedded_features,
     empty_columns,
     json_text_columns,
     published_names,
     tag_generation,
-    with_json_as_text,
+    text_features,
     write_shards,
 )
 from .splits import SplitPlan, check_split_ratio, plan_splits
@@ -83,6 +98,23 @@ class PublishResult:
     repo_url: Optional[str] = None
     commit: Optional[str] = None
     changed: bool = True
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory planning (or checking) freed back to the system before the next step.
+
+    They work on O(rows) arrays; once freed, Arrow's allocator keeps the pages for reuse, and
+    glibc's ``malloc`` keeps heap pages it cannot trim from the top (freeing a large block
+    raises its mmap threshold, so later blocks of the same size land on the heap). The pass
+    that follows needs a few batches only, so without this publishing's resident memory would
+    grow with the dataset although what it uses does not.
+    """
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        # Not glibc (musl, macOS): its allocator returns freed memory by its own rules.
+        pass
 
 
 def _special_tokens(special_tokens: Optional[SpecialTokens], deprecated: dict) -> SpecialTokens:
@@ -180,9 +212,12 @@ def publish(
     Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
     groups too big for a split, missing or escaping media files) raise ``ValueError`` before
     anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one read of
-    each distinct media file for its digest (on threads) when splitting, one pass over rows and
-    media to check, measure and embed; shards are written once and read once more for their
-    generation tag.
+    each distinct media file for its digest (on threads) when splitting; media paths checked per
+    distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
+    its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
+    writer) and accumulates the card's statistics; shards are read once more for their
+    generation tag. Memory holds a few batches and O(rows) integers (the split plan), not the
+    split: the rows are never gathered into a table of their own.
 
     Example:
         >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},
@@ -213,16 +248,19 @@ def publish(
     if isinstance(dataset, DatasetDict):
         if split_ratio is not None:
             raise ValueError("split_ratio is for a Dataset; this DatasetDict is already split")
-        splits = dict(dataset)
-        row_ids = {name: np.arange(len(part), dtype=np.int64) for name, part in splits.items()}
+        splits = {name: SplitRows.of(part) for name, part in dataset.items()}
+        features_in = next(iter(dataset.values())).features
         split_table = "\n".join(["| split | rows |", "|---|---:|", *(f"| {name} | {len(part):,} |" for name, part in splits.items())])
         split_method = "The splits were given by the publisher of this dataset."
     elif isinstance(dataset, Dataset):
         plan = plan_splits(dataset, check_split_ratio(split_ratio or {"train": 1.0}), seed=seed,
                            group_by=group_by, stratify_by=stratify_by, media_identity=media_identity,
                            near_duplicate_radius=near_duplicate_radius)
-        row_ids = plan.indices
-        splits = {name: dataset.select(rows) for name, rows in plan.indices.items()}
+        # Each split is the dataset's table and the split's sorted rows: nothing is gathered until
+        # the writer takes a batch of rows.
+        splits = {name: SplitRows.of(dataset, rows) for name, rows in plan.indices.items()}
+        _release_freed_memory()
+        features_in = dataset.features
         split_table = plan.table()
         media_keys = plan.media_keys.describe()
         split_method = (
@@ -235,49 +273,63 @@ def publish(
         raise ValueError(f"publish takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")
     if config_by is not None and any(config_by not in part.column_names for part in splits.values()):
         raise ValueError(f"config_by column {config_by!r} not in the dataset")
-    check_media(splits, row_ids, require_files=embed_media)
+    media_bytes = check_media(splits, require_files=embed_media)
+    _release_freed_memory()
     published_columns = [name for name in next(iter(splits.values())).column_names if name not in drop_columns]
     dropped_empty = [] if keep_empty_columns else empty_columns(
-        {split: part.select_columns(published_columns) for split, part in splits.items()})
+        {split: dataclasses.replace(part, table=part.table.select(published_columns)) for split, part in splits.items()})
     left_out = {*drop_columns, *dropped_empty}
-
     if not spec.sources:
         spec = dataclasses.replace(spec, sources=sources_from_files(splits, getattr(dataset, "info", None)))
-    stats = collect_statistics(splits, tokens)
-    plots = render_plots(stats)
 
-    extra_configs: dict[str, dict[str, object]] = {}
+    extra_configs: dict[str, dict[str, SplitRows]] = {}
     if config_by is not None:
         for split, part in splits.items():
-            values = part.with_format("arrow")[:].column(config_by)
+            values = pa.concat_arrays([batch.column(config_by).combine_chunks() for _, batch in part.batches([config_by], CHECK_BATCH_ROWS)]) \
+                if len(part) else pa.array([], part.table.schema.field(config_by).type)
             for value in pc.unique(values).to_pylist():
                 rows = np.flatnonzero(pc.equal(values, value).to_numpy(zero_copy_only=False)) if value is not None else \
                     np.flatnonzero(pc.is_null(values).to_numpy(zero_copy_only=False))
-                extra_configs.setdefault(config_name(value), {})[split] = part.select(rows)
+                extra_configs.setdefault(config_name(value), {})[split] = SplitRows(
+                    part.table, rows if part.rows is None else part.rows[rows])
 
-    with local.staging() if local is not None and not dry_run else temporary_staging() as staging:
+    columns = [name for name in features_in if name not in left_out]
+    media_columns = [column for column in MEDIA_COLUMNS if column in columns] if embed_media else []
+    features = text_features(embedded_features(features_in, media_columns).copy())
+    features = type(features)({name: features[name] for name in columns})
+    json_columns = json_text_columns({name: features_in[name] for name in columns})
+    statistics = CardStatistics({name: len(part) for name, part in splits.items()}, tokens)
+    statistics_columns = [name for name in STATISTICS_COLUMNS if name in features_in]
+
+    # The language sample is a few thousand rows known up front: detected on a thread while the
+    # shards are written.
+    sample = [text for split, part in splits.items() for positions in [statistics.sample_positions[split]] if len(positions)
+              for _, batch in SplitRows(part.table, positions if part.rows is None else part.rows[positions]).batches(["text"], len(positions))
+              for text in batch.column("text").to_pylist() if text] if "text" in features_in else []
+    with ThreadPoolExecutor(max_workers=1) as detector, \
+            local.staging() if local is not None and not dry_run else temporary_staging() as staging:
+        languages = detector.submit(detect_languages, sample, tokens)
         repo = staging.files
-
-        def prepared(config, split, part):
-            if embed_media:
-                part = embed_media_files(part, str(staging.scratch / f"{config}-{split}.arrow"))
-            part = part.remove_columns([name for name in left_out if name in part.column_names])
-            return with_json_as_text(part, str(staging.scratch / f"{config}-{split}-text.arrow"))
-
         folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
-        ready = {("default", split): prepared("default", split, part) for split, part in splits.items()}
-        for name, parts in extra_configs.items():
-            ready.update({(name, split): prepared(name, split, part) for split, part in parts.items()})
-        features = next(iter(ready.values())).features
-        json_columns = json_text_columns(next(iter(splits.values())).select_columns(list(features)).features)
+        parts = {("default", split): part for split, part in splits.items()}
+        for name, config_parts in extra_configs.items():
+            parts.update({(name, split): part for split, part in config_parts.items()})
         split_sizes: dict[str, dict[str, tuple[int, int, int]]] = {name: {} for name in folders}
         shards = []
-        with tqdm(total=len(ready), desc="writing shards", unit="split", disable=not progress) as bar:
-            for (config, split), part in ready.items():
-                paths = write_shards(part, repo, folders[config], split, max_shard_bytes)
-                split_sizes[config][split] = (len(part), arrow_nbytes(part), sum(path.stat().st_size for path in paths))
+        with tqdm(total=len(parts), desc="writing shards", unit="split", disable=not progress) as bar:
+            for (config, split), part in parts.items():
+                share = len(part) / len(splits[split]) if len(splits[split]) else 0.0
+                nbytes = part.estimate_nbytes(columns) + int(media_bytes[split] * share)
+                counted = config == "default"
+                paths = write_shards(
+                    part, features, repo, folders[config], split, max_shard_bytes, nbytes=nbytes, embed=media_columns,
+                    read_columns=[*statistics_columns, *(["media_root"] if "media_root" in features_in else [])] if counted or media_columns else [],
+                    on_batch=(lambda start, batch, split=split: statistics.add(split, batch, start)) if counted else None)
+                split_sizes[config][split] = (len(part), nbytes, sum(path.stat().st_size for path in paths))
                 shards.extend(paths)
                 bar.update(1)
+        stats = statistics.result(languages.result())
+        plots = render_plots(stats)
         tag = tag_generation(repo, shards)
         configs = {config: {split: f"{folders[config]}/{split}-*-{tag}.parquet" for split in sizes}
                    for config, sizes in split_sizes.items()}

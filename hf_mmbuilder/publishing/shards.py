@@ -5,18 +5,21 @@ remote files it may delete)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..media import UnsafePathError, check_within_root, resolve_media_path
+from ..media import UnsafePathError, locate_media, resolve_media_paths, split_folders
 from ..schema import MEDIA_COLUMNS
 from .card import PLOT_TITLES
 
@@ -39,17 +42,121 @@ CARD_FILE = "README.md"
 GENERATION_DIGITS = 8
 
 
-def _stored_path(path: str) -> str:
-    # A relative path is the dataset's own naming; an absolute one would publish the builder's
-    # filesystem layout, so only its file name is kept.
-    return os.path.basename(path) if os.path.isabs(path) else path
+EMBED_THREADS = min(8, (os.cpu_count() or 1) + 2)
 
 
-def check_media(splits: Mapping[str, object], row_ids: Mapping[str, np.ndarray], *, require_files: bool) -> None:
+CHECK_BATCH_ROWS = 262_144
+
+
+WRITE_BATCH_BYTES = 16 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRows:
+    """A split as rows of an Arrow table, never gathered into a table of its own.
+
+    Attributes:
+        table: the (memory-mapped) ``pa.Table`` behind the dataset.
+        rows: ``int64`` table row of each row of the split, in the split's order; ``None``: all of
+            ``table`` in order.
+        ids: ``int64`` row id of each row of the split in error messages (the row of the dataset
+            that was split); ``None``: its position in the split.
+    """
+
+    table: pa.Table
+    rows: Optional[np.ndarray] = None
+    ids: Optional[np.ndarray] = None
+
+    @classmethod
+    def of(cls, dataset, selection: Optional[np.ndarray] = None) -> "SplitRows":
+        """The rows of a ``datasets.Dataset`` (through its indices mapping, if any), or of its
+        rows ``selection`` (row ids of the dataset, which also name them in error messages)."""
+        if isinstance(dataset, cls):
+            return dataset
+        table = dataset.data.table
+        # A select/filter/shuffle result reads its rows through an indices mapping; gathering them
+        # through datasets' formatter is what made publishing slow, so its row ids are used directly.
+        mapping = dataset._indices
+        rows = None if mapping is None else mapping.column(0).to_numpy().astype(np.int64, copy=False)
+        if selection is not None:
+            selection = np.asarray(selection, dtype=np.int64)
+            rows = selection if rows is None else rows[selection]
+        return cls(table, rows, selection)
+
+    def __len__(self) -> int:
+        return self.table.num_rows if self.rows is None else int(self.rows.shape[0])
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.table.column_names
+
+    def row_id(self, position: int) -> int:
+        return int(position if self.ids is None else self.ids[position])
+
+    def window(self, start: int, stop: int) -> "SplitRows":
+        """Rows ``start .. stop`` of the split."""
+        if self.rows is None:
+            return SplitRows(self.table.slice(start, stop - start), None, np.arange(start, stop, dtype=np.int64) if self.ids is None else self.ids[start:stop])
+        return SplitRows(self.table, self.rows[start:stop], None if self.ids is None else self.ids[start:stop])
+
+    def batches(self, columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.Table]]:
+        """``(position of the first row, table)`` per ``batch_size`` rows of ``columns``: a
+        zero-copy slice where the rows are a contiguous run, else the rows taken chunk by chunk."""
+        table = self.table.select(list(columns))
+        chunks = table.to_batches()
+        bounds = np.cumsum([0, *(chunk.num_rows for chunk in chunks)])
+        for start in range(0, len(self), batch_size):
+            stop = min(start + batch_size, len(self))
+            if self.rows is None:
+                yield start, table.slice(start, stop - start)
+                continue
+            rows = self.rows[start:stop]
+            if rows[-1] - rows[0] == stop - start - 1 and (np.diff(rows) == 1).all():
+                yield start, table.slice(int(rows[0]), stop - start)
+                continue
+            yield start, _gather(table.schema, chunks, bounds, rows)
+
+    def estimate_nbytes(self, columns: Sequence[str]) -> int:
+        """The Arrow size of these rows of ``columns`` as ``datasets`` estimates a selection (the
+        table's size times the share of its rows); what ``push_to_hub`` shards by."""
+        if not self.table.num_rows:
+            return 0
+        return self.table.select(list(columns)).nbytes * len(self) // self.table.num_rows
+
+
+def _gather(schema: pa.Schema, chunks: list, bounds: np.ndarray, rows: np.ndarray) -> pa.Table:
+    """The table rows ``rows`` of a table given as its record batches (``bounds``: their first
+    rows, and the row count last), taken from each batch on its own: ``Table.take`` would first
+    concatenate every chunk of each column, a copy of the whole table per call."""
+    order = None if (np.diff(rows) >= 0).all() else np.argsort(rows, kind="stable")
+    ordered = rows if order is None else rows[order]
+    chunk_of = np.searchsorted(bounds, ordered, side="right") - 1
+    cuts = np.flatnonzero(np.diff(chunk_of)) + 1
+    pieces = [chunks[int(chunk_of[low])].take(pa.array(ordered[low:high] - bounds[chunk_of[low]]))
+              for low, high in zip([0, *cuts], [*cuts, len(ordered)])]
+    gathered = pa.Table.from_batches(pieces, schema=schema)
+    if order is None:
+        return gathered
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return gathered.combine_chunks().take(pa.array(inverse))
+
+
+def _first(mask: np.ndarray) -> int:
+    found = np.flatnonzero(mask)
+    return int(found[0]) if len(found) else -1
+
+
+def check_media(splits: Mapping[str, object], row_ids: Optional[Mapping[str, np.ndarray]] = None, *,
+                require_files: bool) -> dict[str, int]:
     """Refuse media paths escaping their ``media_root`` and, with ``require_files``, missing files.
 
-    ``row_ids``: split -> original row id of each of its rows (for the error message). Raises a
-    ``ValueError`` listing the first offending rows (split, original row, column, path).
+    ``splits``: split name -> ``datasets.Dataset`` or :class:`SplitRows`; ``row_ids``: split ->
+    row id of each of its rows in error messages (default: a SplitRows' ``ids``, else the
+    position). Raises a ``ValueError`` naming the first offending row (split, row, column, path).
+    Vectorised: paths are resolved, checked and looked up per distinct folder
+    (:func:`hf_mmbuilder.media.locate_media`), in batches of rows. Returns split -> bytes of the
+    media files its rows name (each occurrence; 0 without ``require_files``), for sizing shards.
 
     Example:
         >>> from datasets import Dataset
@@ -59,72 +166,103 @@ def check_media(splits: Mapping[str, object], row_ids: Mapping[str, np.ndarray],
         ...
         ValueError: 1 media file(s) missing (embedding needs them; pass embed_media=False to publish paths): split 'train' row 0: images[0] 'nope.jpg' -> /tmp/nope.jpg
     """
-    missing = []
+    missing, total_missing, media_bytes, listings = [], 0, {}, {}
     for split, dataset in splits.items():
-        columns = [column for column in MEDIA_COLUMNS if column in dataset.column_names]
+        part = SplitRows.of(dataset)
+        if row_ids is not None and split in row_ids:
+            part = dataclasses.replace(part, ids=np.asarray(row_ids[split], dtype=np.int64))
+        media_bytes[split] = 0
+        columns = [column for column in MEDIA_COLUMNS if column in part.column_names]
         if not columns:
             continue
-        has_root = "media_root" in dataset.column_names
-        table = dataset.with_format("arrow")[:]
-        roots = table.column("media_root").to_pylist() if has_root else [None] * len(dataset)
         for column in columns:
-            lists = table.column(column)
-            if not pc.sum(pc.fill_null(pc.list_value_length(lists), 0)).as_py():
+            if not pc.sum(pc.fill_null(pc.list_value_length(part.table.column(column)), 0)).as_py():
                 continue
-            for row, paths in enumerate(lists.to_pylist()):
-                for position, path in enumerate(paths or ()):
-                    where = f"split {split!r} row {int(row_ids[split][row])}: {column}[{position}] {path!r}"
-                    if path is None:
-                        raise ValueError(f"{where}: null media path")
-                    root = roots[row]
-                    if root and not os.path.isabs(path) and "://" not in path:
-                        try:
-                            resolved = check_within_root(path, root)
-                        except UnsafePathError as error:
-                            raise ValueError(f"{where}: {error}") from None
-                    else:
-                        resolved = resolve_media_path(path, root)
-                    if require_files and not os.path.isfile(resolved):
-                        missing.append(f"{where} -> {resolved}")
-    if missing:
-        shown = "; ".join(missing[:MISSING_MEDIA_SHOWN])
-        more = f" (and {len(missing) - MISSING_MEDIA_SHOWN} more)" if len(missing) > MISSING_MEDIA_SHOWN else ""
+            needed = [column] + (["media_root"] if "media_root" in part.column_names else [])
+            for offset, batch in part.batches(needed, CHECK_BATCH_ROWS):
+                lists = batch.column(column).combine_chunks()
+                paths = pc.list_flatten(lists)
+                if not len(paths):
+                    continue
+                parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+                starts = lists.offsets.to_numpy()[:-1] - lists.offsets[0].as_py()
+
+                def where(position: int) -> str:
+                    row = parents[position]
+                    return (f"split {split!r} row {part.row_id(offset + int(row))}: {column}[{position - starts[row]}] "
+                            f"{paths[position].as_py()!r}")
+
+                nulls = paths.is_null().to_numpy(zero_copy_only=False)
+                roots = pc.take(batch.column("media_root").combine_chunks(), pa.array(parents)) if "media_root" in needed else None
+                found = locate_media(pc.fill_null(paths, ""), roots, listings=listings)
+                first_null, first_escape = _first(nulls), _first(found.escaped & ~nulls)
+                if first_null >= 0 and (first_escape < 0 or first_null < first_escape):
+                    raise ValueError(f"{where(first_null)}: null media path")
+                if first_escape >= 0:
+                    error = UnsafePathError(f"media path {paths[first_escape].as_py()!r} escapes its root {roots[first_escape].as_py()!r}")
+                    raise ValueError(f"{where(first_escape)}: {error}")
+                if not require_files:
+                    continue
+                absent = np.flatnonzero(~found.is_file)
+                total_missing += len(absent)
+                missing.extend(f"{where(int(position))} -> {found.resolved[int(position)].as_py()}"
+                               for position in absent[: max(0, MISSING_MEDIA_SHOWN - len(missing))])
+                media_bytes[split] += _total_size(found.resolved, found.is_file)
+    if total_missing:
+        shown = "; ".join(missing)
+        more = f" (and {total_missing - MISSING_MEDIA_SHOWN} more)" if total_missing > MISSING_MEDIA_SHOWN else ""
         raise ValueError(
-            f"{len(missing)} media file(s) missing (embedding needs them; pass embed_media=False to publish paths): {shown}{more}"
+            f"{total_missing} media file(s) missing (embedding needs them; pass embed_media=False to publish paths): {shown}{more}"
         )
+    return media_bytes
 
 
-def embed_media_files(dataset, cache_file: str):
-    """Replace media path lists by embedded ``List(Image())``/``List(Audio())``/``List(Video())``.
+def _total_size(paths: pa.Array, present: np.ndarray) -> int:
+    """Sum of the sizes of the files at ``paths[present]`` (each occurrence; each distinct file stat'ed once)."""
+    encoded = pc.dictionary_encode(pc.filter(paths, pa.array(present)))
+    distinct = encoded.dictionary.to_pylist()
+    with ThreadPoolExecutor(max_workers=EMBED_THREADS) as pool:
+        sizes = np.fromiter(pool.map(os.path.getsize, distinct, chunksize=256), dtype=np.int64, count=len(distinct))
+    return int(sizes[encoded.indices.to_numpy(zero_copy_only=False)].sum()) if len(distinct) else 0
 
-    The result is written to ``cache_file`` (memory-mapped), so media bytes never pile up in RAM.
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def embed_media_batch(batch: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """``batch`` with each media path list of ``columns`` replaced by ``[{"bytes", "path"}]`` (the
+    Arrow storage of ``List(Image())``/``List(Audio())``/``List(Video())``): the bytes of the
+    file each path names (relative ones read under the row's ``media_root``), and the path as
+    stored (an absolute path keeps its file name only, the rest is the builder's machine layout).
     """
+    for column in columns:
+        lists = batch.column(column).combine_chunks()
+        # A column without any path in the dataset may be typed list<null>.
+        paths = pc.list_flatten(lists).cast(pa.string())
+        parents = pc.list_parent_indices(lists)
+        roots = pc.take(batch.column("media_root").combine_chunks(), parents) if "media_root" in batch.column_names else None
+        # check_media found every file and refused escaping paths before the pass.
+        contents = pa.array([_read(path) for path in resolve_media_paths(paths, roots).to_pylist()], pa.binary())
+        _, names = split_folders(paths)
+        stored = pc.if_else(pc.starts_with(paths, "/"), names, paths)
+        items = pa.StructArray.from_arrays([contents, stored], names=["bytes", "path"])
+        offsets = pc.subtract(lists.offsets, lists.offsets[0])
+        embedded = pa.ListArray.from_arrays(offsets, items, mask=lists.is_null() if lists.null_count else None)
+        batch = batch.set_column(batch.column_names.index(column), column, embedded)
+    return batch
+
+
+def embedded_features(features, columns: Sequence[str]):
+    """``features`` with the media path columns of ``columns`` as ``List(Image())``/``List(Audio())``/``List(Video())``."""
     from datasets import Audio, Image, List, Video
 
     feature_of = {"images": Image(), "audios": Audio(), "videos": Video()}
-    columns = [column for column in MEDIA_COLUMNS if column in dataset.column_names]
-    if not columns:
-        return dataset
-    features = dataset.features.copy()
+    features = features.copy()
     for column in columns:
         features[column] = List(feature_of[column])
-    has_root = "media_root" in dataset.column_names
-
-    def embed(batch):
-        roots = batch["media_root"] if has_root else [None] * len(batch[columns[0]])
-        for column in columns:
-            embedded = []
-            for paths, root in zip(batch[column], roots):
-                items = []
-                for path in paths or ():
-                    with open(resolve_media_path(path, root), "rb") as handle:
-                        items.append({"bytes": handle.read(), "path": _stored_path(path)})
-                embedded.append(items)
-            batch[column] = embedded
-        return batch
-
-    return dataset.map(embed, batched=True, batch_size=64, writer_batch_size=64, features=features,
-                       cache_file_name=cache_file, desc="embedding media", load_from_cache_file=False)
+    return features
 
 
 def _holds_json(feature) -> bool:
@@ -150,34 +288,30 @@ def json_text_columns(features) -> list[str]:
     return [name for name, feature in features.items() if _holds_json(feature)]
 
 
-def with_json_as_text(dataset, cache_file: Optional[str] = None):
-    """``dataset`` with every ``Json`` feature (also inside lists) cast to ``Value("string")``, the
-    JSON text it stores; other columns unchanged. ``cache_file``: where the result is written
-    (memory-mapped); ``None`` leaves that to ``datasets``.
+def text_features(features):
+    """``features`` with every ``Json`` feature (also inside lists) as ``Value("string")``: the
+    JSON text its Arrow storage already holds, so the published columns are written unchanged
+    under this schema.
 
     Example:
-        >>> from datasets import Dataset, Features, Json
-        >>> ds = Dataset.from_dict({"extra": [{"model": "gpt-4"}, None]}, features=Features({"extra": Json()}))
-        >>> text = with_json_as_text(ds)
-        >>> text.features["extra"], text["extra"][:]
-        (Value('string'), ['{"model":"gpt-4"}', None])
+        >>> from datasets import Features, Json, List, Value
+        >>> text_features(Features({"extra": Json(), "turns": List(Json()), "text": Value("string")}))
+        {'extra': Value('string'), 'turns': List(Value('string')), 'text': Value('string')}
     """
     from datasets import Json, Value
     from datasets.features.features import _visit
 
-    columns = json_text_columns(dataset.features)
-    if not columns:
-        return dataset
-    features = dataset.features.copy()
-    for name in columns:
+    features = features.copy()
+    for name in json_text_columns(features):
         features[name] = _visit(features[name], lambda inner: Value("string") if isinstance(inner, Json) else inner)
-    # Json's Arrow storage is the JSON text already: a cast of the table's types, no value re-encoded.
-    return dataset.cast(features, cache_file_name=cache_file, load_from_cache_file=False)
+    return features
 
 
 def empty_columns(splits: Mapping[str, object]) -> list[str]:
     """The columns that hold nothing in any row of any split: every value null, or (list columns)
-    every list empty or null. Nothing is empty in a dataset without rows.
+    every list empty or null. Nothing is empty in a dataset without rows. ``splits``: split name ->
+    ``datasets.Dataset`` or :class:`SplitRows`; a column empty in a split's whole table is empty in
+    the split, and for the others one flag per table row is computed and looked up at its rows.
 
     Example:
         >>> from datasets import Dataset
@@ -185,14 +319,21 @@ def empty_columns(splits: Mapping[str, object]) -> list[str]:
         ...                                            "audios": [[], None], "note": [None, None]})})
         ['audios', 'note']
     """
-    parts = [part for part in splits.values() if len(part)]
+    parts = [part for part in (SplitRows.of(part) for part in splits.values()) if len(part)]
     if not parts:
         return []
     empty = list(parts[0].column_names)
     for part in parts:
-        table = part.with_format("arrow")[:]
-        empty = [name for name in empty if not _holds_values(table.column(name))]
+        for name in [name for name in empty if _holds_values(part.table.column(name))]:
+            if part.rows is None or _row_holds_values(part.table.column(name))[part.rows].any():
+                empty.remove(name)
     return empty
+
+
+def _row_holds_values(column) -> np.ndarray:
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return pc.greater(pc.fill_null(pc.list_value_length(column), 0), 0).to_numpy()
+    return pc.is_valid(column).to_numpy()
 
 
 def _holds_values(column) -> bool:
@@ -218,15 +359,105 @@ def arrow_nbytes(dataset) -> int:
     return dataset._estimate_nbytes()
 
 
-def write_shards(dataset, folder: Path, prefix: str, split: str, max_shard_bytes: int) -> list[Path]:
-    num_shards = max(1, math.ceil(arrow_nbytes(dataset) / max_shard_bytes)) if len(dataset) else 1
-    num_shards = min(num_shards, max(1, len(dataset)))
+def shard_bounds(rows: int, num_shards: int, index: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of shard ``index``, as ``Dataset.shard(num_shards, index, contiguous=True)`` cuts them.
+
+    Example:
+        >>> [shard_bounds(10, 3, index) for index in range(3)]
+        [(0, 4), (4, 7), (7, 10)]
+    """
+    size, extra = divmod(rows, num_shards)
+    start = size * index + min(index, extra)
+    return start, start + size + (index < extra)
+
+
+def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: str, max_shard_bytes: int, *,
+                 nbytes: int, read_columns: Sequence[str] = (), embed: Sequence[str] = (),
+                 on_batch: Optional[Callable[[int, pa.Table], None]] = None) -> list[Path]:
+    """Write a split's Parquet shards straight from its table: ``ceil(nbytes / max_shard_bytes)``
+    shards of contiguous rows, each written batch by batch (a ``take`` of the split's sorted rows,
+    or a slice), so memory holds a few batches, never the split.
+
+    ``features``: the published columns and their features (the Parquet schema, with the
+    ``datasets`` metadata); ``nbytes``: the split's estimated Arrow size (media bytes included when
+    embedding); ``read_columns``: more columns to read along (for ``on_batch``, or ``media_root``
+    to embed); ``embed``: media columns whose files are read into the rows (on threads, ahead of
+    the writer); ``on_batch(position, batch)`` sees each batch of the read columns, in order,
+    before embedding. Parquet options are those ``Dataset.to_parquet`` writes.
+    """
+    import pyarrow.parquet as pq
+    from datasets import config
+    from datasets.arrow_writer import (
+        get_parquet_column_options,
+        get_writer_batch_size_from_data_size,
+        get_writer_batch_size_from_features,
+    )
+
+    rows = len(part)
+    num_shards = max(1, math.ceil(nbytes / max_shard_bytes)) if rows else 1
+    num_shards = min(num_shards, max(1, rows))
+    schema = features.arrow_schema
+    # Row groups as Dataset.to_parquet cuts them, but at most WRITE_BATCH_BYTES: the batches in
+    # flight (read ahead, embedded, written) are what publishing holds in memory.
+    batch_size = get_writer_batch_size_from_features(features) or min(
+        get_writer_batch_size_from_data_size(rows, nbytes), max(1, rows * WRITE_BATCH_BYTES // max(1, nbytes)))
+    columns = list(features)
+    wanted = list(dict.fromkeys([*columns, *read_columns]))
+    jobs = [(index, start, min(start + batch_size, stop)) for index in range(num_shards)
+            for start, stop in [shard_bounds(rows, num_shards, index)] for start in range(start, stop, batch_size)]
+
+    def prepare(job):
+        index, start, stop = job
+        _, batch = next(part.window(start, stop).batches(wanted, stop - start))
+        return index, start, batch, embed_media_batch(batch, embed) if embed else batch
+
     paths = []
     for index in range(num_shards):
         path = folder / prefix / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        dataset.shard(num_shards, index, contiguous=True).to_parquet(str(path))
         paths.append(path)
+    writers: dict = {}
+
+    def write(index: int, table: pa.Table) -> None:
+        if index not in writers:
+            for done in [key for key in writers if key < index]:
+                writers.pop(done).close()
+            writers[index] = pq.ParquetWriter(paths[index], schema, use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS,
+                                              write_page_index=True, **get_parquet_column_options(features, schema))
+        writers[index].write_table(table)
+
+    threads = EMBED_THREADS if embed else 2
+    try:
+        # Readers take (and embed) batches ahead; one writer thread encodes them in order, while
+        # this thread counts the statistics of the batch it just handed over.
+        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer:
+            try:
+                pending: deque = deque(pool.submit(prepare, job) for job in jobs[:threads])
+                upcoming = iter(jobs[threads:])
+                writes: deque = deque()
+                while pending:
+                    index, start, read, batch = pending.popleft().result()
+                    next_job = next(upcoming, None)
+                    if next_job is not None:
+                        pending.append(pool.submit(prepare, next_job))
+                    writes.append(writer.submit(write, index, batch.select(columns).cast(schema)))
+                    if on_batch is not None:
+                        on_batch(start, read)
+                    while len(writes) > 1:
+                        writes.popleft().result()
+                while writes:
+                    writes.popleft().result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                writer.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        for open_writer in writers.values():
+            open_writer.close()
+    for path in paths:
+        if not path.exists():
+            # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
+            pq.write_table(schema.empty_table(), path)
     return paths
 
 

@@ -29,7 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..duplicates.exact import file_digest
+from ..arrow import string_buffers
+from ..kernels.dealing import deal
+from ..kernels.exact_hash import digests128, first_occurrence_labels
 from ..kernels.unionfind import connected_components
+from ..media import locate_media
 from ..schema import MEDIA_COLUMNS
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -121,6 +125,12 @@ class SplitPlan:
         """
         return {name: int(rows.shape[0]) for name, rows in self.indices.items()}
 
+    def _groups_in(self, indices: np.ndarray) -> int:
+        # Group ids are row ids: one flag per row counts them without sorting.
+        present = np.zeros(self.num_rows, dtype=bool)
+        present[self.group_ids[indices]] = True
+        return int(present.sum())
+
     def report(self) -> list[dict]:
         """One dict per split: rows, groups, requested and actual ratio, target rows, deviation.
 
@@ -134,7 +144,7 @@ class SplitPlan:
             rows.append({
                 "split": name,
                 "rows": int(indices.shape[0]),
-                "groups": int(np.unique(self.group_ids[indices]).shape[0]),
+                "groups": self._groups_in(indices),
                 "requested_ratio": self.requested[name],
                 "actual_ratio": indices.shape[0] / self.num_rows if self.num_rows else 0.0,
                 "target_rows": target,
@@ -221,28 +231,84 @@ def default_group_by(column_names: Sequence[str]) -> list[str]:
     return [name for name in ("cluster_id", *MEDIA_COLUMNS) if name in column_names]
 
 
-def _file_key(path: str) -> str:
-    """A media file's grouping key: the digest of its bytes, or its path when it cannot be read."""
-    if "://" not in path:
-        try:
-            return "xxh3:" + file_digest(path).hex()
-        except OSError:
-            pass
-    return "path:" + path
+def _file_key(path: str) -> Optional[str]:
+    """A media file's content key (the digest of its bytes), or ``None`` when it cannot be read."""
+    try:
+        return "xxh3:" + file_digest(path).hex()
+    except OSError:
+        return None
 
 
-def _content_keys(paths: pa.Array, num_threads: int) -> tuple[pa.Array, int, int]:
-    """The content key of each path (each distinct file digested once, on ``num_threads`` threads),
-    and how many distinct files were keyed by digest and by path."""
-    encoded = pc.dictionary_encode(paths)
-    distinct = encoded.dictionary.to_pylist()
-    if num_threads > 1 and len(distinct) > 1:
-        with ThreadPoolExecutor(max_workers=num_threads) as pool:
-            keys = list(pool.map(_file_key, distinct))
-    else:
-        keys = [_file_key(path) for path in distinct]
-    by_digest = sum(key.startswith("xxh3:") for key in keys)
-    return pc.take(pa.array(keys, pa.string()), encoded.indices), by_digest, len(keys) - by_digest
+KEY_CHUNK_ROWS = 65_536
+
+
+def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_threads: int,
+                     counts: Optional[list]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, key id) pairs of a media path column, a chunk of rows at a time.
+
+    A file's key is ``xxh3:<digest of its bytes>`` (``"content"``, a readable file: each distinct
+    file read once, on ``num_threads`` threads, only files found in their folder's listing are
+    opened) or ``path:<the path it is read from>``; each key is held as its 128-bit digest, so
+    memory holds 16 bytes per media item, not its strings.
+    """
+    has_root = "media_root" in table.column_names
+    lengths = pc.fill_null(pc.list_value_length(table.column(column)), 0)
+    total = int(pc.sum(lengths).as_py() or 0)
+    # Filled chunk by chunk: 16 bytes of key digest, 8 of row and 1 flag per media item.
+    item_rows = np.empty(total, dtype=np.int64)
+    digests = np.empty((total, 2), dtype=np.uint64)
+    by_path = np.empty(total, dtype=bool)
+    filled = 0
+    content: dict[str, Optional[str]] = {}
+    listings: dict = {}
+    for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
+        chunk = table.slice(start, KEY_CHUNK_ROWS)
+        values = chunk.column(column).combine_chunks()
+        flat = pc.list_flatten(values).cast(pa.string())
+        if not len(flat):
+            continue
+        rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
+        if has_root:
+            # The same file written relative to two different roots is two files; the same relative
+            # path under two roots is two files too: group on the path the file is read from.
+            roots = pc.take(chunk.column("media_root").combine_chunks(), pa.array(rows))
+            joined = pc.binary_join_element_wise(roots, flat, "/", null_handling="replace", null_replacement="")
+            absolute = pc.or_(pc.starts_with(flat, "/"), pc.match_substring(flat, "://"))
+            flat = pc.if_else(pc.or_kleene(absolute, pc.is_null(roots)), flat, joined)
+        valid = flat.is_valid().to_numpy(zero_copy_only=False)
+        if not valid.all():
+            rows, flat = rows[valid], flat.filter(pa.array(valid))
+        keys = pc.binary_join_element_wise("path:", flat, "")
+        if media_identity == "content":
+            encoded = pc.dictionary_encode(flat)
+            distinct = encoded.dictionary
+            on_disk = pc.take(distinct, pa.array(np.flatnonzero(locate_media(distinct, listings=listings).is_file))).to_pylist()
+            new = [path for path in on_disk if path not in content]
+            if num_threads > 1 and len(new) > 1:
+                with ThreadPoolExecutor(max_workers=num_threads) as pool:
+                    content.update(zip(new, pool.map(_file_key, new, chunksize=64)))
+            else:
+                content.update((path, _file_key(path)) for path in new)
+            read = {path: content[path] for path in on_disk if content[path] is not None}
+            if read:
+                known = pa.array(list(read), pa.string())
+                mask = pc.is_in(flat, value_set=known)
+                keys = pc.replace_with_mask(keys, mask, pc.filter(pc.take(pa.array(list(read.values()), pa.string()),
+                                                                          pc.index_in(flat, value_set=known)), mask))
+        buffers = string_buffers(keys)
+        end = filled + len(keys)
+        item_rows[filled:end] = rows + start
+        digests[filled:end] = digests128(buffers.data, buffers.offsets)
+        by_path[filled:end] = pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)
+        filled = end
+    item_rows, digests, by_path = item_rows[:filled], digests[:filled], by_path[:filled]
+    # A key's id is the first media item holding it: ids need only tell keys apart.
+    key_ids = first_occurrence_labels(digests)
+    del digests
+    if counts is not None:
+        counts[0] += sum(digest is not None for digest in content.values())
+        counts[1] += int(((key_ids == np.arange(filled)) & by_path).sum())
+    return item_rows, key_ids
 
 
 def _key_pairs(table: pa.Table, column: str, media_identity: str = "path", num_threads: int = 1,
@@ -250,28 +316,16 @@ def _key_pairs(table: pa.Table, column: str, media_identity: str = "path", num_t
     """(row, key id) pairs of one grouping column; nulls and empty lists give no pair.
 
     Media path columns are keyed by ``media_identity`` (``"content"``: the digest of a readable
-    file's bytes, else the path); ``counts`` (``[by_digest, by_path]``) is increased accordingly.
+    file's bytes, else the path; see :func:`_media_key_pairs`); ``counts`` (``[by_digest,
+    by_path]``) is increased accordingly.
     """
+    kind = table.schema.field(column).type
+    if column in MEDIA_COLUMNS and (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        return _media_key_pairs(table, column, media_identity, num_threads, counts)
     values = table.column(column).combine_chunks()
     if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
         rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
         flat = pc.list_flatten(values)
-        if column in MEDIA_COLUMNS and "media_root" in table.column_names and len(flat):
-            # The same file written relative to two different roots is two files; the same relative
-            # path under two roots is two files too: group on the path the file is read from.
-            roots = pc.take(table.column("media_root").combine_chunks(), pa.array(rows))
-            joined = pc.binary_join_element_wise(roots, flat, "/", null_handling="replace", null_replacement="")
-            absolute = pc.or_(pc.starts_with(flat, "/"), pc.match_substring(flat, "://"))
-            flat = pc.if_else(pc.or_kleene(absolute, pc.is_null(roots)), flat, joined)
-        if column in MEDIA_COLUMNS and pa.types.is_string(flat.type):
-            flat = flat.combine_chunks() if isinstance(flat, pa.ChunkedArray) else flat
-            if media_identity == "content":
-                flat, by_digest, by_path = _content_keys(flat, num_threads)
-            else:
-                by_digest, by_path = 0, len(pc.unique(flat.drop_null()))
-            if counts is not None:
-                counts[0] += by_digest
-                counts[1] += by_path
     else:
         rows = np.arange(len(values), dtype=np.int64)
         flat = values
@@ -342,14 +396,17 @@ def _grouping(dataset, group_by, media_identity: str, near_duplicate_radius: Opt
     left, right, offset, counts = [], [], n, [0, 0]
     for column in columns:
         rows, keys = _key_pairs(table, column, media_identity, num_threads, counts)
+        largest = int(keys.max()) + 1 if keys.size else 0
+        keys += offset
         left.append(rows)
-        right.append(keys + offset)
-        offset += int(keys.max()) + 1 if keys.size else 0
+        right.append(keys)
+        offset += largest
     if radius is not None:
         left.append(np.arange(n, dtype=np.int64))
         right.append(_near_duplicate_labels(table, radius, num_threads) + offset)
         offset += n
-    labels = connected_components(offset, np.concatenate(left), np.concatenate(right))
+    # One grouping column (the usual case) is handed over as it is: no copy of its pairs.
+    labels = connected_components(offset, *((left[0], right[0]) if len(left) == 1 else (np.concatenate(left), np.concatenate(right))))
     # Row nodes come before key nodes, so every component's smallest node is a row id.
     return np.asarray(labels[:n], dtype=np.int64), columns, MediaKeys(media_identity, counts[0], counts[1], near_duplicate_radius)
 
@@ -380,22 +437,7 @@ def deal_groups(group_sizes: np.ndarray, strata: np.ndarray, ratios: Sequence[fl
     """
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.permutation(group_sizes.shape[0]), strata))
-    ratio_values = [float(ratio) for ratio in ratios]
-    counts = [0.0] * len(ratio_values)
-    split_of_group = np.empty(group_sizes.shape[0], dtype=np.int64)
-    dealt = 0
-    sizes = group_sizes.tolist()
-    for group in order.tolist():
-        size = sizes[group]
-        dealt += size
-        best, best_deficit = 0, -math.inf
-        for split, ratio in enumerate(ratio_values):
-            deficit = ratio * dealt - counts[split]
-            if deficit > best_deficit:
-                best, best_deficit = split, deficit
-        counts[best] += size
-        split_of_group[group] = best
-    return split_of_group
+    return deal(order.astype(np.int64), np.asarray(group_sizes, dtype=np.int64), np.asarray([float(ratio) for ratio in ratios], dtype=np.float64))
 
 
 def plan_splits(
@@ -427,7 +469,16 @@ def plan_splits(
     ratios = check_split_ratio(split_ratio)
     group_ids, columns, media_keys = _grouping(dataset, group_by, media_identity, near_duplicate_radius, num_threads)
     n = group_ids.shape[0]
-    unique_groups, group_of_row, sizes = np.unique(group_ids, return_inverse=True, return_counts=True)
+    # Group ids are row ids: counting them per row gives np.unique's answer without sorting.
+    rows_per_id = np.bincount(group_ids, minlength=n)
+    unique_groups = np.flatnonzero(rows_per_id)
+    sizes = rows_per_id[unique_groups]
+    del rows_per_id
+    group_of_row = np.zeros(n, dtype=np.int64)
+    group_of_row[unique_groups] = 1
+    np.cumsum(group_of_row, out=group_of_row)
+    group_of_row -= 1
+    group_of_row = group_of_row[group_ids]
     largest = int(sizes.max()) if n else 0
     for name, ratio in ratios.items():
         target = ratio * n

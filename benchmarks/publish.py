@@ -1,0 +1,176 @@
+"""Publish at scale (issue 22): ``publish`` against ``export(ds, "llava")`` and against ``pyarrow``.
+
+Three comparisons, one run:
+
+1. 665,298 LLaVA-shaped rows (the mix665k shape), local folder, no media (``embed_media=False``),
+   train/validation/test splits: publish time against ``export(ds, "llava")`` of the same rows
+   (target <= 3x), and the peak RSS of the whole publishing process (target <= 1.5 GB).
+2. 2M generated rows, the same call: peak anonymous memory (``RssAnon``, sampled every 10 ms
+   during the call) against the 665k run's (target within 10%). Pages of the memory-mapped Arrow
+   cache that publish reads are file-backed and not counted.
+3. Embedded media: rows with generated JPEGs on disk (page cache warm): publish with
+   ``embed_media=True`` against ``pyarrow.parquet.write_table`` of the same rows with their
+   image bytes already embedded (target <= 1.5x).
+
+Every measured call runs in its own fresh process after the dataset is loaded there (a cache hit of
+the Arrow files prepared beforehand), so peaks never mix; ``VmHWM`` is the whole process's peak.
+
+Run: ``.venv/bin/python -P benchmarks/publish.py [--rows N] [--large-rows N] [--media-rows N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, machine, write_result  # noqa: E402
+
+ROWS = 665_298
+LARGE_ROWS = 2_000_000
+MEDIA_ROWS = 20_000
+RATIOS = {"train": 0.98, "validation": 0.01, "test": 0.01}
+
+MEASURE = r"""
+import json, os, shutil, sys, threading, time
+
+def status():
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields
+
+import hf_mmbuilder
+from hf_mmbuilder.publishing import publish
+
+job = json.loads(sys.argv[1])
+ds = hf_mmbuilder.load("llava", job["source"], split="train", cache_dir=job["cache"],
+                       media_root=job.get("media_root"))
+before = status()
+peak_anon = [before["RssAnon"]]
+done = threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak_anon[0] = max(peak_anon[0], status()["RssAnon"])
+        time.sleep(0.01)
+
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+shutil.rmtree(job["out"], ignore_errors=True)
+start = time.perf_counter()
+if job["what"] == "export":
+    hf_mmbuilder.export(ds, "llava", job["out"])
+else:
+    publish(ds, split_ratio=job["ratios"], seed=0, local_dir=job["out"], embed_media=job["embed"], progress=False)
+seconds = time.perf_counter() - start
+done.set()
+sampler.join()
+after = status()
+print("RESULT " + json.dumps({"rows": len(ds), "seconds": seconds, "peak_rss_bytes": after["VmHWM"],
+                              "rss_anon_before_bytes": before["RssAnon"], "peak_rss_anon_bytes": max(peak_anon[0], after["RssAnon"])}))
+"""
+
+PREPARE = r"""
+import json, sys
+import hf_mmbuilder
+job = json.loads(sys.argv[1])
+ds = hf_mmbuilder.load("llava", job["source"], split="train", cache_dir=job["cache"], media_root=job.get("media_root"))
+print(len(ds))
+"""
+
+ANCHOR = r"""
+import json, sys, time
+import pyarrow as pa, pyarrow.parquet as pq
+import hf_mmbuilder
+from hf_mmbuilder.media import resolve_media_path
+job = json.loads(sys.argv[1])
+ds = hf_mmbuilder.load("llava", job["source"], split="train", cache_dir=job["cache"], media_root=job["media_root"])
+table = ds.with_format("arrow")[:].drop_columns(["media_root", "source_file"])
+images = []
+for paths in ds.with_format("arrow")[:].column("images").to_pylist():
+    items = []
+    for path in paths:
+        with open(resolve_media_path(path, job["media_root"]), "rb") as handle:
+            items.append({"bytes": handle.read(), "path": path})
+    images.append(items)
+kind = pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+table = table.set_column(table.column_names.index("images"), "images", pa.array(images, kind))
+start = time.perf_counter()
+pq.write_table(table, job["out"], row_group_size=100)
+print("RESULT " + json.dumps({"rows": table.num_rows, "seconds": time.perf_counter() - start}))
+"""
+
+
+def run(script: str, job: dict) -> dict:
+    completed = subprocess.run([sys.executable, "-P", "-c", script, json.dumps(job)], capture_output=True, text=True)
+    if completed.returncode:
+        raise RuntimeError(f"{job}: exit {completed.returncode}\n{completed.stderr[-3000:]}")
+    return json.loads(next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+
+
+def dataset(rows: int, seed: int, media: bool = False) -> dict:
+    """Generate (once) a LLaVA file of ``rows`` records and its Arrow cache; with ``media``, a JPEG
+    for every image path under a media folder."""
+    from hf_mmbuilder.testing import llava_records, write_images, write_llava_json
+
+    folder = DATA / f"publish-{rows}-{seed}{'-media' if media else ''}"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "llava.json"
+    job = {"source": str(source), "cache": str(folder / "cache")}
+    if media:
+        job["media_root"] = str(folder / "media")
+    if not source.exists():
+        write_llava_json(str(source) + ".tmp", rows, seed=seed)
+        if media:
+            names = [record["image"] for record in llava_records(rows, seed=seed) if "image" in record]
+            write_images(job["media_root"], names, seed=seed, size=(320, 240))
+        os.replace(str(source) + ".tmp", source)
+    subprocess.run([sys.executable, "-P", "-c", PREPARE, json.dumps(job)], check=True, capture_output=True)
+    return {**job, "folder": str(folder)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--large-rows", type=int, default=LARGE_ROWS)
+    parser.add_argument("--media-rows", type=int, default=MEDIA_ROWS)
+    args = parser.parse_args()
+    result = {"machine": machine(), "split_ratio": RATIOS}
+
+    base = dataset(args.rows, seed=0)
+    export = run(MEASURE, {**base, "what": "export", "out": base["folder"] + "/export.json"})
+    published = run(MEASURE, {**base, "what": "publish", "out": base["folder"] + "/published", "ratios": RATIOS, "embed": False})
+    result["no_media"] = {"export": export, "publish": published,
+                          "publish_over_export": published["seconds"] / export["seconds"],
+                          "peak_rss_gb": published["peak_rss_bytes"] / 1e9}
+    print(json.dumps(result["no_media"], indent=2), flush=True)
+
+    large = dataset(args.large_rows, seed=1)
+    large_published = run(MEASURE, {**large, "what": "publish", "out": large["folder"] + "/published", "ratios": RATIOS, "embed": False})
+    result["memory_scaling"] = {"rows": args.rows, "large_rows": args.large_rows, "publish": published, "large_publish": large_published,
+                                "rss_anon_large_over_small": large_published["peak_rss_anon_bytes"] / published["peak_rss_anon_bytes"]}
+    print(json.dumps(result["memory_scaling"], indent=2), flush=True)
+
+    media = dataset(args.media_rows, seed=2, media=True)
+    anchor = run(ANCHOR, {**media, "out": media["folder"] + "/anchor.parquet"})
+    embedded = run(MEASURE, {**media, "what": "publish", "out": media["folder"] + "/published", "ratios": RATIOS, "embed": True})
+    result["embedded_media"] = {"pyarrow_write_embedded": anchor, "publish": embedded,
+                                "publish_over_pyarrow": embedded["seconds"] / anchor["seconds"]}
+    print(json.dumps(result["embedded_media"], indent=2), flush=True)
+    result["targets"] = {"publish_over_export <= 3": result["no_media"]["publish_over_export"] <= 3,
+                         "peak_rss <= 1.5 GB": published["peak_rss_bytes"] <= 1.5e9,
+                         "rss_anon within 10%": result["memory_scaling"]["rss_anon_large_over_small"] <= 1.10,
+                         "publish_over_pyarrow <= 1.5": result["embedded_media"]["publish_over_pyarrow"] <= 1.5}
+    print(write_result("publish", result))
+
+
+if __name__ == "__main__":
+    main()

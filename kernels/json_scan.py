@@ -23,6 +23,11 @@ _QUOTE = 34
 _BACKSLASH = 92
 _NEWLINE = 10
 
+# Records nested deeper than this are refused (hf_mmbuilder.formats.records.MAX_NESTING): every
+# JSON library in the chain has its own limit (orjson writes 254 levels, msgspec stops near
+# Python's recursion limit), so one limit below all of them is checked where records are read.
+MAX_NESTING = 128
+
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _is_space(byte: np.uint8) -> bool:
@@ -84,7 +89,8 @@ def string_end(buf, i, end):
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def value_end(buf, i, end):
-    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1.
+    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1 (also
+    for a value nested more than :data:`MAX_NESTING` levels: the careful path reports it).
 
     Finds the end only: the value's contents are checked by whoever parses it.
     """
@@ -102,6 +108,8 @@ def value_end(buf, i, end):
                 continue
             if c == 123 or c == 91:
                 depth += 1
+                if depth > MAX_NESTING:
+                    return -1
             elif c == 125 or c == 93:
                 depth -= 1
                 if depth == 0:
@@ -114,6 +122,81 @@ def value_end(buf, i, end):
             return i
         i += 1
     return i
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def too_deep(buf, starts, ends, limit, out):
+    """``out[r] = 1`` where ``buf[starts[r]:ends[r]]`` nests arrays/objects more than ``limit``
+    levels deep (strings skipped), else 0; returns how many records are too deep.
+
+    Complexity: one pass over the records' bytes, strings skipped in a tight loop; no allocation.
+
+    Example
+    -------
+    >>> buf = np.frombuffer(b'[[1]] {"a":"[[["}', dtype=np.uint8)
+    >>> out = np.zeros(2, np.uint8)
+    >>> too_deep(buf, np.array([0, 6]), np.array([5, 17]), 1, out), out.tolist()
+    (1, [1, 0])
+    """
+    found = 0
+    for r in range(starts.shape[0]):
+        depth = 0
+        i = starts[r]
+        end = ends[r]
+        deep = 0
+        while i < end:
+            c = buf[i]
+            if c == _QUOTE:
+                i += 1
+                while i < end and buf[i] != _QUOTE:
+                    if buf[i] == _BACKSLASH:
+                        i += 1
+                    i += 1
+            elif c == 123 or c == 91:
+                depth += 1
+                if depth > limit:
+                    deep = 1
+                    break
+            elif c == 125 or c == 93:
+                depth -= 1
+            i += 1
+        out[r] = deep
+        found += deep
+    return found
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def member_value(buf, key):
+    """Where the value of member ``key`` (bytes between the quotes, no escapes) of the top-level
+    JSON object in ``buf`` starts, or -1; nothing but string state and depth is tracked, so the
+    rest of the document may be malformed.
+
+    Example
+    -------
+    >>> member_value(np.frombuffer(b'{"a": {"data": 1}, "data": [1]}', np.uint8), np.frombuffer(b"data", np.uint8))
+    27
+    """
+    n = buf.shape[0]
+    depth = 0
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c == _QUOTE:
+            stop = string_end(buf, i, n)
+            if stop < 0:
+                return -1
+            if depth == 1 and stop - i - 2 == key.shape[0] and starts_with(buf, i + 1, stop - 1, key):
+                j = skip_whitespace(buf, stop, n)
+                if j < n and buf[j] == 58:
+                    return skip_whitespace(buf, j + 1, n)
+            i = stop
+            continue
+        if c == 123 or c == 91:
+            depth += 1
+        elif c == 125 or c == 93:
+            depth -= 1
+        i += 1
+    return -1
+
 
 MEMBERS_OK = 0
 MEMBERS_FALLBACK = 1

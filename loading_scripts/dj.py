@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from datasets import Json, List, Value
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
 from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
@@ -235,7 +235,7 @@ class Dj(DJBuilder):
                     if not policy.handle(error, raw):
                         continue
                     errors = [error.reason]
-                    record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
+                    record = {KEPT_RAW_KEY: raw_text(raw) if raw is not None else None}
                 media_paths = record.get(MEDIA_PATHS_KEY) if isinstance(record.get(MEDIA_PATHS_KEY), dict) else None
                 columns["text"].append(record.get("text"))
                 joined_to = None

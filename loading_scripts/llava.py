@@ -39,9 +39,16 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_buffers, string_list_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
-from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, remember_key_order, restore_key_order
+from hf_mmbuilder.formats.records import (
+    KEY_ORDER_KEY,
+    MalformedJSON,
+    check_no_dj_tokens,
+    remember_key_order,
+    restore_key_order,
+    token_spellings,
+)
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
@@ -270,7 +277,7 @@ class Llava(DJBuilder):
                 if not policy.handle(error, batch.raw(k)):
                     continue
                 errors = [error.reason]
-                parsed = Parsed(msgspec.UNSET, msgspec.UNSET, msgspec.UNSET, [], [], {KEPT_RAW_KEY: batch.raw(k).decode("utf-8", "replace")}, None)
+                parsed = Parsed(msgspec.UNSET, msgspec.UNSET, msgspec.UNSET, [], [], {KEPT_RAW_KEY: raw_text(batch.raw(k))}, None)
                 text, images, videos = "", [], []
             kept.append(k)
             record_id = parsed.id
@@ -314,6 +321,12 @@ class Llava(DJBuilder):
         # Extra keys, plus the key list of a reordered record (at most the record's bytes again).
         extra, extra_offsets = np.empty(2 * size + 24 * n, np.uint8), np.empty(n + 1, np.int32)
         text_offsets, layout, status = np.empty(n + 1, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
+        careful = np.union1d(batch.holding(token_spellings(self._literal_tokens)), np.flatnonzero(batch.too_deep) if batch.too_deep is not None else [])
+        careful = np.union1d(careful, batch.invalid_utf8())
+        if careful.size:
+            # Empty ranges: the kernel writes nothing for them and flags them FALLBACK.
+            ends = ends.copy()
+            ends[careful.astype(np.int64)] = starts[careful.astype(np.int64)]
         llava_parse.parse_llava(
             buf, starts, ends, separator, image_token, video_token, between, suffix,
             text, text_offsets, roles, role_offsets, turn_offsets,
@@ -361,6 +374,9 @@ class Llava(DJBuilder):
             text = separator.join([markers[role] + value for role, value in zip(roles, values)])
         if text.count("[[") > len(roles):
             self._check_unambiguous(roles, values)
+        literal = self._literal_tokens
+        for position, value in enumerate(values):
+            check_no_dj_tokens(value, literal, f"turn {position}")
         # Counted on the whole text (one call per record): role markers cannot hold a media token.
         for paths, source_token, token, key in (
             (images, SOURCE_IMAGE_TOKEN, config.image_special_token, "image"),
@@ -379,6 +395,14 @@ class Llava(DJBuilder):
     @functools.cached_property
     def _markers(self) -> dict:
         return _RoleMarkers()
+
+    @functools.cached_property
+    def _literal_tokens(self) -> tuple:
+        """The DJ tokens a source value may not hold: all four, except a media token spelled as
+        the source's own tag (``image_special_token="<image>"``, Data-Juicer's parity mode)."""
+        config = self.config
+        tokens = (config.image_special_token, config.video_special_token, config.audio_special_token, config.eoc_special_token)
+        return tuple(token for token in dict.fromkeys(tokens) if token not in (SOURCE_IMAGE_TOKEN, SOURCE_VIDEO_TOKEN))
 
     def _broadcast(self, values: list, images: list, rng: random.Random) -> tuple[list, list]:
         config = self.config

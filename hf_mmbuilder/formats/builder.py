@@ -22,9 +22,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from datasets import Json, List, Value
+from datasets.arrow_reader import ArrowReader
 from datasets.builder import Key
+from datasets.exceptions import DatasetGenerationError
+from datasets.table import InMemoryTable
 
-from ..errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
+from ..errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error, logger
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 from .fingerprint import code_hash
 from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
@@ -129,12 +132,6 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         ``empty_media`` (those the format never fills)."""
         return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original}
 
-    def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
-        # One process reads a file as one shard, scanned while it is parsed; several need the shards
-        # (and so the scan) up front.
-        self._single_process = not num_proc or num_proc <= 1
-        return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
-
     def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open, *,
                            scan_while_parsing: bool = False) -> list[Shard]:
         """Shards of about ``shard_bytes`` of a JSON array / JSON-lines file, each carrying only
@@ -207,8 +204,68 @@ class DJBuilder(datasets.ArrowBasedBuilder):
     def _generate_tables(self, shards: list[Shard]):
         with ErrorPolicy(self.config.on_error, self.rejects_path) as policy:
             for shard in shards:
+                before = policy.skipped.get(shard.original, 0)
+                rows = 0
                 for batch_id, table in enumerate(self._shard_tables(shard, policy)):
+                    rows += table.num_rows
                     yield Key(shard.shard_id, batch_id), table
+                # A whole file (its only shard) that gave no row and no reject holds no record: every
+                # format says so here, once (CSV with a header only, `[]`, blanks, `{"data": []}`).
+                if rows == 0 and policy.skipped.get(shard.original, 0) == before and shard.record_offset == 0 and shard.first == 0:
+                    member = shard.path.split("::", 1)[0].split("://", 1)[-1] if "::" in shard.path else None
+                    empty_file(f"{member} in {shard.original}" if member else shard.original, self.config.on_error)
+
+    def _as_dataset(self, split=datasets.Split.TRAIN, in_memory: bool = False) -> datasets.Dataset:
+        # datasets refuses a split with no rows ('Instruction "train" corresponds to no data!');
+        # files that hold no records under on_error="skip"/"keep" give an empty dataset instead.
+        reader = ArrowReader(self._fs._strip_protocol(self._output_dir), self.info)
+        if reader.get_file_instructions(self.dataset_name, split, self.info.splits.values()):
+            return super()._as_dataset(split=split, in_memory=in_memory)
+        table = InMemoryTable.from_batches([], schema=self.info.features.arrow_schema)
+        return datasets.Dataset(table, info=self.info.copy(), split=datasets.Split(str(split)), fingerprint=self._get_dataset_fingerprint(split))
+
+    def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
+        # One process reads a file as one shard, scanned while it is parsed; several need the shards
+        # (and so the scan) up front.
+        self._single_process = not num_proc or num_proc <= 1
+        try:
+            return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
+        except DatasetGenerationError as error:
+            raise surfaced(error) from error.__cause__
+
+
+def surfaced(error: DatasetGenerationError) -> BaseException:
+    """Our error inside ``datasets``' generic ``DatasetGenerationError`` (through worker processes'
+    ``RemoteTraceback`` s), so that the first line a user reads names the file, record and reason
+    (bad records are ``ValueError`` s, unreadable files ``OSError`` s); else ``error`` itself.
+
+    Example:
+        >>> cause = RecordError("a.json", 3, "no conversations")
+        >>> wrapped = DatasetGenerationError("An error occurred while generating the dataset")
+        >>> wrapped.__cause__ = cause
+        >>> surfaced(wrapped) is cause
+        True
+    """
+    cause = error.__cause__
+    while isinstance(cause, DatasetGenerationError) or (cause is not None and type(cause).__name__ == "RemoteTraceback"):
+        cause = cause.__cause__
+    return cause if isinstance(cause, (ValueError, OSError)) else error
+
+
+def empty_file(source: str, on_error: str) -> None:
+    """A file with no record (empty, blanks only, ``[]``, a CSV header only): a :class:`RecordError`
+    naming it under ``on_error="raise"``; else a warning naming it (it adds no rows).
+
+    Example:
+        >>> empty_file("a.json", "skip")
+        >>> empty_file("a.json", "raise")
+        Traceback (most recent call last):
+        ...
+        hf_mmbuilder.errors.RecordError: a.json: the file holds no records
+    """
+    if on_error == "raise":
+        raise RecordError(source, None, "the file holds no records")
+    logger.warning("%s: the file holds no records", source)
 
 
 def parse_threads() -> int:

@@ -5,11 +5,23 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-import datasets
 from datasets.data_files import DataFilesDict, sanitize_patterns
 
 from .catalog import builder_class
 from .fingerprint import NAMESPACE
+
+
+def folder_files(pattern: str) -> str:
+    """A pattern for the files under ``pattern`` when it names a folder (recursively, hidden files
+    left out, as ``datasets`` resolves ``folder/**``); any other pattern as it is.
+
+    Example:
+        >>> folder_files("/")
+        '/**'
+        >>> folder_files("data/*.jsonl")
+        'data/*.jsonl'
+    """
+    return os.path.join(pattern, "**") if os.path.isdir(pattern) else pattern
 
 
 def load(
@@ -26,7 +38,8 @@ def load(
     """Load ``data_files`` of a source format into DJ-format Arrow, without the private registry.
 
     Equivalent to ``datasets.load_dataset("hf_mmbuilder/<format_name>", data_files=..., **config)``:
-    same rows, same cache, same ``split`` slicing, ``streaming`` and ``num_proc``. ``config`` holds
+    same rows, same cache, same ``split`` slicing, ``streaming`` and ``num_proc``; a folder in
+    ``data_files`` stands for the files under it. ``config`` holds
     the format's options (tokens, ``media_root``, ``on_error``, ...).
 
     Example:
@@ -34,7 +47,7 @@ def load(
         >>> ds.column_names[:4]  # doctest: +SKIP
         ['text', 'images', 'audios', 'videos']
     """
-    patterns = sanitize_patterns(data_files)
+    patterns = {split: [folder_files(pattern) for pattern in split_patterns] for split, split_patterns in sanitize_patterns(data_files).items()}
     files = DataFilesDict.from_patterns(patterns, base_path=os.getcwd())
     builder = builder_class(format_name)(
         cache_dir=cache_dir,
@@ -44,15 +57,5 @@ def load(
     )
     if streaming:
         return builder.as_streaming_dataset(split=split)
-    try:
-        builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
-    except datasets.exceptions.DatasetGenerationError as error:
-        # datasets wraps every generation error; ours already name the file, record and reason
-        # (bad records: ValueError; unreadable files: OSError).
-        cause = error.__cause__
-        while isinstance(cause, datasets.exceptions.DatasetGenerationError) or (cause is not None and type(cause).__name__ == "RemoteTraceback"):
-            cause = cause.__cause__
-        if isinstance(cause, (ValueError, OSError)):
-            raise cause from None
-        raise
+    builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
     return builder.as_dataset(split=split)

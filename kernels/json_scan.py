@@ -289,9 +289,12 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
         A chunk of the file; byte ``i`` of it is at file offset ``state[5] + i``.
     position : int
         Where to start in ``buf``.
-    state : ndarray of int64, shape (7,)
+    state : ndarray of int64, shape (8,)
         Scanner state, updated in place: ``[depth, in_string, escaped, current_start,
-        line, base_offset, current_line]``. Start with ``[0, 0, 0, -1, 1, 0, 0]``.
+        line, base_offset, current_line, opened]``. Start with ``[0, 0, 0, -1, 1, 0, 0, 0]``
+        (``opened`` becomes 1 at the array's ``[``: anything but blanks at depth 0 after it,
+        a second array or an object after the first, is ``JUNK_BETWEEN_RECORDS``).
+        A record still open at the end of the file is at ``current_start`` (truncated).
     starts, ends, lines : ndarray of int64, shape (m,)
         Output: file offsets of each element's first byte and one past its last byte, and the
         1-based line it starts on.
@@ -308,7 +311,7 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
     Example
     -------
     >>> buf = np.frombuffer(b'[{"a": "]"}, {"b": [1]}]', dtype=np.uint8)
-    >>> state = np.array([0, 0, 0, -1, 1, 0, 0], dtype=np.int64)
+    >>> state = np.array([0, 0, 0, -1, 1, 0, 0, 0], dtype=np.int64)
     >>> out = np.zeros(4, dtype=np.int64)
     >>> status, pos, count = scan_array_elements(buf, 0, state, out, out.copy(), out.copy())
     >>> (status, count)
@@ -321,6 +324,7 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
     line = state[4]
     base = state[5]
     current_line = state[6]
+    opened = state[7]
     count = 0
     n = buf.shape[0]
     status = OK
@@ -350,6 +354,11 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
             continue
         if byte == _NEWLINE:
             line += 1
+        if depth == 0 and not _is_space(byte):
+            if byte != 91 or opened:
+                status = JUNK_BETWEEN_RECORDS
+                break
+            opened = 1
         if byte == _QUOTE:
             in_string = 1
             if depth == 1 and current < 0:
@@ -390,9 +399,6 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
             elif current < 0 and not _is_space(byte):
                 current = base + i
                 current_line = line
-        elif depth == 0 and not _is_space(byte):
-            status = JUNK_BETWEEN_RECORDS
-            break
         i += 1
     state[0] = depth
     state[1] = in_string
@@ -400,6 +406,7 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
     state[3] = current
     state[4] = line
     state[6] = current_line
+    state[7] = opened
     return status, i, count
 
 

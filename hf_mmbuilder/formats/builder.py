@@ -30,7 +30,7 @@ from datasets.table import InMemoryTable
 from ..errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error, logger
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 from .fingerprint import code_hash
-from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
+from .records import JSONLayoutError, RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
@@ -146,7 +146,8 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         index = scan_records(path, opener)
         shards = []
         for k, (first, stop) in enumerate(index.shards(self.config.shard_bytes)):
-            piece = RecordIndex(path, index.layout, index.starts[first:stop], index.ends[first:stop], index.lines[first:stop])
+            fault = index.fault if stop == len(index) else None
+            piece = RecordIndex(path, index.layout, index.starts[first:stop], index.ends[first:stop], index.lines[first:stop], fault)
             shards.append(Shard(shard_id + k, path, original, media_root, 0, stop - first, piece, first))
         return shards
 
@@ -206,9 +207,13 @@ class DJBuilder(datasets.ArrowBasedBuilder):
             for shard in shards:
                 before = policy.skipped.get(shard.original, 0)
                 rows = 0
-                for batch_id, table in enumerate(self._shard_tables(shard, policy)):
-                    rows += table.num_rows
-                    yield Key(shard.shard_id, batch_id), table
+                try:
+                    for batch_id, table in enumerate(self._shard_tables(shard, policy)):
+                        rows += table.num_rows
+                        yield Key(shard.shard_id, batch_id), table
+                except JSONLayoutError as error:
+                    # The file's records before the fault are in; the rest of it is one failure.
+                    layout_failure(shard.original, error, policy)
                 # A whole file (its only shard) that gave no row and no reject holds no record: every
                 # format says so here, once (CSV with a header only, `[]`, blanks, `{"data": []}`).
                 if rows == 0 and policy.skipped.get(shard.original, 0) == before and shard.record_offset == 0 and shard.first == 0:
@@ -252,6 +257,19 @@ def surfaced(error: DatasetGenerationError) -> BaseException:
     return cause if isinstance(cause, (ValueError, OSError)) else error
 
 
+def layout_failure(source: str, error: JSONLayoutError, policy: ErrorPolicy) -> None:
+    """A JSON file whose layout breaks after some records: raised under ``on_error="raise"`` and
+    ``"keep"`` (there is no row to keep), else one reject for the rest of the file, with the
+    line and reason (the records read before it stay).
+
+    Example:
+        >>> layout_failure("a.json", JSONLayoutError("a.json", "text outside the top-level array", line=9), ErrorPolicy("skip"))
+    """
+    if policy.on_error != "skip":
+        raise error
+    policy.handle(RecordError(source, None, f"the rest of the file is unreadable: {error.reason}", line=error.line, byte=error.byte))
+
+
 def empty_file(source: str, on_error: str) -> None:
     """A file with no record (empty, blanks only, ``[]``, a CSV header only): a :class:`RecordError`
     naming it under ``on_error="raise"``; else a warning naming it (it adds no rows).
@@ -289,14 +307,21 @@ def map_in_threads(function: Callable, items: Iterable, threads: int) -> Iterato
         return
     pending: collections.deque = collections.deque()
     with ThreadPoolExecutor(threads) as pool:
-        for item in items:
-            pending.append((item, pool.submit(function, item)))
-            if len(pending) >= 2 * threads:
-                done, future = pending.popleft()
-                yield done, future.result()
+        failure = None
+        try:
+            for item in items:
+                pending.append((item, pool.submit(function, item)))
+                if len(pending) >= 2 * threads:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+        except Exception as error:
+            # Items that came before a failure of ``items`` itself are still delivered, in order.
+            failure = error
         while pending:
             done, future = pending.popleft()
             yield done, future.result()
+        if failure is not None:
+            raise failure
 
 
 def interleave_rows(first: Optional[pa.Table], first_positions: list, second: Optional[pa.Table], second_positions: list) -> Iterator[pa.Table]:

@@ -13,7 +13,8 @@ from .fingerprint import NAMESPACE
 
 def folder_files(pattern: str) -> str:
     """A pattern for the files under ``pattern`` when it names a folder (recursively, hidden files
-    left out, as ``datasets`` resolves ``folder/**``); any other pattern as it is.
+    left out, as ``datasets`` resolves ``folder/**``); any other pattern as it is. A path that is
+    neither a file nor a folder (a FIFO, a socket) is a ``ValueError`` naming it.
 
     Example:
         >>> folder_files("/")
@@ -21,7 +22,12 @@ def folder_files(pattern: str) -> str:
         >>> folder_files("data/*.jsonl")
         'data/*.jsonl'
     """
-    return os.path.join(pattern, "**") if os.path.isdir(pattern) else pattern
+    if os.path.isdir(pattern):
+        return os.path.join(pattern, "**")
+    if os.path.exists(pattern) and not os.path.isfile(pattern):
+        # datasets would say "Unable to find" of a FIFO, socket or device that is there.
+        raise ValueError(f"{pattern}: not a regular file or folder (a FIFO, socket or device cannot be loaded)")
+    return pattern
 
 
 def load(

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 from datasets.utils.file_utils import xopen
 
+from ..errors import RecordError
 from ..kernels import json_scan
 
 SCAN_CHUNK_BYTES = 64 << 20
@@ -87,7 +88,9 @@ class RecordIndex:
     """Byte ranges of the records of one file.
 
     ``starts``/``ends`` are file offsets (int64, shape (n,)); ``lines`` the 1-based line each record
-    starts on; ``layout`` is ``"array"`` (elements of a top-level array) or ``"lines"``.
+    starts on; ``layout`` is ``"array"`` (elements of a top-level array) or ``"lines"``. ``fault``
+    is the layout error found after the last record (:func:`iter_batches` raises it when it gets
+    there, so the records before it are read first).
     """
 
     path: str
@@ -95,6 +98,7 @@ class RecordIndex:
     starts: np.ndarray
     ends: np.ndarray
     lines: np.ndarray
+    fault: Optional[JSONLayoutError] = None
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -158,8 +162,22 @@ class MalformedJSON:
         self.byte = byte
 
 
-class JSONLayoutError(ValueError):
-    """The file is not a JSON array of records nor JSON lines (e.g. truncated, or junk between records)."""
+class JSONLayoutError(RecordError):
+    """The file is not a JSON array of records nor JSON lines (junk after the array, an unexpected
+    closing bracket, an array that never closes): a failure of the file from that point on, after
+    the records before it, which are read.
+
+    Example:
+        >>> str(JSONLayoutError("a.json", "text outside the top-level array", line=9))
+        'a.json: line 9: text outside the top-level array'
+    """
+
+    def __init__(self, source: str, reason: str, *, line: Optional[int] = None, byte: Optional[int] = None):
+        super().__init__(source, None, reason, line=line, byte=byte)
+
+    def __reduce__(self):
+        # Rebuilt with its keywords in the parent process when a worker raises it.
+        return functools.partial(type(self), line=self.line, byte=self.byte), (self.source, self.reason)
 
 
 class UnreadableFileError(OSError):
@@ -217,13 +235,18 @@ def scan_records(path: str, opener: Callable = open) -> RecordIndex:
 
 
 def _scan_array(path: str, opener: Callable) -> RecordIndex:
-    pieces = list(_scan_array_pieces(path, opener))
-    return RecordIndex(path, "array", *(np.concatenate([piece[k] for piece in pieces]) for k in range(3)))
+    pieces = [(np.zeros(0, np.int64),) * 3]
+    fault = None
+    try:
+        pieces.extend(_scan_array_pieces(path, opener))
+    except JSONLayoutError as error:
+        fault = error
+    return RecordIndex(path, "array", *(np.concatenate([piece[k] for piece in pieces]) for k in range(3)), fault)
 
 
 def _scan_array_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(starts, ends, lines)`` of the array elements completed in each chunk of the file, in order."""
-    state = np.array([0, 0, 0, -1, 1, 0, 0], dtype=np.int64)
+    state = np.array([0, 0, 0, -1, 1, 0, 0, 0], dtype=np.int64)
     capacity = 1 << 16
     out_starts = np.empty(capacity, np.int64)
     out_ends = np.empty(capacity, np.int64)
@@ -242,15 +265,22 @@ def _scan_array_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray
             if status == json_scan.OUTPUT_FULL:
                 continue
             if status != json_scan.OK:
+                # The records before the fault are read (and kept under on_error="skip").
+                yield np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts)
                 raise JSONLayoutError(
-                    f"{path}: line {state[4]} (byte {offset + position}): "
-                    + ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
+                    path,
+                    ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
+                    + f" (byte {offset + position})",
+                    line=int(state[4]),
                 )
             break
         yield np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts)
         offset += len(chunk)
-    if state[0] != 0 or state[1] != 0:
-        raise JSONLayoutError(f"{path}: line {state[4]} (byte {offset}): file ends inside the top-level array (truncated?)")
+    if (state[0] != 0 or state[1] != 0) and state[3] >= 0:
+        # Truncated inside a record: that record, up to the end of the file, is a malformed one.
+        yield np.array([state[3]]), np.array([offset]), np.array([state[6]])
+    elif state[0] != 0 or state[1] != 0:
+        raise JSONLayoutError(path, f"file ends inside the top-level array (truncated?) (byte {offset})", line=int(state[4]))
 
 
 def member_records(path: str, data: bytes, key: str) -> tuple[RecordIndex, object]:
@@ -271,21 +301,21 @@ def member_records(path: str, data: bytes, key: str) -> tuple[RecordIndex, objec
     buf = np.frombuffer(data, np.uint8)
     start = json_scan.member_value(buf, np.frombuffer(key.encode(), np.uint8))
     if start < 0 or data[start : start + 1] != b"[":
-        raise JSONLayoutError(f"{path}: no {key!r} array found in the document")
-    state = np.array([0, 0, 0, -1, 1 + data.count(b"\n", 0, start), 0, 0], dtype=np.int64)
+        raise JSONLayoutError(path, f"no {key!r} array found in the document")
+    state = np.array([0, 0, 0, -1, 1 + data.count(b"\n", 0, start), 0, 0, 0], dtype=np.int64)
     capacity = len(data) // 2 + 1
     starts, ends, lines = (np.empty(capacity, np.int64) for _ in range(3))
     status, position, count = json_scan.scan_array_elements(buf, start, state, starts, ends, lines)
     # After the array's closing bracket the scan is at depth 0, where the document's next member
-    # (a comma) is "junk" to it, and its closing brace an unexpected close.
-    closed = (status == json_scan.JUNK_BETWEEN_RECORDS and state[0] == 0) or (status == json_scan.UNEXPECTED_CLOSE and state[0] == -1)
+    # (a comma) or its closing brace is "junk" to it.
+    closed = status == json_scan.JUNK_BETWEEN_RECORDS and state[0] == 0
     if not closed:
-        raise JSONLayoutError(f"{path}: line {state[4]}: the {key!r} array is not closed (truncated?)")
+        raise JSONLayoutError(path, f"the {key!r} array is not closed (truncated?)", line=int(state[4]))
     stop = data.rindex(b"]", start, position) + 1
     try:
         rest = msgspec.json.decode(data[bom_length_of(data) : start] + b"[]" + data[stop:])
     except (msgspec.DecodeError, RecursionError) as error:
-        raise JSONLayoutError(f"{path}: malformed JSON outside the {key!r} records: {error}") from None
+        raise JSONLayoutError(path, f"malformed JSON outside the {key!r} records: {error}") from None
     return RecordIndex(path, "array", starts[:count].copy(), ends[:count].copy(), lines[:count].copy()), rest
 
 
@@ -576,6 +606,12 @@ def iter_batches(
         >>> for batch in iter_batches(index, 0, len(index), None):  # doctest: +SKIP
         ...     print(batch.records[0])
     """
+    yield from _batches(index, first, stop, fast_type, opener, batch_bytes, decode, record_offset)
+    if index.fault is not None and stop >= len(index):
+        raise index.fault
+
+
+def _batches(index, first, stop, fast_type, opener, batch_bytes, decode, record_offset) -> Iterator[RecordBatch]:
     if stop <= first:
         return
     fast_decoder = msgspec.json.Decoder(list[fast_type]) if fast_type is not None else None

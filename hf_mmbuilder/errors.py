@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from typing import Optional
@@ -52,6 +53,10 @@ class RecordError(ValueError):
             where.append(f"byte {byte}")
         place = f"{where[0]}" + (f" ({', '.join(where[1:])})" if len(where) > 1 else "") + ": " if where else ""
         super().__init__(f"{source}: {place}{reason}")
+
+    def __reduce__(self):
+        # Rebuilt from its fields (not from the message) when a worker process raises it.
+        return functools.partial(type(self), line=self.line, byte=self.byte), (self.source, self.record, self.reason)
 
 
 def check_exportable(row: dict) -> None:

@@ -35,6 +35,7 @@ from typing import Iterator, NamedTuple, Optional
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_buffers, string_list_buffers
@@ -164,6 +165,27 @@ def _from_dict(record) -> Parsed:
 
 
 _LAYOUT_NAMES = ["", "image", "image[]", "video", "image,video", "image[],video", "video[]", "image,video[]", "image[],video[]"]
+
+
+def _invalid_json(texts: pa.Array) -> np.ndarray:
+    """The positions of the non-null values of a string array that are not JSON: one msgspec
+    parse of all of them joined into an array, value by value only when it fails."""
+    present = texts.drop_null()
+    if not len(present):
+        return np.zeros(0, np.int64)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
+    try:
+        msgspec.json.decode(b"[" + joined.to_pybytes() + b"]")
+        return np.zeros(0, np.int64)
+    except msgspec.DecodeError:
+        bad = []
+        for k, value in enumerate(texts.to_pylist()):
+            try:
+                if value is not None:
+                    msgspec.json.decode(value)
+            except msgspec.DecodeError:
+                bad.append(k)
+        return np.array(bad, np.int64)
 
 
 def _strings(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
@@ -334,6 +356,10 @@ class Llava(DJBuilder):
             ids, id_offsets, id_kind, layout, extra, extra_offsets, status,
         )
         features = self.info.features
+        extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
+        # The kernel copies unknown keys' values as they are: a value that is not JSON (NaN, a
+        # stray comma) sends its record to the careful path, which reports it.
+        status[_invalid_json(extra_column)] = llava_parse.FALLBACK
         columns = {
             "text": _strings(text_offsets, text),
             "images": _string_lists(image_lists, image_offsets, images),
@@ -343,9 +369,7 @@ class Llava(DJBuilder):
             "roles": _string_lists(turn_offsets, role_offsets, roles),
             "media_layout": pa.array(_LAYOUT_NAMES).take(pa.array(layout)),
             "turn_extras": pa.ExtensionArray.from_storage(pa.json_(), pa.nulls(n, pa.string())),
-            "extra": pa.ExtensionArray.from_storage(
-                pa.json_(), _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
-            ),
+            "extra": pa.ExtensionArray.from_storage(pa.json_(), extra_column),
         }
         if ERRORS_COLUMN in features:
             columns[ERRORS_COLUMN] = pa.nulls(n, pa.list_(pa.string()))

@@ -203,6 +203,12 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         return splits
 
     def _generate_tables(self, shards: list[Shard]):
+        try:
+            yield from self._policy_tables(shards)
+        except (ValueError, OSError) as error:
+            raise CarriedError(error) from error
+
+    def _policy_tables(self, shards: list[Shard]):
         with ErrorPolicy(self.config.on_error, self.rejects_path) as policy:
             for shard in shards:
                 before = policy.skipped.get(shard.original, 0)
@@ -236,21 +242,38 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         try:
             return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
         except DatasetGenerationError as error:
-            raise surfaced(error) from error.__cause__
+            ours = surfaced(error)
+            if ours is error:
+                raise
+            # Our error keeps its own traceback; datasets' wrapper adds nothing to read.
+            raise ours from None
+
+
+class CarriedError(DatasetGenerationError):
+    """Our error (a bad record, an unreadable file) carried through ``datasets``' generation:
+    ``datasets`` passes its own error type through unwrapped, also from its worker processes,
+    where the chained cause would be lost to a ``RemoteTraceback``; :func:`surfaced` takes it out."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+    def __reduce__(self):
+        return type(self), (self.error,)
 
 
 def surfaced(error: DatasetGenerationError) -> BaseException:
-    """Our error inside ``datasets``' generic ``DatasetGenerationError`` (through worker processes'
-    ``RemoteTraceback`` s), so that the first line a user reads names the file, record and reason
+    """Our error inside ``datasets``' generic ``DatasetGenerationError`` (a :class:`CarriedError`,
+    or the chained cause), so that the first line a user reads names the file, record and reason
     (bad records are ``ValueError`` s, unreadable files ``OSError`` s); else ``error`` itself.
 
     Example:
         >>> cause = RecordError("a.json", 3, "no conversations")
-        >>> wrapped = DatasetGenerationError("An error occurred while generating the dataset")
-        >>> wrapped.__cause__ = cause
-        >>> surfaced(wrapped) is cause
+        >>> surfaced(CarriedError(cause)) is cause
         True
     """
+    if isinstance(error, CarriedError):
+        return error.error
     cause = error.__cause__
     while isinstance(cause, DatasetGenerationError) or (cause is not None and type(cause).__name__ == "RemoteTraceback"):
         cause = cause.__cause__

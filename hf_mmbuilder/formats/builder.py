@@ -203,6 +203,10 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         return splits
 
     def _generate_tables(self, shards: list[Shard]):
+        if not getattr(self, "_preparing", False):
+            # Streaming: our errors reach the caller as they are.
+            yield from self._policy_tables(shards)
+            return
         try:
             yield from self._policy_tables(shards)
         except (ValueError, OSError) as error:
@@ -239,6 +243,7 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         # One process reads a file as one shard, scanned while it is parsed; several need the shards
         # (and so the scan) up front.
         self._single_process = not num_proc or num_proc <= 1
+        self._preparing = True
         try:
             return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
         except DatasetGenerationError as error:

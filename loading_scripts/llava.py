@@ -322,7 +322,20 @@ class Llava(DJBuilder):
 
     def _compiled_table(self, batch, shard: Shard) -> tuple[pa.Table, np.ndarray]:
         """Run the compiled parser on a raw batch; returns the table (placeholder rows where
-        ``status`` is ``FALLBACK``) and the status per record."""
+        ``status`` is ``FALLBACK``) and the status per record.
+
+        Records holding a literal DJ token are left to the careful path up front (the kernel
+        refuses values nested too deep itself). Bytes that are not UTF-8 are found by the validation of the output strings (every
+        byte of a record the kernel takes is copied into one): then the batch is parsed again,
+        with its undecodable records left to the careful path, so clean input pays nothing.
+        """
+        careful = batch.holding(token_spellings(self._literal_tokens))
+        try:
+            return self._parsed_table(batch, shard, careful)
+        except pa.ArrowInvalid:
+            return self._parsed_table(batch, shard, np.union1d(careful, batch.invalid_utf8()))
+
+    def _parsed_table(self, batch, shard: Shard, careful: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         config = self.config
         buf = np.frombuffer(batch.buffer, dtype=np.uint8)
         starts = batch.offsets - batch.buffer_offset
@@ -343,8 +356,6 @@ class Llava(DJBuilder):
         # Extra keys, plus the key list of a reordered record (at most the record's bytes again).
         extra, extra_offsets = np.empty(2 * size + 24 * n, np.uint8), np.empty(n + 1, np.int32)
         text_offsets, layout, status = np.empty(n + 1, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
-        careful = np.union1d(batch.holding(token_spellings(self._literal_tokens)), np.flatnonzero(batch.too_deep) if batch.too_deep is not None else [])
-        careful = np.union1d(careful, batch.invalid_utf8())
         if careful.size:
             # Empty ranges: the kernel writes nothing for them and flags them FALLBACK.
             ends = ends.copy()

@@ -233,10 +233,9 @@ def _member_spans(batch) -> _Spans:
     status = np.empty(len(starts), np.int8)
     json_scan.object_members(buf, starts, ends, _MEMBER_KEYS, _MEMBER_OFFSETS, value_starts, value_ends, status)
     ok = (status == json_scan.MEMBERS_OK) & (value_starts[:, : _MATRIX + 1] >= 0).all(axis=1)
-    # Bytes are copied as they are: a document that is not UTF-8 (or too deep) goes the careful way.
+    # Bytes are copied as they are: a document that is not UTF-8 goes the careful way (values
+    # nested too deep are refused by json_scan.value_end already).
     ok[batch.invalid_utf8()] = False
-    if batch.too_deep is not None:
-        ok &= batch.too_deep == 0
     duplicate = value_starts[:, _DUPLICATE] >= 0
     ok[duplicate] &= mmc4_text.integer_literals(buf, value_starts[duplicate, _DUPLICATE], value_ends[duplicate, _DUPLICATE])
     spans = _Spans(buf, np.arange(len(starts), dtype=np.int64), value_starts, value_ends)

@@ -49,7 +49,8 @@ from hf_mmbuilder.formats.captioned import dj_tokens, hold_dj_tokens, single_med
 from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables, strings_or_none, table_from_arrays
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
-from hf_mmbuilder.formats.records import JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, gc_paused, iter_batches, member_records
+from hf_mmbuilder.kernels import json_scan
+from hf_mmbuilder.formats.records import MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, gc_paused, iter_batches, member_records
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 
@@ -130,6 +131,9 @@ def _read_document(path: str) -> tuple[Optional[dict], Optional[RecordIndex]]:
         return None, None
     index = None
     try:
+        # The records sit two levels down (the document, its "data" list).
+        if json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
+            raise msgspec.DecodeError(f"a record is {TOO_DEEP}")
         document = msgspec.json.decode(data[bom_length_of(data) :])
     except (msgspec.DecodeError, RecursionError) as error:
         try:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from ..errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from ..schema import MEDIA_COLUMNS
 from .builder import ColumnBuffer
-from .records import MalformedJSON, gc_paused, iter_batches, scan_records
+from .records import MalformedJSON, check_depth, gc_paused, iter_batches, scan_records
 
 
 class SourceRecord(NamedTuple):
@@ -159,7 +159,7 @@ def _decode_values(batch) -> Optional[list]:
     """Every record of an undecoded JSON batch as a plain value, in one msgspec call; ``None``
     when one is malformed, nested too deep or is not one JSON value (the careful path then
     reports it)."""
-    if batch.too_deep is not None:
+    if check_depth(batch) is not None:
         return None
     view = memoryview(batch.buffer)
     base = batch.buffer_offset

@@ -135,6 +135,22 @@ def token_spellings(tokens) -> tuple:
     return tuple(dict.fromkeys(spellings))
 
 
+def common_part(words) -> bytes:
+    """The longest byte string every one of ``words`` contains (the first one found).
+
+    Example:
+        >>> common_part((b"<__dj__image>", b"<|__dj__eoc|>", b"\\u003c__dj__image>"))
+        b'__dj__'
+    """
+    shortest = min(words, key=len)
+    for size in range(len(shortest), 0, -1):
+        for start in range(len(shortest) - size + 1):
+            part = shortest[start : start + size]
+            if all(part in word for word in words):
+                return part
+    return b""
+
+
 def check_no_dj_tokens(value: str, tokens, where: str) -> None:
     """``ValueError`` when the source text ``value`` holds one of the DJ ``tokens`` literally: it
     would read as a media token (the k-th image token is no longer ``images[k]``) or a chunk end.
@@ -520,8 +536,10 @@ class RecordBatch:
     buffer_offset: int
     layout: str = "lines"
     fast_type: Optional[type] = None
-    # 1 for each record nested deeper than MAX_NESTING (decoded as MalformedJSON); None: none is.
+    # 1 for each record nested deeper than MAX_NESTING (decoded as MalformedJSON); None: none is,
+    # or (for a batch read with decode=False) not checked yet: decode(k) then checks its record.
     too_deep: Optional[np.ndarray] = None
+    depth_checked: bool = False
 
     def raw(self, k: int) -> bytes:
         """The source bytes of record ``k`` (for the rejects file)."""
@@ -534,6 +552,12 @@ class RecordBatch:
         sends those records to a careful path, which checks their decoded text."""
         if not words:
             return np.zeros(0, np.int64)
+        common = common_part(words)
+        if len(common) >= 4 and len(words) > 1:
+            # One search for what every word holds (the DJ tokens share "__dj__"), then each word
+            # in the few records found.
+            found = self.holding((common,))
+            return np.array([k for k in found.tolist() if any(word in self.raw(k) for word in words)], np.int64)
         buffer = self.buffer
         if isinstance(buffer, memoryview):
             # A view of a batch's memory map runs to the map's end: search the map itself, no copy.
@@ -573,6 +597,12 @@ class RecordBatch:
         """Decode record ``k`` alone: a ``fast_type`` instance, a plain value, or :class:`MalformedJSON`."""
         if self.too_deep is not None and self.too_deep[k]:
             return MalformedJSON(TOO_DEEP, int(self.offsets[k]))
+        if not self.depth_checked:
+            # The compiled parsers refuse deep values themselves (json_scan.value_end): only a
+            # record they leave to the careful path is measured, here.
+            start, end = int(self.offsets[k]) - self.buffer_offset, int(self.ends[k]) - self.buffer_offset
+            if json_scan.too_deep(np.frombuffer(self.buffer, np.uint8), np.array([start]), np.array([end]), MAX_NESTING, np.zeros(1, np.uint8)):
+                return MalformedJSON(TOO_DEEP, int(self.offsets[k]))
         decoders = _single_decoders(self.fast_type)
         return _decode_one(memoryview(self.buffer)[int(self.offsets[k]) - self.buffer_offset : int(self.ends[k]) - self.buffer_offset], int(self.offsets[k]), *decoders)
 
@@ -646,8 +676,8 @@ def _batches(index, first, stop, fast_type, opener, batch_bytes, decode, record_
                 index.layout,
                 fast_type,
             )
-            batch.too_deep = _too_deep(buffer, batch)
             if decode:
+                check_depth(batch)
                 with gc_paused():
                     batch.records = _decode_batch(buffer, buffer_offset, batch.offsets, batch.ends, index.layout, fast_decoder, batch)
             yield batch
@@ -657,13 +687,21 @@ def _batches(index, first, stop, fast_type, opener, batch_bytes, decode, record_
 _ERROR_INDEX = re.compile(r"`\$\[(\d+)\]")
 
 
-def _too_deep(buffer, batch: RecordBatch) -> Optional[np.ndarray]:
-    """The batch's records nested deeper than :data:`MAX_NESTING` (a uint8 mask), or ``None``."""
-    mask = np.empty(len(batch.offsets), np.uint8)
-    base = batch.buffer_offset
-    if json_scan.too_deep(np.frombuffer(buffer, np.uint8), batch.offsets - base, batch.ends - base, MAX_NESTING, mask):
-        return mask
-    return None
+def check_depth(batch: RecordBatch) -> Optional[np.ndarray]:
+    """Find the batch's records nested deeper than :data:`MAX_NESTING` (before a decoder that
+    takes the whole batch at once): ``batch.too_deep`` becomes their uint8 mask, or ``None``.
+
+    Example:
+        >>> check_depth(batch) is None  # doctest: +SKIP
+        True
+    """
+    if not batch.depth_checked:
+        mask = np.empty(len(batch.offsets), np.uint8)
+        base = batch.buffer_offset
+        if json_scan.too_deep(np.frombuffer(batch.buffer, np.uint8), batch.offsets - base, batch.ends - base, MAX_NESTING, mask):
+            batch.too_deep = mask
+        batch.depth_checked = True
+    return batch.too_deep
 
 
 def _decode_batch(buffer, buffer_offset, starts, ends, layout, fast_decoder, batch) -> list:

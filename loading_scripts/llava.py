@@ -167,22 +167,26 @@ def _from_dict(record) -> Parsed:
 _LAYOUT_NAMES = ["", "image", "image[]", "video", "image,video", "image[],video", "video[]", "image,video[]", "image[],video[]"]
 
 
+# Checks JSON without building values (a Raw is the text it spans): several times faster.
+_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
+
+
 def _invalid_json(texts: pa.Array) -> np.ndarray:
     """The positions of the non-null values of a string array that are not JSON: one msgspec
-    parse of all of them joined into an array, value by value only when it fails."""
+    check of all of them joined into an array, value by value only when it fails."""
     present = texts.drop_null()
     if not len(present):
         return np.zeros(0, np.int64)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
     try:
-        msgspec.json.decode(b"[" + joined.to_pybytes() + b"]")
+        _JSON_CHECK.decode(b"[" + joined.to_pybytes() + b"]")
         return np.zeros(0, np.int64)
     except msgspec.DecodeError:
         bad = []
         for k, value in enumerate(texts.to_pylist()):
             try:
                 if value is not None:
-                    msgspec.json.decode(value)
+                    _JSON_CHECK.decode(value)
             except msgspec.DecodeError:
                 bad.append(k)
         return np.array(bad, np.int64)

@@ -136,7 +136,7 @@ def token_spellings(tokens) -> tuple:
 
 
 def common_part(words) -> bytes:
-    """The longest byte string every one of ``words`` contains (the first one found).
+    r"""The longest byte string every one of ``words`` contains (the first one found).
 
     Example:
         >>> common_part((b"<__dj__image>", b"<|__dj__eoc|>", b"\\u003c__dj__image>"))

@@ -17,7 +17,10 @@ from . import _deprecated
 # Old module paths (hf_mmbuilder._deprecated.MOVED) resolve before any other import can ask for one.
 _deprecated.install()
 
+# Registers the PyAV-decoded audio/video features with datasets, so decoded datasets reload anywhere.
+from . import decoders  # noqa: F401
 from .duplicates import dedup
+from .embedding import embed
 from .formats.catalog import available_formats
 from .formats.exporting import export
 from .formats.loading import load
@@ -73,6 +76,7 @@ __all__ = [
     "registered_names",
     "validate_alignment",
     "dedup",
+    "embed",
     "select",
     "realign",
     "publish",

@@ -109,6 +109,8 @@ class ErrorPolicy:
     rejects_path: Optional[str] = None
     skipped: dict = dataclasses.field(default_factory=dict)
     kept: dict = dataclasses.field(default_factory=dict)
+    # Failures of whole files per file (formats.failures.report_file_failure counts them).
+    failed: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         check_on_error(self.on_error)

@@ -7,6 +7,7 @@ per row in the ``media_root`` column so datasets from different folders concaten
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Iterable, Optional
 
@@ -166,24 +167,34 @@ def check_media_exists(paths: Iterable[str], media_root: Optional[str]) -> None:
 
 
 def decode_media(dataset, columns=("images", "audios", "videos")):
-    """Return ``dataset`` with its media path columns cast to ``List(Image())`` / ``List(Audio())`` /
-    ``List(Video())``, for viewing, embedding and training.
+    """Return ``dataset`` with its media path columns cast to ``List(Image())`` /
+    ``List(PyAVAudio())`` / ``List(PyAVVideo())``, for viewing, embedding and training.
 
     Relative paths are resolved against each row's ``media_root`` first, so the cast reads the
-    right files; nothing is read until a row is accessed (datasets decodes lazily). Keep the
-    original dataset for export: it has the paths exactly as the source wrote them.
+    right files; nothing is read until a row is accessed (datasets decodes lazily). Audio and video
+    decode through PyAV (:mod:`hf_mmbuilder.decoders`): ``row["audios"][0]["array"]`` is the PCM,
+    ``row["videos"][0].sample_frames(8)`` eight frames. Keep the original dataset for export: it
+    has the paths exactly as the source wrote them.
+
+    Raises ``ImportError`` naming the extra to install when the dataset has audio or video columns
+    and PyAV is missing, here rather than at the first row read.
 
     Example:
         >>> ds = hf_mmbuilder.load("llava", "llava.json", split="train")  # doctest: +SKIP
         >>> decode_media(ds)[0]["images"][0].size  # doctest: +SKIP
         (640, 480)
     """
-    from datasets import Audio, Image, List, Video
+    from datasets import Image, List
 
-    feature_of = {"images": Image(), "audios": Audio(), "videos": Video()}
+    from .decoders import PyAVAudio, PyAVVideo
+
+    feature_of = {"images": Image(), "audios": PyAVAudio(), "videos": PyAVVideo()}
     present = [column for column in columns if column in dataset.column_names]
     if not present:
         return dataset
+    if {"audios", "videos"} & set(present) and importlib.util.find_spec("av") is None:
+        raise ImportError("decode_media: decoding the audios/videos columns needs PyAV, which ships FFmpeg in its "
+                          "wheel: pip install 'hf_mmbuilder[video]' (or pass columns=('images',))")
     has_root = "media_root" in dataset.column_names
 
     def resolve(batch):

@@ -17,9 +17,11 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from .embedding import model_embeddings
 from .kernels.active import active_select
 from .kernels.cluster_sampling import cluster_sample, kmeans_labels
 from .kernels.kcenter import METRICS, kcenter_greedy, row_norms
+from .models import is_model_spec
 
 METHODS = ("kcenter", "cluster", "active")
 DTYPES = ("float32", "float16")
@@ -168,6 +170,10 @@ def select(
     order_column: str | None = None,
     score_column: str | None = None,
     progress: bool = False,
+    modality: str = "text",
+    device: str = "auto",
+    batch_size: int | None = None,
+    media_root: str | None = None,
 ):
     """Return the ``k`` rows of ``ds`` chosen by ``method``, in selection order.
 
@@ -180,7 +186,9 @@ def select(
     method : {"kcenter", "cluster", "active"}
         k-center greedy, cluster-balanced sampling, or active-learning score (module docstring).
     embeddings : str or array_like, shape (n, d)
-        Column of float lists (or fixed-size lists), or the matrix.
+        Column of float lists (or fixed-size lists), the matrix, or ``"model:<folder or Hub id>"``
+        to embed the rows' ``modality`` on the fly with :func:`hf_mmbuilder.embed` (cached like
+        any ``.map``; a row that cannot be embedded raises, naming the file and the row).
     metric : {"cosine", "l2"}
         ``1 - cos`` or Euclidean distance (cosine rejects zero vectors).
     dtype : {"float32", "float16"}, optional
@@ -214,7 +222,10 @@ def select(
         rows before, ``inf`` for the first; active: the combined score; cluster: distance to the
         centroid) as columns under these names.
     progress : bool
-        Show a tqdm bar over the greedy steps.
+        Show a tqdm bar over the greedy steps (and the embedding map's bar).
+    modality, device, batch_size, media_root : optional
+        :func:`hf_mmbuilder.embed`'s, for ``embeddings="model:..."``: ``"text"`` (default),
+        ``"image"``, ``"video"`` or ``"audio"``.
 
     Returns
     -------
@@ -258,8 +269,13 @@ def select(
     }
     if any(unused.values()):
         raise ValueError(f"method={method!r} does not use {[name for name, flag in unused.items() if flag]}")
-    matrix = embedding_matrix(ds, embeddings, dtype=dtype)
-    _check_rows(matrix, metric, embeddings)
+    if is_model_spec(embeddings):
+        vectors = model_embeddings(ds, embeddings, modality=modality, device=device, batch_size=batch_size, media_root=media_root, progress=progress)
+        matrix = embedding_matrix(ds, vectors, dtype=dtype)
+        _check_rows(matrix, metric, None)
+    else:
+        matrix = embedding_matrix(ds, embeddings, dtype=dtype)
+        _check_rows(matrix, metric, embeddings)
 
     bar = tqdm(total=k, desc=f"select ({method})", disable=not progress)
     with bar:

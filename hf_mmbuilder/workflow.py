@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -22,18 +23,24 @@ from typing import Mapping, Optional, Sequence
 import datasets
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from .ops import ComputeStats, QualityFilter, RedactPII, apply_filters
+from .ops import ComputeStats, InstructionQualityScore, QualityFilter, RedactPII, apply_filters
 from .output_folder import OutputFolder
 from .formats.catalog import available_formats
 from .formats.loading import load
 from .schema import DEFAULT_TOKENS, EOC_TOKEN, IMAGE_TOKEN, SpecialTokens
 from .synthesis.report import QualityReport, quality_report
+from .synthesis.responses import second_responses
 from .synthesis.templates import INSTRUCTION_TYPES, generate_template_instructions
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = {"image": "images", "audio": "audios", "video": "videos"}
+# Modality -> its DJ media column; "text" has none (every row has text), so it restricts nothing.
+MODALITIES = {"text": None, "image": "images", "audio": "audios", "video": "videos"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# Field names that, in a captions or metadata file, name the media file a record is about.
+FILE_FIELDS = ("file_name", "filename", "file", "image", "image_path", "image_file", "audio", "audio_path",
+               "video", "video_path", "path", "media")
+CAPTION_FIELDS = ("caption", "text", "description", "sentence")
 
 # The columns every source is projected onto so that sources of different formats concatenate.
 COMMON_FEATURES = Features({
@@ -94,48 +101,176 @@ def image_folder_dataset(folder: str, *, require_captions: bool = True) -> Datas
         '<__dj__image> A red bus. <|__dj__eoc|>'
     """
     root = Path(folder).resolve()
-    if not root.is_dir():
-        raise ValueError(f"{folder}: not a folder")
-    images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not images:
-        raise ValueError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    records: dict[str, dict] = {}
-    if (root / "metadata.jsonl").exists():
-        with open(root / "metadata.jsonl", encoding="utf-8") as handle:
+    metadata = next((str(root / name) for name in ("metadata.jsonl", "metadata.csv") if (root / name).exists()), None)
+    return media_folder_dataset(images=folder, metadata=metadata, require_captions=require_captions, source=f"imagefolder:{root.name}")
+
+
+def _read_records(path: str) -> list[tuple[str, object]]:
+    """``(label, record)`` pairs of a captions or metadata file: a JSON object keyed by file name (its
+    values a caption string or a record), a JSON array of records, JSON lines, or CSV with a header.
+    ``label`` says where the record stands in the file, for error messages."""
+    suffix = Path(path).suffix.lower()
+    with open(path, encoding="utf-8-sig", newline="" if suffix == ".csv" else None) as handle:
+        if suffix == ".csv":
+            return [(f"row {number}", row) for number, row in enumerate(csv.DictReader(handle), 2)]
+        if suffix == ".jsonl":
+            records = []
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     try:
-                        record = json.loads(line)
+                        records.append((f"line {number}", json.loads(line)))
                     except ValueError as error:
-                        raise ValueError(f"{root / 'metadata.jsonl'} line {number}: not JSON ({error})") from None
-                    records[str(record.get("file_name"))] = record
-    elif (root / "metadata.csv").exists():
-        with open(root / "metadata.csv", encoding="utf-8", newline="") as handle:
-            records = {row.get("file_name", ""): row for row in csv.DictReader(handle)}
-    unknown = sorted(set(records) - set(images))
-    if unknown:
-        raise ValueError(f"{folder}: metadata names {len(unknown)} image(s) not in the folder: {unknown[:5]}")
-    texts, metadata, missing = [], [], []
-    for name in images:
-        record = dict(records.get(name, {}))
-        record.pop("file_name", None)
-        caption = record.pop("caption", None) or record.pop("text", None)
+                        raise ValueError(f"{path} line {number}: not JSON ({error})") from None
+            return records
+        try:
+            document = json.load(handle)
+        except ValueError as error:
+            raise ValueError(f"{path}: not JSON ({error}); captions and metadata files are JSON, JSON lines (.jsonl) or CSV") from None
+    if isinstance(document, dict):
+        # {file: caption} or {file: {field: value}}: the key is the file name.
+        return [(f"key {key!r}", {"file_name": key, **(value if isinstance(value, dict) else {"caption": value})}) for key, value in document.items()]
+    if isinstance(document, list):
+        return [(f"record {index}", record) for index, record in enumerate(document)]
+    raise ValueError(f"{path}: a JSON {type(document).__name__} at the top; expected an object keyed by file name or an array of records")
+
+
+def _keyed_records(path: str, what: str) -> dict[str, tuple[str, dict]]:
+    """File name (as written) -> (label, record without its file field) for every record of ``path``."""
+    keyed: dict[str, tuple[str, dict]] = {}
+    for label, record in _read_records(path):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} {label}: a {type(record).__name__}, expected a record with a file field and a {what}")
+        field = next((name for name in FILE_FIELDS if isinstance(record.get(name), str) and record[name]), None)
+        if field is None:
+            raise ValueError(f"{path} {label}: no file field (one of {', '.join(FILE_FIELDS)}) naming the media file")
+        name = record[field].replace("\\", "/").removeprefix("./")
+        if name in keyed:
+            raise ValueError(f"{path} {label}: a second record for {name!r} (the first is {keyed[name][0]})")
+        keyed[name] = (label, {key: value for key, value in record.items() if key != field})
+    return keyed
+
+
+def _media_files(folders: Mapping[str, str]) -> tuple[list[tuple[str, Path, str]], dict[str, int]]:
+    """The media files of each modality's folder, sorted, as ``(column, root, relative path)``, and
+    every name a captions file may use for one of them -> its position: the path relative to the
+    folder, the same under the folder's own name (``images/a.jpg``), the absolute path, and the bare
+    file name when no other file has it."""
+    from .formats.captioned import VIDEO_EXTENSIONS
+    from .loading_scripts.wavcaps import AUDIO_EXTENSIONS
+
+    extensions = {"images": IMAGE_EXTENSIONS, "audios": AUDIO_EXTENSIONS, "videos": VIDEO_EXTENSIONS}
+    files: list[tuple[str, Path, str]] = []
+    for column, folder in folders.items():
+        root = Path(folder).resolve()
+        if not root.is_dir():
+            raise ValueError(f"{folder}: not a folder ({column}=)")
+        found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in extensions[column] and p.is_file())
+        if not found:
+            raise ValueError(f"{folder}: no {column[:-1]} files ({', '.join(extensions[column])})")
+        files.extend((column, root, name) for name in found)
+    names: dict[str, int] = {}
+    basenames: dict[str, list[int]] = {}
+    for position, (column, root, name) in enumerate(files):
+        for alias in (name, f"{root.name}/{name}", (root / name).as_posix()):
+            names.setdefault(alias, position)
+        basenames.setdefault(name.rsplit("/", 1)[-1], []).append(position)
+    for base, positions in basenames.items():
+        if len(positions) == 1:
+            names.setdefault(base, positions[0])
+    return files, names
+
+
+def _match(keyed: Mapping[str, tuple[str, dict]], names: Mapping[str, int], path: str, what: str) -> dict[int, tuple[str, dict]]:
+    """Media position -> (label, record) for every record of ``keyed``; raises naming the records
+    whose file is in none of the folders."""
+    matched: dict[int, tuple[str, dict]] = {}
+    orphans = []
+    for name, (label, record) in keyed.items():
+        position = names.get(name)
+        if position is None:
+            orphans.append(f"{name!r} ({label})")
+        elif position in matched:
+            raise ValueError(f"{path} {label}: {name!r} is a file {matched[position][0]} already named")
+        else:
+            matched[position] = (label, record)
+    if orphans:
+        raise ValueError(f"{path}: {len(orphans)} {what} record(s) name files in none of the media folders: {', '.join(orphans[:5])}")
+    return matched
+
+
+def _pop_caption(record: dict, path: Optional[str], label: str) -> Optional[str]:
+    """Remove every caption field from ``record`` and return the first non-empty caption (``None``
+    without one); a caption that is not a string is an error naming the file and the record."""
+    caption = None
+    for key in CAPTION_FIELDS:
+        value = record.pop(key, None)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{path} {label}: {key!r} is a {type(value).__name__}, expected the caption as a string")
+        caption = caption or value or None
+    return caption
+
+
+def media_folder_dataset(*, images: Optional[str] = None, audios: Optional[str] = None, videos: Optional[str] = None,
+                         texts: Optional[str] = None, metadata: Optional[str] = None, require_captions: bool = True,
+                         tokens: SpecialTokens = DEFAULT_TOKENS, source: Optional[str] = None) -> Dataset:
+    """DJ rows for media folders joined with a captions file and a metadata file: one row per media
+    file (each folder sorted, recursive), ``text`` = ``<media token> caption <|__dj__eoc|>``.
+
+    ``texts`` is a ``{file: caption}`` JSON object, or a JSON array / JSON lines / CSV of records
+    with a file field (``file_name``, ``file``, ``image``, ``path`` ... see :data:`FILE_FIELDS`) and
+    a caption field (``caption``, ``text``, ``description``, ``sentence``). ``metadata`` is CSV or
+    JSON keyed by file name the same ways; its fields become the row's ``metadata`` (the
+    templates' facts), and its caption field captions files the captions file does not. A file
+    is named by its path relative to its folder, that path under the folder's name, its absolute
+    path, or its bare name when unique. Without a caption anywhere, a ``<stem>.txt`` beside the
+    file is read. ``source`` names the rows' origin (default ``mediafolder:<folder name>``).
+    O(files + records).
+
+    Raises ``ValueError`` naming the orphans on either side: records naming files in no folder,
+    and files without a caption (``require_captions=False`` keeps them with an empty caption).
+
+    Example:
+        >>> ds = media_folder_dataset(images="data/images", texts="data/captions.json", metadata="data/metadata.csv")  # doctest: +SKIP
+        >>> ds[0]["text"]  # doctest: +SKIP
+        '<__dj__image> A red bus. <|__dj__eoc|>'
+    """
+    folders = {column: folder for column, folder in (("images", images), ("audios", audios), ("videos", videos)) if folder is not None}
+    if not folders:
+        raise ValueError("add_data_source(texts=..., metadata=...) needs a media folder to join them with: images=, audios= or videos=")
+    files, names = _media_files(folders)
+    captions = _match(_keyed_records(texts, "caption"), names, texts, "caption") if texts is not None else {}
+    extras = _match(_keyed_records(metadata, "metadata"), names, metadata, "metadata") if metadata is not None else {}
+    columns: dict[str, list] = {name: [] for name in COMMON_FEATURES}
+    missing = []
+    for position, (column, root, name) in enumerate(files):
+        label, record = captions.get(position, ("", {}))
+        captioned = dict(record)
+        caption = _pop_caption(captioned, texts, label)
+        # A captions record's other fields are kept as metadata; the metadata file's win on a clash.
+        label, record = extras.get(position, ("", {}))
+        record = {**captioned, **record}
+        caption = caption or _pop_caption(record, metadata, label)
         sidecar = (root / name).with_suffix(".txt")
-        if caption is None and sidecar.exists():
+        if not caption and sidecar.exists():
             caption = sidecar.read_text(encoding="utf-8").strip()
         if not caption:
             missing.append(name)
             caption = ""
-        texts.append(f"{IMAGE_TOKEN} {caption} {EOC_TOKEN}")
-        metadata.append(json.dumps(record, ensure_ascii=False) if record else None)
+        for media in ("images", "audios", "videos"):
+            columns[media].append([name] if media == column else [])
+        columns["text"].append(f"{tokens.for_column(column)} {caption} {tokens.eoc}")
+        columns["id"].append(None)
+        columns["roles"].append([])
+        columns["media_layout"].append(column[:-1])
+        columns["media_root"].append(str(root))
+        columns["source_file"].append(str(root / name))
+        columns["metadata"].append(json.dumps(record, ensure_ascii=False) if record else None)
+        columns["source"].append(source or f"mediafolder:{root.name}")
     if missing and require_captions:
-        raise ValueError(f"{folder}: {len(missing)} image(s) without a caption (no metadata row, no .txt beside them): {missing[:5]}")
-    n = len(images)
-    return Dataset.from_dict({
-        "text": texts, "images": [[name] for name in images], "audios": [[] for _ in range(n)], "videos": [[] for _ in range(n)],
-        "id": [None] * n, "roles": [[] for _ in range(n)], "media_layout": ["image"] * n, "media_root": [str(root)] * n,
-        "source_file": [str(root / name) for name in images], "metadata": metadata, "source": [f"imagefolder:{root.name}"] * n,
-    }, features=COMMON_FEATURES)
+        kind = f"{next(iter(folders))[:-1]}(s)" if len(folders) == 1 else "media file(s)"
+        raise ValueError(f"{', '.join(folders.values())}: {len(missing)} {kind} without a caption (not in {texts or 'a captions file'}, "
+                         f"no metadata caption, no .txt beside them): {missing[:5]}")
+    return Dataset.from_dict(columns, features=COMMON_FEATURES)
 
 
 def mmc4_caption_rows(dataset: Dataset, source: str) -> Dataset:
@@ -196,8 +331,9 @@ class MultiModalDatasetBuilder:
 
     Parameters
     ----------
-    modalities : sequence of {"image", "audio", "video"}
-        Media the dataset may hold; a source with other media is refused (naming its rows).
+    modalities : sequence of {"text", "image", "audio", "video"}
+        What the dataset may hold; a source with media of another modality is refused (naming its
+        rows). Every row has text, so ``"text"`` restricts nothing (``["text"]`` alone: no media).
     output_dir : str
         Where exports, the Oasis work folder and the quality report are written.
     quality_threshold : float
@@ -246,21 +382,34 @@ class MultiModalDatasetBuilder:
         self.filter_result = None
         self.report: Optional[QualityReport] = None
 
-    def add_data_source(self, path: str, format: Optional[str] = None, *, name: Optional[str] = None, **options) -> Dataset:
-        """Load a source: a file of any supported format (guessed when ``format`` is None) or a folder
-        of images with captions/metadata (see :func:`image_folder_dataset`).
+    def add_data_source(self, path: Optional[str] = None, format: Optional[str] = None, *, images: Optional[str] = None,
+                        texts: Optional[str] = None, metadata: Optional[str] = None, audios: Optional[str] = None,
+                        videos: Optional[str] = None, name: Optional[str] = None, **options) -> Dataset:
+        """Load a source: a file of any supported format (guessed when ``format`` is None), a folder
+        of images with captions/metadata inside it (see :func:`image_folder_dataset`), or media
+        folders joined with a captions file and a metadata file beside them (``images=``,
+        ``audios=``, ``videos=``, ``texts=``, ``metadata=``; see :func:`media_folder_dataset`).
 
-        ``options`` go to the format's loader (``media_root``, tokens, ``on_error`` ...). Returns
-        the source in the common columns (MMC4 documents as one caption row per image, see
-        :func:`mmc4_caption_rows`). Conversation sources (LLaVA, ShareGPT, Oasis, DJ rows
-        with role markers) join the working dataset as they are; every source with media is
-        material for :meth:`generate_instructions`. O(source size).
+        ``options`` go to the format's loader (``media_root``, tokens, ``on_error`` ...) or to the
+        folder reader (``require_captions``). Returns the source in the common columns (MMC4
+        documents as one caption row per image, see :func:`mmc4_caption_rows`). Conversation
+        sources (LLaVA, ShareGPT, Oasis, DJ rows with role markers) join the working dataset as
+        they are; every source with media is material for :meth:`generate_instructions`.
+        O(source size).
 
         Example:
             >>> builder.add_data_source("llava.json", media_root="/data/coco")  # doctest: +SKIP
             >>> builder.add_data_source("photos/")  # doctest: +SKIP
+            >>> builder.add_data_source(images="data/images", texts="data/captions.json", metadata="data/metadata.csv")  # doctest: +SKIP
         """
-        if os.path.isdir(path):
+        folders = {"images": images, "audios": audios, "videos": videos}
+        if path is not None and any(value is not None for value in (*folders.values(), texts, metadata)):
+            raise ValueError("add_data_source takes either one path or images=/audios=/videos= with texts=/metadata=, not both")
+        if path is None:
+            projected = loaded = media_folder_dataset(texts=texts, metadata=metadata, tokens=self.tokens, **folders, **options)
+            first = next((folder for folder in folders.values() if folder is not None), None)
+            source_name = name or f"mediafolder:{Path(first).resolve().name if first else ''}"
+        elif os.path.isdir(path):
             source_name = name or f"imagefolder:{Path(path).resolve().name}"
             projected = image_folder_dataset(path, **options)
             loaded = projected
@@ -282,7 +431,7 @@ class MultiModalDatasetBuilder:
 
     def _check_modalities(self, dataset: Dataset, source_name: str) -> None:
         for modality, column in MODALITIES.items():
-            if modality in self.modalities:
+            if column is None or modality in self.modalities:
                 continue
             rows = [index for index, paths in enumerate(dataset[column][:]) if paths]
             if rows:
@@ -345,41 +494,71 @@ class MultiModalDatasetBuilder:
             raise ValueError(f"Oasis kept no sample; see the stage logs in {work_dir} (rejections: {result.rejected[:3]})")
         return project(load("oasis", result.final_path, split="train", cache_dir=self.cache_dir), "oasis")
 
-    def validate_quality(self, quality_filter: Optional[QualityFilter] = None, *, redact_pii: bool = True,
-                         check_media: bool = True) -> QualityReport:
-        """Redact PII (optional), compute stats, filter, and report; keeps the passing rows.
+    def validate_quality(self, dataset: Optional[Dataset] = None, quality_filter: Optional[QualityFilter] = None, *,
+                         redact_pii: bool = True, check_media: bool = True, quality_score: Optional[InstructionQualityScore] = None,
+                         consistency_backend=None) -> QualityReport:
+        """Redact PII (optional), compute stats, score, filter, and report; the passing rows become
+        the working dataset, which :meth:`export` writes.
 
-        The default filter: alignment invariant, at least 10 characters, word repetition at
-        most 0.5, unreadable media dropped when ``check_media``, and ``quality_threshold``. The
-        report is written to ``output_dir/quality_report.json`` and ``.md``; dropped rows with
-        their reasons to ``output_dir/rejected`` (a saved dataset).
+        ``dataset`` is the rows to validate (e.g. what :meth:`generate_instructions` returned);
+        by default the working dataset. A :class:`QualityFilter` passed first is taken as
+        ``quality_filter``. The default filter: alignment invariant, at least 10 characters, word
+        repetition at most 0.5, unreadable media dropped when ``check_media``, and
+        ``quality_threshold`` on the score: the guide's ``Q = consistency x relevance x fluency``
+        when ``quality_score`` (an :class:`~hf_mmbuilder.ops.InstructionQualityScore` naming the
+        models) is given, else the mean of the heuristic dimensions
+        (:func:`hf_mmbuilder.ops.quality_dimensions`); the report's ``score`` says which.
+        ``consistency_backend`` (a synthesis backend) writes each row's second response
+        (:func:`hf_mmbuilder.synthesis.responses.second_responses`), which consistency is measured
+        against. The report is written to ``output_dir/quality_report.json`` and ``.md``; dropped
+        rows with their reasons to ``output_dir/rejected`` (a saved dataset).
 
         Example:
+            >>> instructions = builder.generate_instructions(1000, ["qa", "caption"])  # doctest: +SKIP
+            >>> report = builder.validate_quality(instructions)  # doctest: +SKIP
             >>> report = builder.validate_quality(QualityFilter(min_text_len=20, languages=["en"]))  # doctest: +SKIP
             >>> report.pass_rates["overall"]  # doctest: +SKIP
             0.97
         """
-        if self.dataset is None:
+        if isinstance(dataset, QualityFilter):
+            dataset, quality_filter = quality_filter, dataset
+        dataset = self.dataset if dataset is None else dataset
+        if dataset is None:
             raise ValueError("nothing to validate: add a conversation source or generate_instructions first")
+        if consistency_backend is not None:
+            if quality_score is None or quality_score.text_model is None:
+                raise ValueError("consistency_backend= needs quality_score=InstructionQualityScore(text_model=...) to compare the responses with")
+            quality_score = dataclasses.replace(quality_score, reference_column=quality_score.reference_column or "second_response")
+        if quality_score is not None:
+            score = f"{quality_score.describe()}, kept when Q >= {self.quality_threshold}"
+        else:
+            score = (f"heuristic: mean of the dimensions (length, alignment, language, repetition, media), kept when >= {self.quality_threshold}"
+                     " (no quality models given: validate_quality(quality_score=InstructionQualityScore(...)) measures Q)")
         quality_filter = quality_filter or QualityFilter(min_text_len=10, max_word_rep_ratio=0.5, drop_unreadable_media=check_media,
-                                                         min_quality=self.quality_threshold or None, tokens=self.tokens)
-        dataset = self.dataset
+                                                         min_quality=None if quality_score else self.quality_threshold or None,
+                                                         min_q=self.quality_threshold if quality_score else None, tokens=self.tokens)
         if redact_pii:
             dataset = dataset.map(RedactPII(tokens=self.tokens), batched=True, num_proc=self.num_proc, desc="PII")
         dataset = dataset.map(ComputeStats(media=check_media, tokens=self.tokens), batched=True, num_proc=self.num_proc, desc="stats")
+        added = []
+        if consistency_backend is not None:
+            dataset = second_responses(dataset, consistency_backend, column=quality_score.reference_column, tokens=self.tokens)
+            added = [quality_score.reference_column, quality_score.reference_column + "_error"]
+        if quality_score is not None:
+            dataset = dataset.map(quality_score, batched=True, batch_size=max(quality_score.batch_size * 8, 256), desc="quality score Q")
         self.filter_result = apply_filters(dataset, quality_filter, num_proc=self.num_proc)
-        self.report = quality_report(dataset, self.filter_result, quality_filter, tokens=self.tokens)
+        self.report = quality_report(dataset, self.filter_result, quality_filter, tokens=self.tokens, score=score)
         os.makedirs(self.output_dir, exist_ok=True)
         self.report.to_json(os.path.join(self.output_dir, "quality_report.json"))
         with open(os.path.join(self.output_dir, "quality_report.md"), "w", encoding="utf-8") as handle:
             handle.write(self.report.to_markdown())
         if len(self.filter_result.dropped):
             self.filter_result.dropped.save_to_disk(os.path.join(self.output_dir, "rejected"))
-        self.dataset = self.filter_result.kept
+        self.dataset = self.filter_result.kept.remove_columns(added)
         return self.report
 
     def export(self, format: str = "huggingface", split_ratio: Optional[Mapping[str, float]] = None, *,
-               path: Optional[str] = None, on_unsupported: str = "raise", overwrite: bool = False, **options) -> dict:
+               path: Optional[str] = None, on_unsupported: str = "raise", overwrite: bool = False, **options) -> datasets.DatasetDict:
         """Write the working dataset with seeded, group-aware splits.
 
         ``format="huggingface"`` publishes a Hub-layout folder (``output_dir/huggingface``, Parquet
@@ -388,7 +567,9 @@ class MultiModalDatasetBuilder:
         other format writes one file per split with :func:`hf_mmbuilder.export`
         (``output_dir/<format>/<split>.json``). Rows holding media the format cannot carry (audio
         in LLaVA) raise a ``ValueError`` naming them, or with ``on_unsupported="skip"`` are left
-        out and written with the reason to ``<format>/rejects.jsonl``. Returns {split: rows}.
+        out and written with the reason to ``<format>/rejects.jsonl``. Returns the rows written as
+        a ``DatasetDict`` keyed by the names of ``split_ratio`` (``train`` alone without it), and
+        logs the rows per split.
 
         The target folder (``path``, default ``output_dir/<format>``) follows
         :class:`hf_mmbuilder.output_folder.OutputFolder`: an earlier export's files are replaced, a
@@ -396,8 +577,9 @@ class MultiModalDatasetBuilder:
         not write are never deleted.
 
         Example:
-            >>> builder.export(format="llava", split_ratio={"train": .8, "validation": .1, "test": .1})  # doctest: +SKIP
-            {'train': 243, 'validation': 30, 'test': 30}
+            >>> dataset = builder.export(format="llava", split_ratio={"train": .8, "val": .1, "test": .1})  # doctest: +SKIP
+            >>> {name: len(split) for name, split in dataset.items()}  # doctest: +SKIP
+            {'train': 243, 'val': 30, 'test': 30}
         """
         from .publishing import split_dataset
 
@@ -414,8 +596,8 @@ class MultiModalDatasetBuilder:
             result = publish(dataset, split_ratio=split_ratio, seed=self.seed, local_dir=target, card=card, overwrite=overwrite,
                              progress=False, **options)
             if result.plan is None:
-                return {"train": len(dataset)}
-            return {name: len(rows) for name, rows in result.plan.indices.items()}
+                return self._written(datasets.DatasetDict({"train": dataset}), target)
+            return self._written(datasets.DatasetDict({name: dataset.select(rows) for name, rows in result.plan.indices.items()}), target)
         from .formats.exporting import export as export_format
 
         if format not in available_formats():
@@ -431,7 +613,12 @@ class MultiModalDatasetBuilder:
             for name, split in splits.items():
                 export_format(split, format, str(staging.files / f"{name}.json"), **options)
             folder.commit(staging)
-        return {name: len(split) for name, split in splits.items()}
+        return self._written(splits, target)
+
+    @staticmethod
+    def _written(splits: datasets.DatasetDict, target: str) -> datasets.DatasetDict:
+        logger.info("exported to %s: %s", target, ", ".join(f"{name} {len(split):,} rows" for name, split in splits.items()))
+        return splits
 
     def _exportable(self, dataset: Dataset, format: str, on_unsupported: str) -> tuple[Dataset, list[dict]]:
         """The rows ``format`` can carry, and a reject (row, reason, record) for each row left out."""

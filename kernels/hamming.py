@@ -260,3 +260,40 @@ def hamming_pairs(
         return _run_ranges(lambda s, e: _brute_single_word(flat, radius, s, e), ranges, num_threads)
     contiguous = np.ascontiguousarray(hashes)
     return _run_ranges(lambda s, e: _brute_multi_word(contiguous, radius, s, e), ranges, num_threads)
+
+
+@numba.njit(cache=True, nogil=True)
+def _aligned_matches(signatures, left, right, radius):
+    pairs = left.shape[0]
+    positions = signatures.shape[1]
+    counts = np.zeros(pairs, dtype=np.int64)
+    for p in range(pairs):
+        a = signatures[left[p]]
+        b = signatures[right[p]]
+        matched = 0
+        for k in range(positions):
+            if _popcount(a[k] ^ b[k]) <= radius:
+                matched += 1
+        counts[p] = matched
+    return counts
+
+
+def aligned_matches(signatures: np.ndarray, left: np.ndarray, right: np.ndarray, radius: int) -> np.ndarray:
+    """For each pair ``(left[p], right[p])`` of rows of ``signatures``, how many positions ``k`` hold
+    hashes within ``radius`` bits of each other (position against the same position only).
+
+    A signature row is a sequence of single-word hashes taken at the same places of two items (the
+    frames of two videos at the same fractions of their durations), so two items match where most
+    positions do. O(pairs * positions).
+
+    Example
+    -------
+    >>> signatures = np.array([[0b1111, 0b0000, 0xFF], [0b0111, 0xFFFF, 0xFF]], dtype=np.uint64)
+    >>> aligned_matches(signatures, np.array([0]), np.array([1]), 1).tolist()
+    [2]
+    """
+    signatures = np.ascontiguousarray(signatures, dtype=np.uint64)
+    if signatures.ndim != 2:
+        raise ValueError(f"signatures must be uint64 of shape (n, positions), got shape {signatures.shape}")
+    return _aligned_matches(signatures, np.ascontiguousarray(left, dtype=np.int64),
+                            np.ascontiguousarray(right, dtype=np.int64), int(radius))

@@ -3,7 +3,8 @@
 The inverse of :mod:`hf_mmbuilder.kernels.llava_parse`: the DJ ``text`` is cut back into turns at
 the ``[[role]]: `` markers of the ``roles`` list, DJ media tokens become ``<image>`` / ``<video>``,
 and each record is written as JSON (UTF-8, never ``\\uXXXX`` for non-ASCII) with its id, media
-fields, conversation and the raw JSON of its extra keys. A row the kernel is not sure about (a
+fields, conversation and the raw JSON of its extra keys, in the record's remembered key order
+(``__key_order__`` in ``extra``, as the careful path restores it). A row the kernel is not sure about (a
 marker missing where expected, a token count that disagrees with the media list, an unusual media
 path, an id that is not a plain integer, extra keys it would have to interpret) is flagged
 ``FALLBACK`` with nothing written; the caller exports it on the careful Python path, which also
@@ -54,6 +55,8 @@ _VIDEO_KEY = _word(b'"video":')
 _CONVERSATIONS_KEY = _word(b'"conversations":[')
 _FROM_KEY = _word(b'{"from":')
 _VALUE_KEY = _word(b',"value":')
+# Extra members a row may have on the compiled path (a row with more goes to the careful path).
+_MAX_EXTRA_MEMBERS = 256
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -144,27 +147,39 @@ def _paths(data, offsets, first, last, as_list, out, o, hex_digits):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _extra_members(data, start, stop):
-    """``(first, last, ok)``: the bytes between the braces of the JSON object ``data[start:stop]``
-    (``first == last`` for an empty object); not ok if it is not an object, or if one of its keys
-    is one of the record's own (``id``, ``image``, ``video``, ``conversations``), the kept-raw
-    marker, the remembered key order (the careful path writes the keys in that order), or holds an escape, or if the text has a line break (it would break a JSON-lines file)."""
+def _is_space(c):
+    return c == 32 or c == 10 or c == 13 or c == 9
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _extra_members(data, start, stop, members):
+    """The top-level members of the JSON object ``data[start:stop]`` (the ``extra`` column):
+    ``(count, order_start, order_stop, ok)``. ``members[m]`` gets member ``m``'s key (without
+    quotes) and its whole ``"key":value`` text as ``(key_start, key_stop, member_start,
+    member_stop)``; the remembered key order is not a member, its value (a JSON array) is
+    ``data[order_start:order_stop]`` (both -1 without one). Not ok if it is not an object, if one
+    of its keys is one of the record's own (``id``, ``image``, ``video``, ``conversations``) or the
+    kept-raw marker, or holds an escape, if the text has a line break (it would break a JSON-lines
+    file), or if it has more members than ``members`` holds."""
     i = start
-    while i < stop and (data[i] == 32 or data[i] == 10 or data[i] == 13 or data[i] == 9):
+    while i < stop and _is_space(data[i]):
         i += 1
     j = stop
-    while j > i and (data[j - 1] == 32 or data[j - 1] == 10 or data[j - 1] == 13 or data[j - 1] == 9):
+    while j > i and _is_space(data[j - 1]):
         j -= 1
     if j - i < 2 or data[i] != 123 or data[j - 1] != 125:
-        return 0, 0, False
-    first, last = i + 1, j - 1
-    # Top-level keys: strings at depth 1 followed by a colon.
+        return 0, -1, -1, False
+    count = 0
+    order_start = order_stop = -1
     depth = 0
     k = i
+    member_start = -1
+    key_start = key_stop = -1
+    is_order = False
     while k < j:
         c = data[k]
         if c == 10 or c == 13:
-            return 0, 0, False
+            return 0, -1, -1, False
         if c == _QUOTE:
             begin = k + 1
             k += 1
@@ -175,31 +190,180 @@ def _extra_members(data, start, stop):
                     k += 1
                 k += 1
             if k >= j:
-                return 0, 0, False
+                return 0, -1, -1, False
             end = k
             after = k + 1
-            while after < j and (data[after] == 32 or data[after] == 10 or data[after] == 13 or data[after] == 9):
+            while after < j and _is_space(data[after]):
                 after += 1
             if depth == 1 and after < j and data[after] == 58:
                 if escaped:
-                    return 0, 0, False
+                    return 0, -1, -1, False
                 length = end - begin
                 if length == 2 and data[begin] == 105 and data[begin + 1] == 100:
-                    return 0, 0, False
+                    return 0, -1, -1, False
                 if length == 5 and (starts_with(data, begin, end, _IMAGE) or starts_with(data, begin, end, _VIDEO)):
-                    return 0, 0, False
-                if length == 13 and (starts_with(data, begin, end, _CONVERSATIONS) or starts_with(data, begin, end, _KEY_ORDER)):
-                    return 0, 0, False
+                    return 0, -1, -1, False
+                if length == 13 and starts_with(data, begin, end, _CONVERSATIONS):
+                    return 0, -1, -1, False
                 if length == 7 and starts_with(data, begin, end, _KEPT_RAW):
-                    return 0, 0, False
+                    return 0, -1, -1, False
+                member_start, key_start, key_stop = begin - 1, begin, end
+                is_order = length == 13 and starts_with(data, begin, end, _KEY_ORDER)
+                k = after
         elif c == 123 or c == 91:
             depth += 1
+        elif (c == 44 and depth == 1) or (c == 125 and depth == 1):
+            if member_start >= 0:
+                stop_at = k
+                while stop_at > member_start and _is_space(data[stop_at - 1]):
+                    stop_at -= 1
+                if is_order:
+                    value = member_start
+                    while data[value] != 58:
+                        value += 1
+                    value += 1
+                    while _is_space(data[value]):
+                        value += 1
+                    order_start, order_stop = value, stop_at
+                else:
+                    if count == members.shape[0]:
+                        return 0, -1, -1, False
+                    members[count, 0] = key_start
+                    members[count, 1] = key_stop
+                    members[count, 2] = member_start
+                    members[count, 3] = stop_at
+                    count += 1
+                member_start = -1
+            if c == 125:
+                depth -= 1
         elif c == 125 or c == 93:
             depth -= 1
         k += 1
-    while first < last and (data[first] == 32 or data[first] == 10 or data[first] == 13 or data[first] == 9):
-        first += 1
-    return first, last, True
+    return count, order_start, order_stop, True
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _compact_copy(data, start, stop, out, o):
+    """Copy JSON ``data[start:stop]`` without whitespace outside strings (the compiled parser
+    keeps extra values as the source wrote them; records are written compact, as orjson writes)."""
+    in_string = False
+    escaped = False
+    for k in range(start, stop):
+        c = data[k]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == _BACKSLASH:
+                escaped = True
+            elif c == _QUOTE:
+                in_string = False
+        elif _is_space(c):
+            continue
+        elif c == _QUOTE:
+            in_string = True
+        out[o] = c
+        o += 1
+    return o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _same_key(data, start, stop, word_data, word_start, word_stop):
+    if stop - start != word_stop - word_start:
+        return False
+    for k in range(stop - start):
+        if data[start + k] != word_data[word_start + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _reorder_members(out, first, last, segments, count, extra, members, order_start, order_stop):
+    """Rewrite the members ``out[first:last]`` (``segments[s]`` = ``(start, stop, kind)``, kind 0..3
+    for ``id``/``image``/``video``/``conversations``, 4 + m for extra member ``m``) in the key
+    order listed in ``extra[order_start:order_stop]``; members it does not list follow in their
+    written order. The list is used only when it names ``conversations`` (as
+    ``records.restore_key_order`` does). Uses ``out[last:2*last-first]`` as scratch. Returns False
+    (for the careful path) when the list is not an array of plain strings or there is no room."""
+    if 2 * last - first > out.shape[0]:
+        return False
+    # The listed keys, validated first: '[' then '"key"' separated by ',', then ']'.
+    k = order_start
+    if k >= order_stop or extra[k] != 91:
+        return False
+    k += 1
+    names_conversations = False
+    while k < order_stop:
+        c = extra[k]
+        if c == 93:
+            break
+        if c == 44 or _is_space(c):
+            k += 1
+            continue
+        if c != _QUOTE:
+            return False
+        begin = k + 1
+        k = begin
+        while k < order_stop and extra[k] != _QUOTE:
+            if extra[k] == _BACKSLASH:
+                return False
+            k += 1
+        if k >= order_stop:
+            return False
+        if starts_with(extra, begin, k, _CONVERSATIONS) and k - begin == 13:
+            names_conversations = True
+        k += 1
+    if not names_conversations:
+        return True
+    scratch = last
+    for p in range(first, last):
+        out[scratch + p - first] = out[p]
+    o = first
+    written = 0
+    k = order_start + 1
+    while k < order_stop:
+        c = extra[k]
+        if c != _QUOTE:
+            k += 1
+            continue
+        begin = k + 1
+        k = begin
+        while extra[k] != _QUOTE:
+            k += 1
+        for s in range(count):
+            kind = segments[s, 2]
+            if kind < 0:
+                continue
+            if kind == 0:
+                match = k - begin == 2 and extra[begin] == 105 and extra[begin + 1] == 100
+            elif kind == 1:
+                match = k - begin == 5 and starts_with(extra, begin, k, _IMAGE)
+            elif kind == 2:
+                match = k - begin == 5 and starts_with(extra, begin, k, _VIDEO)
+            elif kind == 3:
+                match = k - begin == 13 and starts_with(extra, begin, k, _CONVERSATIONS)
+            else:
+                match = _same_key(extra, begin, k, extra, members[kind - 4, 0], members[kind - 4, 1])
+            if match:
+                if written:
+                    out[o] = 44
+                    o += 1
+                for p in range(segments[s, 0], segments[s, 1]):
+                    out[o] = out[scratch + p - first]
+                    o += 1
+                written += 1
+                segments[s, 2] = -1
+                break
+        k += 1
+    for s in range(count):
+        if segments[s, 2] >= 0:
+            if written:
+                out[o] = 44
+                o += 1
+            for p in range(segments[s, 0], segments[s, 1]):
+                out[o] = out[scratch + p - first]
+                o += 1
+            written += 1
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -243,6 +407,9 @@ def export_llava(
     plain_in_value = _PLAIN_IN_VALUE
     id_key, image_key, video_key = _ID_KEY, _IMAGE_KEY, _VIDEO_KEY
     conversations_key, from_key, value_key = _CONVERSATIONS_KEY, _FROM_KEY, _VALUE_KEY
+    # Per row: the extra column's members, and where each member of the record was written.
+    members = np.empty((_MAX_EXTRA_MEMBERS, 4), np.int64)
+    segments = np.empty((_MAX_EXTRA_MEMBERS + 4, 3), np.int64)
     o = 0
     n = status.shape[0]
     row_offsets[0] = 0
@@ -250,6 +417,7 @@ def export_llava(
         row_start = o
         record_start = o
         ok = careful[r] == 0
+        count = 0
         if ok:
             o = put_bytes(out, o, prefix)
             record_start = o
@@ -268,6 +436,8 @@ def export_llava(
                         o += 1
                 else:
                     o = _json_string(ids, a, b, out, o, hex_digits)
+                segments[0, 0], segments[0, 1], segments[0, 2] = record_start + 1, o, 0
+                count = 1
             else:
                 out[o] = 123
                 o += 1
@@ -288,27 +458,36 @@ def export_llava(
         for p in range(videos_first, videos_last):
             if not _plain_path(videos, video_offsets[p], video_offsets[p + 1]):
                 ok = False
-        extra_first = extra_last = 0
+        extra_count = 0
+        order_start = order_stop = -1
         if ok and extra_valid[r]:
-            extra_first, extra_last, ok = _extra_members(extra, extra_offsets[r], extra_offsets[r + 1])
-        if ok and images_last > images_first:
+            extra_count, order_start, order_stop, ok = _extra_members(extra, extra_offsets[r], extra_offsets[r + 1], members)
+        # A list field is written even when empty ("image": [] is not the same record as no "image").
+        if ok and (images_last > images_first or image_as_list[r] == 1):
             if o > record_start + 1:
                 out[o] = 44
                 o += 1
+            segments[count, 0], segments[count, 2] = o, 1
             o = put_bytes(out, o, image_key)
             o = _paths(images, image_offsets, images_first, images_last,
                        image_as_list[r] == 1 or images_last - images_first > 1, out, o, hex_digits)
-        if ok and videos_last > videos_first:
+            segments[count, 1] = o
+            count += 1
+        if ok and (videos_last > videos_first or video_as_list[r] == 1):
             if o > record_start + 1:
                 out[o] = 44
                 o += 1
+            segments[count, 0], segments[count, 2] = o, 2
             o = put_bytes(out, o, video_key)
             o = _paths(videos, video_offsets, videos_first, videos_last,
                        video_as_list[r] == 1 or videos_last - videos_first > 1, out, o, hex_digits)
+            segments[count, 1] = o
+            count += 1
         if ok:
             if o > record_start + 1:
                 out[o] = 44
                 o += 1
+            segments[count, 0], segments[count, 2] = o, 3
             o = put_bytes(out, o, conversations_key)
         found_images = 0
         found_videos = 0
@@ -372,12 +551,20 @@ def export_llava(
         if ok:
             out[o] = 93
             o += 1
-            if extra_last > extra_first:
+            segments[count, 1] = o
+            count += 1
+            for m in range(extra_count):
                 out[o] = 44
                 o += 1
-                for k in range(extra_first, extra_last):
-                    out[o] = extra[k]
-                    o += 1
+                segments[count, 0], segments[count, 2] = o, 4 + m
+                o = _compact_copy(extra, members[m, 2], members[m, 3], out, o)
+                segments[count, 1] = o
+                count += 1
+            # A record whose source had its keys in another order: its members moved into that
+            # order (the careful path's records.restore_key_order, byte for byte).
+            if order_start >= 0 and not _reorder_members(out, record_start + 1, o, segments, count, extra, members, order_start, order_stop):
+                ok = False
+        if ok:
             out[o] = 125
             o += 1
             status[r] = FAST

@@ -40,14 +40,16 @@ from datasets import Json, List, Value
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
-from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, scan_records
+from hf_mmbuilder.formats.failures import READ_ERRORS, FileFailure, guarded_tables, read_failure, report_file_failure
+from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, iter_batches, remember_key_order, restore_key_order, scan_records
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
+from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
 logger = logging.getLogger("hf_mmbuilder")
 
 # Columns that describe where a row came from on this machine, not what the record says.
-PROVENANCE_COLUMNS = ("media_root", "source_file")
+PROVENANCE_COLUMNS = ("media_root", "source_file", "source_style")
 # Columns some formats keep as JSON text (``Json(decode=False)``, exact floats): written as JSON values.
 RAW_JSON_COLUMNS = ("image_info", "messages_layout")
 BYTES_COLUMN = "image_bytes"
@@ -60,6 +62,8 @@ BYTES_COLUMN = "image_bytes"
 # exports leave it out (a DJ key).
 MEDIA_PATHS_KEY = DJ_MEDIA_PATHS_KEY
 _DJ_KEYS = ("text", "id", *MEDIA_COLUMNS, BYTES_COLUMN)
+# What pyarrow raises for a damaged Parquet file (no footer: ArrowInvalid; a bad page: OSError).
+PARQUET_ERRORS = (pa.ArrowException, OSError)
 _OWN_COLUMNS = {"text", "id", *MEDIA_COLUMNS, BYTES_COLUMN, "present_columns", "promoted", "extra", *PROVENANCE_COLUMNS, ERRORS_COLUMN}
 
 
@@ -168,7 +172,7 @@ class Dj(DJBuilder):
         splits = super()._split_generators(dl_manager)
         promote = self.config.promote_format
         if promote == "auto":
-            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or len(shard.index)), None)
+            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index))), None)
             record = self._first_record(first) if first is not None else None
             promote = detect_format(record) if isinstance(record, dict) else None
         if promote:
@@ -178,7 +182,12 @@ class Dj(DJBuilder):
 
     def _first_record(self, shard: Shard):
         if shard.index is None:
-            table = pq.ParquetFile(shard.path).read_row_group(0) if pq.ParquetFile(shard.path).num_row_groups else None
+            try:
+                parquet = pq.ParquetFile(shard.path)
+                table = parquet.read_row_group(0) if parquet.num_row_groups else None
+            except PARQUET_ERRORS:
+                # Reported with on_error when the shard runs; nothing to promote from.
+                return None
             return table.slice(0, 1).to_pylist()[0] if table is not None and table.num_rows else None
         for batch in iter_batches(shard.index, shard.first, min(shard.first + 1, shard.stop), None, open):
             return batch.records[0]
@@ -187,20 +196,57 @@ class Dj(DJBuilder):
     def _plan_file(self, shard_id, path, original, media_root):
         if path.endswith(".parquet"):
             return [Shard(shard_id, path, original, media_root)]
-        index = scan_records(path, open)
+        try:
+            index = scan_records(path, open)
+        except READ_ERRORS as error:
+            return [self.unreadable_shard(shard_id, path, original, media_root, read_failure(path, error))]
         return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
 
-    def _record_batches(self, shard: Shard):
-        """``(records, locate)`` per batch; ``locate(k)`` gives the record number, line and raw bytes."""
+    def _record_batches(self, shard: Shard, policy: ErrorPolicy):
+        """``(records, locate)`` per batch; ``locate(k)`` gives the record number, line and raw bytes.
+        A Parquet file that cannot be opened is a file failure; a row group that cannot be read is
+        one (its rows unreachable), reported through ``on_error`` before the next row group is read."""
         if shard.index is None:
+            try:
+                parquet = pq.ParquetFile(shard.path)
+            except PARQUET_ERRORS as error:
+                raise FileFailure(shard.original, f"not a readable Parquet file ({_one_line(error)})") from error
             first = 0
-            for batch in pq.ParquetFile(shard.path).iter_batches(batch_size=4096):
-                records = batch.to_pylist()
-                yield records, (lambda k, first=first: (first + k, None, None))
-                first += len(records)
+            for group in range(parquet.num_row_groups):
+                rows = parquet.metadata.row_group(group).num_rows
+                try:
+                    batches = [batch.to_pylist() for batch in parquet.iter_batches(batch_size=4096, row_groups=[group])]
+                except PARQUET_ERRORS as error:
+                    reason = f"Parquet row group {group} of {parquet.num_row_groups} (records {first}-{first + rows - 1}) cannot be read ({_one_line(error)})"
+                    report_file_failure(FileFailure(shard.original, reason, unreachable=rows), policy, self.config.on_error)
+                    first += rows
+                    continue
+                for records in batches:
+                    yield records, (lambda k, first=first: (first + k, None, None))
+                    first += len(records)
             return
         for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
+
+    def _media(self, record: dict, shard: Shard) -> tuple[dict, str]:
+        """The record's media lists (paths our DJ export recorded given back as written) and its
+        ``media_root``; with ``check_media``, ``ValueError`` for a path with no file (an image
+        whose bytes the record embeds, ``image_bytes[k]``, needs none)."""
+        media_paths = record.get(MEDIA_PATHS_KEY) if isinstance(record.get(MEDIA_PATHS_KEY), dict) else None
+        media, joined_to = {}, None
+        for column in MEDIA_COLUMNS:
+            paths = record.get(column) or []
+            written = (media_paths or {}).get("relative_paths", {}).get(column)
+            if written:
+                paths, folder = _restored_paths(paths, written)
+                joined_to = joined_to or folder
+            media[column] = paths
+        media_root = self._row_media_root(media_paths, joined_to, shard)
+        if self.config.check_media:
+            embedded = record.get(BYTES_COLUMN) or []
+            for column, paths in media.items():
+                check_media_exists([path for k, path in enumerate(paths) if not (column == "images" and k < len(embedded) and embedded[k])], media_root)
+        return media, media_root
 
     def _row_media_root(self, media_paths: Optional[dict], joined_to: Optional[str], shard: Shard) -> str:
         """The recorded ``media_root`` of a record our DJ export wrote, resolved against the folder
@@ -214,13 +260,16 @@ class Dj(DJBuilder):
         return os.path.normpath(os.path.join(joined_to or shard.media_root, recorded))
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        yield from guarded_tables(shard, policy, self.config.on_error, self._record_tables(shard, policy))
+
+    def _record_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         constants = self.shard_constants(shard)
         # media_root is per row here: a record written by our DJ export says where its paths were relative to.
         constants.pop("media_root")
         buffer = ColumnBuffer(self.info.features, constants=constants)
         columns = buffer.columns
         promoted = getattr(self, "_promoted_columns", {})
-        for records, locate in self._record_batches(shard):
+        for records, locate in self._record_batches(shard, policy):
             for k, record in enumerate(records):
                 errors = None
                 try:
@@ -228,34 +277,37 @@ class Dj(DJBuilder):
                         number, line, _ = locate(k)
                         raise RecordError(shard.original, number, record.reason, line=line, byte=record.byte)
                     record = _check_record(record)
+                    media, media_root = self._media(record, shard)
                 except ValueError as error:
                     number, line, raw = locate(k)
                     if not isinstance(error, RecordError):
                         error = RecordError(shard.original, number, str(error), line=line)
+                    if raw is None and isinstance(record, dict):
+                        # A Parquet row has no source text: the rejects file gets the row as JSON.
+                        raw = orjson.dumps(record, default=_json_default)
                     if not policy.handle(error, raw):
                         continue
                     errors = [error.reason]
                     record = {KEPT_RAW_KEY: raw_text(raw) if raw is not None else None}
-                media_paths = record.get(MEDIA_PATHS_KEY) if isinstance(record.get(MEDIA_PATHS_KEY), dict) else None
+                    media, media_root = self._media(record, shard)
                 columns["text"].append(record.get("text"))
-                joined_to = None
                 for column in MEDIA_COLUMNS:
-                    paths = record.get(column) or []
-                    written = (media_paths or {}).get("relative_paths", {}).get(column)
-                    if written:
-                        paths, folder = _restored_paths(paths, written)
-                        joined_to = joined_to or folder
-                    columns[column].append(paths)
-                columns["media_root"].append(self._row_media_root(media_paths, joined_to, shard))
+                    columns[column].append(media[column])
+                columns["media_root"].append(media_root)
                 columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
                 columns["id"].append(record.get("id"))
-                columns["present_columns"].append([key for key in _DJ_KEYS if key in record])
+                columns["present_columns"].append([key for key in record if key in _DJ_KEYS])
                 other = {key: value for key, value in record.items() if key not in _DJ_KEYS}
                 moved = [name for name in promoted if name in other and _fits(other[name], promoted[name])]
+                if not moved:
+                    # A plain DJ record's key order, where export would write another (the DJ keys
+                    # first, then the others). Rows of another format's DJ export keep that
+                    # format's own order instead.
+                    other = remember_key_order(list(record), [key for key in record if key in _DJ_KEYS] + list(other), other) or {}
                 for name in promoted:
                     columns[name].append(other.pop(name) if name in moved else None)
                 if moved:
-                    top_level = sorted(other)
+                    top_level = list(other)
                     nested = other.pop("extra", None)
                     if isinstance(nested, dict):
                         other = {**other, **nested}
@@ -269,6 +321,18 @@ class Dj(DJBuilder):
                     columns[ERRORS_COLUMN].append(errors)
             if len(buffer):
                 yield buffer.to_table()
+
+
+def _one_line(error: BaseException) -> str:
+    # pyarrow's messages span lines; the first line of ours must say it all.
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+def _json_default(value):
+    # Parquet binary (image_bytes) in a rejected row: written as text with its bytes escaped.
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _is_relative(path: str) -> bool:
@@ -300,12 +364,12 @@ class DjExporter(RowExporter):
                 for name in promoted["columns"]:
                     value = row[name]
                     record[name] = orjson.loads(value) if name in RAW_JSON_COLUMNS and isinstance(value, str) else value
-                top_level = set(promoted["top_level"])
+                # The record's other keys in their order; a nested "extra" object is rebuilt in its place.
+                top_level = promoted["top_level"]
                 nested = {key: value for key, value in extra.items() if key not in top_level}
-                extra = {key: value for key, value in extra.items() if key in top_level}
-                if "extra" in top_level and "extra" not in extra:
-                    extra["extra"] = nested or None
+                extra = {key: extra[key] if key in extra else nested or None for key in top_level if key in extra or key == "extra"}
             record.update(extra)
+            record = restore_key_order(record, "text")
             media_root = row.get("media_root")
             if isinstance(record.get(MEDIA_PATHS_KEY), dict) and media_root and "://" not in media_root:
                 # Our own key, read back: media_root is recorded relative to the file written now.

@@ -583,10 +583,11 @@ class LlavaExporter(RowExporter):
                 raise ValueError(f"text has {found} {token} token(s) but {column} has {len(paths)} path(s)")
             for path in paths:
                 self.check_media_path(path, row.get("media_root"))
-            if paths:
+            # A list field stays a list, even empty: "image": [] and no "image" are different records.
+            as_list = f"{key}[]" in layout.split(",") or len(paths) > 1
+            if paths or as_list:
                 if token != source_token:
                     values = [value.replace(token, source_token) for value in values]
-                as_list = f"{key}[]" in layout.split(",") or len(paths) > 1
                 media[key] = list(paths) if as_list else paths[0]
         record = {}
         if row.get("id") is not None:

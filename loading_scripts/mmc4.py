@@ -60,6 +60,7 @@ from hf_mmbuilder.arrow import string_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
+from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.formats.records import MalformedJSON, gc_paused
 from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
 from hf_mmbuilder.media import check_media_exists
@@ -274,6 +275,21 @@ def _read_members(spans: _Spans) -> pa.Table:
     return pa_json.read_json(pa.BufferReader(pa.py_buffer(lines)), parse_options=_PARSE_OPTIONS)
 
 
+def _read_readable(spans: _Spans) -> tuple[np.ndarray, list]:
+    """Which documents of ``spans`` Arrow's JSON reader takes, and the tables it read for them, in
+    order. One bad document fails a whole read, so a failed read is split in halves until each bad
+    document stands alone: O(bytes x log(bad documents)), never a read per document."""
+    try:
+        return np.ones(len(spans), bool), [_read_members(spans)]
+    except pa.ArrowInvalid:
+        if len(spans) == 1:
+            return np.zeros(1, bool), []
+    half = len(spans) // 2
+    first, first_tables = _read_readable(spans.take(np.arange(half)))
+    second, second_tables = _read_readable(spans.take(np.arange(half, len(spans))))
+    return np.concatenate([first, second]), first_tables + second_tables
+
+
 def _parse_documents(spans: _Spans) -> tuple[Optional[_Spans], Optional[pa.Table], Optional[pa.Array]]:
     """Parse sentences, image references, URLs and matrices of ``spans`` into Arrow arrays.
 
@@ -282,44 +298,43 @@ def _parse_documents(spans: _Spans) -> tuple[Optional[_Spans], Optional[pa.Table
     reader, one chunk per column) and their matrices. A document is dropped (left to the careful
     path, which says what is wrong) if a parser rejects it (a wrong type, a number out of range or
     with more than 19 digits), if a value is missing or null, if its matrix is not images x
-    sentences, or if a match is out of range.
+    sentences, or if a match is out of range. Dropping filters what was parsed (nothing is parsed
+    twice), so odd documents cost in proportion to their number.
     """
-    try:
-        table = _read_members(spans)
-    except pa.ArrowInvalid:
-        # One bad document fails the whole read: read them one by one to find it.
-        readable = np.zeros(len(spans), bool)
-        for k in range(len(spans)):
-            try:
-                _read_members(spans.take(np.array([k])))
-                readable[k] = True
-            except pa.ArrowInvalid:
-                continue
-        return _parse_documents(spans.take(readable)) if readable.any() else (None, None, None)
-    table = table.combine_chunks()
+    readable, tables = _read_readable(spans)
+    if not tables:
+        return None, None, None
+    table = pa.concat_tables(tables).combine_chunks()
+    if not readable.all():
+        spans = spans.take(readable)
     matrices, ok = _matrices(spans)
-    sentences, refs, urls = table.column("t").chunk(0), table.column("i").chunk(0), table.column("u").chunk(0)
-    entries = refs.flatten()
-    names, matches = entries.flatten()
-    sentence_counts = np.diff(_list_offsets(sentences))
-    image_counts = np.diff(_list_offsets(refs))
-    image_sentences = np.repeat(sentence_counts, image_counts)
-    document_of_image = np.repeat(np.arange(len(spans)), image_counts)
-    ok &= _valid(sentences) & _valid(refs) & (np.diff(matrices.offsets.to_numpy()) == image_counts)
-    ok &= _valid(urls) | (spans.starts[:, _URL] < 0)
-    match_values = matches.fill_null(-1).to_numpy(zero_copy_only=False)
-    bad_images = ~_valid(entries) | ~_valid(names) | (match_values < 0) | (match_values >= image_sentences)
-    ok[document_of_image[bad_images]] = False
-    strings = sentences.flatten()
-    if strings.null_count:
-        ok[np.repeat(np.arange(len(spans)), sentence_counts)[~_valid(strings)]] = False
-    if ok.all():
-        # Row lengths line up with the images only once every document's row count does.
-        bad_rows = np.diff(matrices.values.offsets.to_numpy()) != image_sentences
-        ok[document_of_image[bad_rows]] = False
-    if ok.all():
-        return spans, table, matrices
-    return _parse_documents(spans.take(ok)) if ok.any() else (None, None, None)
+    while True:
+        sentences, refs, urls = table.column("t").chunk(0), table.column("i").chunk(0), table.column("u").chunk(0)
+        entries = refs.flatten()
+        names, matches = entries.flatten()
+        sentence_counts = np.diff(_list_offsets(sentences))
+        image_counts = np.diff(_list_offsets(refs))
+        image_sentences = np.repeat(sentence_counts, image_counts)
+        document_of_image = np.repeat(np.arange(len(spans)), image_counts)
+        ok &= _valid(sentences) & _valid(refs) & (np.diff(_list_offsets(matrices)) == image_counts)
+        ok &= _valid(urls) | (spans.starts[:, _URL] < 0)
+        match_values = matches.fill_null(-1).to_numpy(zero_copy_only=False)
+        bad_images = ~_valid(entries) | ~_valid(names) | (match_values < 0) | (match_values >= image_sentences)
+        ok[document_of_image[bad_images]] = False
+        strings = sentences.flatten()
+        if strings.null_count:
+            ok[np.repeat(np.arange(len(spans)), sentence_counts)[~_valid(strings)]] = False
+        if ok.all():
+            # Row lengths line up with the images only once every document's row count does.
+            bad_rows = np.diff(_list_offsets(matrices.flatten())) != image_sentences
+            ok[document_of_image[bad_rows]] = False
+        if ok.all():
+            return spans, table, matrices
+        if not ok.any():
+            return None, None, None
+        keep = pa.array(ok)
+        spans, table, matrices = spans.take(ok), table.filter(keep).combine_chunks(), matrices.filter(keep)
+        ok = np.ones(len(spans), bool)
 
 
 def _raw_strings(spans: _Spans, member: int) -> pa.Array:
@@ -348,9 +363,13 @@ class Mmc4(DJBuilder):
         }
 
     def _plan_file(self, shard_id, path, original, media_root):
-        return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
+        return plan_json_file(self, shard_id, path, original, media_root, open, scan_while_parsing=True)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        # A shard member that cannot be read (damaged zip data) fails as a file, rows read before it kept.
+        yield from guarded_tables(shard, policy, self.config.on_error, self._document_tables(shard, policy))
+
+    def _document_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard, ("audios", "videos")))
         rng = self.shard_rng(shard)
         batches = self._record_batches(shard, Document, open, decode=False)
@@ -391,13 +410,20 @@ class Mmc4(DJBuilder):
         if spans is None:
             return None, []
         sentences_per_doc = parsed.column("t").chunk(0)
+        with_tokens = mmc4_text.documents_containing(
+            _list_offsets(sentences_per_doc), *string_buffers(sentences_per_doc.flatten()), image_token.encode(), eoc.encode()
+        )
+        if with_tokens.all():
+            return None, []
+        if with_tokens.any():
+            # Filtered, not parsed again: a document with a token costs its own careful parse only.
+            keep = ~with_tokens
+            spans, parsed, matrix = spans.take(keep), parsed.filter(pa.array(keep)).combine_chunks(), matrix.filter(pa.array(keep))
+            sentences_per_doc = parsed.column("t").chunk(0)
         refs_per_doc = parsed.column("i").chunk(0)
         sentence_offsets = _list_offsets(sentences_per_doc)
         strings = sentences_per_doc.flatten()
         string_offsets, data = string_buffers(strings)
-        with_tokens = mmc4_text.documents_containing(sentence_offsets, string_offsets, data, image_token.encode(), eoc.encode())
-        if with_tokens.any():
-            return self._compiled_table(spans.take(~with_tokens), buffer) if not with_tokens.all() else (None, [])
         positions = spans.positions.tolist()
         n_docs = len(positions)
         sentence_counts = np.diff(sentence_offsets)

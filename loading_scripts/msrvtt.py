@@ -39,6 +39,7 @@ from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder,
 from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
 from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
+from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")
@@ -160,8 +161,8 @@ class Msrvtt(CaptionedVideoBuilder):
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
     def _csv_tables(self, shard, policy, constants, row) -> Iterator[pa.Table]:
-        handle, reader, header = open_csv(shard.path, open)
-        with handle:
+        with open_csv(shard.path, open, shard.original) as csv_file:
+            header = csv_file.header
             if header is None:
                 return
             text_columns = [name for name in CSV_TEXT_COLUMNS if name in header]
@@ -179,7 +180,7 @@ class Msrvtt(CaptionedVideoBuilder):
                 return row(cells["video_id"], cells.get(text_column), other, layout="csv")
 
             constants = dict(constants, csv_header=header)
-            yield from rows_to_tables(self.info.features, constants, csv_source_records(header, reader), convert, policy, shard.original)
+            yield from rows_to_tables(self.info.features, constants, csv_source_records(csv_file), convert, policy, shard.original)
 
     def _official_tables(self, shard, policy, constants, row) -> Iterator[pa.Table]:
         document = _official_document(shard.path)
@@ -293,8 +294,10 @@ class MsrvttExporter(CsvCaptionExporter):
         document = dict(file_extra or {})
         document["videos"] = [video for _, video in sorted(videos.values(), key=lambda item: item[0])]
         document["sentences"] = [sentence for _, sentence in sorted(sentences, key=lambda item: item[0])]
-        handle.write(orjson.dumps(document))
-        handle.write(b"\n")
+        style = self.style_for(suffix)
+        compact = orjson.dumps(document)
+        handle.write(compact if style == DEFAULT_STYLE[suffix] else StyledText(style).feed(compact))
+        handle.write(style.newline.encode() if style.final_newline else b"")
         return written
 
 

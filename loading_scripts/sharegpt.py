@@ -20,7 +20,8 @@ k-th image token is ``images[k]`` (top-level list or part, in conversation order
 
 Round-trip columns: ``roles``, ``style`` (``llamafactory``, ``swift`` or ``openai``),
 ``media_keys`` (top-level media keys present; ``=str`` marks a single path string),
-``messages_layout`` (per message: extra keys, the original content parts, a null content; JSON text,
+``messages_layout`` (per message: extra keys, the original content parts, a null content, the key order
+when it is not role, content, others; JSON text,
 ``Json(decode=False)``, so floats are never rounded) and ``extra`` (other top-level keys: ``id``,
 ``tools``, ``objects`` ...; ``__key_order__`` when the record's keys were in another order than
 ``messages``, media lists, others). Edits to ``text`` and dropped media are written back; a part list
@@ -238,6 +239,10 @@ class Sharegpt(DJBuilder):
                 entry["keys"] = extras
             if config.content_key not in message:
                 entry["absent"] = True
+            written = [config.role_key, *([config.content_key] if config.content_key in message else []), *extras]
+            if list(message) != written:
+                # LLaMA-Factory's own demo files write content before role: keep each message's key order.
+                entry["order"] = list(message)
             if content is None:
                 entry["null"] = True
                 value = ""
@@ -372,6 +377,8 @@ class SharegptExporter(RowExporter):
             if not (entry.get("absent") and content in ("", [])):
                 message[config.content_key] = content
             message.update(entry.get("keys") or {})
+            if entry.get("order"):
+                message = {key: message[key] for key in entry["order"] if key in message} | message
             messages.append(message)
         record = {config.messages_key: messages}
         keys = {marker.split("=")[0]: marker.endswith("=str") for marker in row.get("media_keys") or []}

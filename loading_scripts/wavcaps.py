@@ -51,6 +51,7 @@ from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.kernels import json_scan
 from hf_mmbuilder.formats.records import MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, gc_paused, iter_batches, member_records
+from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
 
@@ -331,8 +332,16 @@ class WavcapsExporter(RowExporter):
         return record
 
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
-        """One WavCaps document: the first exported row's top-level fields around the records."""
+        """One WavCaps document: the first exported row's top-level fields around the records, in
+        the source file's style (without one: one record per line)."""
         file_extra = None
+        style = self.style_for(suffix)
+        styled = None if style == DEFAULT_STYLE[suffix] else StyledText(style)
+
+        def put(piece: bytes, compact: bytes) -> None:
+            # The default layout puts each record on its own line; a source style restyles the
+            # compact document as one JSON value.
+            handle.write(piece if styled is None else styled.feed(compact))
 
         def line_of(row: dict) -> bytes:
             nonlocal file_extra
@@ -341,19 +350,21 @@ class WavcapsExporter(RowExporter):
             row_file_extra = row_file_extra if "data" in row_file_extra else {**row_file_extra, "data": None}
             if file_extra is None:
                 file_extra = row_file_extra
-                handle.write(_document_head(file_extra))
+                put(_document_head(file_extra), _document_head(file_extra))
             elif row_file_extra != file_extra:
                 raise ValueError(f"row comes from a WavCaps document with other top-level fields ({row_file_extra}) than the first row's")
             return orjson.dumps(record)
 
         written = 0
         for _, line in self.records(rows, policy, source, progress, line_of):
-            handle.write((b"\n" if written == 0 else b",\n") + line)
+            put((b"\n" if written == 0 else b",\n") + line, (b"" if written == 0 else b",") + line)
             written += 1
         if file_extra is None:
             file_extra = {"data": None}
-            handle.write(_document_head(file_extra))
-        handle.write(b"\n]" + _document_tail(file_extra) + b"}\n")
+            put(_document_head(file_extra), _document_head(file_extra))
+        tail = _document_tail(file_extra) + b"}"
+        put(b"\n]" + tail, b"]" + tail)
+        handle.write(style.newline.encode() if style.final_newline else b"")
         return written
 
 

@@ -100,8 +100,8 @@ class Youku(DJBuilder):
 
     def _csv_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
-        handle, reader, header = open_csv(shard.path, open)
-        with handle:
+        with open_csv(shard.path, open, shard.original) as csv_file:
+            header = csv_file.header
             if header is None:
                 return
             try:
@@ -154,7 +154,7 @@ class Youku(DJBuilder):
                     "extra": extra,
                 }
 
-            yield from csv_fast_tables(header, reader, self.info.features, constants, fast_columns, convert, policy, shard.original)
+            yield from csv_fast_tables(csv_file, self.info.features, constants, fast_columns, convert, policy)
 
 
 class YoukuExporter(CsvCaptionExporter):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import struct
 import wave
 
+import av
 import numpy as np
 import pytest
 import yaml
@@ -13,7 +13,7 @@ from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image
 
-from hf_mmbuilder.publishing.card import mp4_duration, wav_duration
+from hf_mmbuilder.publishing.card import collect_statistics
 from hf_mmbuilder.publishing import publish
 from hub_server import validate_card_yaml
 
@@ -28,13 +28,14 @@ def write_wav(path, seconds: float, rate: int = 8000):
         audio.writeframes(b"\x00\x00" * int(seconds * rate))
 
 
-def write_mp4(path, seconds: float, timescale: int = 1000):
-    """A minimal MP4 (ftyp + moov/mvhd): enough for the header-only duration reader."""
-    mvhd_body = struct.pack(">B3xIIII", 0, 0, 0, timescale, int(seconds * timescale)) + b"\x00" * 80
-    mvhd = struct.pack(">I4s", 8 + len(mvhd_body), b"mvhd") + mvhd_body
-    moov = struct.pack(">I4s", 8 + len(mvhd), b"moov") + mvhd
-    ftyp = struct.pack(">I4s4sI", 16, b"ftyp", b"isom", 0)
-    path.write_bytes(ftyp + moov)
+def write_video(path, seconds: float, fps: int = 4, size=(32, 16)):
+    """A real video (PyAV, mpeg4) of ``seconds * fps`` grey frames."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for _ in range(int(seconds * fps)):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 90, np.uint8), format="rgb24")))
+        out.mux(stream.encode())
 
 
 @pytest.fixture()
@@ -42,7 +43,7 @@ def multimodal(tmp_path):
     for index, size in enumerate(SIZES):
         Image.new("RGB", size, (index * 40, 0, 0)).save(tmp_path / f"{index}.png")
     write_wav(tmp_path / "a.wav", 1.5)
-    write_mp4(tmp_path / "v.mp4", 2.25)
+    write_video(tmp_path / "v.mp4", 2.25)
     texts, images, audios, videos = [], [], [], []
     rng = np.random.default_rng(0)
     for row in range(40):
@@ -137,14 +138,21 @@ def test_plots_and_card_are_deterministic(multimodal):
     assert first.card == second.card
 
 
-def test_duration_readers(tmp_path):
+def test_durations_and_formats_of_any_container(tmp_path):
     write_wav(tmp_path / "a.wav", 0.75, rate=16000)
-    write_mp4(tmp_path / "v.mp4", 3.5, timescale=600)
-    assert wav_duration(str(tmp_path / "a.wav")) == 0.75
-    assert mp4_duration(str(tmp_path / "v.mp4")) == 3.5
-    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00")
-    with pytest.raises(ValueError, match="no moov/mvhd box"):
-        mp4_duration(str(tmp_path / "bad.mp4"))
+    write_video(tmp_path / "v.mkv", 3.5, fps=4, size=(48, 32))
+    write_video(tmp_path / "w.mp4", 1.0, fps=4, size=(48, 32))
+    ds = Dataset.from_dict({"text": ["<__dj__audio><__dj__video><__dj__video>"], "audios": [["a.wav"]],
+                            "videos": [["v.mkv", "w.mp4"]], "media_root": [str(tmp_path)]})
+    stats = collect_statistics({"train": ds})
+    assert stats["values"]["audio_duration"].tolist() == [0.75]
+    assert stats["values"]["video_duration"].tolist() == [3.5, 1.0]
+    assert stats["media_formats"] == {"audios": {"pcm_s16le, 16000 Hz, 1 ch": 1}, "videos": {"mpeg4, 48x32, 4 fps": 2}}
+    card = publish(ds, dry_run=True, progress=False, group_by=None).card
+    assert "| audios | pcm_s16le, 16000 Hz, 1 ch | 1 |" in card and "| videos | mpeg4, 48x32, 4 fps | 2 |" in card
+    (tmp_path / "v.mkv").write_bytes(b"\x1aE\xdf\xa3 truncated")
+    with pytest.raises(ValueError, match=r"^split 'train' row 0: video 'v.mkv' \(.*v.mkv\) cannot be read: cannot open the file"):
+        collect_statistics({"train": ds})
 
 
 def test_corrupt_image_is_named(multimodal, tmp_path):

@@ -75,7 +75,7 @@ def test_dedup_defaults_to_exact_like_the_api_and_says_why():
     assert "default: exact, the safer default: only identical rows; --method minhash for near duplicates" in help_text
 
 
-@pytest.mark.parametrize("command", ["convert", "dedup", "publish", "quality", "select"])
+@pytest.mark.parametrize("command", ["convert", "dedup", "embed", "publish", "quality", "select"])
 def test_every_command_that_reads_a_dataset_has_the_shared_input_arguments(command):
     help_text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
     for flag in ("--from", "--media-root", "--on-error", "--num-proc", "--cache-dir", "--load-option"):

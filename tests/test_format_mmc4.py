@@ -361,7 +361,7 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
     for options in ({}, {"image_special_token_insert_pos": "after", "image_dir": "img", "sent_separator": "\n", "add_eoc_at_last": False}):
         builder = Mmc4(cache_dir=str(tmp_path / "cache"), data_files=source, **options)
         shard = builder._plan_file(0, source, source, str(tmp_path))[0]
-        constants = {"audios": [], "videos": [], "media_root": "m", "source_file": "s"}
+        constants = {"audios": [], "videos": [], "media_root": "m", "source_file": "s", "source_style": None}
         for number, batch in enumerate(iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False)):
             fast, positions = builder._compiled_table(_member_spans(batch), ColumnBuffer(builder.info.features, constants))
             assert len(positions) > 0.9 * len(batch.indexes)

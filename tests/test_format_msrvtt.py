@@ -122,7 +122,7 @@ def test_bad_official_document_and_csv_header(tmp_path, cache_dir):
     assert len(hf_mmbuilder.load("msrvtt", str(source), split="train", cache_dir=cache_dir, on_error="skip")) == 1
     header = tmp_path / "bad.csv"
     header.write_text("vid,sentence\nvideo1,a\n", encoding="utf-8")
-    with pytest.raises(RecordError, match=r"bad\.csv: record 0 \(line 1\): CSV header \['vid', 'sentence'\] is not an MSR-VTT"):
+    with pytest.raises(RecordError, match=r"bad\.csv \(line 1\): file unreadable: CSV header \['vid', 'sentence'\] is not an MSR-VTT"):
         hf_mmbuilder.load("msrvtt", str(header), split="train", cache_dir=cache_dir)
 
 

@@ -82,18 +82,19 @@ def test_streaming_and_files_with_different_headers(tmp_path, cache_dir):
 # -- bad input -------------------------------------------------------------------------------
 
 
-def test_wrong_header_raises_or_skips_the_file(tmp_path, cache_dir):
+def test_wrong_header_raises_or_skips_the_file(tmp_path, cache_dir, caplog):
     bad = write_csv(tmp_path / "bad.csv", [["video", "title"], ["v/1.mp4", "x"]])
     good = testing.write_youku_csv(str(tmp_path / "good.csv"), "pretrain", 3)
-    with pytest.raises(RecordError, match=r"bad\.csv: record 0 \(line 1\): CSV header .* no column 'video_id:FILE'"):
+    with pytest.raises(RecordError, match=r"bad\.csv \(line 1\): file unreadable: CSV header .* no column 'video_id:FILE'; records unreachable: unknown"):
         hf_mmbuilder.load("youku", bad, split="train", cache_dir=cache_dir)
     with pytest.raises(RecordError, match="not a Youku-mPLUG classification header: no column 'label'"):
         hf_mmbuilder.load("youku", good, split="train", cache_dir=cache_dir, subset_type="classification")
     rejects_path = tmp_path / "rejects.jsonl"
     ds = hf_mmbuilder.load("youku", [bad, good], split="train", cache_dir=cache_dir, on_error="skip", rejects_path=str(rejects_path))
     assert len(ds) == 3 and rejects(rejects_path)[0]["file"] == bad
-    with pytest.raises(RecordError, match="CSV header"):
-        hf_mmbuilder.load("youku", bad, split="train", cache_dir=cache_dir, on_error="keep")
+    # A file has no row to keep: "keep" keeps the other files' rows and logs the file's failure.
+    ds = hf_mmbuilder.load("youku", [bad, good], split="train", cache_dir=cache_dir, on_error="keep")
+    assert len(ds) == 3 and f"{bad} (line 1): file unreadable: CSV header ['video', 'title']" in caplog.text
 
 
 def test_bad_rows_raise_skip_or_keep(tmp_path, cache_dir):

@@ -80,8 +80,8 @@ def test_facade_exports_keep_the_users_files(builder, tmp_path, format, ours):
         "produces are replaced, nothing else is deleted")
     assert tree(target) == mine
 
-    counts = builder.export(format=format, split_ratio={"train": 0.5, "test": 0.5}, overwrite=True)
-    assert sum(counts.values()) == 12
+    splits = builder.export(format=format, split_ratio={"train": 0.5, "test": 0.5}, overwrite=True)
+    assert sum(len(rows) for rows in splits.values()) == 12
     files = tree(target)
     assert {path: files[path] for path in mine} == mine
     written = json.loads(files[MANIFEST])[writer]

@@ -286,7 +286,7 @@ def test_json_columns_published_as_text_load_back_as_json_and_export_unchanged(t
     assert "Left out because they are empty in every row: `audios`, `videos`, `turn_extras`." in result.card
     plain = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert plain["train"].features["extra"] == Value("string")
-    assert list(plain["train"].features) == ["text", "images", "id", "id_is_int", "roles", "media_layout", "extra"]
+    assert list(plain["train"].features) == ["text", "images", "id", "id_is_int", "roles", "media_layout", "source_style", "extra"]
     loaded = load_published(str(out), cache_dir=str(tmp_path / "cache"))
     assert loaded["train"].features["extra"] == Json()
     for split, rows in result.plan.indices.items():
@@ -298,7 +298,7 @@ def test_json_columns_published_as_text_load_back_as_json_and_export_unchanged(t
                    keep_empty_columns=True, progress=False)
     assert "Left out because" not in kept.card
     assert list(load_dataset(str(tmp_path / "kept"), cache_dir=str(tmp_path / "cache"))["train"].features) == [
-        "text", "images", "audios", "videos", "id", "id_is_int", "roles", "media_layout", "turn_extras", "extra"]
+        "text", "images", "audios", "videos", "id", "id_is_int", "roles", "media_layout", "turn_extras", "source_style", "extra"]
 
 
 def test_cli_media_identity_and_empty_columns_options(tmp_path, capsys):

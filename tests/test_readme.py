@@ -22,11 +22,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # files), with whether they read the real samples in ../shared/data.
 READS_SHARED_DATA = {
     "Audio and video caption formats": False,
+    "Audio and video: decode, describe, deduplicate": True,
     "Interleaved, chat and Data-Juicer formats": False,
     "Deduplicate": False,
     "Choose a subset: diversity, clusters, active learning": False,
+    "Embed images, text, video and audio": False,
     "MMC4 similarity realignment": False,
     "Process: stats, PII redaction, quality filters": False,
+    "The guide's quality score Q": False,
     "The whole workflow: `MultiModalDatasetBuilder`": True,
 }
 

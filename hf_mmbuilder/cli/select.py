@@ -11,6 +11,7 @@ from ._io import read_dataset, write_dataset
 
 EPILOG = """Examples:
   hf-mmbuilder select data.parquet subset.parquet -k 500 --embeddings clip_embedding
+  hf-mmbuilder select --from llava llava.json subset.parquet -k 500 --embeddings model:./clip --modality image
   hf-mmbuilder select saved_dataset/ subset.jsonl -k 1000 --method cluster --n-clusters 50 --quota proportional
   hf-mmbuilder select data.jsonl subset/ -k 200 --method active --embeddings-file emb.npy --uncertainty entropy --gamma 0.5
 """
@@ -36,8 +37,10 @@ def register(subparsers) -> None:
     parser.add_argument("-k", type=int, required=True, help="rows to keep")
     parser.add_argument("--method", choices=("kcenter", "cluster", "active"), default="kcenter")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--embeddings", default="embedding", help="embedding column (default: embedding)")
+    source.add_argument("--embeddings", default="embedding", help="embedding column (default: embedding), or model:<folder or Hub id> to embed on the fly")
     source.add_argument("--embeddings-file", help="a .npy (n, d) matrix, row i = dataset row i")
+    parser.add_argument("--modality", choices=("text", "image", "video", "audio"), default="text",
+                        help="what --embeddings model:<id> embeds (default: text)")
     parser.add_argument("--metric", choices=("cosine", "l2"), default="cosine")
     parser.add_argument("--dtype", choices=("float32", "float16"), help="matrix storage (float16 halves memory traffic)")
     parser.add_argument("--start", help="boolean column marking rows already selected")
@@ -96,6 +99,7 @@ def run(args) -> int:
             order_column=args.order_column,
             score_column=args.score_column,
             progress=True,
+            modality=args.modality,
         )
         write_dataset(chosen, args.output)
     print(f"kept {len(chosen)} of {len(ds)} rows ({args.method}) -> {args.output}")

@@ -8,7 +8,8 @@ and one row per cluster is kept. The modules, one per concern:
 - :mod:`.stages`: the stages after the signatures (candidate edges, components, filter), which a
   distributed runner can run over shards;
 - :mod:`.report`: what a dedup removed;
-- :mod:`.images`, :mod:`.semantic`: perceptual image hashes and SemDeDup.
+- :mod:`.images`, :mod:`.semantic`: perceptual image hashes and SemDeDup;
+- :mod:`.recordings`: video frame hashes and audio PCM digests.
 
 Example:
     >>> import datasets

@@ -21,7 +21,7 @@ from .minhash import MinHashParams, minhash_clusters
 from .report import DedupReport
 from .stages import BATCH_SIZE, keep_mask, keep_max_scores
 
-METHODS = ("exact", "minhash", "phash", "semantic")
+METHODS = ("exact", "minhash", "phash", "semantic", "video_phash", "audio_pcm")
 
 # The function each engine computes MinHash clusters with. The Ray one is named "module:function"
 # and imported on first use: single-machine code never imports the Ray layer (an import contract
@@ -87,7 +87,7 @@ def dedup(
     Parameters
     ----------
     ds : datasets.Dataset
-    method : {"exact", "minhash", "phash", "semantic"}
+    method : {"exact", "minhash", "phash", "semantic", "video_phash", "audio_pcm"}
         ``"exact"``: equal 128-bit digests of the normalised text and/or media bytes
         (:class:`ExactParams`: ``on``, ``strip``, ``lowercase``, ``ignore_non_character``,
         ``drop_special_tokens``; deprecated ``drop_non_alnum``). ``"minhash"``: MinHash-LSH near duplicates of ``column``
@@ -95,10 +95,14 @@ def dedup(
         bit-for-bit parity). ``"phash"``: perceptual image hashes within a Hamming ``radius``
         (``hash_method``, ``radius``, ``compat``, ... of ``hf_mmbuilder.duplicates.image_hash_clusters``).
         ``"semantic"``: embedding clusters (``embeddings``, ``eps``, ... of
-        ``hf_mmbuilder.duplicates.semantic_clusters``).
+        ``hf_mmbuilder.duplicates.semantic_clusters``). ``"video_phash"``: videos whose frames
+        sampled at fixed times mostly match within a Hamming radius (``num_frames``, ``radius``,
+        ``min_matching``, ... of ``hf_mmbuilder.duplicates.recordings.video_hash_clusters``).
+        ``"audio_pcm"``: audio files with equal decoded PCM (mono, resampled) in any container
+        (``sample_rate``, ... of ``hf_mmbuilder.duplicates.recordings.audio_digest_clusters``).
     column : str, optional
         Text column for exact/minhash (default ``"text"``), image column for phash (default
-        ``"images"``).
+        ``"images"``), ``"videos"`` / ``"audios"`` for video_phash / audio_pcm.
     keep_max : str, optional
         Keep the row with the largest value of this numeric column in each cluster (ties: first);
         default keeps the first occurrence (semantic: the method's own ``keep`` rule, SemDeDup's
@@ -170,6 +174,14 @@ def dedup(
         from .images import image_hash_clusters
 
         labels = image_hash_clusters(ds, column=column or "images", progress=progress, **params) if n else np.empty(0, np.int64)
+    elif method in ("video_phash", "audio_pcm"):
+        text_column = None
+        from .recordings import audio_digest_clusters, video_hash_clusters
+
+        if method == "video_phash":
+            labels = video_hash_clusters(ds, column=column or "videos", progress=progress, **params)
+        else:
+            labels = audio_digest_clusters(ds, column=column or "audios", progress=progress, **params)
     else:
         text_column = None
         from .semantic import semantic_clusters

@@ -15,16 +15,23 @@ from typing import Optional, Union
 import numpy as np
 import pyarrow as pa
 
+from ..embedding import model_embeddings
 from ..kernels.semdedup import spherical_kmeans, within_cluster_pairs
 from ..kernels.unionfind import connected_components
+from ..models import is_model_spec
 
 logger = logging.getLogger("hf_mmbuilder")
 
 
-def _embedding_matrix(ds, embeddings, text_column: str, batch_size: int, progress: bool) -> np.ndarray:
+def _embedding_matrix(ds, embeddings, text_column: str, batch_size: int, progress: bool, model_options: dict) -> np.ndarray:
     n = len(ds)
-    if isinstance(embeddings, str) and embeddings.startswith("model:"):
-        return _encode_texts(ds, embeddings[len("model:") :], text_column, batch_size, progress)
+    if is_model_spec(embeddings):
+        modality = model_options.get("modality", "text")
+        source = text_column if modality == "text" else model_options.get("source")
+        if modality == "text" and text_column not in ds.column_names:
+            raise ValueError(f"text column {text_column!r} not in dataset columns {ds.column_names}")
+        options = {key: value for key, value in model_options.items() if key not in ("modality", "source")}
+        return model_embeddings(ds, embeddings, modality=modality, source=source, batch_size=batch_size, progress=progress, **options)
     if isinstance(embeddings, str):
         if embeddings not in ds.column_names:
             raise ValueError(f"embedding column {embeddings!r} not in dataset columns {ds.column_names}")
@@ -51,25 +58,6 @@ def _embedding_matrix(ds, embeddings, text_column: str, batch_size: int, progres
     if matrix.ndim != 2 or matrix.shape[0] != n:
         raise ValueError(f"embeddings must have shape ({n}, d) for {n} rows, got {matrix.shape}")
     return matrix
-
-
-def _encode_texts(ds, model: str, text_column: str, batch_size: int, progress: bool) -> np.ndarray:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as error:
-        raise ImportError(
-            "embeddings='model:...' needs sentence-transformers and torch (the 'vlm' extra)"
-        ) from error
-    if text_column not in ds.column_names:
-        raise ValueError(f"text column {text_column!r} not in dataset columns {ds.column_names}")
-    encoder = SentenceTransformer(model, device="cpu", local_files_only=True)
-    texts = ds[text_column]
-    missing = [row for row, text in enumerate(texts) if text is None]
-    if missing:
-        raise ValueError(f"text column {text_column!r}: row {missing[0]} is null ({len(missing)} null rows)")
-    return np.asarray(
-        encoder.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True), dtype=np.float32
-    )
 
 
 def _keep_scores(ds, keep, centroid_similarity: np.ndarray) -> Optional[np.ndarray]:
@@ -103,6 +91,10 @@ def semantic_clusters(
     on_error: str = "raise",
     batch_size: int = 64,
     progress: bool = True,
+    modality: str = "text",
+    device: str = "auto",
+    source: Optional[str] = None,
+    media_root: Optional[str] = None,
 ) -> np.ndarray:
     """SemDeDup: rows whose embeddings have cosine similarity above ``1 - eps`` in one k-means cluster.
 
@@ -116,8 +108,9 @@ def semantic_clusters(
     ds : datasets.Dataset
     embeddings : str or ndarray
         A column of float vectors (``List(Value("float32"))`` or fixed-size lists), an array of
-        shape (len(ds), d), or ``"model:<name or path>"`` to encode ``text_column`` with a local
-        sentence-transformers model (no download; the ``vlm`` extra).
+        shape (len(ds), d), or ``"model:<folder or Hub id>"`` to embed the rows on the fly with
+        :func:`hf_mmbuilder.embed` (any ``modality``; a sentence-transformers or CLIP-like model;
+        no download; the ``vlm`` extra). The embeddings are cached like any ``.map``.
     eps : float
         Rows with cosine similarity ``> 1 - eps`` are duplicates; in (0, 2).
     n_clusters : int, optional
@@ -137,6 +130,12 @@ def semantic_clusters(
         Encoding batch size for ``"model:..."``.
     progress : bool
         Progress bar while encoding.
+    modality : {"text", "image", "video", "audio"}
+        What ``"model:..."`` embeds: ``text_column``, or the row's media (DJ ``images`` /
+        ``videos`` / ``audios``, several per row averaged, or ``source``).
+    device, source, media_root : optional
+        Passed to :func:`hf_mmbuilder.embed` for ``"model:..."``. With ``on_error="skip"`` a row
+        whose media cannot be read is logged with its reason and kept as its own cluster.
 
     Returns
     -------
@@ -160,7 +159,9 @@ def semantic_clusters(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     n = len(ds)
-    x = _embedding_matrix(ds, embeddings, text_column, batch_size, progress)
+    model_options = {"modality": modality, "device": device, "source": source, "media_root": media_root,
+                     "on_error": "raise" if on_error == "raise" else "keep"}
+    x = _embedding_matrix(ds, embeddings, text_column, batch_size, progress, model_options)
     if n and x.shape[1] == 0:
         raise ValueError("embeddings have zero length: nothing to compare")
     norms = np.linalg.norm(x, axis=1)

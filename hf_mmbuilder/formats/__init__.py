@@ -4,6 +4,7 @@
   ``DJBuilderConfig``, ``fast_path``, shards, ``ColumnBuffer``);
 - :mod:`.records`: JSON / JSON-lines record scanning and batches;
 - :mod:`.exporter`: the exporter base (``RowExporter``, ``AtomicWriter``, ``iter_rows``);
+- :mod:`.serialization`: a source file's written style (``SourceStyle``, found at load, written on export);
 - :mod:`.fingerprint`: the cache key over every module a builder runs;
 - :mod:`.catalog`: the formats, found by name (the only module importing loading scripts);
 - :mod:`.registration`, :mod:`.loading`, :mod:`.exporting`, :mod:`.mixture`: the doors

@@ -29,12 +29,16 @@ from datasets.table import InMemoryTable
 
 from ..errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error, logger
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
+from .failures import READ_ERRORS, Unreadable, file_failure, read_failure
 from .fingerprint import code_hash
+from .serialization import STYLE_COLUMN, source_style
 from .records import JSONLayoutError, RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
     "source_file": Value("string"),
+    # The source file's written style (serialization.SourceStyle as text), for byte-identical export.
+    STYLE_COLUMN: Value("string"),
     "extra": Json(),
 }
 
@@ -121,6 +125,11 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         """Cut one file into shards; by default the whole file is one shard."""
         return [Shard(shard_id, path, original, media_root)]
 
+    def unreadable_shard(self, shard_id: int, path: str, original: str, media_root: str, reason: str) -> Shard:
+        """A shard standing for a file that cannot be read or listed (its index an
+        :class:`~hf_mmbuilder.formats.failures.Unreadable`): reported through ``on_error`` when the shards run."""
+        return Shard(shard_id, path, original, media_root, index=Unreadable(reason))
+
     def shard_rng(self, shard: Shard) -> random.Random:
         """The random source of one shard (Data-Juicer's ``random`` token positions), seeded by the
         config's ``seed`` and the shard: the same draws on every run, whatever ``num_proc``."""
@@ -128,9 +137,10 @@ class DJBuilder(datasets.ArrowBasedBuilder):
 
     def shard_constants(self, shard: Shard, empty_media: tuple = ()) -> dict:
         """The columns with one value for a whole shard (:class:`ColumnBuffer` constants): its
-        ``media_root`` and ``source_file``, and an empty list for each media column of
-        ``empty_media`` (those the format never fills)."""
-        return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original}
+        ``media_root``, ``source_file`` and its style (``source_style``), and an empty list for
+        each media column of ``empty_media`` (those the format never fills)."""
+        return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original,
+                STYLE_COLUMN: source_style(shard.path)}
 
     def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open, *,
                            scan_while_parsing: bool = False) -> list[Shard]:
@@ -195,7 +205,15 @@ class DJBuilder(datasets.ArrowBasedBuilder):
             shards = []
             for file, original in zip(files, self.config.data_files[split_name]):
                 media_root = self.config.media_root or os.path.dirname(os.path.abspath(str(original)))
-                for path in dl_manager.iter_files(file):
+                try:
+                    paths = list(dl_manager.iter_files(file))
+                except READ_ERRORS as error:
+                    # An archive that cannot be opened (not a zip, truncated): one shard stands for it,
+                    # reported through on_error when the shards run.
+                    shards.append(self.unreadable_shard(shard_id, str(file), str(original), media_root, read_failure(str(original), error)))
+                    shard_id += 1
+                    continue
+                for path in paths:
                     planned = self._plan_file(shard_id, path, str(original), media_root)
                     shard_id += len(planned)
                     shards.extend(planned)
@@ -215,7 +233,10 @@ class DJBuilder(datasets.ArrowBasedBuilder):
     def _policy_tables(self, shards: list[Shard]):
         with ErrorPolicy(self.config.on_error, self.rejects_path) as policy:
             for shard in shards:
-                before = policy.skipped.get(shard.original, 0)
+                if isinstance(shard.index, Unreadable):
+                    file_failure(shard.original, shard.index.reason, policy, self.config.on_error)
+                    continue
+                before = policy.skipped.get(shard.original, 0) + policy.failed.get(shard.original, 0)
                 rows = 0
                 try:
                     for batch_id, table in enumerate(self._shard_tables(shard, policy)):
@@ -224,9 +245,10 @@ class DJBuilder(datasets.ArrowBasedBuilder):
                 except JSONLayoutError as error:
                     # The file's records before the fault are in; the rest of it is one failure.
                     layout_failure(shard.original, error, policy)
-                # A whole file (its only shard) that gave no row and no reject holds no record: every
+                # A whole file (its only shard) that gave no row, no reject and no failure holds no record: every
                 # format says so here, once (CSV with a header only, `[]`, blanks, `{"data": []}`).
-                if rows == 0 and policy.skipped.get(shard.original, 0) == before and shard.record_offset == 0 and shard.first == 0:
+                failures = policy.skipped.get(shard.original, 0) + policy.failed.get(shard.original, 0)
+                if rows == 0 and failures == before and shard.record_offset == 0 and shard.first == 0:
                     member = shard.path.split("::", 1)[0].split("://", 1)[-1] if "::" in shard.path else None
                     empty_file(f"{member} in {shard.original}" if member else shard.original, self.config.on_error)
 

@@ -2,9 +2,10 @@
 
 Each loading script defines an exporter class (``EXPORTER`` in its module, a :class:`RowExporter`)
 that turns one DJ row into one source record; the base streams the dataset through it in batches
-(never the whole dataset as Python objects), writes JSON / JSON lines as UTF-8 without ``\\uXXXX``
-escapes into a temporary file beside the target (:class:`AtomicWriter`), renamed into place only
-when everything succeeded. The ``export`` door is :mod:`hf_mmbuilder.formats.exporting`.
+(never the whole dataset as Python objects), writes JSON / JSON lines in the style of the rows'
+source file (:mod:`hf_mmbuilder.formats.serialization`; compact UTF-8 without one) into a
+temporary file beside the target (:class:`AtomicWriter`), renamed into place only when everything
+succeeded. The ``export`` door is :mod:`hf_mmbuilder.formats.exporting`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import pyarrow.compute as pc
 
 from ..errors import ErrorPolicy, RecordError, check_exportable
 from ..media import check_within_root
+from .serialization import DEFAULT_STYLE, RecordWriter, SourceStyle, dataset_style
 
 
 class AtomicWriter:
-    """A binary file written under a temporary name and renamed into place on success.
+    """A binary file written under a temporary name (``.<name>.tmp-<pid>`` beside it) and renamed
+    into place on success, so an interrupted write (even SIGKILL) never leaves a partial file at
+    the destination. Opening removes the temporaries of earlier writes to the same destination whose
+    process is gone (:func:`stale_temporaries`).
 
     Example:
         >>> with AtomicWriter("/tmp/out.jsonl") as handle:  # doctest: +SKIP
@@ -39,6 +44,11 @@ class AtomicWriter:
         self.temporary = os.path.join(directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}")
 
     def __enter__(self):
+        for stale in stale_temporaries(self.path):
+            try:
+                os.remove(stale)
+            except FileNotFoundError:
+                continue  # another export to this destination removed it first
         self.handle = open(self.temporary, "wb")
         return self.handle
 
@@ -49,6 +59,46 @@ class AtomicWriter:
         else:
             os.remove(self.temporary)
         return False
+
+
+def stale_temporaries(path: str) -> list:
+    """The temporaries :class:`AtomicWriter` left beside ``path`` (``.<name>.tmp-<pid>``) in
+    processes that no longer run (killed mid-write). Only files of exactly that name with a pid
+    of no live process: another program's files, and a live export's, are never listed.
+
+    Example:
+        >>> stale_temporaries("/tmp/no-such-folder/out.jsonl")
+        []
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}.tmp-"
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    stale = []
+    for entry in entries:
+        pid = entry[len(prefix) :]
+        if entry.startswith(prefix) and pid.isdigit() and pid == str(int(pid)) and not _process_exists(int(pid)):
+            stale.append(os.path.join(directory, entry))
+    return sorted(stale)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            # A killed process its parent has not reaped yet still answers kill(pid, 0): state Z.
+            return handle.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
 
 
 # Keys Data-Juicer adds to a row (``__dj__stats__``, ``__dj__hash``, ``__dj__meta__``, ...), and the
@@ -79,6 +129,8 @@ class RowExporter:
 
     suffixes: tuple = (".jsonl", ".json")
     keeps_dj_keys: bool = False
+    # The style the file being written takes (set by write_dataset from the rows' source_style).
+    style: Optional[SourceStyle] = None
 
     def __init__(self, options, allowed_media_roots: tuple = (), *, keep_dj_columns: bool = False):
         self.options = options
@@ -149,23 +201,26 @@ class RowExporter:
     def _encode(self, row: dict) -> bytes:
         return orjson.dumps(self.row_to_record(row))
 
+    def style_for(self, suffix: str) -> SourceStyle:
+        """The style of the file being written: the rows' source style, else ``suffix``'s default."""
+        default = DEFAULT_STYLE.get(suffix, DEFAULT_STYLE[".jsonl"])
+        return default if self.style is None else self.style.for_suffix(suffix)
+
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
-        """Serialise ``rows`` (an iterable of row dicts) into ``handle``; returns records written."""
-        as_array = suffix == ".json"
-        written = 0
-        if as_array:
-            handle.write(b"[")
+        """Serialise ``rows`` (an iterable of row dicts) into ``handle`` in :meth:`style_for`
+        ``suffix``; returns records written."""
+        writer = RecordWriter(handle, self.style_for(suffix))
         for _, line in self.records(rows, policy, source, progress, self._encode):
-            _write_record(handle, line, as_array, written)
-            written += 1
-        if as_array:
-            handle.write(b"\n]\n")
-        return written
+            writer.write(line)
+        writer.close()
+        return writer.written
 
     def write_dataset(self, dataset, handle, suffix: str, policy: ErrorPolicy, source: str, progress, batch_size: int) -> int:
-        """Serialise ``dataset`` into ``handle``: Arrow batch by batch through :meth:`encode_table`
-        where the exporter has one (a plain ``Dataset``, and ``fast_path`` not turned off in the
-        options), else row by row through :meth:`write`."""
+        """Serialise ``dataset`` into ``handle``, in the style its rows share
+        (:func:`~hf_mmbuilder.formats.serialization.dataset_style`): Arrow batch by batch through
+        :meth:`encode_table` where the exporter has one (a plain ``Dataset``, and ``fast_path`` not
+        turned off in the options), else row by row through :meth:`write`."""
+        self.style = dataset_style(dataset, suffix)
         tables = _arrow_batches(dataset, batch_size)
         if tables is None or not self.options.fast_path or type(self).encode_table is RowExporter.encode_table:
             rows = iter_rows(dataset, batch_size)
@@ -174,15 +229,14 @@ class RowExporter:
             return self.write(rows, handle, suffix, policy, source, progress)
         if self.drops_dj_keys:
             tables = map(_table_without_dj_keys, tables)
-        as_array = suffix == ".json"
-        separator = b",\n" if as_array else b"\n"
+        writer = RecordWriter(handle, self.style_for(suffix))
+        # Each fast record starts with the separator of the style's framing, so a run of them is
+        # written (or restyled) in one piece; a style that frames records one by one gets none.
+        separator = writer.separator
         json_columns = _json_columns(dataset)
-        written = 0
         position = 0
-        if as_array:
-            handle.write(b"[")
         for table in tables:
-            encoded = self.encode_table(table, separator)
+            encoded = self.encode_table(table, separator or b"")
             if encoded is None:
                 data, offsets, fallback = np.zeros(0, np.uint8), np.zeros(table.num_rows + 1, np.int64), np.ones(table.num_rows, bool)
             else:
@@ -192,29 +246,20 @@ class RowExporter:
             run_start = 0
             for row_number in careful + [table.num_rows]:
                 if run_start < row_number:
-                    block = memoryview(data[offsets[run_start] : offsets[row_number]])
-                    # Each fast record starts with its separator: the file's first element starts
-                    # with a bare newline instead, and JSON lines end each record with theirs.
-                    if not as_array:
-                        handle.write(block[1:])
-                        handle.write(b"\n")
-                    elif written == 0:
-                        handle.write(b"\n")
-                        handle.write(block[2:])
+                    if separator is None:
+                        for k in range(run_start, row_number):
+                            writer.write(data[offsets[k] : offsets[k + 1]])
                     else:
-                        handle.write(block)
-                    written += row_number - run_start
+                        writer.write_block(data[offsets[run_start] : offsets[row_number]], row_number - run_start)
                 if row_number == table.num_rows:
                     break
                 for _, line in self.records([next(careful_rows)], policy, source, None, self._encode, position + row_number):
-                    _write_record(handle, line, as_array, written)
-                    written += 1
+                    writer.write(line)
                 run_start = row_number + 1
             position += table.num_rows
             progress.update(table.num_rows)
-        if as_array:
-            handle.write(b"\n]\n")
-        return written
+        writer.close()
+        return writer.written
 
 
 def _without_dj_keys(row: dict) -> dict:
@@ -245,15 +290,6 @@ def _table_without_dj_keys(table: pa.Table) -> pa.Table:
     new_storage = pa.array(values, column.type.storage_type)
     position = table.schema.get_field_index("extra")
     return table.set_column(position, table.schema.field(position), pa.ExtensionArray.from_storage(column.type, new_storage))
-
-
-def _write_record(handle, line: bytes, as_array: bool, written: int) -> None:
-    """One encoded record: an element of a JSON array (after ``written`` others) or a JSON line."""
-    if as_array:
-        handle.write(b"\n" if written == 0 else b",\n")
-        handle.write(line)
-    else:
-        handle.write(line + b"\n")
 
 
 def _arrow_batches(dataset, batch_size: int):
@@ -311,8 +347,11 @@ class CsvExporter(RowExporter):
     def write(self, rows, handle, suffix: str, policy: ErrorPolicy, source: str, progress) -> int:
         if suffix != ".csv":
             return super().write(rows, handle, suffix, policy, source, progress)
+        style = self.style_for(suffix)
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-        writer = csv.writer(text, lineterminator="\n")
+        # Without a final newline each row's line break is written before the next row instead.
+        rows_text = text if style.final_newline else _LineBreaksBetween(text, style.newline)
+        writer = csv.writer(rows_text, lineterminator=style.newline)
         header = None
 
         def cells_of(row: dict) -> list:
@@ -329,6 +368,25 @@ class CsvExporter(RowExporter):
         for _, cells in self.records(rows, policy, source, progress, cells_of):
             writer.writerow(cells)
             written += 1
-        text.flush()
+        rows_text.flush()
         text.detach()
         return written
+
+
+class _LineBreaksBetween:
+    """A text sink for ``csv.writer`` that holds back each row's final line break until the next
+    row comes (a file without a final newline)."""
+
+    def __init__(self, text, newline: str):
+        self.text = text
+        self.newline = newline
+        self.pending = ""
+
+    def write(self, piece: str) -> int:
+        body = piece[: -len(self.newline)] if piece.endswith(self.newline) else piece
+        self.text.write(self.pending + body)
+        self.pending = piece[len(body) :]
+        return len(piece)
+
+    def flush(self) -> None:
+        self.text.flush()

@@ -8,13 +8,14 @@ from typing import Optional, Union
 from datasets.data_files import DataFilesDict, sanitize_patterns
 
 from .catalog import builder_class
+from .failures import check_special_files
 from .fingerprint import NAMESPACE
 
 
 def folder_files(pattern: str) -> str:
     """A pattern for the files under ``pattern`` when it names a folder (recursively, hidden files
-    left out, as ``datasets`` resolves ``folder/**``); any other pattern as it is. A path that is
-    neither a file nor a folder (a FIFO, a socket) is a ``ValueError`` naming it.
+    left out, as ``datasets`` resolves ``folder/**``); any other pattern as it is (a FIFO or socket
+    is refused before, by :func:`~hf_mmbuilder.formats.failures.check_special_files`).
 
     Example:
         >>> folder_files("/")
@@ -22,12 +23,7 @@ def folder_files(pattern: str) -> str:
         >>> folder_files("data/*.jsonl")
         'data/*.jsonl'
     """
-    if os.path.isdir(pattern):
-        return os.path.join(pattern, "**")
-    if os.path.exists(pattern) and not os.path.isfile(pattern):
-        # datasets would say "Unable to find" of a FIFO, socket or device that is there.
-        raise ValueError(f"{pattern}: not a regular file or folder (a FIFO, socket or device cannot be loaded)")
-    return pattern
+    return os.path.join(pattern, "**") if os.path.isdir(pattern) else pattern
 
 
 def load(
@@ -53,6 +49,7 @@ def load(
         >>> ds.column_names[:4]  # doctest: +SKIP
         ['text', 'images', 'audios', 'videos']
     """
+    check_special_files(data_files)
     patterns = {split: [folder_files(pattern) for pattern in split_patterns] for split, split_patterns in sanitize_patterns(data_files).items()}
     files = DataFilesDict.from_patterns(patterns, base_path=os.getcwd())
     builder = builder_class(format_name)(

@@ -1,4 +1,5 @@
-"""Batched, cache-friendly ``.map`` / ``.filter`` ops on DJ columns: stats, PII redaction, filters.
+"""Batched, cache-friendly ``.map`` / ``.filter`` ops on DJ columns: stats, PII redaction, filters,
+the guide's quality score Q.
 
 Each op is a frozen dataclass (picklable, so ``datasets`` fingerprints it and reuses the cache, and
 ``num_proc`` workers receive it) that takes a batch and returns new columns.
@@ -15,19 +16,28 @@ Example:
 from ._batch import STATS_COLUMN
 from .filters import FILTER_COLUMN, FilterResult, QualityFilter, apply_filters, quality_dimensions
 from .pii import PII_TYPES, RedactPII, redact_text
+from .quality_score import Q_FIELD, QUALITY_DIMENSIONS, InstructionQualityScore, fluency_from_perplexity, instruction_and_response, response_perplexity
+from .similarity import ImageTextSimilarity
 from .stats import ComputeStats, image_size, media_duration
 
 __all__ = [
     "FILTER_COLUMN",
     "PII_TYPES",
+    "QUALITY_DIMENSIONS",
+    "Q_FIELD",
     "STATS_COLUMN",
     "ComputeStats",
     "FilterResult",
+    "ImageTextSimilarity",
+    "InstructionQualityScore",
     "QualityFilter",
     "RedactPII",
     "apply_filters",
+    "fluency_from_perplexity",
     "image_size",
+    "instruction_and_response",
     "media_duration",
     "quality_dimensions",
     "redact_text",
+    "response_perplexity",
 ]

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from ..schema import DEFAULT_TOKENS, SpecialTokens
 from ._batch import STATS_COLUMN, column, media_counts, num_rows, output, text_column
+from .quality_score import Q_FIELD, QUALITY_DIMENSIONS
 from .stats import ComputeStats
 
 FILTER_COLUMN = "__dj__filter__"
@@ -55,6 +56,16 @@ class QualityFilter:
         Maximum share of repeated word n-grams (Data-Juicer's word repetition filter).
     min_quality : float, optional
         Minimum mean of the per-dimension scores of :func:`quality_dimensions` (0..1).
+    min_q : float, optional
+        Minimum of the guide's quality score ``Q`` (the stats' ``Q`` field written by
+        :class:`hf_mmbuilder.ops.InstructionQualityScore`, 0..1); a row without ``Q`` fails,
+        naming the dimension that was not measured.
+    min_image_text_similarity, max_image_text_similarity : float, optional
+        Bounds on the CLIP scores of :class:`hf_mmbuilder.ops.ImageTextSimilarity` (run it
+        first): Data-Juicer's ``image_text_similarity_filter`` ``min_score`` / ``max_score``. A
+        row without scores (no image) passes, as in Data-Juicer.
+    any_or_all : {"any", "all"}
+        The similarity check passes when any chunk's score is within the bounds, or all are.
     ngram : int
         n-gram length for the repetition check when statistics are computed here.
 
@@ -81,11 +92,17 @@ class QualityFilter:
     min_lang_score: float = 0.0
     max_word_rep_ratio: Optional[float] = None
     min_quality: Optional[float] = None
+    min_q: Optional[float] = None
+    min_image_text_similarity: Optional[float] = None
+    max_image_text_similarity: Optional[float] = None
+    any_or_all: str = "any"
     ngram: int = 10
     media_root: Optional[str] = None
     tokens: SpecialTokens = DEFAULT_TOKENS
 
     def __post_init__(self):
+        if self.any_or_all not in ("any", "all"):
+            raise ValueError(f"any_or_all must be 'any' or 'all', got {self.any_or_all!r}")
         if self.languages is not None:
             object.__setattr__(self, "languages", tuple(self.languages))
 
@@ -105,7 +122,8 @@ class QualityFilter:
         if stats is not None and pa.types.is_struct(stats.type) and all(stats.type.get_field_index(name) >= 0 for name in needed):
             return stats
         computed = ComputeStats(media=self.checks_images, media_root=self.media_root, ngram=self.ngram, tokens=self.tokens)
-        table = pa.table({key: column(batch, key) for key in ("text", "images", "audios", "videos", "media_root") if column(batch, key) is not None})
+        # The stats already there (a quality score's Q) are kept beside the computed ones.
+        table = pa.table({key: column(batch, key) for key in ("text", "images", "audios", "videos", "media_root", STATS_COLUMN) if column(batch, key) is not None})
         return computed(table).column(STATS_COLUMN).combine_chunks()
 
     def __call__(self, batch) -> dict:
@@ -137,14 +155,47 @@ class QualityFilter:
             failures.append((has_error, lambda row: "unreadable media: " + " | ".join(errors[row].as_py())))
         if self.checks_images:
             failures.extend(self._image_failures(stats, n))
+        if self.min_image_text_similarity is not None or self.max_image_text_similarity is not None:
+            failures.append(self._similarity_failure(batch))
         if self.min_quality is not None:
             quality = np.mean(list(quality_dimensions(stats, self).values()), axis=0)
             failures.append((quality < self.min_quality, lambda row: f"quality {quality[row]:.2f} < {self.min_quality}"))
+        if self.min_q is not None:
+            failures.append(self._q_failure(stats))
         reasons = [""] * n
         for failed, describe in failures:
             for row in np.flatnonzero(failed).tolist():
                 reasons[row] = describe(row) if not reasons[row] else reasons[row] + "; " + describe(row)
         return output(batch, {FILTER_COLUMN: pa.array(reasons, type=pa.string())})
+
+    def _q_failure(self, stats: pa.StructArray) -> tuple:
+        if stats.type.get_field_index(Q_FIELD) < 0:
+            raise ValueError(f"QualityFilter(min_q={self.min_q}): the rows have no {STATS_COLUMN}.{Q_FIELD}; "
+                             "run hf_mmbuilder.ops.InstructionQualityScore(...) first")
+        q = stats.field(Q_FIELD).to_numpy(zero_copy_only=False).astype(np.float64)
+        unmeasured = {name: stats.field(name).to_numpy(zero_copy_only=False).astype(np.float64)
+                      for name in QUALITY_DIMENSIONS if stats.type.get_field_index(name) >= 0}
+
+        def describe(row: int) -> str:
+            if np.isnan(q[row]):
+                missing = [name for name, values in unmeasured.items() if np.isnan(values[row])]
+                return f"Q not measured (no {', '.join(missing) or 'score'})"
+            return f"Q {q[row]:.3f} < {self.min_q}"
+
+        return ~(q >= self.min_q), describe
+
+    def _similarity_failure(self, batch):
+        stats = column(batch, STATS_COLUMN)
+        if stats is None or not pa.types.is_struct(stats.type) or stats.type.get_field_index("image_text_similarity") < 0:
+            raise ValueError("the image-text similarity check reads __dj__stats__['image_text_similarity']: "
+                             "map hf_mmbuilder.ops.ImageTextSimilarity(model=...) over the dataset first")
+        scores = stats.field("image_text_similarity").to_pylist()
+        low = -np.inf if self.min_image_text_similarity is None else self.min_image_text_similarity
+        high = np.inf if self.max_image_text_similarity is None else self.max_image_text_similarity
+        combine = any if self.any_or_all == "any" else all
+        # NaN (an unreadable image) is within no bounds.
+        failed = np.array([bool(values) and not combine(low <= value <= high for value in values) for values in scores], dtype=bool)
+        return failed, lambda row: f"image_text_similarity {[round(value, 4) for value in scores[row]]} not {self.any_or_all} in [{low}, {high}]"
 
     def _mismatched_columns(self, batch) -> list[list[str]]:
         text = text_column(batch)
@@ -259,7 +310,7 @@ def apply_filters(dataset, quality_filter: QualityFilter, *, num_proc: Optional[
 
 
 def _check_name(reason: str) -> str:
-    for prefix in ("unreadable media", "quality", "image aspect ratio", "image width", "image height", "language", "misaligned"):
+    for prefix in ("unreadable media", "image_text_similarity", "quality", "Q", "image aspect ratio", "image width", "image height", "language", "misaligned"):
         if reason.startswith(prefix):
             return prefix
     return reason.split(" ", 1)[0]

@@ -8,7 +8,6 @@ for audio and video), once per distinct path in the batch.
 from __future__ import annotations
 
 import dataclasses
-import wave
 from typing import Optional
 
 import numpy as np
@@ -19,10 +18,21 @@ from PIL import Image
 from ..arrow import string_buffers
 from ..kernels.text_stats import LANGUAGES, text_stats
 from ..media import resolve_media_path
+from ..probe import ABSENT, MediaInfo, probe_media
 from ..schema import DEFAULT_TOKENS, SpecialTokens
 from ._batch import STATS_COLUMN, column, media_counts, merge_stats, num_rows, output, text_column
 
 _LANGUAGE_NAMES = pa.array(LANGUAGES, type=pa.string())
+
+# Stats field -> (MediaInfo attribute, Arrow type), per media column.
+_MEDIA_FIELDS = {
+    "audios": {"audio_duration": ("duration", pa.float64()), "audio_sample_rate": ("sample_rate", pa.int64()),
+               "audio_channels": ("channels", pa.int64()), "audio_codec": ("codec", pa.string())},
+    "videos": {"video_duration": ("duration", pa.float64()), "video_width": ("width", pa.int64()),
+               "video_height": ("height", pa.int64()), "video_fps": ("frame_rate", pa.float64()),
+               "video_codec": ("codec", pa.string())},
+}
+_UNREADABLE = MediaInfo(kind="", duration=float(ABSENT), codec="", container="")
 
 
 def image_size(path: str) -> tuple[int, int]:
@@ -43,10 +53,8 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 def media_duration(path: str) -> float:
-    """Duration in seconds of an audio or video file from its header.
-
-    WAV is read with the standard library; other containers need PyAV (``av``), which reads the
-    container's duration field without decoding frames.
+    """Duration in seconds of an audio or video file, from its container (see
+    :func:`hf_mmbuilder.probe.probe_media`, which also gives codec, rates, channels and size).
 
     Example:
         >>> import tempfile, os, wave
@@ -57,20 +65,7 @@ def media_duration(path: str) -> float:
         >>> media_duration(path)
         0.5
     """
-    if path.lower().endswith(".wav"):
-        with wave.open(path, "rb") as audio:
-            return audio.getnframes() / audio.getframerate()
-    try:
-        import av
-    except ImportError as error:
-        raise OSError(f"{path}: reading the duration of this container needs PyAV (pip install av)") from error
-    with av.open(path) as container:
-        if container.duration is not None:
-            return container.duration / 1_000_000
-        stream = (container.streams.video or container.streams.audio)[0]
-        if stream.duration is None or stream.time_base is None:
-            raise OSError(f"{path}: the container declares no duration")
-        return float(stream.duration * stream.time_base)
+    return probe_media(path).duration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +78,11 @@ class ComputeStats:
     ``lang`` and ``lang_score`` (offline script + stopword detector, see
     :mod:`hf_mmbuilder.kernels.text_stats`), ``word_rep_ratio`` (share of repeated word
     ``ngram``-grams) and, with ``media=True``, ``image_width``/``image_height`` (per image, -1
-    when unreadable), ``audio_duration``/``video_duration`` (seconds per file, -1 when
-    unreadable) and ``media_errors`` (one message per unreadable file). Words, language and
+    when unreadable), per audio file ``audio_duration`` (seconds), ``audio_sample_rate`` (Hz),
+    ``audio_channels`` and ``audio_codec``, per video file ``video_duration``, ``video_width``,
+    ``video_height``, ``video_fps`` and ``video_codec`` (all from the container, see
+    :func:`hf_mmbuilder.probe.probe_media`; -1 or ``""`` when unreadable or absent, such as the
+    sample rate of a silent video), and ``media_errors`` (one message per unreadable file). Words, language and
     repetition ignore DJ tokens and role markers. Fields already in ``__dj__stats__`` (such as the
     PII counts) are kept.
 
@@ -172,8 +170,10 @@ class ComputeStats:
                 fields["image_width"] = pa.ListArray.from_arrays(list_offsets, pa.array(sizes[:, 0]))
                 fields["image_height"] = pa.ListArray.from_arrays(list_offsets, pa.array(sizes[:, 1]))
             else:
-                seconds = np.array([value for value, _ in probed], dtype=np.float64)[indices] if probed else np.zeros(0)
-                fields[f"{kind[:-1]}_duration"] = pa.ListArray.from_arrays(list_offsets, pa.array(seconds))
+                infos = [value for value, _ in probed]
+                for name, (attribute, arrow_type) in _MEDIA_FIELDS[kind].items():
+                    values = pa.array([getattr(info, attribute) for info in infos], type=arrow_type)
+                    fields[name] = pa.ListArray.from_arrays(list_offsets, values.take(pa.array(indices, type=pa.int64())))
             failed = [position for position, (_, message) in enumerate(probed) if message is not None]
             if failed:
                 parent_rows = parents.to_numpy(zero_copy_only=False)
@@ -186,7 +186,7 @@ class ComputeStats:
         root, path = key.split("\x00", 1)
         resolved = resolve_media_path(path, root or None)
         try:
-            return (image_size(resolved) if kind == "images" else media_duration(resolved)), None
+            return (image_size(resolved) if kind == "images" else probe_media(resolved)), None
         except Exception as error:  # any decoder failure is a per-file, recorded failure
-            failed = (-1, -1) if kind == "images" else -1.0
+            failed = (-1, -1) if kind == "images" else _UNREADABLE
             return failed, f"{kind} {path!r} ({resolved}): {type(error).__name__}: {error}"

@@ -13,11 +13,9 @@ import dataclasses
 import io
 import os
 import re
-import struct
-import wave
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import jinja2
 import numpy as np
@@ -25,7 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from ..frames import MediaDecodeError
 from ..media import resolve_media_path
+from ..probe import MediaInfo, probe_media
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
 # The templates stay package data of hf_mmbuilder.templates, one level up.
@@ -138,65 +138,18 @@ def size_category(rows: int) -> str:
     return "1B<n<10B"
 
 
-def wav_duration(path: str) -> float:
-    """Duration in seconds of a WAV file, from its header."""
-    with wave.open(path, "rb") as audio:
-        return audio.getnframes() / float(audio.getframerate())
+def media_format(info: MediaInfo) -> str:
+    """One line describing an audio or video file for the card's formats table.
 
-
-def mp4_duration(path: str) -> float:
-    """Duration in seconds of an MP4/MOV file, from its ``moov/mvhd`` box (no decoding)."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    position = 0
-    end = len(data)
-    while position + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[position:position + 8])
-        header = 8
-        if size == 1:
-            size = struct.unpack(">Q", data[position + 8:position + 16])[0]
-            header = 16
-        elif size == 0:
-            size = end - position
-        if size < header:
-            break
-        if kind == b"moov":
-            end = position + size
-            position += header
-            continue
-        if kind == b"mvhd":
-            body = data[position + header:position + size]
-            if body[0] == 1:
-                timescale, duration = struct.unpack(">IQ", body[20:32])
-            else:
-                timescale, duration = struct.unpack(">II", body[12:20])
-            return duration / timescale
-        position += size
-    raise ValueError(f"{path}: no moov/mvhd box, cannot read the duration")
-
-
-def ogg_duration(path: str) -> float:
-    """Duration in seconds of an Ogg Vorbis/Opus file: last page's granule position / sample rate."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    head = data.find(b"OggS")
-    if head < 0:
-        raise ValueError(f"{path}: not an Ogg file")
-    if b"\x01vorbis" in data[:512]:
-        start = data.find(b"\x01vorbis")
-        rate = struct.unpack("<I", data[start + 12:start + 16])[0]
-    elif b"OpusHead" in data[:512]:
-        rate = 48_000
-    else:
-        raise ValueError(f"{path}: unknown Ogg codec")
-    last = data.rfind(b"OggS")
-    granule = struct.unpack("<q", data[last + 6:last + 14])[0]
-    return granule / rate
-
-
-DURATION_READERS: dict[str, Callable[[str], float]] = {
-    ".wav": wav_duration, ".mp4": mp4_duration, ".m4a": mp4_duration, ".mov": mp4_duration, ".ogg": ogg_duration,
-}
+    Example:
+        >>> media_format(MediaInfo("audio", 1.0, "flac", "flac", sample_rate=22050, channels=2))
+        'flac, 22050 Hz, 2 ch'
+        >>> media_format(MediaInfo("video", 1.0, "h264", "mp4", width=640, height=360, frame_rate=23.976))
+        'h264, 640x360, 23.98 fps'
+    """
+    if info.kind == "video":
+        return f"{info.codec}, {info.width}x{info.height}, {info.frame_rate:.4g} fps"
+    return f"{info.codec}, {info.sample_rate} Hz, {info.channels} ch"
 
 
 def _rows_of(dataset, columns: Sequence[str]) -> pa.Table:
@@ -224,7 +177,9 @@ def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEF
     resolved against ``media_root``). Returns a dict: ``splits`` (per split: rows and media
     counts), ``text_length`` (characters), ``turns`` (length of ``roles`` when present, else
     ``<|__dj__eoc|>`` chunks), ``images_per_row``, ``image_width``/``image_height`` (pixels, each
-    distinct file once; files absent when publishing by path are counted in ``image_unmeasured``), ``audio_duration``/``video_duration`` (seconds), ``languages`` (py3langid
+    distinct file once; files absent when publishing by path are counted in ``image_unmeasured``), ``audio_duration``/``video_duration`` (seconds, any container FFmpeg
+    reads, through :func:`~hf_mmbuilder.probe.probe_media`), ``media_formats`` (per media column:
+    :func:`media_format` line -> files), ``languages`` (py3langid
     on an evenly spaced sample of ``language_sample`` rows), and ``values`` (the raw arrays, for
     plots). Summaries are :func:`summarize` dicts. O(rows + distinct media files); image files are
     opened for their header only. An unreadable media file raises ``ValueError`` naming it.
@@ -289,19 +244,21 @@ def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEF
             raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
         widths.append(width)
         heights.append(height)
-    durations = {}
+    durations, formats = {}, {}
     for column in ("audios", "videos"):
-        seconds, unmeasured = [], 0
+        infos, unmeasured = [], 0
         for resolved, (split, row, path) in media_files[column].items():
-            reader = DURATION_READERS.get(os.path.splitext(resolved)[1].lower())
-            if reader is None or not os.path.isfile(resolved):
+            if not os.path.isfile(resolved):
                 unmeasured += 1
                 continue
             try:
-                seconds.append(reader(resolved))
-            except (OSError, ValueError, EOFError, struct.error, wave.Error) as error:
-                raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error}") from error
-        durations[column] = {"summary": summarize(np.asarray(seconds)), "unmeasured": unmeasured, "values": np.asarray(seconds)}
+                infos.append(probe_media(resolved))
+            except MediaDecodeError as error:
+                raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error.reason}") from error
+        seconds = np.asarray([info.duration for info in infos])
+        durations[column] = {"summary": summarize(seconds), "unmeasured": unmeasured, "values": seconds}
+        counted = Counter(media_format(info) for info in infos)
+        formats[column] = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
 
     text_length = np.concatenate(text_lengths) if text_lengths else np.zeros(0, np.int64)
     turn_counts = np.concatenate(turns) if turns else np.zeros(0, np.int64)
@@ -321,6 +278,7 @@ def collect_statistics(splits: Mapping[str, object], tokens: SpecialTokens = DEF
         "audio_unmeasured": durations["audios"]["unmeasured"],
         "video_duration": durations["videos"]["summary"],
         "video_unmeasured": durations["videos"]["unmeasured"],
+        "media_formats": formats,
         "languages": dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
         "language_sample_rows": len(sample),
         "values": {

@@ -22,6 +22,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Protocol, Sequence
 
+from ..models import force_cpu, load_model
+
 # Placeholder text cut out of the rendered template to find where the user's turn would go on.
 _HOOK_SENTINEL = "\u2063HOOK\u2063"
 
@@ -104,7 +106,8 @@ class TransformersBackend:
     Images are opened with PIL per request; an unreadable image fails that request only. Cost is
     the model's forward passes: ``ceil(n / batch_size)`` generate calls. The processor's tokenizer
     is switched to left padding (batched generation needs it) and given the EOS token as pad token
-    when it has none.
+    when it has none. Inputs go to the model's device; under ``FORCE_CPU=1`` the model is moved to
+    the CPU first (:func:`hf_mmbuilder.models.force_cpu`), wherever it was given.
 
     Example:
         >>> backend = TransformersBackend.from_pretrained("llava-hf/llava-1.5-7b-hf")  # doctest: +SKIP
@@ -117,7 +120,7 @@ class TransformersBackend:
                 f"the processor of {type(model).__name__} has no chat template; the Oasis prompts need one "
                 "(set processor.chat_template to the model's Jinja template)"
             )
-        self.model = model
+        self.model = model.to("cpu") if force_cpu() else model
         self.processor = processor
         self.batch_size = batch_size
         self.generation_kwargs = {"do_sample": False, **(generation_kwargs or {})}
@@ -128,16 +131,20 @@ class TransformersBackend:
             tokenizer.pad_token = tokenizer.eos_token
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, **options) -> "TransformersBackend":
-        """Load ``AutoModelForImageTextToText`` and ``AutoProcessor`` from a local folder or the Hub.
+    def from_pretrained(cls, name_or_path: str, *, device: str = "auto", dtype: Optional[str] = None, local_files_only: bool = False,
+                        **options) -> "TransformersBackend":
+        """Load ``AutoModelForImageTextToText`` and ``AutoProcessor`` from a local folder or the Hub
+        with :func:`hf_mmbuilder.models.load_model` (``device="auto"``: CUDA, MPS, then CPU; the CPU
+        under ``FORCE_CPU=1``).
 
         Example:
             >>> TransformersBackend.from_pretrained("Qwen/Qwen2-VL-2B-Instruct")  # doctest: +SKIP
         """
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        model = AutoModelForImageTextToText.from_pretrained(name_or_path)
-        return cls(model, AutoProcessor.from_pretrained(name_or_path), name=name_or_path, **options)
+        loaded = load_model(name_or_path, device=device, dtype=dtype, model_class=AutoModelForImageTextToText, processor_class=AutoProcessor,
+                            local_files_only=local_files_only, cache=False)
+        return cls(loaded.model, loaded.processor, name=name_or_path, **options)
 
     def render(self, request: ChatRequest) -> str:
         """The prompt text of a request (for ``continue_last``, cut inside the last turn).
@@ -200,6 +207,8 @@ class TransformersBackend:
         prompts = [item[1] for item in group]
         images = [image for item in group for image in item[2]]
         inputs = self.processor(text=prompts, images=images or None, return_tensors="pt", padding=True)
+        # Floating inputs (pixel values) take the model's precision too: half precision on an accelerator.
+        inputs = inputs.to(device=self.model.device, dtype=self.model.dtype)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=max(item[3] for item in group), **self.generation_kwargs)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -255,6 +264,7 @@ class OpenAIChatBackend:
 
     Notes
     -----
+    The model runs where the server runs it: ``FORCE_CPU`` concerns local models only.
     Images are sent inline as base64 data URLs. The hooking prompt (``continue_last``) uses the
     ``continue_final_message=True, add_generation_prompt=False`` chat options that vLLM and SGLang
     implement: the server renders the template and leaves the user's turn open.

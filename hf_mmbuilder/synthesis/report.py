@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import pyarrow.compute as pc
 
-from ..ops import STATS_COLUMN, ComputeStats, FilterResult, QualityFilter, quality_dimensions
+from ..ops import Q_FIELD, QUALITY_DIMENSIONS, STATS_COLUMN, ComputeStats, FilterResult, QualityFilter, quality_dimensions
 from ..schema import DEFAULT_TOKENS, SpecialTokens, validate_alignment
 
 LENGTH_BUCKETS = (0, 64, 256, 1024, 4096)
@@ -29,7 +29,8 @@ class QualityReport:
     ``length`` (quantiles of characters and words, and a histogram of characters);
     ``alignment_errors`` (count and the first messages); ``pii`` ({type: entities redacted});
     ``media_errors`` (rows with an unreadable file); ``judge_scores`` (Oasis 1-5 scores:
-    mean and histogram per dimension, when the dataset has them).
+    mean and histogram per dimension, when the dataset has them); ``score`` (which score the
+    rows were kept on: the guide's ``Q`` with its models, or the heuristic mean).
     """
 
     rows: int
@@ -41,6 +42,7 @@ class QualityReport:
     pii: dict
     media_errors: int
     judge_scores: dict
+    score: str = ""
 
     def to_dict(self) -> dict:
         """Plain-JSON dictionary of the report.
@@ -70,7 +72,10 @@ class QualityReport:
             >>> print(report.to_markdown())  # doctest: +SKIP
             **Rows checked:** 305
         """
-        lines = [f"**Rows checked:** {self.rows:,}", "", "| dimension | mean score |", "|---|---|"]
+        lines = [f"**Rows checked:** {self.rows:,}", ""]
+        if self.score:
+            lines += [f"**Score:** {self.score}", ""]
+        lines += ["| dimension | mean score |", "|---|---|"]
         lines += [f"| {name} | {score:.3f} |" for name, score in self.dimensions.items()]
         lines += ["", "| check | pass rate |", "|---|---|"]
         lines += [f"| {name} | {rate:.1%} |" for name, rate in self.pass_rates.items()]
@@ -102,6 +107,7 @@ def quality_report(
     tokens: SpecialTokens = DEFAULT_TOKENS,
     judge_thresholds: Optional[dict] = None,
     max_errors: int = 10,
+    score: str = "",
 ) -> QualityReport:
     """Measure a DJ dataset and return a :class:`QualityReport`.
 
@@ -117,6 +123,10 @@ def quality_report(
     judge_thresholds : dict, optional
         Minimum passing Oasis score per dimension (default solvability 3, clarity 3,
         hallucination 5, nonsense 5).
+    score : str
+        Which score the rows were kept on, for the report's readers. When the stats carry the
+        guide's quality dimensions and ``Q`` (:class:`hf_mmbuilder.ops.InstructionQualityScore`),
+        their means over the rows measured join ``dimensions``.
 
     Notes
     -----
@@ -135,6 +145,11 @@ def quality_report(
     stats = stats.combine_chunks() if hasattr(stats, "combine_chunks") else stats
     rows = len(dataset)
     dimensions = {name: float(values.mean()) if rows else 0.0 for name, values in quality_dimensions(stats, quality_filter).items()}
+    for name in (*QUALITY_DIMENSIONS, Q_FIELD):
+        if stats.type.get_field_index(name) >= 0:
+            values = stats.field(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            measured = values[~np.isnan(values)]
+            dimensions[name] = float(measured.mean()) if measured.size else 0.0
     pass_rates = {}
     if filter_result is not None and rows:
         pass_rates = {check: 1.0 - failed / rows for check, failed in sorted(filter_result.reasons.items())}
@@ -171,4 +186,5 @@ def quality_report(
         pii=pii,
         media_errors=media_errors,
         judge_scores=judge_scores,
+        score=score,
     )

@@ -6,7 +6,7 @@ memory, with the quirks the loaders must keep. One module per family of formats:
 
 - :mod:`hf_mmbuilder.testing.llava`: LLaVA records, JSON files and images;
 - :mod:`hf_mmbuilder.testing.captions`: the audio/video caption formats (WavCaps, Video-ChatGPT,
-  Youku-mPLUG, InternVid, MSR-VTT);
+  Youku-mPLUG, InternVid, MSR-VTT), and image folders with a captions JSON and a metadata CSV;
 - :mod:`hf_mmbuilder.testing.interleaved`: MMC4, ShareGPT-style messages and Oasis, as JSON lines;
 - :mod:`hf_mmbuilder.testing.corpus`: texts with planted near duplicates, for dedup.
 
@@ -29,6 +29,7 @@ from .captions import (
     video_chatgpt_records,
     wavcaps_records,
     write_internvid_jsonl,
+    write_captioned_images,
     write_msrvtt,
     write_video_chatgpt_json,
     write_wavcaps_json,
@@ -53,6 +54,7 @@ __all__ = [
     "sharegpt_records",
     "video_chatgpt_records",
     "wavcaps_records",
+    "write_captioned_images",
     "write_images",
     "write_internvid_jsonl",
     "write_jsonl",

@@ -1,5 +1,6 @@
 """Seeded generators for the audio/video caption formats (WavCaps, Video-ChatGPT, Youku-mPLUG,
-InternVid, MSR-VTT), for the tests and the benchmarks.
+InternVid, MSR-VTT) and for captioned image folders (the builder guide's layout), for the tests
+and the benchmarks.
 
 Each writes a file of any size in the real layout with every quirk the real data has (listed per
 generator), so a lossless round trip is checked on far more than the few real records available.
@@ -342,3 +343,45 @@ def write_wavcaps_json(path: str, subset: str, count: int, seed: int = 0) -> str
             handle.write((b"" if number == 0 else b", ") + orjson.dumps(record))
         handle.write(b'], "num_captions_per_audio": 5}' if subset == "retrieval" else b"]}")
     return path
+
+
+_COLORS = ("red", "blue", "green", "yellow", "orange", "purple", "white", "black", "brown", "grey")
+_THINGS = ("ball", "cup", "chair", "kite", "boat", "lamp", "book", "apple", "bicycle", "umbrella")
+_PLACES = ("kitchen", "garden", "beach", "office", "park", "street", "classroom", "forest")
+
+
+def write_captioned_images(folder: str, count: int, seed: int = 0, size: tuple = (64, 48)) -> dict:
+    """A guide-style data folder: ``images/NNNN.jpg`` (``count`` distinct JPEGs), ``captions.json``
+    (a ``{file name: caption}`` object) and ``metadata.csv`` (``file_name``, ``colors``, ``location``),
+    as :meth:`hf_mmbuilder.MultiModalDatasetBuilder.add_data_source` joins them. Returns the three paths.
+
+    Example:
+        >>> import tempfile
+        >>> paths = write_captioned_images(tempfile.mkdtemp(), 3)
+        >>> sorted(paths)
+        ['images', 'metadata', 'texts']
+    """
+    import json
+    import os
+
+    from .llava import write_images
+
+    rng = random.Random(seed)
+    names = [f"{number:04d}.jpg" for number in range(count)]
+    images = os.path.join(folder, "images")
+    write_images(images, names, seed=seed, size=size)
+    captions, rows = {}, []
+    for name in names:
+        first, second = rng.sample(_COLORS, 2)
+        thing, place = rng.choice(_THINGS), rng.choice(_PLACES)
+        captions[name] = f"A {first} {thing} stands next to a {second} wall in the {place}."
+        rows.append({"file_name": name, "colors": f"{first} and {second}", "location": place})
+    texts = os.path.join(folder, "captions.json")
+    with open(texts, "w", encoding="utf-8") as handle:
+        json.dump(captions, handle, indent=1)
+    metadata = os.path.join(folder, "metadata.csv")
+    with open(metadata, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file_name", "colors", "location"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"images": images, "texts": texts, "metadata": metadata}

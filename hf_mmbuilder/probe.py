@@ -1,0 +1,98 @@
+"""Media probing: what an audio or video file holds, read from its container through PyAV.
+
+Only headers and stream parameters are read (no frame is decoded), so probing costs one file open
+and works for every container FFmpeg reads (WAV, FLAC, MP3, Ogg, MP4/M4A/MOV, WebM, MKV, AVI, ...).
+The statistics op, the dataset card and the quality report all describe media through
+:func:`probe_media`, so they agree on every number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .frames import MediaDecodeError
+
+# The values of a measure a file does not have (an audio file's frame rate, a silent video's sample
+# rate): numbers, not None, so stats columns stay plain numeric Arrow lists.
+ABSENT = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+    """What one audio or video file holds.
+
+    ``kind`` is ``"video"`` when the file has a video stream that is not a cover picture, else
+    ``"audio"``. ``duration`` is in seconds; ``codec`` is FFmpeg's canonical name of the main
+    stream's codec (the video stream of a video: ``"h264"``, ``"mp3"``, ``"vorbis"``); ``sample_rate`` (Hz) and ``channels`` describe the first audio stream,
+    ``width``/``height`` (pixels) and ``frame_rate`` (frames per second) the first video stream;
+    a measure the file has no stream for is :data:`ABSENT`. ``container`` is FFmpeg's name of the
+    demuxer (``"wav"``, ``"matroska,webm"``, ...).
+    """
+
+    kind: str
+    duration: float
+    codec: str
+    container: str
+    sample_rate: int = ABSENT
+    channels: int = ABSENT
+    width: int = ABSENT
+    height: int = ABSENT
+    frame_rate: float = float(ABSENT)
+
+
+def _stream_seconds(stream):
+    if stream is None or stream.duration is None or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def probe_media(path) -> MediaInfo:
+    """Describe the audio or video file at ``path`` (a path, or a binary file object) from its
+    container, without decoding frames.
+
+    The duration is the container's (the longest stream, as players show it), or the main stream's
+    when the container declares none. Raises :class:`~hf_mmbuilder.frames.MediaDecodeError`, naming
+    the file, when it cannot be opened or holds neither audio nor video.
+
+    Example:
+        >>> import tempfile, os, wave
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+        >>> with wave.open(path, "wb") as out:
+        ...     out.setnchannels(2); out.setsampwidth(2); out.setframerate(8000)
+        ...     out.writeframes(b"\\0\\0" * 2 * 4000)
+        >>> probe_media(path)
+        MediaInfo(kind='audio', duration=0.5, codec='pcm_s16le', container='wav', sample_rate=8000, channels=2, width=-1, height=-1, frame_rate=-1.0)
+    """
+    try:
+        import av
+    except ImportError as error:
+        raise MediaDecodeError(str(path), "probing audio and video needs PyAV: pip install 'hf_mmbuilder[video]'") from error
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, OSError) as error:
+        raise MediaDecodeError(str(path), f"cannot open the file: {error}") from error
+    with container:
+        # A still picture in an audio file (an MP3's cover art) is a video stream to FFmpeg.
+        videos = [stream for stream in container.streams.video
+                  if not stream.disposition & av.stream.Disposition.attached_pic]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        video = videos[0] if videos else None
+        main = video or audio
+        if main is None:
+            raise MediaDecodeError(str(path), "the file holds no audio or video stream")
+        if container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = _stream_seconds(main)
+            if duration is None:
+                raise MediaDecodeError(str(path), "neither the container nor its streams declare a duration")
+        fields = {}
+        if audio is not None:
+            fields.update(sample_rate=int(audio.codec_context.sample_rate or ABSENT),
+                          channels=int(audio.codec_context.channels or ABSENT))
+        if video is not None:
+            rate = video.average_rate or video.guessed_rate
+            fields.update(width=int(video.codec_context.width), height=int(video.codec_context.height),
+                          frame_rate=float(rate) if rate else float(ABSENT))
+        return MediaInfo(kind="video" if video is not None else "audio", duration=duration,
+                         codec=main.codec_context.codec.canonical_name, container=container.format.name, **fields)

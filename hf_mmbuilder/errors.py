@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from typing import Optional
@@ -30,23 +31,32 @@ KEPT_RAW_KEY = "__raw__"
 class RecordError(ValueError):
     """A record that cannot be converted, with where it is and why.
 
+    ``record=None`` is a failure of the whole file (e.g. one that holds no records).
+
     Example:
         >>> str(RecordError("a.json", 3, "turn 1 has no 'value'", line=20))
         "a.json: record 3 (line 20): turn 1 has no 'value'"
+        >>> str(RecordError("a.json", None, "the file holds no records"))
+        'a.json: the file holds no records'
     """
 
-    def __init__(self, source: str, record: int, reason: str, *, line: Optional[int] = None, byte: Optional[int] = None):
+    def __init__(self, source: str, record: Optional[int], reason: str, *, line: Optional[int] = None, byte: Optional[int] = None):
         self.source = source
         self.record = record
         self.reason = reason
         self.line = line
         self.byte = byte
-        where = [f"record {record}"]
+        where = [] if record is None else [f"record {record}"]
         if line is not None:
             where.append(f"line {line}")
         elif byte is not None:
             where.append(f"byte {byte}")
-        super().__init__(f"{source}: {where[0]}" + (f" ({', '.join(where[1:])})" if len(where) > 1 else "") + f": {reason}")
+        place = f"{where[0]}" + (f" ({', '.join(where[1:])})" if len(where) > 1 else "") + ": " if where else ""
+        super().__init__(f"{source}: {place}{reason}")
+
+    def __reduce__(self):
+        # Rebuilt from its fields (not from the message) when a worker process raises it.
+        return functools.partial(type(self), line=self.line, byte=self.byte), (self.source, self.record, self.reason)
 
 
 def check_exportable(row: dict) -> None:
@@ -99,6 +109,8 @@ class ErrorPolicy:
     rejects_path: Optional[str] = None
     skipped: dict = dataclasses.field(default_factory=dict)
     kept: dict = dataclasses.field(default_factory=dict)
+    # Failures of whole files per file (formats.failures.report_file_failure counts them).
+    failed: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         check_on_error(self.on_error)
@@ -117,7 +129,7 @@ class ErrorPolicy:
                 "line": error.line,
                 "byte": error.byte,
                 "reason": error.reason,
-                "raw": raw.decode("utf-8", "replace") if raw is not None else None,
+                "raw": raw_text(raw) if raw is not None else None,
             }
             append_line(self.rejects_path, orjson.dumps(entry) + b"\n")
         return False
@@ -138,6 +150,17 @@ class ErrorPolicy:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def raw_text(raw: bytes) -> str:
+    r"""A record's source bytes as text for a rejects file or ``extra``: bytes that are not UTF-8
+    are shown escaped (``\xff``), never replaced, so the reject shows what the file holds.
+
+    Example:
+        >>> print(raw_text(b'{"a": "x\xffy"}'))
+        {"a": "x\xffy"}
+    """
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def append_line(path: str, line: bytes) -> None:

@@ -23,6 +23,11 @@ _QUOTE = 34
 _BACKSLASH = 92
 _NEWLINE = 10
 
+# Records nested deeper than this are refused (hf_mmbuilder.formats.records.MAX_NESTING): every
+# JSON library in the chain has its own limit (orjson writes 254 levels, msgspec stops near
+# Python's recursion limit), so one limit below all of them is checked where records are read.
+MAX_NESTING = 128
+
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _is_space(byte: np.uint8) -> bool:
@@ -84,7 +89,8 @@ def string_end(buf, i, end):
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def value_end(buf, i, end):
-    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1.
+    """One past the end of the JSON value starting at ``buf[i]`` (strings, nesting), or -1 (also
+    for a value nested more than :data:`MAX_NESTING` levels: the careful path reports it).
 
     Finds the end only: the value's contents are checked by whoever parses it.
     """
@@ -102,6 +108,8 @@ def value_end(buf, i, end):
                 continue
             if c == 123 or c == 91:
                 depth += 1
+                if depth > MAX_NESTING:
+                    return -1
             elif c == 125 or c == 93:
                 depth -= 1
                 if depth == 0:
@@ -114,6 +122,90 @@ def value_end(buf, i, end):
             return i
         i += 1
     return i
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def too_deep(buf, starts, ends, limit, out):
+    """``out[r] = 1`` where ``buf[starts[r]:ends[r]]`` nests arrays/objects more than ``limit``
+    levels deep (strings skipped), else 0; returns how many records are too deep.
+
+    Complexity: one branch-free (vectorised) pass counting each record's opening brackets; only
+    a record with more than ``limit`` of them (so possibly that deep) is scanned for its depth,
+    strings skipped. No allocation.
+
+    Example
+    -------
+    >>> buf = np.frombuffer(b'[[1]] {"a":"[[["}', dtype=np.uint8)
+    >>> out = np.zeros(2, np.uint8)
+    >>> too_deep(buf, np.array([0, 6]), np.array([5, 17]), 1, out), out.tolist()
+    (1, [1, 0])
+    """
+    found = 0
+    for r in range(starts.shape[0]):
+        i = starts[r]
+        end = ends[r]
+        deep = 0
+        opening = 0
+        for k in range(i, end):
+            # "[" (0x5B) and "{" (0x7B) are the only bytes equal to 0x7B once 0x20 is set.
+            opening += (buf[k] | 32) == 123
+        if opening <= limit:
+            out[r] = 0
+            continue
+        depth = 0
+        while i < end:
+            c = buf[i]
+            if c == _QUOTE:
+                i += 1
+                while i < end and buf[i] != _QUOTE:
+                    if buf[i] == _BACKSLASH:
+                        i += 1
+                    i += 1
+            elif c == 123 or c == 91:
+                depth += 1
+                if depth > limit:
+                    deep = 1
+                    break
+            elif c == 125 or c == 93:
+                depth -= 1
+            i += 1
+        out[r] = deep
+        found += deep
+    return found
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def member_value(buf, key):
+    """Where the value of member ``key`` (bytes between the quotes, no escapes) of the top-level
+    JSON object in ``buf`` starts, or -1; nothing but string state and depth is tracked, so the
+    rest of the document may be malformed.
+
+    Example
+    -------
+    >>> member_value(np.frombuffer(b'{"a": {"data": 1}, "data": [1]}', np.uint8), np.frombuffer(b"data", np.uint8))
+    27
+    """
+    n = buf.shape[0]
+    depth = 0
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c == _QUOTE:
+            stop = string_end(buf, i, n)
+            if stop < 0:
+                return -1
+            if depth == 1 and stop - i - 2 == key.shape[0] and starts_with(buf, i + 1, stop - 1, key):
+                j = skip_whitespace(buf, stop, n)
+                if j < n and buf[j] == 58:
+                    return skip_whitespace(buf, j + 1, n)
+            i = stop
+            continue
+        if c == 123 or c == 91:
+            depth += 1
+        elif c == 125 or c == 93:
+            depth -= 1
+        i += 1
+    return -1
+
 
 MEMBERS_OK = 0
 MEMBERS_FALLBACK = 1
@@ -206,9 +298,12 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
         A chunk of the file; byte ``i`` of it is at file offset ``state[5] + i``.
     position : int
         Where to start in ``buf``.
-    state : ndarray of int64, shape (7,)
+    state : ndarray of int64, shape (8,)
         Scanner state, updated in place: ``[depth, in_string, escaped, current_start,
-        line, base_offset, current_line]``. Start with ``[0, 0, 0, -1, 1, 0, 0]``.
+        line, base_offset, current_line, opened]``. Start with ``[0, 0, 0, -1, 1, 0, 0, 0]``
+        (``opened`` becomes 1 at the array's ``[``: anything but blanks at depth 0 after it,
+        a second array or an object after the first, is ``JUNK_BETWEEN_RECORDS``).
+        A record still open at the end of the file is at ``current_start`` (truncated).
     starts, ends, lines : ndarray of int64, shape (m,)
         Output: file offsets of each element's first byte and one past its last byte, and the
         1-based line it starts on.
@@ -225,7 +320,7 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
     Example
     -------
     >>> buf = np.frombuffer(b'[{"a": "]"}, {"b": [1]}]', dtype=np.uint8)
-    >>> state = np.array([0, 0, 0, -1, 1, 0, 0], dtype=np.int64)
+    >>> state = np.array([0, 0, 0, -1, 1, 0, 0, 0], dtype=np.int64)
     >>> out = np.zeros(4, dtype=np.int64)
     >>> status, pos, count = scan_array_elements(buf, 0, state, out, out.copy(), out.copy())
     >>> (status, count)
@@ -238,6 +333,7 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
     line = state[4]
     base = state[5]
     current_line = state[6]
+    opened = state[7]
     count = 0
     n = buf.shape[0]
     status = OK
@@ -267,6 +363,11 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
             continue
         if byte == _NEWLINE:
             line += 1
+        if depth == 0 and not _is_space(byte):
+            if byte != 91 or opened:
+                status = JUNK_BETWEEN_RECORDS
+                break
+            opened = 1
         if byte == _QUOTE:
             in_string = 1
             if depth == 1 and current < 0:
@@ -307,9 +408,6 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
             elif current < 0 and not _is_space(byte):
                 current = base + i
                 current_line = line
-        elif depth == 0 and not _is_space(byte):
-            status = JUNK_BETWEEN_RECORDS
-            break
         i += 1
     state[0] = depth
     state[1] = in_string
@@ -317,6 +415,7 @@ def scan_array_elements(buf, position, state, starts, ends, lines):
     state[3] = current
     state[4] = line
     state[6] = current_line
+    state[7] = opened
     return status, i, count
 
 

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from datasets import Json, List, Value
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
 from hf_mmbuilder.formats.failures import READ_ERRORS, FileFailure, guarded_tables, read_failure, report_file_failure
 from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, iter_batches, remember_key_order, restore_key_order, scan_records
@@ -288,7 +288,7 @@ class Dj(DJBuilder):
                     if not policy.handle(error, raw):
                         continue
                     errors = [error.reason]
-                    record = {KEPT_RAW_KEY: raw.decode("utf-8", "replace") if raw is not None else None}
+                    record = {KEPT_RAW_KEY: raw_text(raw) if raw is not None else None}
                     media, media_root = self._media(record, shard)
                 columns["text"].append(record.get("text"))
                 for column in MEDIA_COLUMNS:

@@ -36,7 +36,7 @@ from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, single_media, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, hold_dj_tokens, single_media, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.media import check_media_exists, resolve_media_path
@@ -247,7 +247,7 @@ class Internvid(CaptionedVideoBuilder):
             if start_seconds is None or end_seconds is None:
                 return None
             start_seconds, end_seconds = pa.array(start_seconds, pa.float64()), pa.array(end_seconds, pa.float64())
-            if not pc.all(pc.greater(end_seconds, start_seconds)).as_py():
+            if not pc.all(pc.greater(end_seconds, start_seconds)).as_py() or hold_dj_tokens([captions], config):
                 return None
             rows = len(values)
             return {

@@ -35,13 +35,21 @@ from typing import Iterator, NamedTuple, Optional
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_buffers, string_list_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
-from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, remember_key_order, restore_key_order
+from hf_mmbuilder.formats.records import (
+    KEY_ORDER_KEY,
+    MalformedJSON,
+    check_no_dj_tokens,
+    remember_key_order,
+    restore_key_order,
+    token_spellings,
+)
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
@@ -159,6 +167,31 @@ def _from_dict(record) -> Parsed:
 _LAYOUT_NAMES = ["", "image", "image[]", "video", "image,video", "image[],video", "video[]", "image,video[]", "image[],video[]"]
 
 
+# Checks JSON without building values (a Raw is the text it spans): several times faster.
+_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _invalid_json(texts: pa.Array) -> np.ndarray:
+    """The positions of the non-null values of a string array that are not JSON: one msgspec
+    check of all of them joined into an array, value by value only when it fails."""
+    present = texts.drop_null()
+    if not len(present):
+        return np.zeros(0, np.int64)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
+    try:
+        _JSON_CHECK.decode(b"[" + joined.to_pybytes() + b"]")
+        return np.zeros(0, np.int64)
+    except msgspec.DecodeError:
+        bad = []
+        for k, value in enumerate(texts.to_pylist()):
+            try:
+                if value is not None:
+                    _JSON_CHECK.decode(value)
+            except msgspec.DecodeError:
+                bad.append(k)
+        return np.array(bad, np.int64)
+
+
 def _strings(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
     """An Arrow string array over int32 ``offsets`` into UTF-8 ``data`` (validated)."""
     count = len(offsets) - 1
@@ -270,7 +303,7 @@ class Llava(DJBuilder):
                 if not policy.handle(error, batch.raw(k)):
                     continue
                 errors = [error.reason]
-                parsed = Parsed(msgspec.UNSET, msgspec.UNSET, msgspec.UNSET, [], [], {KEPT_RAW_KEY: batch.raw(k).decode("utf-8", "replace")}, None)
+                parsed = Parsed(msgspec.UNSET, msgspec.UNSET, msgspec.UNSET, [], [], {KEPT_RAW_KEY: raw_text(batch.raw(k))}, None)
                 text, images, videos = "", [], []
             kept.append(k)
             record_id = parsed.id
@@ -293,7 +326,20 @@ class Llava(DJBuilder):
 
     def _compiled_table(self, batch, shard: Shard) -> tuple[pa.Table, np.ndarray]:
         """Run the compiled parser on a raw batch; returns the table (placeholder rows where
-        ``status`` is ``FALLBACK``) and the status per record."""
+        ``status`` is ``FALLBACK``) and the status per record.
+
+        Records holding a literal DJ token are left to the careful path up front (the kernel
+        refuses values nested too deep itself). Bytes that are not UTF-8 are found by the validation of the output strings (every
+        byte of a record the kernel takes is copied into one): then the batch is parsed again,
+        with its undecodable records left to the careful path, so clean input pays nothing.
+        """
+        careful = batch.holding(token_spellings(self._literal_tokens))
+        try:
+            return self._parsed_table(batch, shard, careful)
+        except pa.ArrowInvalid:
+            return self._parsed_table(batch, shard, np.union1d(careful, batch.invalid_utf8()))
+
+    def _parsed_table(self, batch, shard: Shard, careful: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         config = self.config
         buf = np.frombuffer(batch.buffer, dtype=np.uint8)
         starts = batch.offsets - batch.buffer_offset
@@ -314,6 +360,10 @@ class Llava(DJBuilder):
         # Extra keys, plus the key list of a reordered record (at most the record's bytes again).
         extra, extra_offsets = np.empty(2 * size + 24 * n, np.uint8), np.empty(n + 1, np.int32)
         text_offsets, layout, status = np.empty(n + 1, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
+        if careful.size:
+            # Empty ranges: the kernel writes nothing for them and flags them FALLBACK.
+            ends = ends.copy()
+            ends[careful.astype(np.int64)] = starts[careful.astype(np.int64)]
         llava_parse.parse_llava(
             buf, starts, ends, separator, image_token, video_token, between, suffix,
             text, text_offsets, roles, role_offsets, turn_offsets,
@@ -321,6 +371,10 @@ class Llava(DJBuilder):
             ids, id_offsets, id_kind, layout, extra, extra_offsets, status,
         )
         features = self.info.features
+        extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
+        # The kernel copies unknown keys' values as they are: a value that is not JSON (NaN, a
+        # stray comma) sends its record to the careful path, which reports it.
+        status[_invalid_json(extra_column)] = llava_parse.FALLBACK
         columns = {
             "text": _strings(text_offsets, text),
             "images": _string_lists(image_lists, image_offsets, images),
@@ -330,9 +384,7 @@ class Llava(DJBuilder):
             "roles": _string_lists(turn_offsets, role_offsets, roles),
             "media_layout": pa.array(_LAYOUT_NAMES).take(pa.array(layout)),
             "turn_extras": pa.ExtensionArray.from_storage(pa.json_(), pa.nulls(n, pa.string())),
-            "extra": pa.ExtensionArray.from_storage(
-                pa.json_(), _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
-            ),
+            "extra": pa.ExtensionArray.from_storage(pa.json_(), extra_column),
         }
         if ERRORS_COLUMN in features:
             columns[ERRORS_COLUMN] = pa.nulls(n, pa.list_(pa.string()))
@@ -361,6 +413,9 @@ class Llava(DJBuilder):
             text = separator.join([markers[role] + value for role, value in zip(roles, values)])
         if text.count("[[") > len(roles):
             self._check_unambiguous(roles, values)
+        literal = self._literal_tokens
+        for position, value in enumerate(values):
+            check_no_dj_tokens(value, literal, f"turn {position}")
         # Counted on the whole text (one call per record): role markers cannot hold a media token.
         for paths, source_token, token, key in (
             (images, SOURCE_IMAGE_TOKEN, config.image_special_token, "image"),
@@ -379,6 +434,14 @@ class Llava(DJBuilder):
     @functools.cached_property
     def _markers(self) -> dict:
         return _RoleMarkers()
+
+    @functools.cached_property
+    def _literal_tokens(self) -> tuple:
+        """The DJ tokens a source value may not hold: all four, except a media token spelled as
+        the source's own tag (``image_special_token="<image>"``, Data-Juicer's parity mode)."""
+        config = self.config
+        tokens = (config.image_special_token, config.video_special_token, config.audio_special_token, config.eoc_special_token)
+        return tuple(token for token in dict.fromkeys(tokens) if token not in (SOURCE_IMAGE_TOKEN, SOURCE_VIDEO_TOKEN))
 
     def _broadcast(self, values: list, images: list, rng: random.Random) -> tuple[list, list]:
         config = self.config

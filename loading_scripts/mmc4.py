@@ -58,7 +58,7 @@ from hf_mmbuilder import edits
 from hf_mmbuilder._deprecated import REMOVAL
 from hf_mmbuilder.arrow import string_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
-from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.formats.records import MalformedJSON, gc_paused
@@ -234,6 +234,9 @@ def _member_spans(batch) -> _Spans:
     status = np.empty(len(starts), np.int8)
     json_scan.object_members(buf, starts, ends, _MEMBER_KEYS, _MEMBER_OFFSETS, value_starts, value_ends, status)
     ok = (status == json_scan.MEMBERS_OK) & (value_starts[:, : _MATRIX + 1] >= 0).all(axis=1)
+    # Bytes are copied as they are: a document that is not UTF-8 goes the careful way (values
+    # nested too deep are refused by json_scan.value_end already).
+    ok[batch.invalid_utf8()] = False
     duplicate = value_starts[:, _DUPLICATE] >= 0
     ok[duplicate] &= mmc4_text.integer_literals(buf, value_starts[duplicate, _DUPLICATE], value_ends[duplicate, _DUPLICATE])
     spans = _Spans(buf, np.arange(len(starts), dtype=np.int64), value_starts, value_ends)
@@ -474,7 +477,7 @@ class Mmc4(DJBuilder):
                     error = RecordError(shard.original, batch.indexes[k], str(error), line=int(batch.lines[k]))
                 if not policy.handle(error, batch.raw(k)):
                     continue
-                row = self._empty_row(batch.raw(k).decode("utf-8", "replace"), error.reason)
+                row = self._empty_row(raw_text(batch.raw(k)), error.reason)
             kept.append(k)
             info = row.pop("image_info")
             raw_info.append(info if isinstance(info, (bytes, type(None))) else orjson.dumps(info))

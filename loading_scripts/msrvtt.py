@@ -35,7 +35,7 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder, CsvCaptionExporter, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder, CsvCaptionExporter, hold_dj_tokens, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
 from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
@@ -59,7 +59,7 @@ def _official_document(path: str):
         data = head + handle.read()
     try:
         document = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(document, dict) and "sentences" in document:
         return document
@@ -146,7 +146,7 @@ class Msrvtt(CaptionedVideoBuilder):
                     return None
                 video_ids = strings_or_none([value.pop("video_id", None) for value in values])
                 captions = strings_or_none([value.pop("caption", None) for value in values])
-                if video_ids is None or captions is None:
+                if video_ids is None or captions is None or hold_dj_tokens([captions], config):
                     return None
                 rows = len(values)
                 return {

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.records import KEY_ORDER_KEY, restore_key_order
+from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, restore_key_order
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 
 LAYOUT_KEY = "__oasis_layout__"
@@ -72,6 +72,9 @@ class Oasis(Llava):
             # path reports it per on_error like any other bad record.
             records = []
             for record in batch.records:
+                if type(record) is MalformedJSON:
+                    records.append(record)
+                    continue
                 try:
                     records.append(_as_conversation(record))
                 except ValueError as error:

@@ -39,7 +39,7 @@ import pyarrow as pa
 from datasets import Json, List, Value
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, remember_key_order, restore_key_order, scan_records
 from hf_mmbuilder.media import check_media_exists
@@ -187,7 +187,7 @@ class Sharegpt(DJBuilder):
                     if not policy.handle(error, batch.raw(k)):
                         continue
                     row = {"text": "", "images": [], "videos": [], "audios": [], "roles": [], "style": None, "media_keys": [],
-                           "messages_layout": None, "extra": {KEPT_RAW_KEY: batch.raw(k).decode("utf-8", "replace")}, ERRORS_COLUMN: [error.reason]}
+                           "messages_layout": None, "extra": {KEPT_RAW_KEY: raw_text(batch.raw(k))}, ERRORS_COLUMN: [error.reason]}
                 layouts.append(row.pop("messages_layout"))
                 for name, value in row.items():
                     buffer.columns[name].append(value)

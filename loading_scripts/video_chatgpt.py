@@ -26,7 +26,7 @@ from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, hold_dj_tokens, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 
@@ -107,7 +107,7 @@ class VideoChatgpt(CaptionedVideoBuilder):
             video_ids = strings_or_none([value.pop("video_id", None) for value in values])
             if questions is None or answers is None or video_ids is None:
                 return None
-            if pc.any(pc.match_substring(questions, ANSWER_MARKER)).as_py():
+            if pc.any(pc.match_substring(questions, ANSWER_MARKER)).as_py() or hold_dj_tokens([questions, answers], config):
                 return None
             youtube_ids = pc.if_else(pc.starts_with(video_ids, "v_"), pc.utf8_slice_codeunits(video_ids, 2), video_ids)
             rows = len(values)

@@ -45,11 +45,12 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.formats.captioned import single_media
+from hf_mmbuilder.formats.captioned import dj_tokens, hold_dj_tokens, single_media
 from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables, strings_or_none, table_from_arrays
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
-from hf_mmbuilder.formats.records import gc_paused
+from hf_mmbuilder.kernels import json_scan
+from hf_mmbuilder.formats.records import MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, gc_paused, iter_batches, member_records
 from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
@@ -121,15 +122,28 @@ def caption_keys(record: dict, target_field: str) -> list:
     return numbered or [target_field]
 
 
-def _read_document(path: str) -> dict:
+def _read_document(path: str) -> tuple[Optional[dict], Optional[RecordIndex]]:
+    """The parsed document, or ``(None, None)`` for a file of blanks (it holds no records); when
+    the whole parse fails (a malformed, undecodable or too deep record), the rest of the document
+    and the index of its ``data`` records, each then read on its own."""
     with open(path, "rb") as handle:
+        data = handle.read()
+    if not data[bom_length_of(data) :].strip():
+        return None, None
+    index = None
+    try:
+        # The records sit two levels down (the document, its "data" list).
+        if json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
+            raise msgspec.DecodeError(f"a record is {TOO_DEEP}")
+        document = msgspec.json.decode(data[bom_length_of(data) :])
+    except (msgspec.DecodeError, RecursionError) as error:
         try:
-            document = msgspec.json.decode(handle.read())
-        except msgspec.DecodeError as error:
+            index, document = member_records(path, data, "data")
+        except JSONLayoutError:
             raise ValueError(f"malformed JSON: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise ValueError('a WavCaps file is a JSON object with a "data" list of records')
-    return document
+    return document, index
 
 
 class Wavcaps(DJBuilder):
@@ -153,15 +167,18 @@ class Wavcaps(DJBuilder):
     def _document_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
         try:
-            document = _read_document(shard.path)
+            document, index = _read_document(shard.path)
         except ValueError as error:
             file_failure(shard.original, str(error), policy, config.on_error)
+            return
+        if document is None:
             return
         file_extra = {key: (None if key == "data" else value) for key, value in document.items()}
         audio_folder = config.wavcaps_audio_path or ""
         search_root = os.path.join(shard.media_root, audio_folder)
         finder = MediaFinder(search_root, recursive=True, extensions=AUDIO_EXTENSIONS)
         token, separator, eoc = config.audio_special_token, config.sent_separator, config.eoc_special_token
+        literal = dj_tokens(config)
 
         def convert(record) -> dict:
             if not isinstance(record, dict):
@@ -178,8 +195,7 @@ class Wavcaps(DJBuilder):
                     raise ValueError(f"record has no {key!r}")
                 if not isinstance(record[key], str):
                     raise ValueError(f"{key!r} must be a string, got {type(record[key]).__name__} {record[key]!r}")
-                if len(keys) > 1 and eoc in record[key]:
-                    raise ValueError(f"{key!r} contains {eoc!r}: the captions could not be told apart")
+                check_no_dj_tokens(record[key], literal, repr(key))
                 captions.append((FIELD_MARKER % key if config.add_target_field_token else "") + record[key])
             wav = record.get("wav")
             if isinstance(wav, str):
@@ -222,7 +238,7 @@ class Wavcaps(DJBuilder):
             if any(isinstance(record.get("wav"), str) for record in chunk):
                 return None
             captions = strings_or_none([record.get(target) for record in chunk])
-            if captions is None:
+            if captions is None or hold_dj_tokens([captions], config):
                 return None
             names, stems = finder.names(), finder.stems()
             files = []
@@ -253,6 +269,14 @@ class Wavcaps(DJBuilder):
             return columns
 
         constants = self.shard_constants(shard, ("images", "videos"))
+        if index is not None:
+            records = (
+                SourceRecord(batch.indexes[k], int(batch.lines[k]), batch.records[k], functools.partial(batch.raw, k))
+                for batch in iter_batches(index, 0, len(index), None, open)
+                for k in range(len(batch.indexes))
+            )
+            yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original)
+            return
         buffer = ColumnBuffer(self.info.features, constants)
         data = document["data"]
         for first in range(0, len(data), CHUNK_RECORDS):

@@ -28,7 +28,7 @@ from datasets import List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, hold_dj_tokens, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import one_path_lists
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
@@ -139,6 +139,9 @@ class Youku(DJBuilder):
                 columns = list(zip(*rows))
                 if not config.fast_path or config.check_media or not all(columns[video_column]):
                     return None
+                captions = pa.array(columns[text_column], pa.string())
+                if hold_dj_tokens([captions], config):
+                    return None
                 extra = None
                 if config.keep_other_fields and other_columns:
                     # Other cells repeat (labels): each distinct row of them is written once.
@@ -146,7 +149,7 @@ class Youku(DJBuilder):
                     others = zip(*(columns[k] for k in other_columns))
                     extra = pa.array([texts.get(cells) or texts.setdefault(cells, orjson.dumps(dict(zip(other_names, cells)))) for cells in others], pa.string())
                 return {
-                    "text": wrap_captions([pa.array(columns[text_column], pa.string())], len(rows), token, config, rng),
+                    "text": wrap_captions([captions], len(rows), token, config, rng),
                     "videos": one_path_lists(pa.array(columns[video_column], pa.string()), videos_type),
                     "extra": extra,
                 }

@@ -47,7 +47,7 @@ def test_lines_are_numbered_across_blank_lines(tmp_path):
 
 def test_layout_error_comes_after_the_records_before_it(tmp_path, monkeypatch):
     path = tmp_path / "broken.json"
-    path.write_text("[" + ",".join(json.dumps({"k": "y" * 100}) for _ in range(200)) + ', {"k": 1', encoding="utf-8")
+    path.write_text("[" + ",".join(json.dumps({"k": "y" * 100}) for _ in range(200)) + '] {"k": 1}', encoding="utf-8")
     monkeypatch.setattr(jsonrecords, "SCAN_CHUNK_BYTES", 4096)
     seen = 0
     with pytest.raises(JSONLayoutError, match="broken.json"):

@@ -22,14 +22,17 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from datasets import Json, List, Value
+from datasets.arrow_reader import ArrowReader
 from datasets.builder import Key
+from datasets.exceptions import DatasetGenerationError
+from datasets.table import InMemoryTable
 
-from ..errors import ERRORS_COLUMN, ErrorPolicy, check_on_error
+from ..errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error, logger
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 from .failures import READ_ERRORS, Unreadable, file_failure, read_failure
 from .fingerprint import code_hash
 from .serialization import STYLE_COLUMN, source_style
-from .records import RecordIndex, iter_batches, scan_records, scan_records_in_background
+from .records import JSONLayoutError, RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
@@ -139,12 +142,6 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original,
                 STYLE_COLUMN: source_style(shard.path)}
 
-    def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
-        # One process reads a file as one shard, scanned while it is parsed; several need the shards
-        # (and so the scan) up front.
-        self._single_process = not num_proc or num_proc <= 1
-        return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
-
     def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open, *,
                            scan_while_parsing: bool = False) -> list[Shard]:
         """Shards of about ``shard_bytes`` of a JSON array / JSON-lines file, each carrying only
@@ -159,7 +156,8 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         index = scan_records(path, opener)
         shards = []
         for k, (first, stop) in enumerate(index.shards(self.config.shard_bytes)):
-            piece = RecordIndex(path, index.layout, index.starts[first:stop], index.ends[first:stop], index.lines[first:stop])
+            fault = index.fault if stop == len(index) else None
+            piece = RecordIndex(path, index.layout, index.starts[first:stop], index.ends[first:stop], index.lines[first:stop], fault)
             shards.append(Shard(shard_id + k, path, original, media_root, 0, stop - first, piece, first))
         return shards
 
@@ -223,13 +221,119 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         return splits
 
     def _generate_tables(self, shards: list[Shard]):
+        if not getattr(self, "_preparing", False):
+            # Streaming: our errors reach the caller as they are.
+            yield from self._policy_tables(shards)
+            return
+        try:
+            yield from self._policy_tables(shards)
+        except (ValueError, OSError) as error:
+            raise CarriedError(error) from error
+
+    def _policy_tables(self, shards: list[Shard]):
         with ErrorPolicy(self.config.on_error, self.rejects_path) as policy:
             for shard in shards:
                 if isinstance(shard.index, Unreadable):
                     file_failure(shard.original, shard.index.reason, policy, self.config.on_error)
                     continue
-                for batch_id, table in enumerate(self._shard_tables(shard, policy)):
-                    yield Key(shard.shard_id, batch_id), table
+                before = policy.skipped.get(shard.original, 0) + policy.failed.get(shard.original, 0)
+                rows = 0
+                try:
+                    for batch_id, table in enumerate(self._shard_tables(shard, policy)):
+                        rows += table.num_rows
+                        yield Key(shard.shard_id, batch_id), table
+                except JSONLayoutError as error:
+                    # The file's records before the fault are in; the rest of it is one failure.
+                    layout_failure(shard.original, error, policy)
+                # A whole file (its only shard) that gave no row, no reject and no failure holds no record: every
+                # format says so here, once (CSV with a header only, `[]`, blanks, `{"data": []}`).
+                failures = policy.skipped.get(shard.original, 0) + policy.failed.get(shard.original, 0)
+                if rows == 0 and failures == before and shard.record_offset == 0 and shard.first == 0:
+                    member = shard.path.split("::", 1)[0].split("://", 1)[-1] if "::" in shard.path else None
+                    empty_file(f"{member} in {shard.original}" if member else shard.original, self.config.on_error)
+
+    def _as_dataset(self, split=datasets.Split.TRAIN, in_memory: bool = False) -> datasets.Dataset:
+        # datasets refuses a split with no rows ('Instruction "train" corresponds to no data!');
+        # files that hold no records under on_error="skip"/"keep" give an empty dataset instead.
+        reader = ArrowReader(self._fs._strip_protocol(self._output_dir), self.info)
+        if reader.get_file_instructions(self.dataset_name, split, self.info.splits.values()):
+            return super()._as_dataset(split=split, in_memory=in_memory)
+        table = InMemoryTable.from_batches([], schema=self.info.features.arrow_schema)
+        return datasets.Dataset(table, info=self.info.copy(), split=datasets.Split(str(split)), fingerprint=self._get_dataset_fingerprint(split))
+
+    def download_and_prepare(self, *args, num_proc: Optional[int] = None, **kwargs):
+        # One process reads a file as one shard, scanned while it is parsed; several need the shards
+        # (and so the scan) up front.
+        self._single_process = not num_proc or num_proc <= 1
+        self._preparing = True
+        try:
+            return super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
+        except DatasetGenerationError as error:
+            ours = surfaced(error)
+            if ours is error:
+                raise
+            # Our error keeps its own traceback; datasets' wrapper adds nothing to read.
+            raise ours from None
+
+
+class CarriedError(DatasetGenerationError):
+    """Our error (a bad record, an unreadable file) carried through ``datasets``' generation:
+    ``datasets`` passes its own error type through unwrapped, also from its worker processes,
+    where the chained cause would be lost to a ``RemoteTraceback``; :func:`surfaced` takes it out."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+    def __reduce__(self):
+        return type(self), (self.error,)
+
+
+def surfaced(error: DatasetGenerationError) -> BaseException:
+    """Our error inside ``datasets``' generic ``DatasetGenerationError`` (a :class:`CarriedError`,
+    or the chained cause), so that the first line a user reads names the file, record and reason
+    (bad records are ``ValueError`` s, unreadable files ``OSError`` s); else ``error`` itself.
+
+    Example:
+        >>> cause = RecordError("a.json", 3, "no conversations")
+        >>> surfaced(CarriedError(cause)) is cause
+        True
+    """
+    if isinstance(error, CarriedError):
+        return error.error
+    cause = error.__cause__
+    while isinstance(cause, DatasetGenerationError) or (cause is not None and type(cause).__name__ == "RemoteTraceback"):
+        cause = cause.__cause__
+    return cause if isinstance(cause, (ValueError, OSError)) else error
+
+
+def layout_failure(source: str, error: JSONLayoutError, policy: ErrorPolicy) -> None:
+    """A JSON file whose layout breaks after some records: raised under ``on_error="raise"`` and
+    ``"keep"`` (there is no row to keep), else one reject for the rest of the file, with the
+    line and reason (the records read before it stay).
+
+    Example:
+        >>> layout_failure("a.json", JSONLayoutError("a.json", "text outside the top-level array", line=9), ErrorPolicy("skip"))
+    """
+    if policy.on_error != "skip":
+        raise error
+    policy.handle(RecordError(source, None, f"the rest of the file is unreadable: {error.reason}", line=error.line, byte=error.byte))
+
+
+def empty_file(source: str, on_error: str) -> None:
+    """A file with no record (empty, blanks only, ``[]``, a CSV header only): a :class:`RecordError`
+    naming it under ``on_error="raise"``; else a warning naming it (it adds no rows).
+
+    Example:
+        >>> empty_file("a.json", "skip")
+        >>> empty_file("a.json", "raise")
+        Traceback (most recent call last):
+        ...
+        hf_mmbuilder.errors.RecordError: a.json: the file holds no records
+    """
+    if on_error == "raise":
+        raise RecordError(source, None, "the file holds no records")
+    logger.warning("%s: the file holds no records", source)
 
 
 def parse_threads() -> int:
@@ -253,14 +357,21 @@ def map_in_threads(function: Callable, items: Iterable, threads: int) -> Iterato
         return
     pending: collections.deque = collections.deque()
     with ThreadPoolExecutor(threads) as pool:
-        for item in items:
-            pending.append((item, pool.submit(function, item)))
-            if len(pending) >= 2 * threads:
-                done, future = pending.popleft()
-                yield done, future.result()
+        failure = None
+        try:
+            for item in items:
+                pending.append((item, pool.submit(function, item)))
+                if len(pending) >= 2 * threads:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+        except Exception as error:
+            # Items that came before a failure of ``items`` itself are still delivered, in order.
+            failure = error
         while pending:
             done, future = pending.popleft()
             yield done, future.result()
+        if failure is not None:
+            raise failure
 
 
 def interleave_rows(first: Optional[pa.Table], first_positions: list, second: Optional[pa.Table], second_positions: list) -> Iterator[pa.Table]:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..media import MediaFinder, check_media_exists
 from .builder import DJBuilder, DJBuilderConfig, Shard
+from .records import check_no_dj_tokens
 from .exporter import CsvExporter, RowExporter
 
 
@@ -61,6 +62,7 @@ def wrap_caption(caption: str, token: str, config: CaptionConfig, rng: random.Ra
         >>> wrap_caption("a dog", "<v>", CaptionConfig(eoc_special_token="<e>"), random.Random(0))
         '<v> a dog <e>'
     """
+    check_no_dj_tokens(caption, dj_tokens(config), "the caption")
     separator = config.sent_separator
     position = config.video_special_token_insert_pos
     if position == "random":
@@ -69,6 +71,30 @@ def wrap_caption(caption: str, token: str, config: CaptionConfig, rng: random.Ra
     if config.add_eoc_at_last:
         text += separator + config.eoc_special_token
     return text
+
+
+def dj_tokens(config) -> tuple:
+    """The four DJ tokens of a config (a caption may hold none of them, see
+    :func:`~hf_mmbuilder.formats.records.check_no_dj_tokens`).
+
+    Example:
+        >>> dj_tokens(CaptionConfig())
+        ('<__dj__image>', '<__dj__audio>', '<__dj__video>', '<|__dj__eoc|>')
+    """
+    return tuple(dict.fromkeys((config.image_special_token, config.audio_special_token, config.video_special_token, config.eoc_special_token)))
+
+
+def hold_dj_tokens(parts: list, config) -> bool:
+    """Whether a string array of ``parts`` (captions of a batch; ``str`` parts are markers and
+    skipped) holds a DJ token: the batched paths then leave the batch to :func:`wrap_caption`,
+    which reports each such record. O(total caption length) per token.
+
+    Example:
+        >>> hold_dj_tokens(["[[q]]:", pa.array(["a <|__dj__eoc|> b"])], CaptionConfig())
+        True
+    """
+    arrays = [part for part in parts if isinstance(part, (pa.Array, pa.ChunkedArray))]
+    return any(pc.any(pc.match_substring(array, token)).as_py() for array in arrays for token in dj_tokens(config))
 
 
 def unwrap_caption(text: str, token: str, config) -> str:

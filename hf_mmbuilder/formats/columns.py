@@ -14,10 +14,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError
+from ..errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from ..schema import MEDIA_COLUMNS
 from .builder import ColumnBuffer
-from .records import MalformedJSON, gc_paused, iter_batches, scan_records
+from .records import MalformedJSON, check_depth, gc_paused, iter_batches, scan_records
 
 
 class SourceRecord(NamedTuple):
@@ -67,7 +67,7 @@ def rows_to_tables(
             if not policy.handle(error, raw):
                 continue
             errors = [error.reason]
-            row = {"text": "", "extra": {KEPT_RAW_KEY: raw.decode("utf-8", "replace")}}
+            row = {"text": "", "extra": {KEPT_RAW_KEY: raw_text(raw)}}
         get = row.get
         for name, values in plain:
             values.append(get(name))
@@ -157,7 +157,10 @@ def one_path_lists(paths: pa.Array, field_type: pa.DataType) -> pa.Array:
 
 def _decode_values(batch) -> Optional[list]:
     """Every record of an undecoded JSON batch as a plain value, in one msgspec call; ``None``
-    when one is malformed or is not one JSON value (the careful path then reports it)."""
+    when one is malformed, nested too deep or is not one JSON value (the careful path then
+    reports it)."""
+    if check_depth(batch) is not None:
+        return None
     view = memoryview(batch.buffer)
     base = batch.buffer_offset
     starts, ends = batch.offsets.tolist(), batch.ends.tolist()

@@ -78,6 +78,7 @@ def report_file_failure(failure: FileFailure, policy: ErrorPolicy, on_error: str
     """
     if on_error == "raise":
         raise failure
+    policy.failed[failure.source] = policy.failed.get(failure.source, 0) + 1
     logger.warning("%s", failure)
     if on_error == "skip" and policy.rejects_path:
         entry = {

@@ -5,12 +5,25 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-import datasets
 from datasets.data_files import DataFilesDict, sanitize_patterns
 
 from .catalog import builder_class
 from .failures import check_special_files
 from .fingerprint import NAMESPACE
+
+
+def folder_files(pattern: str) -> str:
+    """A pattern for the files under ``pattern`` when it names a folder (recursively, hidden files
+    left out, as ``datasets`` resolves ``folder/**``); any other pattern as it is (a FIFO or socket
+    is refused before, by :func:`~hf_mmbuilder.formats.failures.check_special_files`).
+
+    Example:
+        >>> folder_files("/")
+        '/**'
+        >>> folder_files("data/*.jsonl")
+        'data/*.jsonl'
+    """
+    return os.path.join(pattern, "**") if os.path.isdir(pattern) else pattern
 
 
 def load(
@@ -27,7 +40,8 @@ def load(
     """Load ``data_files`` of a source format into DJ-format Arrow, without the private registry.
 
     Equivalent to ``datasets.load_dataset("hf_mmbuilder/<format_name>", data_files=..., **config)``:
-    same rows, same cache, same ``split`` slicing, ``streaming`` and ``num_proc``. ``config`` holds
+    same rows, same cache, same ``split`` slicing, ``streaming`` and ``num_proc``; a folder in
+    ``data_files`` stands for the files under it. ``config`` holds
     the format's options (tokens, ``media_root``, ``on_error``, ...).
 
     Example:
@@ -36,7 +50,7 @@ def load(
         ['text', 'images', 'audios', 'videos']
     """
     check_special_files(data_files)
-    patterns = sanitize_patterns(data_files)
+    patterns = {split: [folder_files(pattern) for pattern in split_patterns] for split, split_patterns in sanitize_patterns(data_files).items()}
     files = DataFilesDict.from_patterns(patterns, base_path=os.getcwd())
     builder = builder_class(format_name)(
         cache_dir=cache_dir,
@@ -46,15 +60,5 @@ def load(
     )
     if streaming:
         return builder.as_streaming_dataset(split=split)
-    try:
-        builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
-    except datasets.exceptions.DatasetGenerationError as error:
-        # datasets wraps every generation error; ours already name the file, record and reason
-        # (bad records: ValueError; unreadable files: OSError).
-        cause = error.__cause__
-        while isinstance(cause, datasets.exceptions.DatasetGenerationError) or (cause is not None and type(cause).__name__ == "RemoteTraceback"):
-            cause = cause.__cause__
-        if isinstance(cause, (ValueError, OSError)):
-            raise cause from None
-        raise
+    builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
     return builder.as_dataset(split=split)

@@ -30,12 +30,18 @@ from typing import Callable, Iterator, Optional, Union
 
 import msgspec
 import numpy as np
+import pyarrow as pa
 from datasets.utils.file_utils import xopen
 
+from ..errors import RecordError
 from ..kernels import json_scan
 
 SCAN_CHUNK_BYTES = 64 << 20
 BATCH_BYTES = 4 << 20
+BOM = b"\xef\xbb\xbf"
+# A record nested deeper than this many arrays/objects is malformed (see json_scan.MAX_NESTING).
+MAX_NESTING = json_scan.MAX_NESTING
+TOO_DEEP = f"nested deeper than {MAX_NESTING} levels (the limit of hf_mmbuilder.formats.records.MAX_NESTING)"
 
 _BYTE_IN_MESSAGE = re.compile(r"\(byte (\d+)\)")
 
@@ -82,7 +88,9 @@ class RecordIndex:
     """Byte ranges of the records of one file.
 
     ``starts``/``ends`` are file offsets (int64, shape (n,)); ``lines`` the 1-based line each record
-    starts on; ``layout`` is ``"array"`` (elements of a top-level array) or ``"lines"``.
+    starts on; ``layout`` is ``"array"`` (elements of a top-level array) or ``"lines"``. ``fault``
+    is the layout error found after the last record (:func:`iter_batches` raises it when it gets
+    there, so the records before it are read first).
     """
 
     path: str
@@ -90,6 +98,7 @@ class RecordIndex:
     starts: np.ndarray
     ends: np.ndarray
     lines: np.ndarray
+    fault: Optional[JSONLayoutError] = None
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -109,6 +118,56 @@ class RecordIndex:
         return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def token_spellings(tokens) -> tuple:
+    r"""The byte strings a raw JSON record holding one of ``tokens`` contains: each token as it
+    is, and with a leading ``<`` written as ``\u003c`` (the escape JSON writers use for HTML safety).
+
+    Example:
+        >>> token_spellings(["<a>"])
+        (b'<a>', b'\\u003ca>', b'\\u003Ca>')
+    """
+    spellings = []
+    for token in tokens:
+        encoded = token.encode()
+        spellings.append(encoded)
+        if encoded.startswith(b"<"):
+            spellings += [b"\\u003c" + encoded[1:], b"\\u003C" + encoded[1:]]
+    return tuple(dict.fromkeys(spellings))
+
+
+def common_part(words) -> bytes:
+    r"""The longest byte string every one of ``words`` contains (the first one found).
+
+    Example:
+        >>> common_part((b"<__dj__image>", b"<|__dj__eoc|>", b"\\u003c__dj__image>"))
+        b'__dj__'
+    """
+    shortest = min(words, key=len)
+    for size in range(len(shortest), 0, -1):
+        for start in range(len(shortest) - size + 1):
+            part = shortest[start : start + size]
+            if all(part in word for word in words):
+                return part
+    return b""
+
+
+def check_no_dj_tokens(value: str, tokens, where: str) -> None:
+    """``ValueError`` when the source text ``value`` holds one of the DJ ``tokens`` literally: it
+    would read as a media token (the k-th image token is no longer ``images[k]``) or a chunk end.
+    The way through is Data-Juicer's own: load with other tokens (``image_special_token=...``).
+
+    Example:
+        >>> check_no_dj_tokens("a <b> c", ("<__dj__image>",), "turn 0")
+        >>> check_no_dj_tokens("see <__dj__image>", ("<__dj__image>",), "turn 0")
+        Traceback (most recent call last):
+        ...
+        ValueError: turn 0 holds the literal DJ token '<__dj__image>' (load with other *_special_token options to keep such text)
+    """
+    for token in tokens:
+        if token in value:
+            raise ValueError(f"{where} holds the literal DJ token {token!r} (load with other *_special_token options to keep such text)")
+
+
 class MalformedJSON:
     """A record the JSON parser rejected, with the parser's reason and the absolute byte offset."""
 
@@ -119,8 +178,22 @@ class MalformedJSON:
         self.byte = byte
 
 
-class JSONLayoutError(ValueError):
-    """The file is not a JSON array of records nor JSON lines (e.g. truncated, or junk between records)."""
+class JSONLayoutError(RecordError):
+    """The file is not a JSON array of records nor JSON lines (junk after the array, an unexpected
+    closing bracket, an array that never closes): a failure of the file from that point on, after
+    the records before it, which are read.
+
+    Example:
+        >>> str(JSONLayoutError("a.json", "text outside the top-level array", line=9))
+        'a.json: line 9: text outside the top-level array'
+    """
+
+    def __init__(self, source: str, reason: str, *, line: Optional[int] = None, byte: Optional[int] = None):
+        super().__init__(source, None, reason, line=line, byte=byte)
+
+    def __reduce__(self):
+        # Rebuilt with its keywords in the parent process when a worker raises it.
+        return functools.partial(type(self), line=self.line, byte=self.byte), (self.source, self.reason)
 
 
 class UnreadableFileError(OSError):
@@ -178,19 +251,24 @@ def scan_records(path: str, opener: Callable = open) -> RecordIndex:
 
 
 def _scan_array(path: str, opener: Callable) -> RecordIndex:
-    pieces = list(_scan_array_pieces(path, opener))
-    return RecordIndex(path, "array", *(np.concatenate([piece[k] for piece in pieces]) for k in range(3)))
+    pieces = [(np.zeros(0, np.int64),) * 3]
+    fault = None
+    try:
+        pieces.extend(_scan_array_pieces(path, opener))
+    except JSONLayoutError as error:
+        fault = error
+    return RecordIndex(path, "array", *(np.concatenate([piece[k] for piece in pieces]) for k in range(3)), fault)
 
 
 def _scan_array_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(starts, ends, lines)`` of the array elements completed in each chunk of the file, in order."""
-    state = np.array([0, 0, 0, -1, 1, 0, 0], dtype=np.int64)
+    state = np.array([0, 0, 0, -1, 1, 0, 0, 0], dtype=np.int64)
     capacity = 1 << 16
     out_starts = np.empty(capacity, np.int64)
     out_ends = np.empty(capacity, np.int64)
     out_lines = np.empty(capacity, np.int64)
-    offset = 0
-    for chunk in _chunks(path, opener):
+    offset = bom_length(path, opener)
+    for chunk in _chunks(path, opener, skip=offset):
         buf = np.frombuffer(chunk, dtype=np.uint8)
         state[5] = offset
         position = 0
@@ -203,15 +281,68 @@ def _scan_array_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray
             if status == json_scan.OUTPUT_FULL:
                 continue
             if status != json_scan.OK:
+                # The records before the fault are read (and kept under on_error="skip").
+                yield np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts)
                 raise JSONLayoutError(
-                    f"{path}: line {state[4]} (byte {offset + position}): "
-                    + ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
+                    path,
+                    ("unexpected closing bracket" if status == json_scan.UNEXPECTED_CLOSE else "text outside the top-level array")
+                    + f" (byte {offset + position})",
+                    line=int(state[4]),
                 )
             break
         yield np.concatenate(starts_parts), np.concatenate(ends_parts), np.concatenate(lines_parts)
         offset += len(chunk)
-    if state[0] != 0 or state[1] != 0:
-        raise JSONLayoutError(f"{path}: line {state[4]} (byte {offset}): file ends inside the top-level array (truncated?)")
+    if (state[0] != 0 or state[1] != 0) and state[3] >= 0:
+        # Truncated inside a record: that record, up to the end of the file, is a malformed one.
+        yield np.array([state[3]]), np.array([offset]), np.array([state[6]])
+    elif state[0] != 0 or state[1] != 0:
+        raise JSONLayoutError(path, f"file ends inside the top-level array (truncated?) (byte {offset})", line=int(state[4]))
+
+
+def member_records(path: str, data: bytes, key: str) -> tuple[RecordIndex, object]:
+    """The elements of the array member ``key`` of the JSON document ``data`` (the bytes of
+    ``path``) as a record index, and the rest of the document parsed, with ``key`` an empty list:
+    for a document whose whole parse failed (a malformed or undecodable record inside its array),
+    so that each record is read, and reported, on its own.
+
+    Raises :class:`JSONLayoutError` naming the file when the member cannot be found or the rest
+    of the document is malformed.
+
+    Example:
+        >>> data = b'{"n": 1, "data": [{"a": 1}, {"a": [}]}'
+        >>> index, rest = member_records("w.json", data, "data")  # doctest: +SKIP
+        >>> rest, [data[s:e] for s, e in zip(index.starts, index.ends)]  # doctest: +SKIP
+        ({'n': 1, 'data': []}, [b'{"a": 1}', b'{"a": [}'])
+    """
+    buf = np.frombuffer(data, np.uint8)
+    start = json_scan.member_value(buf, np.frombuffer(key.encode(), np.uint8))
+    if start < 0 or data[start : start + 1] != b"[":
+        raise JSONLayoutError(path, f"no {key!r} array found in the document")
+    state = np.array([0, 0, 0, -1, 1 + data.count(b"\n", 0, start), 0, 0, 0], dtype=np.int64)
+    capacity = len(data) // 2 + 1
+    starts, ends, lines = (np.empty(capacity, np.int64) for _ in range(3))
+    status, position, count = json_scan.scan_array_elements(buf, start, state, starts, ends, lines)
+    # After the array's closing bracket the scan is at depth 0, where the document's next member
+    # (a comma) or its closing brace is "junk" to it.
+    closed = status == json_scan.JUNK_BETWEEN_RECORDS and state[0] == 0
+    if not closed:
+        raise JSONLayoutError(path, f"the {key!r} array is not closed (truncated?)", line=int(state[4]))
+    stop = data.rindex(b"]", start, position) + 1
+    try:
+        rest = msgspec.json.decode(data[bom_length_of(data) : start] + b"[]" + data[stop:])
+    except (msgspec.DecodeError, RecursionError) as error:
+        raise JSONLayoutError(path, f"malformed JSON outside the {key!r} records: {error}") from None
+    return RecordIndex(path, "array", starts[:count].copy(), ends[:count].copy(), lines[:count].copy()), rest
+
+
+def bom_length_of(data: bytes) -> int:
+    """:func:`bom_length` of bytes in memory.
+
+    Example:
+        >>> bom_length_of(BOM + b"{}")
+        3
+    """
+    return len(BOM) if data.startswith(BOM) else 0
 
 
 def scan_records_in_background(path: str, opener: Callable = open) -> Iterator[tuple[RecordIndex, int]]:
@@ -310,12 +441,25 @@ def _mapped(path: str, opener: Callable) -> Optional[_MappedFile]:
     return mapped if mapped.size else None
 
 
-def _chunks(path: str, opener: Callable, whole_lines: bool = False) -> Iterator:
-    """The file in pieces of about ``SCAN_CHUNK_BYTES`` (views of memory maps when it can be
-    mapped); with ``whole_lines`` every piece but the last ends with a newline."""
+def bom_length(path: str, opener: Callable = open) -> int:
+    """3 when the file starts with a UTF-8 byte order mark (common in files from Windows tools;
+    it is not part of the first record), else 0.
+
+    Example:
+        >>> bom_length("llava.json")  # doctest: +SKIP
+        0
+    """
+    with opener(path, "rb") as handle:
+        return len(BOM) if handle.read(len(BOM)) == BOM else 0
+
+
+def _chunks(path: str, opener: Callable, whole_lines: bool = False, skip: int = 0) -> Iterator:
+    """The file after its first ``skip`` bytes in pieces of about ``SCAN_CHUNK_BYTES`` (views of
+    memory maps when it can be mapped); with ``whole_lines`` every piece but the last ends with a
+    newline."""
     mapped = _mapped(path, opener)
     if mapped is not None:
-        start = 0
+        start = skip
         while start < mapped.size:
             stop = min(start + SCAN_CHUNK_BYTES, mapped.size)
             if whole_lines and stop < mapped.size:
@@ -326,6 +470,7 @@ def _chunks(path: str, opener: Callable, whole_lines: bool = False) -> Iterator:
         return
     carry = b""
     with opener(path, "rb") as handle:
+        handle.read(skip)
         while True:
             chunk = handle.read(SCAN_CHUNK_BYTES)
             if not whole_lines:
@@ -349,9 +494,9 @@ def _scan_lines(path: str, opener: Callable) -> RecordIndex:
 
 def _scan_lines_pieces(path: str, opener: Callable) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(starts, ends, lines)`` of the non-blank lines of each chunk of the file, in order."""
-    offset = 0
+    offset = bom_length(path, opener)
     line = 1
-    for chunk in _chunks(path, opener, whole_lines=True):
+    for chunk in _chunks(path, opener, whole_lines=True, skip=offset):
         starts, ends, lines, line = json_scan.line_ranges(np.frombuffer(chunk, dtype=np.uint8), offset, line)
         offset += len(chunk)
         yield starts, ends, lines
@@ -391,14 +536,73 @@ class RecordBatch:
     buffer_offset: int
     layout: str = "lines"
     fast_type: Optional[type] = None
+    # 1 for each record nested deeper than MAX_NESTING (decoded as MalformedJSON); None: none is,
+    # or (for a batch read with decode=False) not checked yet: decode(k) then checks its record.
+    too_deep: Optional[np.ndarray] = None
+    depth_checked: bool = False
 
     def raw(self, k: int) -> bytes:
         """The source bytes of record ``k`` (for the rejects file)."""
         start = int(self.offsets[k]) - self.buffer_offset
         return bytes(self.buffer[start : int(self.ends[k]) - self.buffer_offset])
 
+    def holding(self, words: tuple) -> np.ndarray:
+        """The positions (ascending, int64) of the records whose source bytes contain one of
+        ``words`` (bytes), found by the C substring search of the buffer: a quick filter that
+        sends those records to a careful path, which checks their decoded text."""
+        if not words:
+            return np.zeros(0, np.int64)
+        common = common_part(words)
+        if len(common) >= 4 and len(words) > 1:
+            # One search for what every word holds (the DJ tokens share "__dj__"), then each word
+            # in the few records found.
+            found = self.holding((common,))
+            return np.array([k for k in found.tolist() if any(word in self.raw(k) for word in words)], np.int64)
+        buffer = self.buffer
+        if isinstance(buffer, memoryview):
+            # A view of a batch's memory map runs to the map's end: search the map itself, no copy.
+            source = buffer.obj if hasattr(buffer.obj, "find") else bytes(buffer)
+            shift = len(source) - len(buffer)
+        else:
+            source, shift = buffer, 0
+        found = []
+        for word in words:
+            at = source.find(word, shift)
+            while at >= 0:
+                found.append(at - shift)
+                at = source.find(word, at + 1)
+        if not found:
+            return np.zeros(0, np.int64)
+        starts = self.offsets - self.buffer_offset
+        return np.unique(np.searchsorted(starts, np.array(found, np.int64), side="right") - 1)
+
+    def invalid_utf8(self) -> np.ndarray:
+        """The positions (ascending, int64) of the records that are not valid UTF-8, for the
+        compiled parsers, which copy bytes as they are: one validation of the whole batch by
+        Arrow, then record by record only when it fails."""
+        whole = pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, len(self.buffer)], np.int32)), pa.py_buffer(self.buffer))
+        try:
+            whole.validate(full=True)
+            return np.zeros(0, np.int64)
+        except pa.ArrowInvalid:
+            bad = []
+            for k in range(len(self.indexes)):
+                try:
+                    self.raw(k).decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append(k)
+            return np.array(bad, np.int64)
+
     def decode(self, k: int):
         """Decode record ``k`` alone: a ``fast_type`` instance, a plain value, or :class:`MalformedJSON`."""
+        if self.too_deep is not None and self.too_deep[k]:
+            return MalformedJSON(TOO_DEEP, int(self.offsets[k]))
+        if not self.depth_checked:
+            # The compiled parsers refuse deep values themselves (json_scan.value_end): only a
+            # record they leave to the careful path is measured, here.
+            start, end = int(self.offsets[k]) - self.buffer_offset, int(self.ends[k]) - self.buffer_offset
+            if json_scan.too_deep(np.frombuffer(self.buffer, np.uint8), np.array([start]), np.array([end]), MAX_NESTING, np.zeros(1, np.uint8)):
+                return MalformedJSON(TOO_DEEP, int(self.offsets[k]))
         decoders = _single_decoders(self.fast_type)
         return _decode_one(memoryview(self.buffer)[int(self.offsets[k]) - self.buffer_offset : int(self.ends[k]) - self.buffer_offset], int(self.offsets[k]), *decoders)
 
@@ -432,6 +636,12 @@ def iter_batches(
         >>> for batch in iter_batches(index, 0, len(index), None):  # doctest: +SKIP
         ...     print(batch.records[0])
     """
+    yield from _batches(index, first, stop, fast_type, opener, batch_bytes, decode, record_offset)
+    if index.fault is not None and stop >= len(index):
+        raise index.fault
+
+
+def _batches(index, first, stop, fast_type, opener, batch_bytes, decode, record_offset) -> Iterator[RecordBatch]:
     if stop <= first:
         return
     fast_decoder = msgspec.json.Decoder(list[fast_type]) if fast_type is not None else None
@@ -467,6 +677,7 @@ def iter_batches(
                 fast_type,
             )
             if decode:
+                check_depth(batch)
                 with gc_paused():
                     batch.records = _decode_batch(buffer, buffer_offset, batch.offsets, batch.ends, index.layout, fast_decoder, batch)
             yield batch
@@ -476,9 +687,28 @@ def iter_batches(
 _ERROR_INDEX = re.compile(r"`\$\[(\d+)\]")
 
 
+def check_depth(batch: RecordBatch) -> Optional[np.ndarray]:
+    """Find the batch's records nested deeper than :data:`MAX_NESTING` (before a decoder that
+    takes the whole batch at once): ``batch.too_deep`` becomes their uint8 mask, or ``None``.
+
+    Example:
+        >>> check_depth(batch) is None  # doctest: +SKIP
+        True
+    """
+    if not batch.depth_checked:
+        mask = np.empty(len(batch.offsets), np.uint8)
+        base = batch.buffer_offset
+        if json_scan.too_deep(np.frombuffer(batch.buffer, np.uint8), batch.offsets - base, batch.ends - base, MAX_NESTING, mask):
+            batch.too_deep = mask
+        batch.depth_checked = True
+    return batch.too_deep
+
+
 def _decode_batch(buffer, buffer_offset, starts, ends, layout, fast_decoder, batch) -> list:
     view = memoryview(buffer)
     one_fast, generic = _single_decoders(batch.fast_type)
+    if batch.too_deep is not None:
+        return [batch.decode(k) for k in range(len(starts))]
     if fast_decoder is None:
         return [_decode_one(view[s - buffer_offset : e - buffer_offset], s, None, generic) for s, e in zip(starts.tolist(), ends.tolist())]
     records: list = []

@@ -10,7 +10,7 @@ Decisions the matrix pins down:
 - duplicate keys: the last value wins, on both paths, as in Python's ``json`` and Data-Juicer;
 - a file cut inside a record: that record is a bad one; the records before it load;
 - a JSON array followed by other text: the array's records load and the rest of the file is
-  one reject (``on_error="skip"``), or a ``JSONLayoutError`` naming the line.
+  one file-level failure (``on_error="skip"``/``"keep"``), or a ``JSONLayoutError`` naming the line.
 """
 
 import json
@@ -224,8 +224,10 @@ def test_an_array_followed_by_json_lines_keeps_the_array(shape, fast, tmp_path):
     assert str(raised.value).startswith(f"{path}: line 2: text outside the top-level array")
     skipped = load(shape, path, tmp_path / "skip", fast, on_error="skip", rejects_path=str(tmp_path / "rejects.jsonl"))
     entries = read_rejects(tmp_path / "rejects.jsonl")
-    assert len(skipped) == 2 and [(entry["record"], entry["line"]) for entry in entries] == [(None, 2)]
-    assert entries[0]["reason"].startswith("the rest of the file is unreadable: text outside the top-level array")
+    assert len(skipped) == 2 and [(entry["record"], entry["line"], entry["unreachable"]) for entry in entries] == [(None, 2, None)]
+    assert entries[0]["reason"].startswith("file unreadable: the rest of the file: text outside the top-level array")
+    kept = load(shape, path, tmp_path / "keep", fast, on_error="keep")
+    assert len(kept) == 2
 
 
 @pytest.mark.parametrize("shape", LAYOUT_SHAPES, ids=[shape.id for shape in LAYOUT_SHAPES])

@@ -29,7 +29,7 @@ from datasets.table import InMemoryTable
 
 from ..errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error, logger
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
-from .failures import READ_ERRORS, Unreadable, file_failure, read_failure
+from .failures import READ_ERRORS, FileFailure, Unreadable, file_failure, read_failure, report_file_failure
 from .fingerprint import code_hash
 from .serialization import STYLE_COLUMN, source_style
 from .records import JSONLayoutError, RecordIndex, iter_batches, scan_records, scan_records_in_background
@@ -308,16 +308,18 @@ def surfaced(error: DatasetGenerationError) -> BaseException:
 
 
 def layout_failure(source: str, error: JSONLayoutError, policy: ErrorPolicy) -> None:
-    """A JSON file whose layout breaks after some records: raised under ``on_error="raise"`` and
-    ``"keep"`` (there is no row to keep), else one reject for the rest of the file, with the
-    line and reason (the records read before it stay).
+    """A JSON file whose layout breaks after some records: raised under ``on_error="raise"``; else
+    a failure of the rest of the file (a :class:`~.failures.FileFailure` at the fault's line, as
+    for any file-level failure: the records read before it stay, and it is reported as the file's
+    failure, never as one skipped record).
 
     Example:
         >>> layout_failure("a.json", JSONLayoutError("a.json", "text outside the top-level array", line=9), ErrorPolicy("skip"))
     """
-    if policy.on_error != "skip":
+    if policy.on_error == "raise":
         raise error
-    policy.handle(RecordError(source, None, f"the rest of the file is unreadable: {error.reason}", line=error.line, byte=error.byte))
+    report_file_failure(FileFailure(source, f"the rest of the file: {error.reason}", line=error.line),
+                        policy, policy.on_error)
 
 
 def empty_file(source: str, on_error: str) -> None:

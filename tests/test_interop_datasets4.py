@@ -36,6 +36,8 @@ COMMON_FEATURES = {
     "roles": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"},
     "media_layout": {"dtype": "string", "_type": "Value"},
     "turn_extras": {"dtype": "string", "_type": "Value"},
+    # The source file's written style, kept so that a published dataset exports byte for byte.
+    "source_style": {"dtype": "string", "_type": "Value"},
     "extra": {"dtype": "string", "_type": "Value"},
 }
 
@@ -76,14 +78,17 @@ def test_datasets_4_loads_a_published_folder(llava_dataset, tmp_path, embed_medi
         assert part["features"] == expected_features
         assert list(part["features"]) == list(expected_features)
     decoded = {"<image>": {"mode": "RGB", "size": [24, 16], "format": "PNG"}}
+    # json.dumps' own layout: one line, ", " and ": ", ASCII escapes, no final newline.
+    style = '["array",null,", ",": ",true,"\\n",false,false]'
     assert first_rows(report) == {
         "train": {"text": "[[human]]: <__dj__image>\nWhat colour is it?\n[[gpt]]: Red. <|__dj__eoc|>",
                   "images": [decoded if embed_media else "coco/red.png"], "id": "r0", "id_is_int": False,
                   "roles": ["human", "gpt"], "media_layout": "image", "turn_extras": '[{"weight":0},{"weight":1}]',
-                  "extra": '{"model":"gpt-4","__key_order__":["id","image","model","conversations"]}'},
+                  "source_style": style, "extra": '{"model":"gpt-4","__key_order__":["id","image","model","conversations"]}'},
         "test": {"text": "[[human]]: <__dj__image>\nName the colour.\n[[gpt]]: Green. <|__dj__eoc|>",
                  "images": [decoded if embed_media else "coco/green.png"], "id": "r2", "id_is_int": False,
-                 "roles": ["human", "gpt"], "media_layout": "image", "turn_extras": None, "extra": '{"model":"llava-1.5","__key_order__":["id","image","model","conversations"]}'},
+                 "roles": ["human", "gpt"], "media_layout": "image", "turn_extras": None, "source_style": style,
+                 "extra": '{"model":"llava-1.5","__key_order__":["id","image","model","conversations"]}'},
     }
     assert "Left out because they are empty in every row: `audios`, `videos`." in result.card
     assert "`turn_extras`, `extra` hold JSON text" in result.card

@@ -202,12 +202,15 @@ def test_bad_shards_are_reported_per_file_and_skipped_into_rejects(ray_session, 
     missing = str(tmp_path / "docs_shard_4_v3.jsonl")
     report = mmray.convert("mmc4", [*good, str(corrupt), str(broken), missing], str(tmp_path / "out"), on_error="skip")
     reasons = {entry["file"]: entry["reason"] for entry in report.rejected_files}
-    assert set(reasons) == {str(corrupt), str(broken), missing}
+    assert set(reasons) == {str(corrupt), missing}
     assert "unreadable zip archive" in reasons[str(corrupt)]
     assert "no such file" in reasons[missing]
+    # A file cut inside its only record is readable: that record is the reject, as in a local load.
+    assert [(entry["file"], entry["record"], entry["line"]) for entry in report.rejected_records] == [(str(broken), 0, 1)]
+    assert report.rejected_records[0]["reason"] == "malformed JSON: Input data was truncated"
     assert report.num_rows == 60
     with open(report.rejects_path) as handle:
-        assert {json.loads(line)["file"] for line in handle} == set(reasons)
+        assert {json.loads(line)["file"] for line in handle} == {str(corrupt), str(broken), missing}
 
 
 def test_bad_shard_with_raise_fails_the_job_and_leaves_no_output(ray_session, tmp_path):

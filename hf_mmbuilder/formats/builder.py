@@ -140,7 +140,9 @@ class DJBuilder(datasets.ArrowBasedBuilder):
         ``media_root``, ``source_file`` and its style (``source_style``), and an empty list for
         each media column of ``empty_media`` (those the format never fills)."""
         return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original,
-                STYLE_COLUMN: source_style(shard.path)}
+                # The style of the file as given: an archive's members (extracted here, or on a Ray
+                # worker) have none, wherever they were unpacked.
+                STYLE_COLUMN: source_style(shard.original)}
 
     def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open, *,
                            scan_while_parsing: bool = False) -> list[Shard]:

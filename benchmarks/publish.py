@@ -191,9 +191,9 @@ def main() -> None:
     media = dataset(args.media_rows, seed=2, media=True)
     anchor = run(ANCHOR, {**media, "out": media["folder"] + "/anchor.parquet"})
     embedded = run(MEASURE, {**media, "what": "publish", "out": media["folder"] + "/published", "ratios": RATIOS, "embed": True})
-    media_bytes = sum(entry.stat().st_size for entry in Path(media["media_root"]).rglob("*.jpg"))
-    result["embedded_media"] = {"image_size": list(IMAGE_SIZE), "jpeg_quality": 90, "media_files_bytes": media_bytes,
-                                "mean_file_bytes": media_bytes / args.media_rows if args.media_rows else 0,
+    files = [entry.stat().st_size for entry in Path(media["media_root"]).rglob("*.jpg")]
+    result["embedded_media"] = {"image_size": list(IMAGE_SIZE), "jpeg_quality": 90, "media_files": len(files),
+                                "media_files_bytes": sum(files), "mean_file_bytes": sum(files) / max(1, len(files)),
                                 "pyarrow_write_embedded": anchor, "publish": embedded,
                                 "publish_over_pyarrow": embedded["seconds"] / anchor["seconds"]}
     print(json.dumps(result["embedded_media"], indent=2), flush=True)

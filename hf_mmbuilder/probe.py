@@ -96,3 +96,54 @@ def probe_media(path) -> MediaInfo:
                           frame_rate=float(rate) if rate else float(ABSENT))
         return MediaInfo(kind="video" if video is not None else "audio", duration=duration,
                          codec=main.codec_context.codec.canonical_name, container=container.format.name, **fields)
+
+
+# JPEG start-of-frame markers (baseline, progressive, lossless ...): 0xC0-0xCF except DHT (C4),
+# JPG (C8) and DAC (CC), which share the range.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of an image from its bytes' header, as ``PIL.Image.open(...).size`` reads it.
+
+    A JPEG's size is read from its start-of-frame segment by walking the segments before it (a few
+    microseconds, against Pillow's tenth of a millisecond to parse every header segment: publish
+    measures every embedded image this way); other formats, and a JPEG whose segments this walk
+    cannot follow, through Pillow. Raises ``OSError`` (Pillow's ``UnidentifiedImageError``) for
+    bytes that are no image.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buffer = io.BytesIO()
+        >>> Image.new("RGB", (640, 480)).save(buffer, "JPEG")
+        >>> image_size(buffer.getvalue())
+        (640, 480)
+    """
+    # Unsigned bytes whatever the buffer (an Arrow buffer's view holds signed ones).
+    data = memoryview(data).cast("B")
+    if data[:2] == b"\xff\xd8":
+        position, end = 2, len(data)
+        while position + 9 <= end and data[position] == 0xFF:
+            marker = data[position + 1]
+            if marker in _JPEG_FRAME_MARKERS:
+                height = int.from_bytes(data[position + 5:position + 7], "big")
+                width = int.from_bytes(data[position + 7:position + 9], "big")
+                if width and height:
+                    return width, height
+                break
+            if marker == 0xFF:
+                # Fill bytes before a marker.
+                position += 1
+                continue
+            if marker == 0x01 or 0xD0 <= marker <= 0xD9:
+                # Markers without a length field.
+                position += 2
+                continue
+            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data.tobytes())) as image:
+        return image.size

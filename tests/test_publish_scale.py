@@ -5,14 +5,21 @@ distinct file, embedded media read on threads."""
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+import xxhash
 from datasets import Dataset, Image, List, load_dataset
 
+from hf_mmbuilder.probe import image_size
+from hf_mmbuilder.publishing.card import CardStatistics
 from hf_mmbuilder.publishing import publish
+from hf_mmbuilder.publishing.shards import SplitRows, embedded_features, tag_generation, text_features, write_shards
 from hf_mmbuilder.publishing.splits import plan_splits
 from hf_mmbuilder.testing import llava_records, write_images
 
@@ -128,3 +135,71 @@ def test_embedded_media_across_shards_are_the_files_bytes(tmp_path):
             expected = dataset[int(row)]["images"]
             assert [image["path"] for image in images] == expected
             assert [image["bytes"] for image in images] == [Path(written[names.index(name)]).read_bytes() for name in expected]
+
+
+def jpeg_bytes(size: tuple, **options) -> bytes:
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, (200, 30, 60)).save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_image_size_reads_the_frame_header_of_jpegs_and_falls_back_to_pillow():
+    from PIL import Image as PILImage
+
+    baseline = jpeg_bytes((641, 479), quality=90)
+    progressive = jpeg_bytes((33, 17), progressive=True)
+    exif = PILImage.Exif()
+    exif[0x010F] = "camera" * 2000
+    with_exif = jpeg_bytes((320, 240), exif=exif.tobytes())
+    comment = baseline[:2] + b"\xff\xfe\x00\x06file" + baseline[2:]
+    png = io.BytesIO()
+    PILImage.new("RGBA", (7, 5)).save(png, "PNG")
+    # An Arrow buffer's view holds signed bytes: the walk reads it as unsigned.
+    from_arrow = pa.array([baseline], pa.binary())[0].as_buffer()
+    sizes = [image_size(data) for data in (baseline, progressive, with_exif, comment, png.getvalue(), from_arrow)]
+    assert sizes == [(641, 479), (33, 17), (320, 240), (641, 479), (7, 5), (641, 479)]
+    with pytest.raises(OSError, match="cannot identify image file"):
+        image_size(b"\xff\xd8 not a jpeg")
+
+
+def test_shard_digests_taken_while_writing_are_the_digests_of_the_shard_files(tmp_path):
+    names = [f"img/{index}.jpg" for index in range(30)]
+    write_images(str(tmp_path / "media"), names, seed=4)
+    dataset = Dataset.from_dict({"text": ["<__dj__image> a photo"] * 30, "images": [[name] for name in names],
+                                 "media_root": [str(tmp_path / "media")] * 30})
+    features = text_features(embedded_features(dataset.features, ["images"]))
+    features = type(features)({name: features[name] for name in ("text", "images")})
+    shards = write_shards(SplitRows.of(dataset), features, tmp_path / "repo", "data", "train", 20_000,
+                          nbytes=60_000, read_columns=["media_root"], embed=["images"])
+    assert [path.name for path in shards] == [f"train-{index:05d}-of-00003.parquet" for index in range(3)]
+    assert {path: xxhash.xxh3_128(path.read_bytes()).digest() for path in shards} == shards
+    tag = tag_generation(tmp_path / "repo", shards)
+    assert sorted(path.name for path in (tmp_path / "repo" / "data").iterdir()) == \
+        [f"train-{index:05d}-of-00003-{tag}.parquet" for index in range(3)]
+
+
+def test_card_image_sizes_come_from_the_embedded_bytes_and_a_broken_one_is_named(tmp_path):
+    # No file exists under this root: every size must come from the embedded bytes.
+    sizes = {"a.jpg": (64, 48), "b.jpg": (640, 480), "c.jpg": (100, 30)}
+    lists = [["a.jpg"], ["b.jpg", "a.jpg"], ["c.jpg"], []]
+    batch = pa.table({"text": ["<__dj__image> one"] * 4, "images": lists, "media_root": [str(tmp_path / "nowhere")] * 4})
+    item = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    embedded = pa.table({"images": pa.array([[{"bytes": jpeg_bytes(sizes[name]), "path": name} for name in names] for names in lists],
+                                            pa.list_(item))})
+    statistics = CardStatistics({"train": 4})
+    statistics.add("train", batch, 0, embedded)
+    stats = statistics.result(Counter())
+    assert (stats["image_files"], stats["image_unmeasured"]) == (3, 0)
+    assert sorted(zip(stats["values"]["image_width"].tolist(), stats["values"]["image_height"].tolist())) == \
+        [(64, 48), (100, 30), (640, 480)]
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for name, size in sizes.items():
+        (media / name).write_bytes(jpeg_bytes(size))
+    (media / "c.jpg").write_bytes(b"this is no image")
+    rows = {"text": ["<__dj__image> one"] * 4, "images": lists, "media_root": [str(media)] * 4}
+    with pytest.raises(ValueError, match=r"^split 'train' row 2: image 'c.jpg' \(.*/media/c.jpg\) cannot be read: cannot identify image file"):
+        publish(Dataset.from_dict(rows), local_dir=str(tmp_path / "out"), progress=False)

@@ -27,7 +27,7 @@ from ..arrow import iter_tables, string_buffers
 from ..frames import MediaDecodeError
 from ..kernels.exact_hash import digests128
 from ..media import locate_media, resolve_media_paths
-from ..probe import MediaInfo, probe_media
+from ..probe import MediaInfo, image_size, probe_media
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
 # The templates stay package data of hf_mmbuilder.templates, one level up.
@@ -264,10 +264,14 @@ class CardStatistics:
         self._files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
         self._absent: dict[str, list] = {column: [] for column in MEDIA_COLUMNS}
         self._listings: dict = {}
+        # Resolved path -> (width, height) of the images measured from their embedded bytes.
+        self._image_sizes: dict[str, tuple[int, int]] = {}
 
-    def add(self, split: str, batch: pa.Table, offset: int) -> None:
+    def add(self, split: str, batch: pa.Table, offset: int, embedded: Optional[pa.Table] = None) -> None:
         """Count the rows ``offset .. offset + len(batch)`` of ``split``. ``batch`` holds the
-        split's ``text``, ``roles``, media and ``media_root`` columns that exist (more are ignored)."""
+        split's ``text``, ``roles``, media and ``media_root`` columns that exist (more are ignored);
+        ``embedded``: the same rows as written, their embedded media columns holding each file's
+        ``{"bytes", "path"}`` (images are measured from those bytes)."""
 
         rows = batch.num_rows
         counts = self._per_split[split]
@@ -298,12 +302,24 @@ class CardStatistics:
             if not media_lengths.any():
                 continue
             resolved, item_rows, written = _media_keys(batch.select([name for name in (column, "media_root") if name in names]), column)
-            present = locate_media(resolved, listings=self._listings).is_file
+            contents = None
+            if embedded is not None and column in embedded.column_names:
+                # Embedding read every file (it refuses missing ones): no lookup on disk, and an
+                # image is measured from the header of the bytes embedded, not opened again.
+                contents = pc.list_flatten(embedded.column(column).combine_chunks()).field("bytes")
+                present = np.ones(len(resolved), dtype=bool)
+            else:
+                present = locate_media(resolved, listings=self._listings).is_file
             known = self._files[column]
-            for position in np.flatnonzero(present):
-                path = resolved[int(position)].as_py()
-                if path not in known:
-                    known[path] = (split, offset + int(item_rows[position]), written[int(position)].as_py())
+            positions = np.flatnonzero(present)
+            first = {}
+            for position, path in zip(positions.tolist(), pc.take(resolved, pa.array(positions)).to_pylist()):
+                if path not in known and path not in first:
+                    first[path] = position
+            for path, position in first.items():
+                known[path] = (split, offset + int(item_rows[position]), written[position].as_py())
+                if contents is not None and column == "images":
+                    self._image_sizes[path] = _measured_image(contents[position].as_buffer(), known[path], path)
             absent = np.flatnonzero(~present)
             if len(absent):
                 buffers = string_buffers(pc.take(resolved, pa.array(absent)))
@@ -333,11 +349,14 @@ class CardStatistics:
 
         widths, heights = [], []
         for resolved, (split, row, path) in self._files["images"].items():
-            try:
-                with Image.open(resolved) as image:
-                    width, height = image.size
-            except (OSError, Image.DecompressionBombError) as error:
-                raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
+            if resolved in self._image_sizes:
+                width, height = self._image_sizes[resolved]
+            else:
+                try:
+                    with Image.open(resolved) as image:
+                        width, height = image.size
+                except (OSError, Image.DecompressionBombError) as error:
+                    raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
             widths.append(width)
             heights.append(height)
         durations, formats = {}, {}
@@ -381,6 +400,17 @@ class CardStatistics:
         }
 
 
+def _measured_image(data, where: tuple, resolved: str) -> tuple[int, int]:
+    """``(width, height)`` from an image's bytes; ``where``: its (split, row, path as written)."""
+    from PIL import Image
+
+    try:
+        return image_size(data)
+    except (OSError, Image.DecompressionBombError) as error:
+        split, row, path = where
+        raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
+
+
 STATISTICS_COLUMNS = ("text", *MEDIA_COLUMNS, "roles", "media_root")
 
 
@@ -420,6 +450,22 @@ def _png(figure) -> bytes:
     # No Software/date metadata: the same data must give the same bytes, so re-publishing is a no-op.
     figure.savefig(buffer, format="png", dpi=PLOT_DPI, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def warm_up() -> None:
+    """Load what the card's last steps need (py3langid's model, matplotlib and its Agg canvas):
+    seconds of fixed cost, which :func:`~hf_mmbuilder.publishing.publish` pays on a thread while
+    it splits and writes instead of after."""
+    import py3langid
+
+    py3langid.classify("warm up")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure
+
+    Figure(figsize=(1, 1)).subplots().hist([0, 1])
 
 
 def render_plots(stats: dict) -> dict[str, bytes]:

@@ -43,6 +43,7 @@ from .card import (
     detect_languages,
     render_plots,
     sources_from_files,
+    warm_up,
 )
 from .hub import PublishError, check_repo_id, push_folder
 from .shards import (
@@ -215,8 +216,9 @@ def publish(
     each distinct media file for its digest (on threads) when splitting; media paths checked per
     distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
     its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
-    writer) and accumulates the card's statistics; shards are read once more for their
-    generation tag. Memory holds a few batches and O(rows) integers (the split plan), not the
+    writer) and accumulates the card's statistics, images measured from the header of the bytes
+    embedded; the generation tag is the digest of the shards' bytes as they are written.
+    py3langid's model and matplotlib load on a thread from the start. Memory holds a few batches and O(rows) integers (the split plan), not the
     split: the rows are never gathered into a table of their own.
 
     Example:
@@ -244,6 +246,11 @@ def publish(
     if max_shard_bytes <= 0:
         raise ValueError(f"max_shard_size must be positive, got {max_shard_size!r}")
 
+    # The language model and the plotting library load on a thread while the dataset is split,
+    # checked and written (a bounded job: it ends on its own if publish raises before the card).
+    warming = ThreadPoolExecutor(max_workers=1)
+    warmed = warming.submit(warm_up)
+    warming.shutdown(wait=False)
     plan = None
     if isinstance(dataset, DatasetDict):
         if split_ratio is not None:
@@ -315,7 +322,7 @@ def publish(
         for name, config_parts in extra_configs.items():
             parts.update({(name, split): part for split, part in config_parts.items()})
         split_sizes: dict[str, dict[str, tuple[int, int, int]]] = {name: {} for name in folders}
-        shards = []
+        shards: dict = {}
         with tqdm(total=len(parts), desc="writing shards", unit="split", disable=not progress) as bar:
             for (config, split), part in parts.items():
                 share = len(part) / len(splits[split]) if len(splits[split]) else 0.0
@@ -324,10 +331,12 @@ def publish(
                 paths = write_shards(
                     part, features, repo, folders[config], split, max_shard_bytes, nbytes=nbytes, embed=media_columns,
                     read_columns=[*statistics_columns, *(["media_root"] if "media_root" in features_in else [])] if counted or media_columns else [],
-                    on_batch=(lambda start, batch, split=split: statistics.add(split, batch, start)) if counted else None)
+                    on_batch=(lambda start, batch, written, split=split: statistics.add(
+                        split, batch, start, written if media_columns else None)) if counted else None)
                 split_sizes[config][split] = (len(part), nbytes, sum(path.stat().st_size for path in paths))
-                shards.extend(paths)
+                shards.update(paths)
                 bar.update(1)
+        warmed.result()
         stats = statistics.result(languages.result())
         plots = render_plots(stats)
         tag = tag_generation(repo, shards)

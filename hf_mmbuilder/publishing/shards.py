@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from ..media import UnsafePathError, locate_media, resolve_media_paths, split_folders
 from ..schema import MEDIA_COLUMNS
@@ -221,14 +222,32 @@ def _total_size(paths: pa.Array, present: np.ndarray) -> int:
     """Sum of the sizes of the files at ``paths[present]`` (each occurrence; each distinct file stat'ed once)."""
     encoded = pc.dictionary_encode(pc.filter(paths, pa.array(present)))
     distinct = encoded.dictionary.to_pylist()
-    with ThreadPoolExecutor(max_workers=EMBED_THREADS) as pool:
-        sizes = np.fromiter(pool.map(os.path.getsize, distinct, chunksize=256), dtype=np.int64, count=len(distinct))
+    # A stat answered from the kernel's cache takes microseconds: a pool's futures cost more.
+    sizes = np.fromiter((os.stat(path).st_size for path in distinct), dtype=np.int64, count=len(distinct))
     return int(sizes[encoded.indices.to_numpy(zero_copy_only=False)].sum()) if len(distinct) else 0
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+def _read_all(paths: Sequence[str]) -> pa.Array:
+    """The bytes of the files at ``paths`` as one binary array, each file read straight into the
+    array's data buffer (no ``bytes`` object per file, no second copy of 2 GB of media)."""
+    sizes = np.fromiter((os.stat(path).st_size for path in paths), dtype=np.int64, count=len(paths))
+    offsets = np.zeros(len(paths) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    # From Arrow's memory pool, which reuses the memory of the batches already written: fresh
+    # pages for every batch would cost a page fault per 4 KB read.
+    data = pa.allocate_buffer(int(offsets[-1]))
+    view = memoryview(data).cast("B")
+    for position, path in enumerate(paths):
+        start, stop = int(offsets[position]), int(offsets[position + 1])
+        with open(path, "rb", buffering=0) as handle:
+            while start < stop:
+                read = handle.readinto(view[start:stop])
+                if not read:
+                    raise OSError(f"{path}: the file shrank while it was read")
+                start += read
+    if offsets[-1] < 2**31:
+        return pa.BinaryArray.from_buffers(pa.binary(), len(paths), [None, pa.py_buffer(offsets.astype(np.int32)), data])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(paths), [None, pa.py_buffer(offsets), data])
 
 
 def embed_media_batch(batch: pa.Table, columns: Sequence[str]) -> pa.Table:
@@ -244,7 +263,7 @@ def embed_media_batch(batch: pa.Table, columns: Sequence[str]) -> pa.Table:
         parents = pc.list_parent_indices(lists)
         roots = pc.take(batch.column("media_root").combine_chunks(), parents) if "media_root" in batch.column_names else None
         # check_media found every file and refused escaping paths before the pass.
-        contents = pa.array([_read(path) for path in resolve_media_paths(paths, roots).to_pylist()], pa.binary())
+        contents = _read_all(resolve_media_paths(paths, roots).to_pylist())
         _, names = split_folders(paths)
         stored = pc.if_else(pc.starts_with(paths, "/"), names, paths)
         items = pa.StructArray.from_arrays([contents, stored], names=["bytes", "path"])
@@ -371,9 +390,36 @@ def shard_bounds(rows: int, num_shards: int, index: int) -> tuple[int, int]:
     return start, start + size + (index < extra)
 
 
+class _DigestingFile:
+    """A file being written that digests (xxh3-128) the bytes as they go to it, so a shard's
+    digest costs no read of the shard afterwards (and a tenth of SHA-256's time: the shards of
+    a dataset with embedded media are as large as its media)."""
+
+    def __init__(self, path: Path):
+        self._handle = open(path, "wb")
+        self.digest = xxhash.xxh3_128()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self._handle.write(data)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+
 def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: str, max_shard_bytes: int, *,
                  nbytes: int, read_columns: Sequence[str] = (), embed: Sequence[str] = (),
-                 on_batch: Optional[Callable[[int, pa.Table], None]] = None) -> list[Path]:
+                 on_batch: Optional[Callable[[int, pa.Table, pa.Table], None]] = None) -> dict[Path, bytes]:
     """Write a split's Parquet shards straight from its table: ``ceil(nbytes / max_shard_bytes)``
     shards of contiguous rows, each written batch by batch (a ``take`` of the split's sorted rows,
     or a slice), so memory holds a few batches, never the split.
@@ -382,8 +428,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     ``datasets`` metadata); ``nbytes``: the split's estimated Arrow size (media bytes included when
     embedding); ``read_columns``: more columns to read along (for ``on_batch``, or ``media_root``
     to embed); ``embed``: media columns whose files are read into the rows (on threads, ahead of
-    the writer); ``on_batch(position, batch)`` sees each batch of the read columns, in order,
-    before embedding. Parquet options are those ``Dataset.to_parquet`` writes.
+    the writer); ``on_batch(position, batch, written)`` sees each batch of the read columns, in
+    order, and the same rows as written (media embedded). Parquet options are those
+    ``Dataset.to_parquet`` writes. Returns each shard's path -> the digest of its bytes
+    (xxh3-128, computed as they are written), in shard order.
     """
     import pyarrow.parquet as pq
     from datasets import config
@@ -417,13 +465,20 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.append(path)
     writers: dict = {}
+    sinks: dict[int, _DigestingFile] = {}
+
+    def close(index: int) -> None:
+        writers.pop(index).close()
+        sinks[index].close()
 
     def write(index: int, table: pa.Table) -> None:
         if index not in writers:
             for done in [key for key in writers if key < index]:
-                writers.pop(done).close()
-            writers[index] = pq.ParquetWriter(paths[index], schema, use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS,
-                                              write_page_index=True, **get_parquet_column_options(features, schema))
+                close(done)
+            sinks[index] = _DigestingFile(paths[index])
+            writers[index] = pq.ParquetWriter(pa.PythonFile(sinks[index], mode="w"), schema,
+                                              use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS, write_page_index=True,
+                                              **get_parquet_column_options(features, schema))
         writers[index].write_table(table)
 
     threads = EMBED_THREADS if embed else 2
@@ -440,9 +495,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                     next_job = next(upcoming, None)
                     if next_job is not None:
                         pending.append(pool.submit(prepare, next_job))
-                    writes.append(writer.submit(write, index, batch.select(columns).cast(schema)))
+                    written = batch.select(columns).cast(schema)
+                    writes.append(writer.submit(write, index, written))
                     if on_batch is not None:
-                        on_batch(start, read)
+                        on_batch(start, read, written)
                     while len(writes) > 1:
                         writes.popleft().result()
                 while writes:
@@ -452,30 +508,31 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                 writer.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
-        for open_writer in writers.values():
-            open_writer.close()
-    for path in paths:
-        if not path.exists():
+        for index in list(writers):
+            close(index)
+    for index, path in enumerate(paths):
+        if index not in sinks:
             # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
-            pq.write_table(schema.empty_table(), path)
-    return paths
+            sinks[index] = _DigestingFile(path)
+            pq.write_table(schema.empty_table(), pa.PythonFile(sinks[index], mode="w"))
+            sinks[index].close()
+    return {path: sinks[index].digest.digest() for index, path in enumerate(paths)}
 
 
-def tag_generation(root: Path, shards: Iterable[Path]) -> str:
+def tag_generation(root: Path, shards: Mapping[Path, bytes]) -> str:
     """Append the generation tag to every shard's name (``train-00000-of-00001-<tag>.parquet``).
 
-    The tag is a digest of the shards' paths and bytes: a new publish of other data never reuses
-    the names the current card points at, and the same data always gets the same names.
+    ``shards``: each shard's path -> the digest of its bytes (:func:`write_shards`
+    computes it while writing, so no shard is read again). The tag is a digest of the shards'
+    paths and bytes' digests: a new publish of other data never reuses the names the current card
+    points at, and the same data always gets the same names.
     """
     digest = hashlib.sha256()
-    shards = sorted(shards)
-    for path in shards:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    ordered = sorted(shards)
+    for path in ordered:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + shards[path])
     tag = digest.hexdigest()[:GENERATION_DIGITS]
-    for path in shards:
+    for path in ordered:
         path.rename(path.with_name(f"{path.stem}-{tag}{path.suffix}"))
     return tag
 

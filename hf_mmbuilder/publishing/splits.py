@@ -239,7 +239,14 @@ def _file_key(path: str) -> Optional[str]:
         return None
 
 
+def _file_keys(paths: Sequence[str]) -> list[Optional[str]]:
+    return [_file_key(path) for path in paths]
+
+
 KEY_CHUNK_ROWS = 65_536
+
+
+KEY_FILES_PER_TASK = 256
 
 
 def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_threads: int,
@@ -285,8 +292,11 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
             on_disk = pc.take(distinct, pa.array(np.flatnonzero(locate_media(distinct, listings=listings).is_file))).to_pylist()
             new = [path for path in on_disk if path not in content]
             if num_threads > 1 and len(new) > 1:
+                # One task per slice of files: a thread pool makes a future per item it maps.
+                slices = [new[low:low + KEY_FILES_PER_TASK] for low in range(0, len(new), KEY_FILES_PER_TASK)]
                 with ThreadPoolExecutor(max_workers=num_threads) as pool:
-                    content.update(zip(new, pool.map(_file_key, new, chunksize=64)))
+                    for files, file_keys in zip(slices, pool.map(_file_keys, slices)):
+                        content.update(zip(files, file_keys))
             else:
                 content.update((path, _file_key(path)) for path in new)
             read = {path: content[path] for path in on_disk if content[path] is not None}

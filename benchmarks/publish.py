@@ -31,8 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Appended, not first: benchmarks/inspect.py must not shadow the standard library inspect.
-sys.path.append(str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, RESULTS, machine, write_result  # noqa: E402
 
 ROWS = 665_298

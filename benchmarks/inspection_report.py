@@ -9,7 +9,7 @@ timed). The report draws its plots from every row and renders a 2,000-row sample
 the 100 largest clusters, the PCA of all rows with the selection and its k-means quotas.
 Targets (issue 19): under 60 s and under 100 MB.
 
-Run: python -P benchmarks/inspect.py [--rows N]
+Run: python -P benchmarks/inspection_report.py [--rows N]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main() -> None:
         "note": "machine shared with other jobs (2 cores); both sides ran in this process one after the other",
     }
     print(f"inspect: {ours:.1f} s, {size / 1e6:.1f} MB ({media_files} thumbnails); card statistics + plots: {anchor:.1f} s")
-    print(write_result("inspect", result))
+    print(write_result("inspection_report", result))
 
 
 if __name__ == "__main__":

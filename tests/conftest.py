@@ -27,3 +27,20 @@ def cache_dir(tmp_path) -> str:
     path = tmp_path / "hf_cache"
     path.mkdir()
     return str(path)
+
+
+@pytest.fixture
+def force_cpu(monkeypatch):
+    """``FORCE_CPU=1`` for one test: every model stays on the CPU, whatever the machine has."""
+    from hf_mmbuilder.models import FORCE_CPU_VARIABLE
+
+    monkeypatch.setenv(FORCE_CPU_VARIABLE, "1")
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    """A tiny CLIP (random weights) and its processor, saved once per test module."""
+    import embedding_models
+
+    return embedding_models.clip(tmp_path_factory.mktemp("clip") / "model")
+

@@ -17,18 +17,11 @@ from PIL import Image  # noqa: E402
 
 import embedding_models  # noqa: E402
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder import embedding, models  # noqa: E402
+from hf_mmbuilder import embedding  # noqa: E402
 from hf_mmbuilder.errors import RecordError  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def cpu(monkeypatch):
-    monkeypatch.setenv(models.FORCE_CPU_VARIABLE, "1")
-
-
-@pytest.fixture(scope="module")
-def clip_folder(tmp_path_factory):
-    return embedding_models.clip(tmp_path_factory.mktemp("clip") / "model")
+pytestmark = pytest.mark.usefixtures("force_cpu")
 
 
 @pytest.fixture(scope="module")

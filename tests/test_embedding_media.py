@@ -17,14 +17,11 @@ from PIL import Image  # noqa: E402
 
 import embedding_models  # noqa: E402
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder import models  # noqa: E402
 from hf_mmbuilder.errors import RecordError  # noqa: E402
 from hf_mmbuilder.frames import decode_audio, sample_video_frames  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def cpu(monkeypatch):
-    monkeypatch.setenv(models.FORCE_CPU_VARIABLE, "1")
+pytestmark = pytest.mark.usefixtures("force_cpu")
 
 
 def unit(vectors):

@@ -17,7 +17,6 @@ from PIL import Image, ImageOps  # noqa: E402
 
 import embedding_models  # noqa: E402
 import hf_mmbuilder  # noqa: E402
-from hf_mmbuilder import models  # noqa: E402
 from hf_mmbuilder.ops import FILTER_COLUMN, STATS_COLUMN, ComputeStats, ImageTextSimilarity, QualityFilter, apply_filters  # noqa: E402
 
 IMAGE, EOC = "<__dj__image>", "<|__dj__eoc|>"
@@ -31,14 +30,7 @@ IMAGES = [["0.png", "1.png", "2.png"], [], ["3.png"]]
 CHUNKS = [[("a red bus on the street", [0]), ("the dog and the cat", [1, 2])], [], [("[[human]]:  a green car with a dog", [0])]]
 
 
-@pytest.fixture(autouse=True)
-def cpu(monkeypatch):
-    monkeypatch.setenv(models.FORCE_CPU_VARIABLE, "1")
-
-
-@pytest.fixture(scope="module")
-def clip_folder(tmp_path_factory):
-    return embedding_models.clip(tmp_path_factory.mktemp("clip") / "model")
+pytestmark = pytest.mark.usefixtures("force_cpu")
 
 
 @pytest.fixture(scope="module")

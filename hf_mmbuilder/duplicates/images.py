@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import logging
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Optional, Sequence
 
@@ -43,8 +41,8 @@ from ..kernels import perceptual_hash
 from ..kernels.hamming import hamming_pairs
 from ..kernels.unionfind import connected_components
 from ..media import resolve_media_path
+from .report import warn_left_out
 
-logger = logging.getLogger("hf_mmbuilder")
 
 HASH_KINDS = ("phash", "dhash", "ahash", "whash")
 # Internal names of the two hash paths; compat="imagehash" is "exact", compat=None is "fast".
@@ -505,10 +503,7 @@ def image_hash_clusters(
         if pool:
             pool.shutdown()
     if failures:
-        for row, position, where, reason in failures:
-            logger.warning("image hash skipped row %d, image %d (%r): %s", row, position, where, reason)
-        first = "; ".join(f"row {r}, image {p} ({w!r}): {why}" for r, p, w, why in failures[:3])
-        warnings.warn(f"{len(failures)} image(s) could not be hashed and were left out (first: {first})", stacklevel=2)
+        warn_left_out(failures, "image", "image(s)", "hashed", stacklevel=2)
     words = -(-(hash_size * hash_size) // 64)
     all_hashes = np.concatenate(hashes) if hashes else np.zeros((0, words), dtype=np.uint64)
     owner = np.asarray(owners, dtype=np.int64)

@@ -19,8 +19,6 @@ samples and is not matched by a digest.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -32,8 +30,8 @@ from ..kernels import perceptual_hash
 from ..kernels.hamming import aligned_matches, hamming_pairs
 from ..kernels.unionfind import connected_components
 from ..media import resolve_media_path
+from .report import warn_left_out
 
-logger = logging.getLogger("hf_mmbuilder")
 
 DEFAULT_NUM_FRAMES = 8
 # Measured on the shared clips (video1/4/5) and their re-encodes (half size in H.264, 150 kbit/s
@@ -154,10 +152,7 @@ def _describe_all(ds, column, kind, describe, on_error, num_threads, batch_size,
         if pool:
             pool.shutdown()
     if failures:
-        for row, position, path, reason in failures:
-            logger.warning("%s dedup skipped row %d, %s %d (%r): %s", kind, row, kind, position, path, reason)
-        first = "; ".join(f"row {r}, {kind} {p} ({w!r}): {why}" for r, p, w, why in failures[:3])
-        warnings.warn(f"{len(failures)} {kind} file(s) could not be read and were left out (first: {first})", stacklevel=3)
+        warn_left_out(failures, kind, f"{kind} file(s)", "read", stacklevel=3)
     return np.asarray(owners, dtype=np.int64), results
 
 

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from collections import Counter
 from typing import Optional, Sequence
 
 import numpy as np
+
+logger = logging.getLogger("hf_mmbuilder")
+
+
+def warn_left_out(failures: Sequence[tuple], item: str, files: str, problem: str, *, stacklevel: int) -> None:
+    """Report the media a dedup left out (``on_error="skip"``): one log line per
+    ``(row, position, where, reason)``, then one warning with their count and the first three.
+    ``item`` names one medium in a row (``"image"``), ``files`` what was counted (``"image(s)"``),
+    ``problem`` what failed (``"hashed"``); ``stacklevel`` is the caller's, as for ``warnings.warn``.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_left_out([(4, 0, "a.mp4", "no video stream")], "video", "video file(s)", "read", stacklevel=1)
+        >>> str(caught[0].message)
+        "1 video file(s) could not be read and were left out (first: row 4, video 0 ('a.mp4'): no video stream)"
+    """
+    for row, position, where, reason in failures:
+        logger.warning("dedup left out row %d, %s %d (%r): %s", row, item, position, where, reason)
+    first = "; ".join(f"row {row}, {item} {position} ({where!r}): {reason}" for row, position, where, reason in failures[:3])
+    warnings.warn(f"{len(failures)} {files} could not be {problem} and were left out (first: {first})", stacklevel=stacklevel + 1)
 
 
 @dataclasses.dataclass

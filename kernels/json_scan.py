@@ -124,6 +124,121 @@ def value_end(buf, i, end):
     return i
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def hex_digit(c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def write_utf8(code, out, o):
+    if code < 0x80:
+        out[o] = code
+        return o + 1
+    if code < 0x800:
+        out[o] = 0xC0 | (code >> 6)
+        out[o + 1] = 0x80 | (code & 0x3F)
+        return o + 2
+    if code < 0x10000:
+        out[o] = 0xE0 | (code >> 12)
+        out[o + 1] = 0x80 | ((code >> 6) & 0x3F)
+        out[o + 2] = 0x80 | (code & 0x3F)
+        return o + 3
+    out[o] = 0xF0 | (code >> 18)
+    out[o + 1] = 0x80 | ((code >> 12) & 0x3F)
+    out[o + 2] = 0x80 | ((code >> 6) & 0x3F)
+    out[o + 3] = 0x80 | (code & 0x3F)
+    return o + 4
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def hex4(buf, k):
+    code = 0
+    for j in range(4):
+        h = hex_digit(buf[k + j])
+        if h < 0:
+            return -1
+        code = code * 16 + h
+    return code
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def unescape_escape(buf, k, end, out, o):
+    """Decode the escape sequence starting at the backslash ``buf[k]`` (``end`` bounds it) into
+    ``out[o:]``. Returns ``(position after it, new o)``, or ``(-1, o)`` for a bad escape or a lone
+    surrogate."""
+    if k + 1 >= end:
+        return -1, o
+    e = buf[k + 1]
+    if e == 110:
+        out[o] = 10
+    elif e == _QUOTE or e == _BACKSLASH or e == 47:
+        out[o] = e
+    elif e == 116:
+        out[o] = 9
+    elif e == 114:
+        out[o] = 13
+    elif e == 98:
+        out[o] = 8
+    elif e == 102:
+        out[o] = 12
+    elif e == 117:
+        if k + 6 > end:
+            return -1, o
+        code = hex4(buf, k + 2)
+        k += 6
+        if code < 0 or 0xDC00 <= code <= 0xDFFF:
+            return -1, o
+        if 0xD800 <= code <= 0xDBFF:
+            if k + 6 > end or buf[k] != _BACKSLASH or buf[k + 1] != 117:
+                return -1, o
+            low = hex4(buf, k + 2)
+            if not (0xDC00 <= low <= 0xDFFF):
+                return -1, o
+            k += 6
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+        return k, write_utf8(code, out, o)
+    else:
+        return -1, o
+    return k + 2, o + 1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def unescape_string(buf, i, end, out, o):
+    """Copy the JSON string whose opening quote is ``buf[i]`` as UTF-8 into ``out[o:]``.
+
+    Returns ``(position after the closing quote, new o)``, or ``(-1, o)`` for control characters,
+    bad escapes or lone surrogates.
+    """
+    i += 1
+    while i < end:
+        c = buf[i]
+        if c == _QUOTE:
+            return i + 1, o
+        if c < 32:
+            return -1, o
+        if c == _BACKSLASH:
+            i, o = unescape_escape(buf, i, end, out, o)
+            if i < 0:
+                return -1, o
+            continue
+        out[o] = c
+        o += 1
+        i += 1
+    return -1, o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def key_is(buf, start, end, word):
+    """Is the JSON string ``buf[start:end]`` (quotes included, no escapes) equal to ``word``?"""
+    return end - start - 2 == word.shape[0] and starts_with(buf, start + 1, end - 1, word)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def too_deep(buf, starts, ends, limit, out):
     """``out[r] = 1`` where ``buf[starts[r]:ends[r]]`` nests arrays/objects more than ``limit``
     levels deep (strings skipped), else 0; returns how many records are too deep.

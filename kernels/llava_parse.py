@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import put_bytes, skip_whitespace, starts_with, string_end, value_end
+from .json_scan import key_is, put_bytes, skip_whitespace, starts_with, string_end, unescape_escape, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -45,121 +45,6 @@ _KEY_ORDER_MEMBER = np.frombuffer(b'"__key_order__":[', dtype=np.uint8)
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _hex(c):
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _write_utf8(code, out, o):
-    if code < 0x80:
-        out[o] = code
-        return o + 1
-    if code < 0x800:
-        out[o] = 0xC0 | (code >> 6)
-        out[o + 1] = 0x80 | (code & 0x3F)
-        return o + 2
-    if code < 0x10000:
-        out[o] = 0xE0 | (code >> 12)
-        out[o + 1] = 0x80 | ((code >> 6) & 0x3F)
-        out[o + 2] = 0x80 | (code & 0x3F)
-        return o + 3
-    out[o] = 0xF0 | (code >> 18)
-    out[o + 1] = 0x80 | ((code >> 12) & 0x3F)
-    out[o + 2] = 0x80 | ((code >> 6) & 0x3F)
-    out[o + 3] = 0x80 | (code & 0x3F)
-    return o + 4
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _hex4(buf, k):
-    code = 0
-    for j in range(4):
-        h = _hex(buf[k + j])
-        if h < 0:
-            return -1
-        code = code * 16 + h
-    return code
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _unescape_one(buf, k, end, out, o):
-    """Decode the escape sequence starting at the backslash ``buf[k]`` (``end`` bounds it) into
-    ``out[o:]``. Returns ``(position after it, new o)``, or ``(-1, o)`` for a bad escape or a lone
-    surrogate."""
-    if k + 1 >= end:
-        return -1, o
-    e = buf[k + 1]
-    if e == 110:
-        out[o] = 10
-    elif e == _QUOTE or e == _BACKSLASH or e == 47:
-        out[o] = e
-    elif e == 116:
-        out[o] = 9
-    elif e == 114:
-        out[o] = 13
-    elif e == 98:
-        out[o] = 8
-    elif e == 102:
-        out[o] = 12
-    elif e == 117:
-        if k + 6 > end:
-            return -1, o
-        code = _hex4(buf, k + 2)
-        k += 6
-        if code < 0 or 0xDC00 <= code <= 0xDFFF:
-            return -1, o
-        if 0xD800 <= code <= 0xDBFF:
-            if k + 6 > end or buf[k] != _BACKSLASH or buf[k + 1] != 117:
-                return -1, o
-            low = _hex4(buf, k + 2)
-            if not (0xDC00 <= low <= 0xDFFF):
-                return -1, o
-            k += 6
-            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-        return k, _write_utf8(code, out, o)
-    else:
-        return -1, o
-    return k + 2, o + 1
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _unescape(buf, i, end, out, o):
-    """Copy the JSON string whose opening quote is ``buf[i]`` as UTF-8 into ``out[o:]``.
-
-    Returns ``(position after the closing quote, new o)``, or ``(-1, o)`` for control characters,
-    bad escapes or lone surrogates.
-    """
-    i += 1
-    while i < end:
-        c = buf[i]
-        if c == _QUOTE:
-            return i + 1, o
-        if c < 32:
-            return -1, o
-        if c == _BACKSLASH:
-            i, o = _unescape_one(buf, i, end, out, o)
-            if i < 0:
-                return -1, o
-            continue
-        out[o] = c
-        o += 1
-        i += 1
-    return -1, o
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _key_is(buf, start, end, word):
-    """Is the JSON string ``buf[start:end]`` (quotes included, no escapes) equal to ``word``?"""
-    return end - start - 2 == word.shape[0] and starts_with(buf, start + 1, end - 1, word)
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
 def _ends_with(out, o, lower, token):
     n = token.shape[0]
     if o - lower < n:
@@ -177,7 +62,7 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
     Returns ``(layout_is_list, new d, new n_paths, ok)``.
     """
     if buf[start] == _QUOTE:
-        position, d = _unescape(buf, start, end, data, d)
+        position, d = unescape_string(buf, start, end, data, d)
         if position < 0:
             return False, d, n_paths, False
         n_paths += 1
@@ -191,7 +76,7 @@ def _media_paths(buf, start, end, data, d, offsets, n_paths):
     while i < end:
         if buf[i] != _QUOTE:
             return True, d, n_paths, False
-        i, d = _unescape(buf, i, end, data, d)
+        i, d = unescape_string(buf, i, end, data, d)
         if i < 0:
             return True, d, n_paths, False
         n_paths += 1
@@ -229,7 +114,7 @@ def _copy_value(buf, k, end, text, t, special, source_image, source_video, image
         if c == _QUOTE:
             return k + 1, t, found_images, found_videos, True
         if c == _BACKSLASH:
-            k, t = _unescape_one(buf, k, end, text, t)
+            k, t = unescape_escape(buf, k, end, text, t)
             if k < 0:
                 return k, t, found_images, found_videos, False
         elif c < 32:
@@ -296,13 +181,13 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
                 return i, t, n_roles, d_roles, 0, 0, False
             # The turn is written as it is read: the role marker first, so "from" must come before
             # "value" (it always does in LLaVA files; other orders take the careful path).
-            if _key_is(buf, key_start, key_end, from_word) and not has_role:
+            if key_is(buf, key_start, key_end, from_word) and not has_role:
                 if turn > 0:
                     if turn % 2 == 0:
                         t = put_bytes(text, t, eoc_between_rounds)
                     t = put_bytes(text, t, separator)
                 role_begin = d_roles
-                field_end, d_roles = _unescape(buf, field_start, end, roles, d_roles)
+                field_end, d_roles = unescape_string(buf, field_start, end, roles, d_roles)
                 if field_end < 0:
                     return i, t, n_roles, d_roles, 0, 0, False
                 n_roles += 1
@@ -319,7 +204,7 @@ def _conversation(buf, i, end, separator, eoc_between_rounds, text, t, roles, ro
                 text[t + 3] = 32
                 t += 4
                 has_role = True
-            elif _key_is(buf, key_start, key_end, value_word) and has_role and not has_value:
+            elif key_is(buf, key_start, key_end, value_word) and has_role and not has_value:
                 field_end, t, images, videos, ok = _copy_value(
                     buf, field_start + 1, end, text, t, special, source_image, source_video, image_token, video_token
                 )
@@ -474,13 +359,13 @@ def parse_llava(
             if value_start >= end:
                 ok = False
                 break
-            if _key_is(buf, key_start, key_end, conv_word):
+            if key_is(buf, key_start, key_end, conv_word):
                 rank = _RANK_CONVERSATIONS
-            elif _key_is(buf, key_start, key_end, image_word):
+            elif key_is(buf, key_start, key_end, image_word):
                 rank = _RANK_IMAGE
-            elif _key_is(buf, key_start, key_end, video_word):
+            elif key_is(buf, key_start, key_end, video_word):
                 rank = _RANK_VIDEO
-            elif _key_is(buf, key_start, key_end, id_word):
+            elif key_is(buf, key_start, key_end, id_word):
                 rank = _RANK_ID
             else:
                 rank = _RANK_OTHER
@@ -508,18 +393,18 @@ def parse_llava(
                 if value_stop < 0:
                     ok = False
                     break
-                if _key_is(buf, key_start, key_end, image_word) and not has_images:
+                if key_is(buf, key_start, key_end, image_word) and not has_images:
                     has_images = True
                     as_list, d_images, n_images, ok = _media_paths(buf, value_start, value_stop, images, d_images, image_offsets, n_images)
                     record_layout += LAYOUT_IMAGE_LIST if as_list else LAYOUT_IMAGE
-                elif _key_is(buf, key_start, key_end, video_word) and not has_videos:
+                elif key_is(buf, key_start, key_end, video_word) and not has_videos:
                     has_videos = True
                     as_list, d_videos, n_videos, ok = _media_paths(buf, value_start, value_stop, videos, d_videos, video_offsets, n_videos)
                     record_layout += 3 * (LAYOUT_VIDEO_LIST - 2 if as_list else LAYOUT_VIDEO - 2)
-                elif _key_is(buf, key_start, key_end, id_word) and kind == 0:
+                elif key_is(buf, key_start, key_end, id_word) and kind == 0:
                     c = buf[value_start]
                     if c == _QUOTE:
-                        position, d_ids = _unescape(buf, value_start, end, ids, d_ids)
+                        position, d_ids = unescape_string(buf, value_start, end, ids, d_ids)
                         ok = position >= 0
                         kind = 1
                     elif c == 45 or 48 <= c <= 57:
@@ -535,9 +420,9 @@ def parse_llava(
                     else:
                         ok = False
                 elif (
-                    _key_is(buf, key_start, key_end, image_word)
-                    or _key_is(buf, key_start, key_end, video_word)
-                    or _key_is(buf, key_start, key_end, id_word)
+                    key_is(buf, key_start, key_end, image_word)
+                    or key_is(buf, key_start, key_end, video_word)
+                    or key_is(buf, key_start, key_end, id_word)
                 ):
                     ok = False
                 else:

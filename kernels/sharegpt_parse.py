@@ -554,6 +554,355 @@ def _copy_key(buf, start, stop, out, o):
     return o, position == stop
 
 
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _content(buf, p, stop, text, t, special, tokens, dj_words, dj_offsets, media, media_offsets, media_counts, media_d, found,
+             part_scratch, nested_scratch):
+    """A message's content at ``buf[p]``: a string (tags substituted), ``null`` or a list of parts.
+    Returns ``(position after it, new t, kind: 0 string, 1 null, 2 parts, media parts, ok)``."""
+    c = buf[p]
+    if c == _QUOTE:
+        position, t, ok = _copy_text(buf, p, stop, text, t, special, True, tokens[0], tokens[1], tokens[2], dj_words, dj_offsets, found)
+        return position, t, 0, 0, ok
+    if c == 91:
+        position, t, seen, ok = _parts(buf, p, stop, text, t, special, tokens, dj_words, dj_offsets,
+                                       media, media_offsets, media_counts, media_d, found, part_scratch, nested_scratch)
+        return position, t, 2, seen, ok
+    if starts_with(buf, p, stop, _NULL):
+        return p + 4, t, 1, 0, True
+    return p, t, 0, 0, False
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _message(buf, i, stop, index, role_key, content_key, separator, text, roles, role_offsets, layout, cursor, special, tokens,
+             dj_words, dj_offsets, media, media_offsets, media_counts, media_d, found, ks, ke, vs, ve, part_scratch, nested_scratch,
+             scratch):
+    """The message object at ``buf[i]``: its ``[[role]]: content`` into the text (the role first,
+    whatever the key order), its role, media and layout entry. Cursors are ``cursor`` (t, roles,
+    role bytes, layout bytes). Returns ``(position after it, has a layout entry, content was
+    parts, role is an ms-swift tool role, media parts, ok)``."""
+    t, n_roles, d_roles, d_layout = cursor[0], cursor[1], cursor[2], cursor[3]
+    if index:
+        t = put_bytes(text, t, separator)
+    i = skip_whitespace(buf, i + 1, stop)
+    count = 0
+    role = -1
+    content = -1
+    kind = 0
+    media_parts = 0
+    swift = False
+    while True:
+        if i >= stop or buf[i] != _QUOTE or count == MAX_KEYS:
+            return i, False, False, False, 0, False
+        key_end = string_end(buf, i, stop)
+        if key_end < 0:
+            return i, False, False, False, 0, False
+        ks[count] = i
+        ke[count] = key_end
+        i = skip_whitespace(buf, key_end, stop)
+        if i >= stop or buf[i] != 58:
+            return i, False, False, False, 0, False
+        v = skip_whitespace(buf, i + 1, stop)
+        if v >= stop:
+            return i, False, False, False, 0, False
+        if key_is(buf, ks[count], key_end, role_key):
+            if role >= 0 or buf[v] != _QUOTE:
+                return i, False, False, False, 0, False
+            role = count
+            role_begin = d_roles
+            value_stop, d_roles = unescape_string(buf, v, stop, roles, d_roles)
+            if value_stop < 0:
+                return i, False, False, False, 0, False
+            for k in range(role_begin + 1, d_roles):
+                if roles[k] == 91 and roles[k - 1] == 91:
+                    return i, False, False, False, 0, False
+            n_roles += 1
+            role_offsets[n_roles] = d_roles
+            size = d_roles - role_begin
+            if (size == 9 and key_is(roles, role_begin - 1, d_roles + 1, _TOOL_CALL)) or (
+                size == 13 and key_is(roles, role_begin - 1, d_roles + 1, _TOOL_RESPONSE)
+            ):
+                swift = True
+            t = put_bytes(text, t, _ROLE_OPEN)
+            for k in range(role_begin, d_roles):
+                text[t] = roles[k]
+                t += 1
+            t = put_bytes(text, t, _ROLE_CLOSE)
+            if content >= 0:
+                # The content came first: it was skipped, it is written now.
+                position, t, kind, media_parts, ok = _content(buf, vs[content], ve[content], text, t, special, tokens, dj_words,
+                                                              dj_offsets, media, media_offsets, media_counts, media_d, found,
+                                                              part_scratch, nested_scratch)
+                if not ok or position != ve[content]:
+                    return i, False, False, False, 0, False
+        elif key_is(buf, ks[count], key_end, content_key):
+            if content >= 0:
+                return i, False, False, False, 0, False
+            content = count
+            if role >= 0:
+                value_stop, t, kind, media_parts, ok = _content(buf, v, stop, text, t, special, tokens, dj_words, dj_offsets, media,
+                                                                media_offsets, media_counts, media_d, found, part_scratch,
+                                                                nested_scratch)
+                if not ok:
+                    return i, False, False, False, 0, False
+            else:
+                value_stop = value_end(buf, v, stop)
+        else:
+            value_stop = value_end(buf, v, stop)
+        if value_stop < 0 or value_stop == v:
+            return i, False, False, False, 0, False
+        vs[count] = v
+        ve[count] = value_stop
+        count += 1
+        i = skip_whitespace(buf, value_stop, stop)
+        if i < stop and buf[i] == 44:
+            i = skip_whitespace(buf, i + 1, stop)
+            continue
+        if i < stop and buf[i] == 125:
+            i += 1
+            break
+        return i, False, False, False, 0, False
+    if role < 0 or not _distinct(buf, ks, ke, count):
+        return i, False, False, False, 0, False
+    # The layout entry: extra keys, absent content, key order (role, content, others), null or parts.
+    extras = count - 1 - (1 if content >= 0 else 0)
+    reordered = role != 0 or (content >= 0 and content != 1)
+    entry = extras > 0 or content < 0 or reordered or kind != 0
+    if index:
+        layout[d_layout] = 44
+        d_layout += 1
+    if not entry:
+        d_layout = put_bytes(layout, d_layout, _NULL)
+    else:
+        layout[d_layout] = 123
+        d_layout += 1
+        entries = 0
+        ok = True
+        if extras:
+            d_layout = put_bytes(layout, d_layout, _KEYS_ENTRY)
+            written = 0
+            for k in range(count):
+                if k != role and k != content:
+                    if written:
+                        layout[d_layout] = 44
+                        d_layout += 1
+                    d_layout, ok = _copy_key(buf, ks[k], ke[k], layout, d_layout)
+                    layout[d_layout] = 58
+                    if ok:
+                        d_layout, ok = canonical_copy(buf, vs[k], ve[k], layout, d_layout + 1, *scratch)
+                    if not ok:
+                        return i, False, False, False, 0, False
+                    written += 1
+            layout[d_layout] = 125
+            d_layout += 1
+            entries += 1
+        if content < 0:
+            if entries:
+                layout[d_layout] = 44
+                d_layout += 1
+            d_layout = put_bytes(layout, d_layout, _ABSENT_ENTRY)
+            entries += 1
+        if reordered:
+            if entries:
+                layout[d_layout] = 44
+                d_layout += 1
+            d_layout = put_bytes(layout, d_layout, _ORDER_ENTRY)
+            for k in range(count):
+                if k:
+                    layout[d_layout] = 44
+                    d_layout += 1
+                d_layout, ok = _copy_key(buf, ks[k], ke[k], layout, d_layout)
+                if not ok:
+                    return i, False, False, False, 0, False
+            layout[d_layout] = 93
+            d_layout += 1
+            entries += 1
+        if kind != 0:
+            if entries:
+                layout[d_layout] = 44
+                d_layout += 1
+            if kind == 1:
+                d_layout = put_bytes(layout, d_layout, _NULL_ENTRY)
+            else:
+                d_layout = put_bytes(layout, d_layout, _PARTS_ENTRY)
+                d_layout, ok = canonical_copy(buf, vs[content], ve[content], layout, d_layout, *scratch)
+                if not ok:
+                    return i, False, False, False, 0, False
+        layout[d_layout] = 125
+        d_layout += 1
+    cursor[0], cursor[1], cursor[2], cursor[3] = t, n_roles, d_roles, d_layout
+    return i, entry, kind == 2, swift, media_parts, True
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _record(buf, start, end, messages_key, role_key, content_key, separator, suffix, forced_style, text, roles, role_offsets,
+            layout, extra, cursor, special, tokens, dj_words, dj_offsets, media, media_offsets, media_counts, media_d, found,
+            top_counts, top, message, part_scratch, nested_scratch, scratch):
+    """One record ``buf[start:end]`` into the outputs (cursors in ``cursor``: t, roles, role bytes,
+    layout bytes, extra bytes; media in ``media_counts``/``media_d``). Returns ``(media keys code,
+    style, ok)``; when not ok the caller rolls every output back."""
+    ks, ke, vs, ve = top
+    mks, mke, mvs, mve = message
+    found[0] = 0
+    found[1] = 0
+    found[2] = 0
+    top_counts[0] = 0
+    top_counts[1] = 0
+    top_counts[2] = 0
+    i = skip_whitespace(buf, start, end)
+    if i >= end or buf[i] != 123:
+        return 0, 0, False
+    i = skip_whitespace(buf, i + 1, end)
+    d_extra = cursor[4]
+    count = 0
+    conversation = -1
+    last_rank = 0
+    reordered = False
+    extra_count = 0
+    record_style = STYLE_LLAMAFACTORY
+    keys_code = 0
+    has_parts = False
+    part_media = 0
+    while True:
+        if i >= end or buf[i] != _QUOTE or count == MAX_KEYS:
+            return 0, 0, False
+        a = i
+        b = string_end(buf, i, end)
+        if b < 0:
+            return 0, 0, False
+        ks[count] = a
+        ke[count] = b
+        i = skip_whitespace(buf, b, end)
+        if i >= end or buf[i] != 58:
+            return 0, 0, False
+        v = skip_whitespace(buf, i + 1, end)
+        if v >= end:
+            return 0, 0, False
+        rank = 4
+        if key_is(buf, a, b, messages_key):
+            rank = 0
+        elif key_is(buf, a, b, _IMAGES):
+            rank = 1
+        elif key_is(buf, a, b, _VIDEOS):
+            rank = 2
+        elif key_is(buf, a, b, _AUDIOS):
+            rank = 3
+        # Written order: messages, images, videos, audios, then the others as they came.
+        if rank < last_rank:
+            reordered = True
+        else:
+            last_rank = rank
+        if rank == 0:
+            if conversation >= 0 or buf[v] != 91:
+                return 0, 0, False
+            conversation = count
+            layout_start = cursor[3]
+            layout[layout_start] = 91
+            cursor[3] += 1
+            any_entry = False
+            index = 0
+            j = skip_whitespace(buf, v + 1, end)
+            if j < end and buf[j] == 93:
+                value_stop = j + 1
+            else:
+                while True:
+                    if j >= end or buf[j] != 123:
+                        return 0, 0, False
+                    j, entry, parts, swift, seen, ok = _message(
+                        buf, j, end, index, role_key, content_key, separator, text, roles, role_offsets, layout, cursor, special,
+                        tokens, dj_words, dj_offsets, media, media_offsets, media_counts, media_d, found, mks, mke, mvs, mve,
+                        part_scratch, nested_scratch, scratch,
+                    )
+                    if not ok:
+                        return 0, 0, False
+                    any_entry = any_entry or entry
+                    has_parts = has_parts or parts
+                    if swift and record_style == STYLE_LLAMAFACTORY:
+                        record_style = STYLE_SWIFT
+                    part_media += seen
+                    index += 1
+                    j = skip_whitespace(buf, j, end)
+                    if j < end and buf[j] == 44:
+                        j = skip_whitespace(buf, j + 1, end)
+                        continue
+                    if j < end and buf[j] == 93:
+                        value_stop = j + 1
+                        break
+                    return 0, 0, False
+            if any_entry:
+                layout[cursor[3]] = 93
+                cursor[3] += 1
+            else:
+                cursor[3] = layout_start
+        else:
+            value_stop = value_end(buf, v, end)
+            if value_stop < 0 or value_stop == v:
+                return 0, 0, False
+            if rank < 4:
+                column = rank - 1
+                weight = 1 if column == 0 else (3 if column == 1 else 9)
+                if keys_code // weight % 3:
+                    return 0, 0, False
+                before = media_counts[column]
+                kind, media_d[column], media_counts[column], ok = _paths(
+                    buf, v, value_stop, media[column], media_d[column], media_offsets[column], media_counts[column]
+                )
+                if not ok:
+                    return 0, 0, False
+                top_counts[column] = media_counts[column] - before
+                keys_code += kind * weight
+            else:
+                if key_is(buf, a, b, _TOOLS) or key_is(buf, a, b, _OBJECTS):
+                    record_style = STYLE_SWIFT
+                extra[d_extra] = 44 if extra_count else 123
+                d_extra, ok = _copy_key(buf, a, b, extra, d_extra + 1)
+                extra[d_extra] = 58
+                if ok:
+                    d_extra, ok = canonical_copy(buf, v, value_stop, extra, d_extra + 1, *scratch)
+                if not ok:
+                    return 0, 0, False
+                extra_count += 1
+        count += 1
+        i = skip_whitespace(buf, value_stop, end)
+        if i < end and buf[i] == 44:
+            i = skip_whitespace(buf, i + 1, end)
+            continue
+        if i < end and buf[i] == 125 and skip_whitespace(buf, i + 1, end) == end:
+            break
+        return 0, 0, False
+    if conversation < 0 or not _distinct(buf, ks, ke, count):
+        return 0, 0, False
+    # Every tag must name a listed file and every listed file a tag; media parts and non-empty
+    # top-level lists do not mix.
+    for column in range(3):
+        if found[column] != top_counts[column]:
+            return 0, 0, False
+    if part_media and (top_counts[0] or top_counts[1] or top_counts[2]):
+        return 0, 0, False
+    cursor[0] = put_bytes(text, cursor[0], suffix)
+    if reordered:
+        extra[d_extra] = 44 if extra_count else 123
+        d_extra = put_bytes(extra, d_extra + 1, _KEY_ORDER_MEMBER)
+        for m in range(count):
+            if m:
+                extra[d_extra] = 44
+                d_extra += 1
+            d_extra, ok = _copy_key(buf, ks[m], ke[m], extra, d_extra)
+            if not ok:
+                return 0, 0, False
+        extra[d_extra] = 93
+        d_extra += 1
+        extra_count += 1
+    if extra_count:
+        extra[d_extra] = 125
+        d_extra += 1
+    cursor[4] = d_extra
+    if forced_style >= 0:
+        record_style = forced_style
+    elif has_parts:
+        record_style = STYLE_OPENAI
+    return keys_code, record_style, True
+
+
 @numba.njit(cache=True, nogil=True)
 def parse_sharegpt(
     buf, starts, ends, messages_key, role_key, content_key, separator, suffix,
@@ -582,7 +931,8 @@ def parse_sharegpt(
 
     ``layout`` / ``extra`` rows are empty where the row's value is null.
 
-    Complexity: O(len(buf)); values are read twice (skipped to find the members, then parsed).
+    Complexity: O(len(buf)); a content written before its role, media parts and kept JSON are
+    read twice, the rest once.
     """
     special = np.zeros(256, dtype=np.uint8)
     special[:32] = 1
@@ -591,25 +941,19 @@ def parse_sharegpt(
     special[91] = 1
     special[62] = 1
     tokens = (image_token, video_token, audio_token)
-    top = np.empty((4, MAX_KEYS), dtype=np.int64)
-    message = np.empty((4, MAX_KEYS), dtype=np.int64)
-    part = np.empty((4, MAX_KEYS), dtype=np.int64)
+    top = (np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64))
+    message = (np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64))
+    part_scratch = (np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64), np.empty(MAX_KEYS, np.int64))
     nested = np.empty((4, MAX_KEYS), dtype=np.int64)
-    part_scratch = (part[0], part[1], part[2], part[3])
-    found = np.zeros(3, dtype=np.int64)
     scratch = (np.empty(MAX_NESTING, dtype=np.int64), np.empty(MAX_NESTING, dtype=np.int64),
                np.empty(4 * MAX_KEYS, dtype=np.int64), np.empty(4 * MAX_KEYS, dtype=np.int64))
+    found = np.zeros(3, dtype=np.int64)
     top_counts = np.zeros(3, dtype=np.int64)
     media_counts = np.zeros(3, dtype=np.int64)
     media_d = np.zeros(3, dtype=np.int64)
+    cursor = np.zeros(5, dtype=np.int64)
     media = (images, videos, audios)
     media_offsets = (image_offsets, video_offsets, audio_offsets)
-    media_words = (_IMAGES, _VIDEOS, _AUDIOS)
-    t = 0
-    n_roles = 0
-    d_roles = 0
-    d_layout = 0
-    d_extra = 0
     text_offsets[0] = 0
     role_offsets[0] = 0
     role_lists[0] = 0
@@ -621,263 +965,36 @@ def parse_sharegpt(
     audio_lists[0] = 0
     layout_offsets[0] = 0
     extra_offsets[0] = 0
+    saved = np.zeros(11, dtype=np.int64)
     for r in range(starts.shape[0]):
-        start = starts[r]
-        end = ends[r]
         # Checkpoint: a FALLBACK record rolls every output back to here.
-        t0, nr0, dr0, dl0, de0 = t, n_roles, d_roles, d_layout, d_extra
-        mc0, mc1, mc2, md0, md1, md2 = media_counts[0], media_counts[1], media_counts[2], media_d[0], media_d[1], media_d[2]
-        ok = True
-        record_style = STYLE_LLAMAFACTORY
-        keys_code = 0
-        i = skip_whitespace(buf, start, end)
-        count = -1
-        if i < end and buf[i] == 123:
-            i, count = _members(buf, i, end, top[0], top[1], top[2], top[3])
-            ok = count > 0 and skip_whitespace(buf, i, end) == end and _distinct(buf, top[0], top[1], count)
-        else:
-            ok = False
-        conversation = -1
+        for k in range(5):
+            saved[k] = cursor[k]
+        for k in range(3):
+            saved[5 + k] = media_counts[k]
+            saved[8 + k] = media_d[k]
+        keys_code, record_style, ok = _record(
+            buf, starts[r], ends[r], messages_key, role_key, content_key, separator, suffix, forced_style, text, roles,
+            role_offsets, layout, extra, cursor, special, tokens, dj_words, dj_offsets, media, media_offsets, media_counts,
+            media_d, found, top_counts, top, message, part_scratch, nested, scratch,
+        )
         if ok:
-            conversation = _member(buf, top[0], top[1], count, messages_key)
-            ok = conversation >= 0 and buf[top[2][conversation]] == 91
-        # Top-level media lists, the extra keys and whether the keys are in the written order
-        # (messages, images, videos, audios, others).
-        reordered = False
-        last_rank = 0
-        extra_count = 0
-        for column in range(3):
-            top_counts[column] = 0
-        m = 0
-        while ok and m < count:
-            a, b = top[0][m], top[1][m]
-            rank = 4
-            if m == conversation:
-                rank = 0
-            else:
-                for column in range(3):
-                    if key_is(buf, a, b, media_words[column]):
-                        rank = 1 + column
-            if rank < last_rank:
-                reordered = True
-            else:
-                last_rank = rank
-            if 1 <= rank <= 3:
-                column = rank - 1
-                if _member(buf, top[0], top[1], count, media_words[column]) != m:
-                    ok = False
-                    break
-                before = media_counts[column]
-                kind, media_d[column], media_counts[column], ok = _paths(
-                    buf, top[2][m], top[3][m], media[column], media_d[column], media_offsets[column], media_counts[column]
-                )
-                top_counts[column] = media_counts[column] - before
-                keys_code += kind * (1 if column == 0 else (3 if column == 1 else 9))
-            elif rank == 4:
-                if key_is(buf, a, b, _TOOLS) or key_is(buf, a, b, _OBJECTS):
-                    record_style = STYLE_SWIFT
-                extra[d_extra] = 44 if extra_count else 123
-                d_extra, ok = _copy_key(buf, a, b, extra, d_extra + 1)
-                extra[d_extra] = 58
-                if ok:
-                    d_extra, ok = canonical_copy(buf, top[2][m], top[3][m], extra, d_extra + 1, *scratch)
-                extra_count += 1
-            m += 1
-        # The messages, straight into the text.
-        has_parts = False
-        part_media = 0
-        any_entry = False
-        found[0] = 0
-        found[1] = 0
-        found[2] = 0
-        if ok:
-            i = skip_whitespace(buf, top[2][conversation] + 1, top[3][conversation])
-            stop = top[3][conversation]
-            layout[d_layout] = 91
-            d_layout += 1
-            index = 0
-            if i < stop and buf[i] == 93:
-                i = stop
-            while ok and i < stop:
-                if buf[i] != 123:
-                    ok = False
-                    break
-                after, members = _members(buf, i, stop, message[0], message[1], message[2], message[3])
-                role = _member(buf, message[0], message[1], members, role_key) if members >= 0 else -1
-                content = _member(buf, message[0], message[1], members, content_key) if members >= 0 else -2
-                if role < 0 or content == -2 or buf[message[2][role]] != _QUOTE or not _distinct(buf, message[0], message[1], members):
-                    ok = False
-                    break
-                if index:
-                    t = put_bytes(text, t, separator)
-                    layout[d_layout] = 44
-                    d_layout += 1
-                role_begin = d_roles
-                position, d_roles = unescape_string(buf, message[2][role], message[3][role], roles, d_roles)
-                if position != message[3][role]:
-                    ok = False
-                    break
-                for k in range(role_begin + 1, d_roles):
-                    if roles[k] == 91 and roles[k - 1] == 91:
-                        ok = False
-                if not ok:
-                    break
-                n_roles += 1
-                role_offsets[n_roles] = d_roles
-                size = d_roles - role_begin
-                if (size == 9 and key_is(roles, role_begin - 1, d_roles + 1, _TOOL_CALL)) or (
-                    size == 13 and key_is(roles, role_begin - 1, d_roles + 1, _TOOL_RESPONSE)
-                ):
-                    if record_style == STYLE_LLAMAFACTORY:
-                        record_style = STYLE_SWIFT
-                t = put_bytes(text, t, _ROLE_OPEN)
-                for k in range(role_begin, d_roles):
-                    text[t] = roles[k]
-                    t += 1
-                t = put_bytes(text, t, _ROLE_CLOSE)
-                is_null = False
-                is_parts = False
-                if content >= 0:
-                    p, q = message[2][content], message[3][content]
-                    c = buf[p]
-                    if c == _QUOTE:
-                        position, t, ok = _copy_text(buf, p, q, text, t, special, True, image_token, video_token, audio_token,
-                                                     dj_words, dj_offsets, found)
-                        ok = ok and position == q
-                    elif c == 91:
-                        position, t, seen, ok = _parts(buf, p, q, text, t, special, tokens, dj_words, dj_offsets,
-                                                       media, media_offsets, media_counts, media_d, found, part_scratch, nested)
-                        ok = ok and position == q
-                        part_media += seen
-                        is_parts = True
-                        has_parts = True
-                    elif q - p == 4 and key_is(buf, p - 1, q + 1, _NULL):
-                        is_null = True
-                    else:
-                        ok = False
-                    if not ok:
-                        break
-                # The message's layout entry: extra keys, absent content, key order, null or parts.
-                extras = members - 1 - (1 if content >= 0 else 0)
-                reordered_message = role != 0 or (content >= 0 and content != 1)
-                if extras or content < 0 or reordered_message or is_null or is_parts:
-                    any_entry = True
-                    layout[d_layout] = 123
-                    d_layout += 1
-                    entries = 0
-                    if extras:
-                        d_layout = put_bytes(layout, d_layout, _KEYS_ENTRY)
-                        written = 0
-                        for k in range(members):
-                            if k != role and k != content:
-                                if written:
-                                    layout[d_layout] = 44
-                                    d_layout += 1
-                                d_layout, ok = _copy_key(buf, message[0][k], message[1][k], layout, d_layout)
-                                layout[d_layout] = 58
-                                if ok:
-                                    d_layout, ok = canonical_copy(buf, message[2][k], message[3][k], layout, d_layout + 1, *scratch)
-                                if not ok:
-                                    break
-                                written += 1
-                        layout[d_layout] = 125
-                        d_layout += 1
-                        entries += 1
-                    if content < 0:
-                        if entries:
-                            layout[d_layout] = 44
-                            d_layout += 1
-                        d_layout = put_bytes(layout, d_layout, _ABSENT_ENTRY)
-                        entries += 1
-                    if reordered_message:
-                        if entries:
-                            layout[d_layout] = 44
-                            d_layout += 1
-                        d_layout = put_bytes(layout, d_layout, _ORDER_ENTRY)
-                        for k in range(members):
-                            if k:
-                                layout[d_layout] = 44
-                                d_layout += 1
-                            d_layout, ok = _copy_key(buf, message[0][k], message[1][k], layout, d_layout)
-                            if not ok:
-                                break
-                        layout[d_layout] = 93
-                        d_layout += 1
-                        entries += 1
-                    if is_null or is_parts:
-                        if entries:
-                            layout[d_layout] = 44
-                            d_layout += 1
-                        if is_null:
-                            d_layout = put_bytes(layout, d_layout, _NULL_ENTRY)
-                        else:
-                            d_layout = put_bytes(layout, d_layout, _PARTS_ENTRY)
-                            d_layout, ok = canonical_copy(buf, message[2][content], message[3][content], layout, d_layout, *scratch)
-                    layout[d_layout] = 125
-                    d_layout += 1
-                else:
-                    d_layout = put_bytes(layout, d_layout, _NULL)
-                if not ok:
-                    break
-                index += 1
-                i = skip_whitespace(buf, after, stop)
-                if i < stop and buf[i] == 44:
-                    i = skip_whitespace(buf, i + 1, stop)
-                    if i >= stop or buf[i] != 123:
-                        ok = False
-                    continue
-                ok = ok and i < stop and buf[i] == 93
-                break
-        # Every tag must name a listed file and every listed file a tag; media parts and
-        # non-empty top-level lists do not mix.
-        if ok:
-            for column in range(3):
-                if found[column] != top_counts[column]:
-                    ok = False
-            if part_media and (top_counts[0] or top_counts[1] or top_counts[2]):
-                ok = False
-        if ok:
-            t = put_bytes(text, t, suffix)
-            if any_entry:
-                layout[d_layout] = 93
-                d_layout += 1
-            else:
-                d_layout = dl0
-            if reordered:
-                extra[d_extra] = 44 if extra_count else 123
-                d_extra = put_bytes(extra, d_extra + 1, _KEY_ORDER_MEMBER)
-                for m in range(count):
-                    if m:
-                        extra[d_extra] = 44
-                        d_extra += 1
-                    d_extra, ok = _copy_key(buf, top[0][m], top[1][m], extra, d_extra)
-                    if not ok:
-                        break
-                extra[d_extra] = 93
-                d_extra += 1
-                extra_count += 1
-        if ok:
-            if extra_count:
-                extra[d_extra] = 125
-                d_extra += 1
-            if forced_style >= 0:
-                record_style = forced_style
-            elif has_parts:
-                record_style = STYLE_OPENAI
             status[r] = FAST
         else:
-            t, n_roles, d_roles, d_layout, d_extra = t0, nr0, dr0, dl0, de0
-            media_counts[0], media_counts[1], media_counts[2] = mc0, mc1, mc2
-            media_d[0], media_d[1], media_d[2] = md0, md1, md2
+            for k in range(5):
+                cursor[k] = saved[k]
+            for k in range(3):
+                media_counts[k] = saved[5 + k]
+                media_d[k] = saved[8 + k]
             keys_code = 0
             record_style = 0
             status[r] = FALLBACK
-        text_offsets[r + 1] = t
-        role_lists[r + 1] = n_roles
+        text_offsets[r + 1] = cursor[0]
+        role_lists[r + 1] = cursor[1]
         image_lists[r + 1] = media_counts[0]
         video_lists[r + 1] = media_counts[1]
         audio_lists[r + 1] = media_counts[2]
-        layout_offsets[r + 1] = d_layout
-        extra_offsets[r + 1] = d_extra
+        layout_offsets[r + 1] = cursor[3]
+        extra_offsets[r + 1] = cursor[4]
         media_keys[r] = keys_code
         style[r] = record_style

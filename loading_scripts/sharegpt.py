@@ -198,7 +198,7 @@ class Sharegpt(DJBuilder):
                 if len(buffer):
                     yield self._buffered_table(buffer, layouts)
             return
-        for batch, (fast_table, status) in map_in_threads(lambda batch: self._compiled_table(batch, shard), batches, parse_threads()):
+        for batch, (fast_table, status) in map_in_threads(lambda batch: self._compiled_table(batch, buffer), batches, parse_threads()):
             if config.check_media:
                 # A row with a missing file goes the careful way, which reports it per on_error.
                 paths = zip(*(fast_table.column(column).to_pylist() for column in MEDIA_COLUMNS))
@@ -273,17 +273,19 @@ class Sharegpt(DJBuilder):
             return None
         return tokens
 
-    def _compiled_table(self, batch, shard: Shard) -> tuple[pa.Table, np.ndarray]:
+    def _compiled_table(self, batch, buffer: ColumnBuffer) -> tuple[pa.Table, np.ndarray]:
         """Run the compiled parser on a raw batch; returns the table (placeholder rows where
         ``status`` is ``FALLBACK``) and the status per record. Bytes that are not UTF-8 are found
         by the validation of the output strings: then the batch is parsed again with its
         undecodable records left to the careful path, so clean input pays nothing."""
         try:
-            return self._parsed_table(batch, shard, np.zeros(0, np.int64))
+            return self._parsed_table(batch, buffer, np.zeros(0, np.int64))
         except pa.ArrowInvalid:
-            return self._parsed_table(batch, shard, batch.invalid_utf8())
+            return self._parsed_table(batch, buffer, batch.invalid_utf8())
 
-    def _parsed_table(self, batch, shard: Shard, careful: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    def _parsed_table(self, batch, buffer: ColumnBuffer, careful: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+        """The compiled parser's table of ``batch`` (``buffer`` gives the schema and the shard's
+        constants; its rows are not touched) and the status per record."""
         config = self.config
         buf = np.frombuffer(batch.buffer, dtype=np.uint8)
         starts = batch.offsets - batch.buffer_offset
@@ -322,12 +324,12 @@ class Sharegpt(DJBuilder):
             "roles": string_lists_from_buffers(role_lists, role_offsets, roles),
             "style": _STYLE_NAMES.take(pa.array(style)),
             "media_keys": _MEDIA_KEY_LISTS.take(pa.array(media_keys)),
-            "messages_layout": pa.ExtensionArray.from_storage(self.info.features.arrow_schema.field("messages_layout").type, layout_column),
+            "messages_layout": pa.ExtensionArray.from_storage(buffer.schema.field("messages_layout").type, layout_column),
             "extra": pa.ExtensionArray.from_storage(pa.json_(), extra_column),
         }
         if ERRORS_COLUMN in self.info.features:
             columns[ERRORS_COLUMN] = pa.nulls(n, pa.list_(pa.string()))
-        return ColumnBuffer(self.info.features, constants=self.shard_constants(shard)).table_with(columns, n), status
+        return buffer.table_with(columns, n), status
 
     def _row(self, record, shard: Shard) -> dict:
         config = self.config

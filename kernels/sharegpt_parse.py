@@ -296,7 +296,7 @@ def _holds_token(text, t, lower, dj_words, dj_offsets):
     return False
 
 
-@numba.njit(cache=True, nogil=True, _nrt=False)
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _copy_text(buf, k, end, text, t, special, substitute, image_token, video_token, audio_token, dj_words, dj_offsets, found):
     """Unescape the JSON string whose opening quote is ``buf[k]`` into ``text[t:]``; with
     ``substitute``, ``<image>``/``<video>``/``<audio>`` become the DJ tokens as they complete
@@ -554,7 +554,7 @@ def _copy_key(buf, start, stop, out, o):
     return o, position == stop
 
 
-@numba.njit(cache=True, nogil=True, _nrt=False)
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _content(buf, p, stop, text, t, special, tokens, dj_words, dj_offsets, media, media_offsets, media_counts, media_d, found,
              part_scratch, nested_scratch):
     """A message's content at ``buf[p]``: a string (tags substituted), ``null`` or a list of parts.
@@ -572,7 +572,7 @@ def _content(buf, p, stop, text, t, special, tokens, dj_words, dj_offsets, media
     return p, t, 0, 0, False
 
 
-@numba.njit(cache=True, nogil=True, _nrt=False)
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _message(buf, i, stop, index, role_key, content_key, separator, text, roles, role_offsets, layout, cursor, special, tokens,
              dj_words, dj_offsets, media, media_offsets, media_counts, media_d, found, ks, ke, vs, ve, part_scratch, nested_scratch,
              scratch):

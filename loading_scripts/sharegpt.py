@@ -26,6 +26,10 @@ when it is not role, content, others; JSON text,
 ``tools``, ``objects`` ...; ``__key_order__`` when the record's keys were in another order than
 ``messages``, media lists, others). Edits to ``text`` and dropped media are written back; a part list
 whose media changed is rebuilt part by part.
+
+Loading runs the compiled parser (:mod:`hf_mmbuilder.kernels.sharegpt_parse`) on raw batches of
+records; a record it is not sure about, and every record when the tokens or key names are ones it
+cannot bound (``fast_path=False`` too), is converted by ``_row``, which also writes every error.
 """
 
 from __future__ import annotations
@@ -201,8 +205,8 @@ class Sharegpt(DJBuilder):
         for batch, (fast_table, status) in map_in_threads(lambda batch: self._compiled_table(batch, buffer), batches, parse_threads()):
             if config.check_media:
                 # A row with a missing file goes the careful way, which reports it per on_error.
-                paths = zip(*(fast_table.column(column).to_pylist() for column in MEDIA_COLUMNS))
-                for row, lists in enumerate(paths):
+                rows = zip(*(fast_table.column(column).to_pylist() for column in MEDIA_COLUMNS))
+                for row, lists in enumerate(rows):
                     if any(media_missing(path, shard.media_root) for paths in lists for path in paths):
                         status[row] = sharegpt_parse.FALLBACK
             fallback = np.flatnonzero(status)
@@ -309,7 +313,7 @@ class Sharegpt(DJBuilder):
         layout, layout_offsets = np.empty(4 * size + 64, np.uint8), np.empty(n + 1, np.int32)
         extra, extra_offsets = np.empty(2 * size + 32 * n + 64, np.uint8), np.empty(n + 1, np.int32)
         media_keys, style, status = np.empty(n, np.int8), np.empty(n, np.int8), np.empty(n, np.int8)
-        forced = -1 if config.style == "auto" else STYLES.index(config.style) - 1
+        forced = sharegpt_parse.STYLE_AUTO if config.style == "auto" else STYLES.index(config.style) - 1
         sharegpt_parse.parse_sharegpt(
             buf, starts, ends, encode(config.messages_key), encode(config.role_key), encode(config.content_key),
             separator, suffix, *words[:3], np.concatenate(words), dj_offsets, forced,

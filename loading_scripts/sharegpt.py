@@ -270,10 +270,14 @@ class Sharegpt(DJBuilder):
         tokens = (config.image_special_token, config.video_special_token, config.audio_special_token, config.eoc_special_token)
         if not all(bracketed_token(token) and token not in SOURCE_TAGS.values() for token in tokens):
             return None
-        # The kernel finds keys by their bytes as written: names JSON would escape, or a
-        # messages key that is also a media key, take the careful path.
+        # The kernel finds keys by their bytes as written: names JSON would escape, a messages
+        # key that is also a media or ms-swift key, or one name for role and content take the
+        # careful path.
         keys = (config.messages_key, config.role_key, config.content_key)
-        if config.messages_key in MEDIA_COLUMNS or not all(orjson.dumps(key)[1:-1] == key.encode() for key in keys):
+        if (
+            config.messages_key in (*MEDIA_COLUMNS, *_SWIFT_KEYS) or config.role_key == config.content_key
+            or not all(orjson.dumps(key)[1:-1] == key.encode() for key in keys)
+        ):
             return None
         return tokens
 

@@ -167,6 +167,14 @@ def test_tokens_the_kernel_cannot_bound_take_the_careful_path(tmp_path):
         assert_same(source, tmp_path / token.strip("<>[]"), image_special_token=token)
 
 
+@pytest.mark.parametrize("options", [{"messages_key": "tools"}, {"messages_key": "images"}, {"role_key": "content"},
+                                     {"content_key": 'te"xt'}])
+def test_key_names_the_kernel_cannot_match_take_the_careful_path(tmp_path, options):
+    source = write_lines(tmp_path / "in.jsonl", [{"tools": [{"role": "user", "content": "x"}], "messages": []}])
+    assert Sharegpt(cache_dir=str(tmp_path / "c"), data_files=source, **options)._compiled_tokens is None
+    assert_same(source, tmp_path, **options)
+
+
 def test_custom_keys_equal_the_careful_path(tmp_path):
     records = [{"conversations": [{"from": "human", "value": "<image>hi"}, {"from": "gpt", "value": "yo", "weight": 0}],
                 "images": ["a.jpg"], "system": "s"}] * 3

@@ -130,3 +130,32 @@ def batch_column(batch, column: str):
     if isinstance(batch, pa.Table):
         return batch.column(column)
     return batch[column]
+
+
+def strings_from_buffers(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
+    """An Arrow string array over int32 ``offsets`` into UTF-8 ``data`` (a compiled parser's
+    output), null where ``valid`` is false; validated, so bytes that are not UTF-8 raise
+    ``pyarrow.ArrowInvalid``.
+
+    Example:
+        >>> strings_from_buffers(np.array([0, 2, 2], np.int32), np.frombuffer(b"hi", np.uint8), np.array([True, False])).to_pylist()
+        ['hi', None]
+    """
+    count = len(offsets) - 1
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    array = pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data[: offsets[-1]]), bitmap)
+    array.validate(full=True)
+    return array
+
+
+def string_lists_from_buffers(list_offsets: np.ndarray, item_offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    """A ``list<string>`` array: row ``r`` holds items ``list_offsets[r]:list_offsets[r + 1]``,
+    item ``k`` the bytes ``data[item_offsets[k]:item_offsets[k + 1]]``.
+
+    Example:
+        >>> lists = string_lists_from_buffers(np.array([0, 2, 2], np.int32), np.array([0, 1, 3], np.int32), np.frombuffer(b"abc", np.uint8))
+        >>> lists.to_pylist()
+        [['a', 'bc'], []]
+    """
+    items = strings_from_buffers(item_offsets[: list_offsets[-1] + 1], data)
+    return pa.ListArray.from_arrays(pa.array(list_offsets, pa.int32()), items)

@@ -38,13 +38,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Json, List, Value
 
-from hf_mmbuilder.arrow import string_buffers, string_list_buffers
+from hf_mmbuilder.arrow import string_buffers, string_list_buffers, string_lists_from_buffers, strings_from_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.records import (
     KEY_ORDER_KEY,
     MalformedJSON,
+    bracketed_token,
     check_no_dj_tokens,
     remember_key_order,
     restore_key_order,
@@ -190,20 +191,6 @@ def _invalid_json(texts: pa.Array) -> np.ndarray:
             except msgspec.DecodeError:
                 bad.append(k)
         return np.array(bad, np.int64)
-
-
-def _strings(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
-    """An Arrow string array over int32 ``offsets`` into UTF-8 ``data`` (validated)."""
-    count = len(offsets) - 1
-    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    array = pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data[: offsets[-1]]), bitmap)
-    array.validate(full=True)
-    return array
-
-
-def _string_lists(list_offsets: np.ndarray, item_offsets: np.ndarray, data: np.ndarray) -> pa.Array:
-    items = _strings(item_offsets[: list_offsets[-1] + 1], data)
-    return pa.ListArray.from_arrays(pa.array(list_offsets, pa.int32()), items)
 
 
 def _media_list(value) -> list:
@@ -371,17 +358,17 @@ class Llava(DJBuilder):
             ids, id_offsets, id_kind, layout, extra, extra_offsets, status,
         )
         features = self.info.features
-        extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
+        extra_column = strings_from_buffers(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
         # The kernel copies unknown keys' values as they are: a value that is not JSON (NaN, a
         # stray comma) sends its record to the careful path, which reports it.
         status[_invalid_json(extra_column)] = llava_parse.FALLBACK
         columns = {
-            "text": _strings(text_offsets, text),
-            "images": _string_lists(image_lists, image_offsets, images),
-            "videos": _string_lists(video_lists, video_offsets, videos),
-            "id": _strings(id_offsets, ids, valid=id_kind != 0),
+            "text": strings_from_buffers(text_offsets, text),
+            "images": string_lists_from_buffers(image_lists, image_offsets, images),
+            "videos": string_lists_from_buffers(video_lists, video_offsets, videos),
+            "id": strings_from_buffers(id_offsets, ids, valid=id_kind != 0),
             "id_is_int": pa.array(id_kind == 2),
-            "roles": _string_lists(turn_offsets, role_offsets, roles),
+            "roles": string_lists_from_buffers(turn_offsets, role_offsets, roles),
             "media_layout": pa.array(_LAYOUT_NAMES).take(pa.array(layout)),
             "turn_extras": pa.ExtensionArray.from_storage(pa.json_(), pa.nulls(n, pa.string())),
             "extra": pa.ExtensionArray.from_storage(pa.json_(), extra_column),
@@ -479,15 +466,6 @@ def _valid(array: pa.Array) -> np.ndarray:
     return array.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8)
 
 
-def _bracketed(token: str) -> bool:
-    """``<...>`` with no other ``<``/``>`` and nothing JSON would escape: occurrences of such
-    tokens never overlap, and they can be written as they are."""
-    return (
-        len(token) >= 2 and token[0] == "<" and token[-1] == ">" and "<" not in token[1:-1] and ">" not in token[1:-1]
-        and all(32 <= ord(c) and c not in '"\\' for c in token)
-    )
-
-
 class LlavaExporter(RowExporter):
     """DJ row -> LLaVA record: cuts ``text`` back into turns at the role markers of ``roles``,
     restores ``<image>``/``<video>``, the id type, the media fields and every extra key.
@@ -507,7 +485,7 @@ class LlavaExporter(RowExporter):
         if (
             config.split_chunk or config.only_keep_caption
             or any(name not in table.column_names or table.schema.field(name).type != kind for name, kind in types.items())
-            or not all(_bracketed(token) for token in tokens)
+            or not all(bracketed_token(token) for token in tokens)
             or set(tokens[:2]) & set(tokens[2:])
         ):
             return None

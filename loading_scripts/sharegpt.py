@@ -26,23 +26,32 @@ when it is not role, content, others; JSON text,
 ``tools``, ``objects`` ...; ``__key_order__`` when the record's keys were in another order than
 ``messages``, media lists, others). Edits to ``text`` and dropped media are written back; a part list
 whose media changed is rebuilt part by part.
+
+Loading runs the compiled parser (:mod:`hf_mmbuilder.kernels.sharegpt_parse`) on raw batches of
+records; a record it is not sure about, and every record when the tokens or key names are ones it
+cannot bound (``fast_path=False`` too), is converted by ``_row``, which also writes every error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Iterator, Optional
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Json, List, Value
 
-from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.arrow import string_lists_from_buffers, strings_from_buffers
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
-from hf_mmbuilder.formats.records import MalformedJSON, iter_batches, remember_key_order, restore_key_order, scan_records
-from hf_mmbuilder.media import check_media_exists
+from hf_mmbuilder.formats.records import MalformedJSON, bracketed_token, remember_key_order, restore_key_order
+from hf_mmbuilder.kernels import sharegpt_parse
+from hf_mmbuilder.media import check_media_exists, media_missing
 from hf_mmbuilder.schema import ROLE_FORMAT, split_role_turns
 
 STYLES = ("auto", "llamafactory", "swift", "openai")
@@ -155,6 +164,15 @@ def _part_media(part: dict, position: int, index: int) -> Optional[tuple]:
     return column, keys
 
 
+_STYLE_NAMES = pa.array(STYLES[1:])
+# media_keys per kernel code (sharegpt_parse.MEDIA_*: images + 3 * videos + 9 * audios).
+_MEDIA_KEY_LISTS = pa.array(
+    [[column + ("=str" if kind == sharegpt_parse.MEDIA_STRING else "") for column, kind in zip(MEDIA_COLUMNS, (code % 3, code // 3 % 3, code // 9)) if kind]
+     for code in range(27)],
+    pa.list_(pa.string()),
+)
+
+
 class Sharegpt(DJBuilder):
     """``load_dataset("hf_mmbuilder/sharegpt", data_files=...)``: ``messages`` records to DJ rows."""
 
@@ -169,36 +187,157 @@ class Sharegpt(DJBuilder):
         }
 
     def _plan_file(self, shard_id, path, original, media_root):
-        index = scan_records(path, open)
-        return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
+        return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
 
     def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        config = self.config
+        compiled = config.fast_path and self._compiled_tokens is not None
         buffer = ColumnBuffer(self.info.features, constants=self.shard_constants(shard))
+        # The careful rows' messages_layout values, beside the buffer (written as orjson text).
         layouts = []
-        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
-            for k, record in enumerate(batch.records):
-                try:
-                    if isinstance(record, MalformedJSON):
-                        raise RecordError(shard.original, batch.indexes[k], record.reason, line=int(batch.lines[k]), byte=record.byte)
-                    row = self._row(record, shard)
-                except ValueError as error:
-                    if not isinstance(error, RecordError):
-                        error = RecordError(shard.original, batch.indexes[k], str(error), line=int(batch.lines[k]))
-                    if not policy.handle(error, batch.raw(k)):
-                        continue
-                    row = {"text": "", "images": [], "videos": [], "audios": [], "roles": [], "style": None, "media_keys": [],
-                           "messages_layout": None, "extra": {KEPT_RAW_KEY: raw_text(batch.raw(k))}, ERRORS_COLUMN: [error.reason]}
-                layouts.append(row.pop("messages_layout"))
-                for name, value in row.items():
-                    buffer.columns[name].append(value)
-            if not len(buffer):
+        batches = self._record_batches(shard, None, open, decode=not compiled)
+        if not compiled:
+            for batch in batches:
+                self._python_rows(batch, range(len(batch.indexes)), buffer, layouts, shard, policy)
+                if len(buffer):
+                    yield self._buffered_table(buffer, layouts)
+            return
+        for batch, (fast_table, status) in map_in_threads(lambda batch: self._compiled_table(batch, buffer), batches, parse_threads()):
+            if config.check_media:
+                # A row with a missing file goes the careful way, which reports it per on_error.
+                rows = zip(*(fast_table.column(column).to_pylist() for column in MEDIA_COLUMNS))
+                for row, lists in enumerate(rows):
+                    if any(media_missing(path, shard.media_root) for paths in lists for path in paths):
+                        status[row] = sharegpt_parse.FALLBACK
+            fallback = np.flatnonzero(status)
+            if fallback.size == 0:
+                yield fast_table
                 continue
-            buffer.columns["messages_layout"] = [None] * len(layouts)
-            table = buffer.to_table()
-            position = table.schema.get_field_index("messages_layout")
-            storage = pa.array([None if layout is None else orjson.dumps(layout).decode() for layout in layouts], pa.string())
-            yield table.set_column(position, table.schema.field(position), pa.ExtensionArray.from_storage(table.schema.field(position).type, storage))
-            layouts = []
+            kept = set(self._python_rows(batch, fallback.tolist(), buffer, layouts, shard, policy))
+            slow_table = self._buffered_table(buffer, layouts) if kept else None
+            # Rows in file order, as slices: runs of fast rows around the fallback rows, each of
+            # which comes from the careful table.
+            run_start = slow_row = 0
+            for position in fallback.tolist():
+                if run_start < position:
+                    yield fast_table.slice(run_start, position - run_start)
+                if position in kept:
+                    yield slow_table.slice(slow_row, 1)
+                    slow_row += 1
+                run_start = position + 1
+            if run_start < len(status):
+                yield fast_table.slice(run_start)
+
+    def _python_rows(self, batch, positions, buffer: ColumnBuffer, layouts: list, shard: Shard, policy: ErrorPolicy) -> list:
+        """Convert the records at ``positions`` of ``batch`` on the careful path into ``buffer``
+        (their ``messages_layout`` values into ``layouts``); returns the kept positions."""
+        kept = []
+        for k in positions:
+            record = batch.records[k] if batch.records is not None else batch.decode(k)
+            try:
+                if isinstance(record, MalformedJSON):
+                    raise RecordError(shard.original, batch.indexes[k], record.reason, line=int(batch.lines[k]), byte=record.byte)
+                row = self._row(record, shard)
+            except ValueError as error:
+                if not isinstance(error, RecordError):
+                    error = RecordError(shard.original, batch.indexes[k], str(error), line=int(batch.lines[k]))
+                if not policy.handle(error, batch.raw(k)):
+                    continue
+                row = {"text": "", "images": [], "videos": [], "audios": [], "roles": [], "style": None, "media_keys": [],
+                       "messages_layout": None, "extra": {KEPT_RAW_KEY: raw_text(batch.raw(k))}, ERRORS_COLUMN: [error.reason]}
+            kept.append(k)
+            layouts.append(row.pop("messages_layout"))
+            for name, value in row.items():
+                buffer.columns[name].append(value)
+        return kept
+
+    def _buffered_table(self, buffer: ColumnBuffer, layouts: list) -> pa.Table:
+        """The careful rows of ``buffer`` as a table (both are emptied); ``messages_layout`` is
+        JSON text as orjson writes it (a ``Json(decode=False)`` column keeps its text)."""
+        buffer.columns["messages_layout"] = [None] * len(layouts)
+        table = buffer.to_table()
+        position = table.schema.get_field_index("messages_layout")
+        storage = pa.array([None if layout is None else orjson.dumps(layout).decode() for layout in layouts], pa.string())
+        layouts.clear()
+        return table.set_column(position, table.schema.field(position), pa.ExtensionArray.from_storage(table.schema.field(position).type, storage))
+
+    @functools.cached_property
+    def _compiled_tokens(self) -> Optional[tuple]:
+        """The DJ tokens for the compiled parser, or ``None`` where it cannot be exact: each
+        token must be ``<...>`` with no other ``<``/``>`` and not a source tag, so no occurrence
+        of a token or a tag can straddle another."""
+        config = self.config
+        tokens = (config.image_special_token, config.video_special_token, config.audio_special_token, config.eoc_special_token)
+        if not all(bracketed_token(token) and token not in SOURCE_TAGS.values() for token in tokens):
+            return None
+        # The kernel finds keys by their bytes as written: names JSON would escape, a messages
+        # key that is also a media or ms-swift key, or one name for role and content take the
+        # careful path.
+        keys = (config.messages_key, config.role_key, config.content_key)
+        if (
+            config.messages_key in (*MEDIA_COLUMNS, *_SWIFT_KEYS) or config.role_key == config.content_key
+            or not all(orjson.dumps(key)[1:-1] == key.encode() for key in keys)
+        ):
+            return None
+        return tokens
+
+    def _compiled_table(self, batch, buffer: ColumnBuffer) -> tuple[pa.Table, np.ndarray]:
+        """Run the compiled parser on a raw batch; returns the table (placeholder rows where
+        ``status`` is ``FALLBACK``) and the status per record. Bytes that are not UTF-8 are found
+        by the validation of the output strings: then the batch is parsed again with its
+        undecodable records left to the careful path, so clean input pays nothing."""
+        try:
+            return self._parsed_table(batch, buffer, np.zeros(0, np.int64))
+        except pa.ArrowInvalid:
+            return self._parsed_table(batch, buffer, batch.invalid_utf8())
+
+    def _parsed_table(self, batch, buffer: ColumnBuffer, careful: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+        """The compiled parser's table of ``batch`` (``buffer`` gives the schema and the shard's
+        constants; its rows are not touched) and the status per record."""
+        config = self.config
+        buf = np.frombuffer(batch.buffer, dtype=np.uint8)
+        starts = batch.offsets - batch.buffer_offset
+        ends = batch.ends - batch.buffer_offset
+        if careful.size:
+            # Empty ranges: the kernel writes nothing for them and flags them FALLBACK.
+            ends = ends.copy()
+            ends[careful] = starts[careful]
+        n, size = len(starts), len(buf)
+        encode = lambda value: np.frombuffer(value.encode(), dtype=np.uint8)  # noqa: E731
+        tokens = self._compiled_tokens
+        words = [encode(token) for token in tokens]
+        dj_offsets = np.cumsum([0] + [len(word) for word in words]).astype(np.int64)
+        separator, suffix = encode(config.sent_separator), encode(f" {config.eoc_special_token}" if config.add_eoc_at_last else "")
+        # Bounds (see kernels/sharegpt_parse.py): a message of k source bytes writes at most
+        # 2k + separator text bytes, a 7-byte tag a token; layouts hold parts, keys and orders.
+        text = np.empty(int(size * (2 + max(len(word) for word in words) / 7 + len(separator))) + n * len(suffix) + 64, np.uint8)
+        items = size // 2 + 2
+        roles, role_offsets, role_lists = np.empty(size, np.uint8), np.empty(items, np.int32), np.empty(n + 1, np.int32)
+        media = [(np.empty(size, np.uint8), np.empty(items, np.int32), np.empty(n + 1, np.int32)) for _ in MEDIA_COLUMNS]
+        layout, layout_offsets = np.empty(4 * size + 64, np.uint8), np.empty(n + 1, np.int32)
+        extra, extra_offsets = np.empty(2 * size + 32 * n + 64, np.uint8), np.empty(n + 1, np.int32)
+        media_keys, style, status = np.empty(n, np.int8), np.empty(n, np.int8), np.empty(n, np.int8)
+        forced = sharegpt_parse.STYLE_AUTO if config.style == "auto" else STYLES.index(config.style) - 1
+        sharegpt_parse.parse_sharegpt(
+            buf, starts, ends, encode(config.messages_key), encode(config.role_key), encode(config.content_key),
+            separator, suffix, *words[:3], np.concatenate(words), dj_offsets, forced,
+            text, text_offsets := np.empty(n + 1, np.int32), roles, role_offsets, role_lists,
+            *media[0], *media[1], *media[2], media_keys, style, layout, layout_offsets, extra, extra_offsets, status,
+        )
+        layout_column = strings_from_buffers(layout_offsets, layout, valid=np.diff(layout_offsets) > 0)
+        extra_column = strings_from_buffers(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
+        columns = {
+            "text": strings_from_buffers(text_offsets, text),
+            **{column: string_lists_from_buffers(lists, offsets, data) for column, (data, offsets, lists) in zip(MEDIA_COLUMNS, media)},
+            "roles": string_lists_from_buffers(role_lists, role_offsets, roles),
+            "style": _STYLE_NAMES.take(pa.array(style)),
+            "media_keys": _MEDIA_KEY_LISTS.take(pa.array(media_keys)),
+            "messages_layout": pa.ExtensionArray.from_storage(buffer.schema.field("messages_layout").type, layout_column),
+            "extra": pa.ExtensionArray.from_storage(pa.json_(), extra_column),
+        }
+        if ERRORS_COLUMN in self.info.features:
+            columns[ERRORS_COLUMN] = pa.nulls(n, pa.list_(pa.string()))
+        return buffer.table_with(columns, n), status
 
     def _row(self, record, shard: Shard) -> dict:
         config = self.config

@@ -756,3 +756,17 @@ def _malformed(error: msgspec.DecodeError, start: int) -> MalformedJSON:
     match = _BYTE_IN_MESSAGE.search(message)
     byte = start + int(match.group(1)) if match else start
     return MalformedJSON(f"malformed JSON: {message}", byte)
+
+
+def bracketed_token(token: str) -> bool:
+    """``<...>`` with no other ``<``/``>`` and nothing JSON would escape: occurrences of such
+    tokens never overlap (nor straddle one another), and they can be written as they are.
+
+    Example:
+        >>> bracketed_token("<__dj__image>"), bracketed_token("<a<b>")
+        (True, False)
+    """
+    return (
+        len(token) >= 2 and token[0] == "<" and token[-1] == ">" and "<" not in token[1:-1] and ">" not in token[1:-1]
+        and all(32 <= ord(c) and c not in '"\\' for c in token)
+    )

@@ -430,8 +430,9 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     to embed); ``embed``: media columns whose files are read into the rows (on threads, ahead of
     the writer); ``on_batch(position, batch, written)`` sees each batch of the read columns, in
     order, and the same rows as written (media embedded). Parquet options are those
-    ``Dataset.to_parquet`` writes. Returns each shard's path -> the digest of its bytes
-    (xxh3-128, computed as they are written), in shard order.
+    ``Dataset.to_parquet`` writes, except that shards embedding media are written without
+    content-defined chunking (it gains nothing on verbatim media bytes, see below). Returns each
+    shard's path -> the digest of its bytes (xxh3-128, computed as they are written), in shard order.
     """
     import pyarrow.parquet as pq
     from datasets import config
@@ -476,8 +477,16 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
             for done in [key for key in writers if key < index]:
                 close(done)
             sinks[index] = _DigestingFile(paths[index])
+            # Content-defined chunking makes Parquet pages start where the content says, so the
+            # Hub's Xet storage (byte-level CDC itself) dedups a new version's pages against the
+            # old ones even after rows moved: it pays for compressed pages, whose bytes change with
+            # any shift of their bounds. Embedded media are written uncompressed and PLAIN (as
+            # datasets writes them): each file's bytes sit verbatim in the shard, where Xet finds
+            # them whatever the page bounds, so chunking them again gains nothing there and costs a
+            # rolling hash over every media byte (a third of the writing).
             writers[index] = pq.ParquetWriter(pa.PythonFile(sinks[index], mode="w"), schema,
-                                              use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS, write_page_index=True,
+                                              use_content_defined_chunking=False if embed else config.DEFAULT_CDC_OPTIONS,
+                                              write_page_index=True,
                                               **get_parquet_column_options(features, schema))
         writers[index].write_table(table)
 

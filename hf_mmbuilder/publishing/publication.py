@@ -218,7 +218,7 @@ def publish(
     distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
     its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
     writer) and accumulates the card's statistics, images measured from the header of the bytes
-    embedded; the generation tag is the digest of the shards' bytes as they are written.
+    embedded; the generation tag is the digest of the shards' bytes, each read back on a thread.
     py3langid's model and matplotlib load on a thread from the start. Memory holds a few batches and O(rows) integers (the split plan), not the
     split: the rows are never gathered into a table of their own.
 

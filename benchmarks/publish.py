@@ -11,9 +11,13 @@ Three comparisons, one run:
 3. Embedded media: 20k rows with generated JPEGs on disk (page cache warm), each 640x480 at
    quality 90 (about 110 KB: a gradient under Gaussian noise, as photos compress): publish with
    ``embed_media=True`` against ``pyarrow.parquet.write_table`` of the same rows with their
-   image bytes already embedded (target <= 1.5x). Encoding 20k such JPEGs takes half an hour on
-   this machine, so a pool of distinct ones is encoded and each file is one of them with its own
-   JPEG comment segment: every file's bytes differ (the split's content digests see 20k files).
+   image bytes already embedded (target <= 1.5x); publish writes datasets' Parquet options (media
+   uncompressed and PLAIN, page index; no content-defined chunking in shards with media, see
+   ``write_shards``), the anchor pyarrow's defaults (snappy, dictionary). Encoding 20k such JPEGs
+   takes half an hour on this machine, so a pool of distinct ones is encoded and each file is one
+   of them with its own JPEG comment segment: every file's bytes differ, within their first block
+   too, while many share a size (the split tells them apart by size and first 16 KiB, see
+   ``splits.content_keys``).
 
 Every measured call runs in its own fresh process after the dataset is loaded there (a cache hit of
 the Arrow files prepared beforehand), so peaks never mix; ``VmHWM`` is the whole process's peak.

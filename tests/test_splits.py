@@ -197,3 +197,29 @@ def test_near_duplicate_radius_groups_a_slightly_altered_copy(tmp_path):
         row_groups(dataset, near_duplicate_radius=-1)
     with pytest.raises(ValueError, match=r"media_identity must be one of \('content', 'path'\), got 'name'"):
         row_groups(dataset, media_identity="name")
+
+
+def test_content_keys_read_whole_only_files_sharing_size_and_head(tmp_path, monkeypatch):
+    from hf_mmbuilder.publishing import splits
+
+    head = b"h" * splits.HEAD_BYTES
+    files = {
+        "alone": b"a" * 5,                                  # a size no other file has
+        "head_a": head[:-1] + b"a" + b"tail",               # same size as head_b, other head
+        "head_b": head[:-1] + b"b" + b"tail",
+        "tail_a": head + b"tail_a",                         # same size and head, other bytes
+        "tail_b": head + b"tail_b",
+        "copy_1": head + b"copy!!",                         # byte-identical to copy_2
+        "copy_2": head + b"copy!!",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    paths = [str(tmp_path / name) for name in [*files, "absent"]]
+    read_whole = []
+    monkeypatch.setattr(splits, "_file_keys", lambda chunk: read_whole.extend(chunk) or [splits._file_key(path) for path in chunk])
+    keys = dict(zip([*files, "absent"], splits.content_keys(paths, num_threads=1)))
+    assert sorted(read_whole) == sorted(str(tmp_path / name) for name in ("tail_a", "tail_b", "copy_1", "copy_2"))
+    assert {name: key.split(":", 1)[0] for name, key in keys.items() if key} == {
+        "alone": "file", "head_a": "file", "head_b": "file", "tail_a": "xxh3", "tail_b": "xxh3", "copy_1": "xxh3", "copy_2": "xxh3"}
+    assert keys["copy_1"] == keys["copy_2"] and len({keys[name] for name in files}) == 6 and keys["absent"] is None
+    assert keys["alone"] == "file:" + str(tmp_path / "alone")

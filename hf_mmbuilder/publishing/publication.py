@@ -212,12 +212,13 @@ def publish(
 
     Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
     groups too big for a split, missing or escaping media files) raise ``ValueError`` before
-    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: one read of
-    each distinct media file for its digest (on threads) when splitting; media paths checked per
+    anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: when splitting,
+    a stat of each distinct media file, and a read of the few that share their size and first
+    16 KiB with another for their digest (on threads); media paths checked per
     distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
     its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
     writer) and accumulates the card's statistics, images measured from the header of the bytes
-    embedded; the generation tag is the digest of the shards' bytes as they are written.
+    embedded; the generation tag is the digest of the shards' bytes, each read back on a thread.
     py3langid's model and matplotlib load on a thread from the start. Memory holds a few batches and O(rows) integers (the split plan), not the
     split: the rows are never gathered into a table of their own.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import mmap
 import os
 import re
 from collections import deque
@@ -51,6 +52,9 @@ CHECK_BATCH_ROWS = 262_144
 
 
 WRITE_BATCH_BYTES = 16 << 20
+
+
+DIGEST_BLOCK_BYTES = 4 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,31 +395,16 @@ def shard_bounds(rows: int, num_shards: int, index: int) -> tuple[int, int]:
     return start, start + size + (index < extra)
 
 
-class _DigestingFile:
-    """A file being written that digests (xxh3-128) the bytes as they go to it, so a shard's
-    digest costs no read of the shard afterwards (and a tenth of SHA-256's time: the shards of
-    a dataset with embedded media are as large as its media)."""
-
-    def __init__(self, path: Path):
-        self._handle = open(path, "wb")
-        self.digest = xxhash.xxh3_128()
-
-    def write(self, data) -> int:
-        self.digest.update(data)
-        return self._handle.write(data)
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._handle.closed
+def _file_digest(path: Path) -> bytes:
+    """xxh3-128 of a written shard's bytes (a tenth of SHA-256's time: the shards of a dataset with
+    embedded media are as large as its media), hashed where they sit in the page cache (mapped,
+    not copied), a block per call so the GIL is let go between blocks."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        with memoryview(mapped) as view:
+            for start in range(0, len(view), DIGEST_BLOCK_BYTES):
+                digest.update(view[start:start + DIGEST_BLOCK_BYTES])
+    return digest.digest()
 
 
 def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: str, max_shard_bytes: int, *,
@@ -431,8 +420,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     to embed); ``embed``: media columns whose files are read into the rows (on threads, ahead of
     the writer); ``on_batch(position, batch, written)`` sees each batch of the read columns, in
     order, and the same rows as written (media embedded). Parquet options are those
-    ``Dataset.to_parquet`` writes. Returns each shard's path -> the digest of its bytes
-    (xxh3-128, computed as they are written), in shard order.
+    ``Dataset.to_parquet`` writes, except that shards embedding media are written without
+    content-defined chunking (it gains nothing on verbatim media bytes, see below). Returns each
+    shard's path -> the digest of its bytes (xxh3-128, each shard hashed from the page cache on a
+    thread while the next is written), in shard order.
     """
     import pyarrow.parquet as pq
     from datasets import config
@@ -470,19 +461,29 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.append(path)
     writers: dict = {}
-    sinks: dict[int, _DigestingFile] = {}
+    digests: dict = {}
 
     def close(index: int) -> None:
         writers.pop(index).close()
-        sinks[index].close()
+        # The shard is digested on a thread of its own while the next one is written.
+        digests[index] = digester.submit(_file_digest, paths[index])
 
     def write(index: int, table: pa.Table) -> None:
         if index not in writers:
             for done in [key for key in writers if key < index]:
                 close(done)
-            sinks[index] = _DigestingFile(paths[index])
-            writers[index] = pq.ParquetWriter(pa.PythonFile(sinks[index], mode="w"), schema,
-                                              use_content_defined_chunking=config.DEFAULT_CDC_OPTIONS, write_page_index=True,
+            # Content-defined chunking makes Parquet pages start where the content says, so the
+            # Hub's Xet storage (byte-level CDC itself) dedups a new version's pages against the
+            # old ones even after rows moved: it pays for compressed pages, whose bytes change with
+            # any shift of their bounds. Embedded media are written uncompressed and PLAIN (as
+            # datasets writes them): each file's bytes sit verbatim in the shard, where Xet finds
+            # them whatever the page bounds, so chunking them again gains nothing there and costs a
+            # rolling hash over every media byte (a third of the writing). The sink is a native
+            # file: the writer thread never needs the GIL (a Python sink took it for every page
+            # written, waiting behind the threads that read media and count statistics).
+            writers[index] = pq.ParquetWriter(str(paths[index]), schema,
+                                              use_content_defined_chunking=False if embed else config.DEFAULT_CDC_OPTIONS,
+                                              write_page_index=True,
                                               **get_parquet_column_options(features, schema))
         writers[index].write_table(table)
 
@@ -490,7 +491,8 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     try:
         # Readers take (and embed) batches ahead; one writer thread encodes them in order, while
         # this thread counts the statistics of the batch it just handed over.
-        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer:
+        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
+                ThreadPoolExecutor(max_workers=1) as digester:
             try:
                 pending: deque = deque(pool.submit(prepare, job) for job in jobs[:threads])
                 upcoming = iter(jobs[threads:])
@@ -508,27 +510,27 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                         writes.popleft().result()
                 while writes:
                     writes.popleft().result()
+                for index in list(writers):
+                    close(index)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 writer.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
         for index in list(writers):
-            close(index)
+            writers.pop(index).close()
     for index, path in enumerate(paths):
-        if index not in sinks:
+        if index not in digests:
             # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
-            sinks[index] = _DigestingFile(path)
-            pq.write_table(schema.empty_table(), pa.PythonFile(sinks[index], mode="w"))
-            sinks[index].close()
-    return {path: sinks[index].digest.digest() for index, path in enumerate(paths)}
+            pq.write_table(schema.empty_table(), str(path))
+    return {path: digests[index].result() if index in digests else _file_digest(path) for index, path in enumerate(paths)}
 
 
 def tag_generation(root: Path, shards: Mapping[Path, bytes]) -> str:
     """Append the generation tag to every shard's name (``train-00000-of-00001-<tag>.parquet``).
 
     ``shards``: each shard's path -> the digest of its bytes (:func:`write_shards`
-    computes it while writing, so no shard is read again). The tag is a digest of the shards'
+    computes it beside the writing). The tag is a digest of the shards'
     paths and bytes' digests: a new publish of other data never reuses the names the current card
     points at, and the same data always gets the same names.
     """

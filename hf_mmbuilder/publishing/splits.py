@@ -5,8 +5,9 @@ column) are joined into one group with union-find, and whole groups are dealt to
 near-duplicates and the same image never leak between train and test.
 
 Media files are told apart by content: a file that can be read is keyed by the xxh3-128 digest of
-its bytes (each distinct file read once, on threads), so byte-identical copies under different
-paths are one key; a file that cannot be read (absent, a URL) is keyed by its path. On request,
+its bytes, so byte-identical copies under different paths are one key; a file whose size, or size
+and first 16 KiB, no other file shares is known to hold unique bytes and is not read whole (see
+:func:`content_keys`); a file that cannot be read (absent, a URL) is keyed by its path. On request,
 images within a perceptual-hash Hamming radius are joined too (``near_duplicate_radius``).
 
 Dealing: groups are visited in a seeded random order (grouped by stratum when stratifying), and
@@ -27,6 +28,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from ..duplicates.exact import file_digest
 from ..arrow import string_buffers
@@ -243,68 +245,158 @@ def _file_keys(paths: Sequence[str]) -> list[Optional[str]]:
     return [_file_key(path) for path in paths]
 
 
+def _head_digest(path: str) -> Optional[bytes]:
+    """The xxh3-128 digest of a file's first ``HEAD_BYTES``, or ``None`` when it cannot be read."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return xxhash.xxh3_128_digest(handle.read(HEAD_BYTES))
+    except OSError:
+        return None
+
+
+def _head_digests(paths: Sequence[str]) -> list[Optional[bytes]]:
+    return [_head_digest(path) for path in paths]
+
+
+def _size(path: str) -> int:
+    """A file's size, or -1 when it cannot be read (its key is then its path)."""
+    try:
+        return os.stat(path).st_size if os.access(path, os.R_OK) else -1
+    except OSError:
+        return -1
+
+
+def _sizes(paths: Sequence[str]) -> list[int]:
+    return [_size(path) for path in paths]
+
+
 KEY_CHUNK_ROWS = 65_536
 
 
 KEY_FILES_PER_TASK = 256
 
 
+# Enough of a file to tell apart files of one size (photos differ in their first blocks: metadata,
+# tables, the first rows of pixels) for a small read.
+HEAD_BYTES = 16 << 10
+
+
+def _on_threads(function, items: list, num_threads: int) -> list:
+    """``function`` (which maps a list) over ``items``, a slice per task on ``num_threads`` threads."""
+    if num_threads <= 1 or len(items) <= KEY_FILES_PER_TASK:
+        return function(items)
+    # One task per slice of files: a thread pool makes a future per item it maps.
+    slices = [items[low:low + KEY_FILES_PER_TASK] for low in range(0, len(items), KEY_FILES_PER_TASK)]
+    with ThreadPoolExecutor(max_workers=num_threads) as pool:
+        return [result for results in pool.map(function, slices) for result in results]
+
+
+def _unique(keys: np.ndarray) -> np.ndarray:
+    """Mask of the rows of ``keys`` (a 1-D array, or rows of a 2-D one) no other row equals."""
+    if not len(keys):
+        return np.zeros(0, dtype=bool)
+    _, inverse, counts = np.unique(keys, axis=0 if keys.ndim > 1 else None, return_inverse=True, return_counts=True)
+    return counts[inverse.reshape(-1)] == 1
+
+
+def content_keys(paths: Sequence[str], num_threads: int = 1) -> list[Optional[str]]:
+    """The content key of each distinct media file at ``paths``, ``None`` for one that cannot be
+    read (it is keyed by its path).
+
+    Two files with the same bytes get the same key, two with different bytes different keys:
+    ``xxh3:<digest of the bytes>``, or ``file:<path>`` for a file whose bytes no other file of
+    ``paths`` can hold, told by its size, or its size and the digest of its first ``HEAD_BYTES``,
+    that no other file shares. Only files sharing both with another are read whole (as
+    duplicate finders do), so the files are grouped exactly as by the digest of every file's bytes
+    for a stat per file, a small read per file of a shared size, and a read of the few others.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> for name, data in [("a", b"xy"), ("b", b"xyz"), ("c", b"xyz"), ("d", b"xyw")]:
+        ...     _ = open(os.path.join(folder, name), "wb").write(data)
+        >>> keys = content_keys([os.path.join(folder, name) for name in "abcde"])
+        >>> keys[0].startswith("file:"), keys[1] == keys[2], keys[1].startswith("xxh3:"), keys[3] != keys[1], keys[4]
+        (True, True, True, True, None)
+    """
+    paths = list(paths)
+    sizes = np.asarray(_on_threads(_sizes, paths, num_threads), dtype=np.int64)
+    keys: list[Optional[str]] = [None] * len(paths)
+    readable = np.flatnonzero(sizes >= 0)
+    alone = _unique(sizes[readable])
+    for position in readable[alone]:
+        keys[position] = "file:" + paths[position]
+    shared = readable[~alone]
+    heads = _on_threads(_head_digests, [paths[position] for position in shared], num_threads)
+    read = np.asarray([head is not None for head in heads], dtype=bool)
+    shared = shared[read]
+    # Each file as its size and the 128 bits of its head's digest, one row of two uint64 per file.
+    head_rows = np.frombuffer(b"".join(head for head in heads if head is not None), dtype=np.uint64).reshape(-1, 2)
+    alone = _unique(np.column_stack([sizes[shared].astype(np.uint64), head_rows]) if len(shared) else head_rows)
+    for position in shared[alone]:
+        keys[position] = "file:" + paths[position]
+    whole = shared[~alone]
+    for position, key in zip(whole, _on_threads(_file_keys, [paths[position] for position in whole], num_threads)):
+        keys[position] = key
+    return keys
+
+
+def _resolved_paths(chunk: pa.Table, column: str, has_root: bool) -> tuple[np.ndarray, pa.Array]:
+    """(row in ``chunk``, path the file is read from) of each non-null media item of ``column``."""
+    values = chunk.column(column).combine_chunks()
+    flat = pc.list_flatten(values).cast(pa.string())
+    rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
+    if has_root and len(flat):
+        # The same file written relative to two different roots is two files; the same relative
+        # path under two roots is two files too: group on the path the file is read from.
+        roots = pc.take(chunk.column("media_root").combine_chunks(), pa.array(rows))
+        joined = pc.binary_join_element_wise(roots, flat, "/", null_handling="replace", null_replacement="")
+        absolute = pc.or_(pc.starts_with(flat, "/"), pc.match_substring(flat, "://"))
+        flat = pc.if_else(pc.or_kleene(absolute, pc.is_null(roots)), flat, joined)
+    valid = flat.is_valid().to_numpy(zero_copy_only=False)
+    if not valid.all():
+        rows, flat = rows[valid], flat.filter(pa.array(valid))
+    return rows, flat
+
+
 def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_threads: int,
                      counts: Optional[list]) -> tuple[np.ndarray, np.ndarray]:
     """(row, key id) pairs of a media path column, a chunk of rows at a time.
 
-    A file's key is ``xxh3:<digest of its bytes>`` (``"content"``, a readable file: each distinct
-    file read once, on ``num_threads`` threads, only files found in their folder's listing are
-    opened) or ``path:<the path it is read from>``; each key is held as its 128-bit digest, so
-    memory holds 16 bytes per media item, not its strings.
+    A file's key is its content key (``"content"``, a readable file, see :func:`content_keys`: the
+    distinct files found in their folder's listing are collected in a first pass over the chunks
+    and keyed together, on ``num_threads`` threads, as copies may sit in any chunk) or
+    ``path:<the path it is read from>``; each key is held as its 128-bit digest, so memory holds
+    16 bytes per media item, not its strings.
     """
     has_root = "media_root" in table.column_names
     lengths = pc.fill_null(pc.list_value_length(table.column(column)), 0)
     total = int(pc.sum(lengths).as_py() or 0)
+    content: dict[str, Optional[str]] = {}
+    if media_identity == "content":
+        listings: dict = {}
+        for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
+            _, flat = _resolved_paths(table.slice(start, KEY_CHUNK_ROWS), column, has_root)
+            distinct = pc.unique(flat)
+            on_disk = pc.filter(distinct, pa.array(locate_media(distinct, listings=listings).is_file)).to_pylist()
+            content.update(dict.fromkeys(on_disk))
+        content = dict(zip(content, content_keys(list(content), num_threads)))
     # Filled chunk by chunk: 16 bytes of key digest, 8 of row and 1 flag per media item.
     item_rows = np.empty(total, dtype=np.int64)
     digests = np.empty((total, 2), dtype=np.uint64)
     by_path = np.empty(total, dtype=bool)
     filled = 0
-    content: dict[str, Optional[str]] = {}
-    listings: dict = {}
+    read = {path: key for path, key in content.items() if key is not None}
+    known = pa.array(list(read), pa.string())
+    known_keys = pa.array(list(read.values()), pa.string())
     for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
-        chunk = table.slice(start, KEY_CHUNK_ROWS)
-        values = chunk.column(column).combine_chunks()
-        flat = pc.list_flatten(values).cast(pa.string())
+        rows, flat = _resolved_paths(table.slice(start, KEY_CHUNK_ROWS), column, has_root)
         if not len(flat):
             continue
-        rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
-        if has_root:
-            # The same file written relative to two different roots is two files; the same relative
-            # path under two roots is two files too: group on the path the file is read from.
-            roots = pc.take(chunk.column("media_root").combine_chunks(), pa.array(rows))
-            joined = pc.binary_join_element_wise(roots, flat, "/", null_handling="replace", null_replacement="")
-            absolute = pc.or_(pc.starts_with(flat, "/"), pc.match_substring(flat, "://"))
-            flat = pc.if_else(pc.or_kleene(absolute, pc.is_null(roots)), flat, joined)
-        valid = flat.is_valid().to_numpy(zero_copy_only=False)
-        if not valid.all():
-            rows, flat = rows[valid], flat.filter(pa.array(valid))
         keys = pc.binary_join_element_wise("path:", flat, "")
-        if media_identity == "content":
-            encoded = pc.dictionary_encode(flat)
-            distinct = encoded.dictionary
-            on_disk = pc.take(distinct, pa.array(np.flatnonzero(locate_media(distinct, listings=listings).is_file))).to_pylist()
-            new = [path for path in on_disk if path not in content]
-            if num_threads > 1 and len(new) > 1:
-                # One task per slice of files: a thread pool makes a future per item it maps.
-                slices = [new[low:low + KEY_FILES_PER_TASK] for low in range(0, len(new), KEY_FILES_PER_TASK)]
-                with ThreadPoolExecutor(max_workers=num_threads) as pool:
-                    for files, file_keys in zip(slices, pool.map(_file_keys, slices)):
-                        content.update(zip(files, file_keys))
-            else:
-                content.update((path, _file_key(path)) for path in new)
-            read = {path: content[path] for path in on_disk if content[path] is not None}
-            if read:
-                known = pa.array(list(read), pa.string())
-                mask = pc.is_in(flat, value_set=known)
-                keys = pc.replace_with_mask(keys, mask, pc.filter(pc.take(pa.array(list(read.values()), pa.string()),
-                                                                          pc.index_in(flat, value_set=known)), mask))
+        if len(known):
+            mask = pc.is_in(flat, value_set=known)
+            keys = pc.replace_with_mask(keys, mask, pc.filter(pc.take(known_keys, pc.index_in(flat, value_set=known)), mask))
         buffers = string_buffers(keys)
         end = filled + len(keys)
         item_rows[filled:end] = rows + start
@@ -316,7 +408,7 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
     key_ids = first_occurrence_labels(digests)
     del digests
     if counts is not None:
-        counts[0] += sum(digest is not None for digest in content.values())
+        counts[0] += len(read)
         counts[1] += int(((key_ids == np.arange(filled)) & by_path).sum())
     return item_rows, key_ids
 

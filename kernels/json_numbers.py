@@ -227,22 +227,24 @@ def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
-    """Parse one ``[[num, ...], ...]`` at ``buf[i]``: ``(n_values, n_rows, ok)``."""
+def matrix_value(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
+    """Parse one ``[[num, ...], ...]`` at ``buf[i]`` (rows appended at ``row_offsets[n_rows + 1:]``,
+    values at ``values[n_values:]``): ``(position after it, n_values, n_rows)``, the position -1
+    if it is not such a list or holds a number :func:`to_double` cannot settle."""
     if i >= end or buf[i] != 91:
-        return n_values, n_rows, False
+        return -1, n_values, n_rows
     i = skip_whitespace(buf, i + 1, end)
     if i < end and buf[i] == 93:
-        return n_values, n_rows, skip_whitespace(buf, i + 1, end) == end
+        return i + 1, n_values, n_rows
     while i < end:
         if buf[i] != 91:
-            return n_values, n_rows, False
+            return -1, n_values, n_rows
         i = skip_whitespace(buf, i + 1, end)
         if i < end and buf[i] != 93:
             while True:
                 i, mantissa, exp10, negative, ok = parse_number(buf, i, end)
                 if not ok or not to_double(mantissa, exp10, negative, values, values_bits, n_values, powers):
-                    return n_values, n_rows, False
+                    return -1, n_values, n_rows
                 n_values += 1
                 i = skip_whitespace(buf, i, end)
                 if i < end and buf[i] == 44:
@@ -250,7 +252,7 @@ def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, pow
                     continue
                 break
         if i >= end or buf[i] != 93:
-            return n_values, n_rows, False
+            return -1, n_values, n_rows
         n_rows += 1
         row_offsets[n_rows] = n_values
         i = skip_whitespace(buf, i + 1, end)
@@ -258,9 +260,9 @@ def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, pow
             i = skip_whitespace(buf, i + 1, end)
             continue
         if i < end and buf[i] == 93:
-            return n_values, n_rows, skip_whitespace(buf, i + 1, end) == end
-        return n_values, n_rows, False
-    return n_values, n_rows, False
+            return i + 1, n_values, n_rows
+        return -1, n_values, n_rows
+    return -1, n_values, n_rows
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -295,8 +297,8 @@ def parse_matrices(buf, starts, ends, values, values_bits, row_offsets, matrix_o
     matrix_offsets[0] = 0
     for d in range(starts.shape[0]):
         values_before, rows_before = n_values, n_rows
-        n_values, n_rows, ok = _matrix(buf, skip_whitespace(buf, starts[d], ends[d]), ends[d], values, values_bits, n_values, row_offsets, n_rows, powers)
-        if ok:
+        after, n_values, n_rows = matrix_value(buf, skip_whitespace(buf, starts[d], ends[d]), ends[d], values, values_bits, n_values, row_offsets, n_rows, powers)
+        if after >= 0 and skip_whitespace(buf, after, ends[d]) == ends[d]:
             status[d] = FAST
         else:
             n_values, n_rows = values_before, rows_before

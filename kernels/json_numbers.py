@@ -55,6 +55,9 @@ _POWERS = _powers_of_ten()
 # 10**0 .. 10**22 are exact doubles.
 _EXACT_POWERS = np.array([10.0**k for k in range(23)], np.float64)
 _EXACT_MANTISSA_LIMIT = np.uint64(1) << np.uint64(53)
+# 5**k (exact in uint64) and 2**-k (exact doubles) for k <= 27.
+_POWERS_OF_FIVE = np.array([5**k for k in range(28)], np.uint64)
+_NEGATIVE_POWERS_OF_TWO = np.array([2.0**-k for k in range(28)], np.float64)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 _SIGN = np.uint64(0x8000000000000000)
@@ -222,6 +225,15 @@ def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
         values[k] = -value if negative else value
         return True
     bits, ok = eisel_lemire(mantissa, exp10, negative, powers)
+    if not ok and -27 <= exp10 < 0:
+        # A decimal that is a double exactly (a float32 printed in full, as MMC4's similarities
+        # are: 0.27640533447265625) can be what Eisel-Lemire cannot settle, a tie in its 128-bit
+        # product. m * 10**-k is (m / 5**k) * 2**-k, exact when 5**k divides m leaving 53 bits.
+        five = _POWERS_OF_FIVE[-exp10]
+        if mantissa % five == _ZERO and mantissa // five <= _EXACT_MANTISSA_LIMIT:
+            value = np.float64(mantissa // five) * _NEGATIVE_POWERS_OF_TWO[-exp10]
+            values[k] = -value if negative else value
+            return True
     values_bits[k] = bits
     return ok
 

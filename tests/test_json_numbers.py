@@ -60,3 +60,18 @@ def test_matrices_match_msgspec_and_odd_shapes_fall_back():
         expected = decoder.decode(text)
         assert result == expected and [np.signbit(v) for r in result for v in r] == [np.signbit(v) for r in expected for v in r]
     assert parsed[4:] == [None] * 8
+
+
+def test_doubles_written_out_exactly_are_decided():
+    """Float32 similarities printed in full (MMC4's ``0.27640533447265625``) are exact doubles that
+    Eisel-Lemire alone leaves undecided (a tie in its product): each one with at most 19
+    significant digits is read, exactly."""
+    rng = random.Random(5)
+    numbers = ["0.27640533447265625", "-0.29338836669921875", "0.10591888427734375"]
+    for _ in range(20_000):
+        scale = rng.randint(1, 27)
+        text = format(Decimal(rng.getrandbits(24)) / Decimal(2**scale), "f")
+        if len(text.replace("-", "").replace(".", "").lstrip("0")) <= 19:
+            numbers.append(text)
+    parsed = parse_rows([f"[[{n}]]" for n in numbers])
+    assert [result[0][0] if result is not None else None for result in parsed] == [float(text) for text in numbers]

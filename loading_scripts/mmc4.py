@@ -227,6 +227,9 @@ class Mmc4(DJBuilder):
         # The compiled part of each batch runs on parser threads (its parsers release the GIL);
         # the careful part stays here, in file order, so on_error and the random mode see one order.
         for batch, (fast_table, fast) in map_in_threads(lambda batch: self._fast_rows(batch, buffer), batches, parse_threads()):
+            if len(fast) == len(batch.indexes):
+                yield fast_table
+                continue
             # Documents hold no reference cycles: the collector would only rescan the floats.
             with gc_paused():
                 fast_set = set(fast)

@@ -11,24 +11,19 @@ from hf_mmbuilder.kernels import json_numbers
 
 
 def parse_rows(rows):
-    """Parse ``[[...], ...]`` text per document; returns (values per document or None)."""
-    pieces = [text.encode() for text in rows]
-    ends = np.cumsum([len(piece) for piece in pieces])
-    buf = np.frombuffer(b"".join(pieces), np.uint8)
-    values = np.zeros(len(buf) // 2 + 1)
-    row_offsets = np.zeros(len(buf) // 2 + 2, np.int32)
-    matrix_offsets = np.zeros(len(pieces) + 1, np.int32)
-    status = np.zeros(len(pieces), np.int8)
-    json_numbers.parse_matrices(buf, ends - np.array([len(p) for p in pieces]), ends, values, values.view(np.uint64), row_offsets,
-                                matrix_offsets, status, json_numbers.POWERS)
-    floats = values
+    """Parse ``[[...], ...]`` text per document with ``matrix_value``; returns values per document,
+    or None where it is not such a list, leaves text after it, or holds an undecided number."""
     out = []
-    for doc in range(len(pieces)):
-        if status[doc] != json_numbers.FAST:
+    for text in rows:
+        buf = np.frombuffer(text.encode(), np.uint8)
+        values = np.zeros(len(buf) // 2 + 1)
+        row_offsets = np.zeros(len(buf) // 2 + 2, np.int64)
+        start = len(text) - len(text.lstrip())
+        after, _, n_rows = json_numbers.matrix_value(buf, start, len(buf), values, values.view(np.uint64), 0, row_offsets, 0, json_numbers.POWERS)
+        if after < 0 or text[after:].strip():
             out.append(None)
             continue
-        rows_of_doc = range(matrix_offsets[doc], matrix_offsets[doc + 1])
-        out.append([floats[row_offsets[r] : row_offsets[r + 1]].tolist() for r in rows_of_doc])
+        out.append([values[row_offsets[r] : row_offsets[r + 1]].tolist() for r in range(n_rows)])
     return out
 
 

@@ -491,12 +491,12 @@ def parse_documents(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, image
     status = np.empty(n, np.int8)
     counters = np.zeros(9, np.int64)
     positions = np.empty(n, np.int64)
-    per_doc = [np.empty(n + 1, np.int64) for _ in range(7)]
+    per_doc = [np.empty(n + 1, np.int64) for _ in range(6)]
     url_valid, duplicate_valid = np.empty(n, np.bool_), np.empty(n, np.bool_)
     sentence_data, name_data, info_data, url_data, duplicate_data = (np.empty(size, np.uint8) for _ in range(5))
     sentence_offsets, name_offsets, matches = np.empty(items, np.int64), np.empty(items, np.int64), np.empty(items, np.int64)
     values, row_offsets = np.empty(items, np.float64), np.empty(items, np.int64)
-    doc_sentences, doc_images, doc_rows, info_offsets, url_offsets, duplicate_offsets, _ = per_doc
+    doc_sentences, doc_images, doc_rows, info_offsets, url_offsets, duplicate_offsets = per_doc
     found = _parse(buf, starts, ends, status, counters, positions, doc_sentences, doc_images, doc_rows, info_offsets, url_offsets, url_valid,
                    duplicate_offsets, duplicate_valid, sentence_data, sentence_offsets, name_data, name_offsets, matches, info_data, url_data,
                    duplicate_data, values, values.view(np.uint64), row_offsets, np.frombuffer(image_token, np.uint8),

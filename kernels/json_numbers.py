@@ -3,11 +3,11 @@
 
 Decimal to binary as in Go's ``strconv``: Clinger's exact path when the significand and the power
 of ten are both exact doubles (one correctly rounded multiplication or division), else the
-Eisel-Lemire algorithm with its exactness checks. The result is the correctly rounded double, or
-the number is reported as undecided (more than 19 significant digits, a half-way case the 128-bit
-product cannot settle, subnormal or out-of-range results), and the caller parses that input
-another way. The table of 128-bit
-mantissas of powers of ten is computed exactly at import, with Python integers.
+Eisel-Lemire algorithm with its exactness checks, and for a tie it cannot settle, the exact path
+of a decimal that is a double (``m / 5**k`` exact, times ``2**-k``). The result is the correctly
+rounded double, or the number is reported as undecided (more than 19 significant digits, other
+half-way cases, subnormal or out-of-range results), and the caller parses that input another way.
+The table of 128-bit mantissas of powers of ten is computed exactly at import, with Python integers.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
 from .json_scan import load8, skip_whitespace
-
-FAST = 0
-FALLBACK = 1
 
 MIN_EXP10 = -348
 MAX_EXP10 = 347
@@ -55,6 +52,9 @@ _POWERS = _powers_of_ten()
 # 10**0 .. 10**22 are exact doubles.
 _EXACT_POWERS = np.array([10.0**k for k in range(23)], np.float64)
 _EXACT_MANTISSA_LIMIT = np.uint64(1) << np.uint64(53)
+# 5**k (exact in uint64) and 2**-k (exact doubles) for k <= 27.
+_POWERS_OF_FIVE = np.array([5**k for k in range(28)], np.uint64)
+_NEGATIVE_POWERS_OF_TWO = np.array([2.0**-k for k in range(28)], np.float64)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 _SIGN = np.uint64(0x8000000000000000)
@@ -222,27 +222,48 @@ def to_double(mantissa, exp10, negative, values, values_bits, k, powers):
         values[k] = -value if negative else value
         return True
     bits, ok = eisel_lemire(mantissa, exp10, negative, powers)
+    if not ok and -27 <= exp10 < 0:
+        # A decimal that is a double exactly (a float32 printed in full, as MMC4's similarities
+        # are: 0.27640533447265625) can be what Eisel-Lemire cannot settle, a tie in its 128-bit
+        # product. m * 10**-k is (m / 5**k) * 2**-k, exact when 5**k divides m leaving 53 bits.
+        five = _POWERS_OF_FIVE[-exp10]
+        if mantissa % five == _ZERO and mantissa // five <= _EXACT_MANTISSA_LIMIT:
+            value = np.float64(mantissa // five) * _NEGATIVE_POWERS_OF_TWO[-exp10]
+            values[k] = -value if negative else value
+            return True
     values_bits[k] = bits
     return ok
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
-    """Parse one ``[[num, ...], ...]`` at ``buf[i]``: ``(n_values, n_rows, ok)``."""
+def matrix_value(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, powers):
+    """Parse one ``[[num, ...], ...]`` at ``buf[i]`` (rows appended at ``row_offsets[n_rows + 1:]``,
+    values at ``values[n_values:]``): ``(position after it, n_values, n_rows)``, the position -1
+    if it is not such a list or holds a number :func:`to_double` cannot settle.
+
+    Example
+    -------
+    >>> buf = np.frombuffer(b"[[0.1, 2e-3], [1]] x", np.uint8)
+    >>> values, rows = np.zeros(8), np.zeros(4, np.int64)
+    >>> matrix_value(buf, 0, len(buf), values, values.view(np.uint64), 0, rows, 0, POWERS)
+    (18, 3, 2)
+    >>> values[:3].tolist(), rows[:3].tolist()
+    ([0.1, 0.002, 1.0], [0, 2, 3])
+    """
     if i >= end or buf[i] != 91:
-        return n_values, n_rows, False
+        return -1, n_values, n_rows
     i = skip_whitespace(buf, i + 1, end)
     if i < end and buf[i] == 93:
-        return n_values, n_rows, skip_whitespace(buf, i + 1, end) == end
+        return i + 1, n_values, n_rows
     while i < end:
         if buf[i] != 91:
-            return n_values, n_rows, False
+            return -1, n_values, n_rows
         i = skip_whitespace(buf, i + 1, end)
         if i < end and buf[i] != 93:
             while True:
                 i, mantissa, exp10, negative, ok = parse_number(buf, i, end)
                 if not ok or not to_double(mantissa, exp10, negative, values, values_bits, n_values, powers):
-                    return n_values, n_rows, False
+                    return -1, n_values, n_rows
                 n_values += 1
                 i = skip_whitespace(buf, i, end)
                 if i < end and buf[i] == 44:
@@ -250,7 +271,7 @@ def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, pow
                     continue
                 break
         if i >= end or buf[i] != 93:
-            return n_values, n_rows, False
+            return -1, n_values, n_rows
         n_rows += 1
         row_offsets[n_rows] = n_values
         i = skip_whitespace(buf, i + 1, end)
@@ -258,51 +279,9 @@ def _matrix(buf, i, end, values, values_bits, n_values, row_offsets, n_rows, pow
             i = skip_whitespace(buf, i + 1, end)
             continue
         if i < end and buf[i] == 93:
-            return n_values, n_rows, skip_whitespace(buf, i + 1, end) == end
-        return n_values, n_rows, False
-    return n_values, n_rows, False
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def parse_matrices(buf, starts, ends, values, values_bits, row_offsets, matrix_offsets, status, powers):
-    """Parse the lists of lists of numbers ``buf[starts[d]:ends[d]]`` into Arrow buffers.
-
-    Parameters
-    ----------
-    buf : uint8 array; starts, ends : int64 per document.
-    values : float64, at least ``len(buf) // 2 + 1``: every number, in order; ``values_bits`` the
-        same array seen as uint64.
-    row_offsets : int32, at least ``len(buf) // 2 + 2``: per row, into ``values``.
-    matrix_offsets : int32 (n+1,): per document, into ``row_offsets``.
-    status : int8 (n,): ``FAST``, or ``FALLBACK`` (not such a list, or a number
-        :func:`eisel_lemire` cannot settle; nothing written for it).
-    powers : :data:`POWERS`.
-
-    Returns ``(number of values, number of rows)``. Complexity O(len(buf)).
-
-    Example
-    -------
-    >>> buf = np.frombuffer(b"[[0.1, 2e-3], [1]][[true]]", np.uint8)
-    >>> values, rows, matrices, status = np.zeros(8), np.zeros(8, np.int32), np.zeros(3, np.int32), np.zeros(2, np.int8)
-    >>> parse_matrices(buf, np.array([0, 18]), np.array([18, 26]), values, values.view(np.uint64), rows, matrices, status, POWERS)
-    (3, 2)
-    >>> values[:3].tolist(), status.tolist()
-    ([0.1, 0.002, 1.0], [0, 1])
-    """
-    n_values = 0
-    n_rows = 0
-    row_offsets[0] = 0
-    matrix_offsets[0] = 0
-    for d in range(starts.shape[0]):
-        values_before, rows_before = n_values, n_rows
-        n_values, n_rows, ok = _matrix(buf, skip_whitespace(buf, starts[d], ends[d]), ends[d], values, values_bits, n_values, row_offsets, n_rows, powers)
-        if ok:
-            status[d] = FAST
-        else:
-            n_values, n_rows = values_before, rows_before
-            status[d] = FALLBACK
-        matrix_offsets[d + 1] = n_rows
-    return n_values, n_rows
+            return i + 1, n_values, n_rows
+        return -1, n_values, n_rows
+    return -1, n_values, n_rows
 
 
 POWERS = _POWERS

@@ -11,12 +11,10 @@ by matched sentence), so the caller can take the image names in text order.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numba
 import numpy as np
 
-from .json_scan import copy_bytes, put_bytes, starts_with
+from .json_scan import copy_bytes, put_bytes
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -128,135 +126,3 @@ def mmc4_texts(sentence_offsets: np.ndarray, string_offsets: np.ndarray, data: n
     _build(sentence_offsets, string_offsets, data, image_offsets, matches, token, eoc, sep, before, add_eoc_at_last,
            text, text_offsets, order, np.empty(widest, np.int64), np.empty(widest, np.int64))
     return text_offsets, text, order
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _contains(sentence_offsets, string_offsets, data, first, second, out):
-    n_docs = sentence_offsets.shape[0] - 1
-    for doc in range(n_docs):
-        found = False
-        for s in range(sentence_offsets[doc], sentence_offsets[doc + 1]):
-            end = string_offsets[s + 1]
-            for i in range(string_offsets[s], end):
-                byte = data[i]
-                if (byte == first[0] and starts_with(data, i, end, first)) or (byte == second[0] and starts_with(data, i, end, second)):
-                    found = True
-                    break
-            if found:
-                break
-        out[doc] = found
-
-
-def documents_containing(sentence_offsets: np.ndarray, string_offsets: np.ndarray, data: np.ndarray, first: bytes, second: bytes) -> np.ndarray:
-    """Which documents have a sentence containing ``first`` or ``second`` (non-empty UTF-8 tokens).
-
-    Same layout as :func:`mmc4_texts`; returns bool, shape (n_docs,). Complexity O(bytes).
-
-    Example:
-        >>> import numpy as np
-        >>> data = np.frombuffer(b"a<e>b", np.uint8)
-        >>> documents_containing(np.array([0, 1, 2]), np.array([0, 1, 5]), data, b"<i>", b"<e>")
-        array([False,  True])
-    """
-    out = np.empty(sentence_offsets.shape[0] - 1, np.bool_)
-    _contains(sentence_offsets, string_offsets, data, np.frombuffer(first, np.uint8), np.frombuffer(second, np.uint8), out)
-    return out
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _gather(buf, starts, ends, out, offsets):
-    offsets[0] = 0
-    o = 0
-    for r in range(starts.shape[0]):
-        o = copy_bytes(out, o, buf, starts[r], ends[r])
-        offsets[r + 1] = o
-
-
-def gather_ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``buf[starts[r]:ends[r]]`` for every ``r``, concatenated, with int32 offsets (Arrow string layout).
-
-    Example:
-        >>> import numpy as np
-        >>> data, offsets = gather_ranges(np.frombuffer(b"abcdef", np.uint8), np.array([4, 0]), np.array([6, 1]))
-        >>> bytes(data), offsets.tolist()
-        (b'efa', [0, 2, 3])
-    """
-    out = np.empty(int((ends - starts).sum()), np.uint8)
-    offsets = np.empty(starts.shape[0] + 1, np.int32)
-    _gather(buf, starts, ends, out, offsets)
-    return out, offsets
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _objects(buf, names, name_offsets, value_starts, value_ends, out):
-    o = 0
-    for r in range(value_starts.shape[0]):
-        out[o] = 123
-        o += 1
-        first = True
-        for k in range(value_starts.shape[1]):
-            if value_starts[r, k] < 0:
-                continue
-            if not first:
-                out[o] = 44
-                o += 1
-            first = False
-            o = copy_bytes(out, o, names, name_offsets[k], name_offsets[k + 1])
-            o = copy_bytes(out, o, buf, value_starts[r, k], value_ends[r, k])
-        out[o] = 125
-        out[o + 1] = 10
-        o += 2
-    return o
-
-
-def json_objects(buf: np.ndarray, names: Sequence[bytes], value_starts: np.ndarray, value_ends: np.ndarray) -> np.ndarray:
-    """One JSON-lines object per row from value ranges of ``buf``: ``{"<names[k]>":<value k>,...}``.
-
-    Absent values (``value_starts[r, k] < 0``) are left out. Feeds Arrow's JSON reader chosen
-    members of records without a Python object per record. Complexity O(bytes out).
-
-    Example:
-        >>> import numpy as np
-        >>> buf = np.frombuffer(b'[1] "x"', np.uint8)
-        >>> bytes(json_objects(buf, [b"a", b"b"], np.array([[0, 4], [-1, 4]]), np.array([[3, 7], [-1, 7]])))
-        b'{"a":[1],"b":"x"}\\n{"b":"x"}\\n'
-    """
-    quoted = [b'"' + name + b'":' for name in names]
-    name_bytes = np.frombuffer(b"".join(quoted), np.uint8)
-    name_offsets = np.cumsum([0] + [len(name) for name in quoted]).astype(np.int64)
-    present = value_starts >= 0
-    size = int(np.where(present, value_ends - value_starts, 0).sum()) + int((present * (name_offsets[1:] - name_offsets[:-1] + 1)).sum()) + 3 * value_starts.shape[0]
-    out = np.empty(size, np.uint8)
-    return out[:_objects(buf, name_bytes, name_offsets, value_starts, value_ends, out)]
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _integer_literals(buf, starts, ends, out):
-    for r in range(starts.shape[0]):
-        i, end = starts[r], ends[r]
-        if i < end and buf[i] == 45:
-            i += 1
-        digits = end - i
-        good = 1 <= digits <= 18
-        for k in range(i, end):
-            if not 48 <= buf[k] <= 57:
-                good = False
-                break
-        # No leading zeros and no "-0": the text must be what printing the integer gives.
-        if good and buf[i] == 48 and (digits > 1 or i > starts[r]):
-            good = False
-        out[r] = good
-
-
-def integer_literals(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Whether each ``buf[starts[r]:ends[r]]`` is an integer as Python prints it (at most 18 digits).
-
-    Example:
-        >>> import numpy as np
-        >>> buf = np.frombuffer(b"0 -12 007 -0 1.0", np.uint8)
-        >>> integer_literals(buf, np.array([0, 2, 6, 10, 13]), np.array([1, 5, 9, 12, 16])).tolist()
-        [True, True, False, False, False]
-    """
-    out = np.empty(starts.shape[0], np.bool_)
-    _integer_literals(buf, starts, ends, out)
-    return out

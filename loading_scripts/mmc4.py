@@ -51,18 +51,16 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 from datasets import Json, List, Value
 
 from hf_mmbuilder import edits
 from hf_mmbuilder._deprecated import REMOVAL
-from hf_mmbuilder.arrow import string_buffers
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows, map_in_threads, parse_threads
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.formats.records import MalformedJSON, gc_paused
-from hf_mmbuilder.kernels import json_numbers, json_scan, mmc4_text
+from hf_mmbuilder.kernels import mmc4_parse, mmc4_text
 from hf_mmbuilder.media import check_media_exists
 
 try:
@@ -187,162 +185,15 @@ def _check_dict(record) -> dict:
     return record
 
 
-# The members of a document the compiled path reads, as columns of the member ranges.
-_MEMBERS = ("text_list", "image_info", "similarity_matrix", "url", "could_have_url_duplicate")
-_TEXT_LIST, _IMAGE_INFO, _MATRIX, _URL, _DUPLICATE = range(len(_MEMBERS))
-_MEMBER_KEYS = np.frombuffer("".join(_MEMBERS).encode(), np.uint8)
-_MEMBER_OFFSETS = np.cumsum([0] + [len(member) for member in _MEMBERS]).astype(np.int64)
-# Members handed to Arrow's JSON reader, under short names.
-_READ_MEMBERS = [_TEXT_LIST, _IMAGE_INFO, _URL]
-_READ_NAMES = (b"t", b"i", b"u")
-_PARSED_SCHEMA = pa.schema([
-    ("t", pa.list_(pa.string())),
-    ("i", pa.list_(pa.struct([("image_name", pa.string()), ("matched_text_index", pa.int64())]))),
-    ("u", pa.string()),
-])
-_PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_PARSED_SCHEMA, unexpected_field_behavior="ignore")
+def _strings(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.StringArray:
+    """A string array on the buffers of :func:`hf_mmbuilder.kernels.mmc4_parse.parse_documents`
+    (int64 offsets from 0 into UTF-8 ``data``), null where ``valid`` is False."""
+    bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data), bitmap)
 
 
-@dataclasses.dataclass
-class _Spans:
-    """Where the members of some of a batch's documents lie in the batch buffer.
-
-    ``positions`` are the documents' positions in the batch; ``starts``/``ends`` (shape (n, 5),
-    columns in ``_MEMBERS`` order) the byte range of each member's value, -1 when absent.
-    """
-
-    buf: np.ndarray
-    positions: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def take(self, keep: np.ndarray) -> "_Spans":
-        return _Spans(self.buf, self.positions[keep], self.starts[keep], self.ends[keep])
-
-
-def _member_spans(batch) -> _Spans:
-    """The documents of ``batch`` the compiled path can take: objects with the three required
-    members, no unknown or repeated one, and an integer ``could_have_url_duplicate`` if any."""
-    buf = np.frombuffer(batch.buffer, np.uint8)
-    starts = np.asarray(batch.offsets - batch.buffer_offset, np.int64)
-    ends = np.asarray(batch.ends - batch.buffer_offset, np.int64)
-    value_starts = np.empty((len(starts), len(_MEMBERS)), np.int64)
-    value_ends = np.empty_like(value_starts)
-    status = np.empty(len(starts), np.int8)
-    json_scan.object_members(buf, starts, ends, _MEMBER_KEYS, _MEMBER_OFFSETS, value_starts, value_ends, status)
-    ok = (status == json_scan.MEMBERS_OK) & (value_starts[:, : _MATRIX + 1] >= 0).all(axis=1)
-    # Bytes are copied as they are: a document that is not UTF-8 goes the careful way (values
-    # nested too deep are refused by json_scan.value_end already).
-    ok[batch.invalid_utf8()] = False
-    duplicate = value_starts[:, _DUPLICATE] >= 0
-    ok[duplicate] &= mmc4_text.integer_literals(buf, value_starts[duplicate, _DUPLICATE], value_ends[duplicate, _DUPLICATE])
-    spans = _Spans(buf, np.arange(len(starts), dtype=np.int64), value_starts, value_ends)
-    return spans.take(ok)
-
-
-def _list_offsets(array: pa.ListArray) -> np.ndarray:
-    """int64 list offsets of ``array`` starting at 0 (into ``array.flatten()``)."""
-    offsets = array.offsets.to_numpy().astype(np.int64)
-    return offsets - offsets[0]
-
-
-def _valid(array: pa.Array) -> np.ndarray:
-    return array.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _matrices(spans: _Spans) -> tuple[pa.Array, np.ndarray]:
-    """The similarity matrices of ``spans`` as one ``list<list<float64>>`` array (parsed in place
-    by :func:`hf_mmbuilder.kernels.json_numbers.parse_matrices`), and which ones it could parse."""
-    starts, ends = spans.starts[:, _MATRIX], spans.ends[:, _MATRIX]
-    # A value takes at least two bytes with its separator, a row at least three.
-    capacity = int((ends - starts).sum()) // 2 + len(spans) + 2
-    values = np.empty(capacity, np.float64)
-    row_offsets = np.empty(capacity, np.int32)
-    matrix_offsets = np.empty(len(spans) + 1, np.int32)
-    status = np.empty(len(spans), np.int8)
-    n_values, n_rows = json_numbers.parse_matrices(
-        spans.buf, starts, ends, values, values.view(np.uint64), row_offsets, matrix_offsets, status, json_numbers.POWERS
-    )
-    rows = pa.ListArray.from_arrays(pa.array(row_offsets[: n_rows + 1]), pa.array(values[:n_values]))
-    return pa.ListArray.from_arrays(pa.array(matrix_offsets), rows), status == json_numbers.FAST
-
-
-def _read_members(spans: _Spans) -> pa.Table:
-    lines = mmc4_text.json_objects(spans.buf, _READ_NAMES, spans.starts[:, _READ_MEMBERS], spans.ends[:, _READ_MEMBERS])
-    return pa_json.read_json(pa.BufferReader(pa.py_buffer(lines)), parse_options=_PARSE_OPTIONS)
-
-
-def _read_readable(spans: _Spans) -> tuple[np.ndarray, list]:
-    """Which documents of ``spans`` Arrow's JSON reader takes, and the tables it read for them, in
-    order. One bad document fails a whole read, so a failed read is split in halves until each bad
-    document stands alone: O(bytes x log(bad documents)), never a read per document."""
-    try:
-        return np.ones(len(spans), bool), [_read_members(spans)]
-    except pa.ArrowInvalid:
-        if len(spans) == 1:
-            return np.zeros(1, bool), []
-    half = len(spans) // 2
-    first, first_tables = _read_readable(spans.take(np.arange(half)))
-    second, second_tables = _read_readable(spans.take(np.arange(half, len(spans))))
-    return np.concatenate([first, second]), first_tables + second_tables
-
-
-def _parse_documents(spans: _Spans) -> tuple[Optional[_Spans], Optional[pa.Table], Optional[pa.Array]]:
-    """Parse sentences, image references, URLs and matrices of ``spans`` into Arrow arrays.
-
-    Returns the documents of the common shape, their table (columns ``t``: sentences, ``i``:
-    ``image_name`` and ``matched_text_index`` per image, ``u``: URL; parsed by Arrow's JSON
-    reader, one chunk per column) and their matrices. A document is dropped (left to the careful
-    path, which says what is wrong) if a parser rejects it (a wrong type, a number out of range or
-    with more than 19 digits), if a value is missing or null, if its matrix is not images x
-    sentences, or if a match is out of range. Dropping filters what was parsed (nothing is parsed
-    twice), so odd documents cost in proportion to their number.
-    """
-    readable, tables = _read_readable(spans)
-    if not tables:
-        return None, None, None
-    table = pa.concat_tables(tables).combine_chunks()
-    if not readable.all():
-        spans = spans.take(readable)
-    matrices, ok = _matrices(spans)
-    while True:
-        sentences, refs, urls = table.column("t").chunk(0), table.column("i").chunk(0), table.column("u").chunk(0)
-        entries = refs.flatten()
-        names, matches = entries.flatten()
-        sentence_counts = np.diff(_list_offsets(sentences))
-        image_counts = np.diff(_list_offsets(refs))
-        image_sentences = np.repeat(sentence_counts, image_counts)
-        document_of_image = np.repeat(np.arange(len(spans)), image_counts)
-        ok &= _valid(sentences) & _valid(refs) & (np.diff(_list_offsets(matrices)) == image_counts)
-        ok &= _valid(urls) | (spans.starts[:, _URL] < 0)
-        match_values = matches.fill_null(-1).to_numpy(zero_copy_only=False)
-        bad_images = ~_valid(entries) | ~_valid(names) | (match_values < 0) | (match_values >= image_sentences)
-        ok[document_of_image[bad_images]] = False
-        strings = sentences.flatten()
-        if strings.null_count:
-            ok[np.repeat(np.arange(len(spans)), sentence_counts)[~_valid(strings)]] = False
-        if ok.all():
-            # Row lengths line up with the images only once every document's row count does.
-            bad_rows = np.diff(_list_offsets(matrices.flatten())) != image_sentences
-            ok[document_of_image[bad_rows]] = False
-        if ok.all():
-            return spans, table, matrices
-        if not ok.any():
-            return None, None, None
-        keep = pa.array(ok)
-        spans, table, matrices = spans.take(ok), table.filter(keep).combine_chunks(), matrices.filter(keep)
-        ok = np.ones(len(spans), bool)
-
-
-def _raw_strings(spans: _Spans, member: int) -> pa.Array:
-    """Each document's raw JSON text of ``member`` as a string array (null where absent)."""
-    present = spans.starts[:, member] >= 0
-    data, offsets = mmc4_text.gather_ranges(spans.buf, np.where(present, spans.starts[:, member], 0), np.where(present, spans.ends[:, member], 0))
-    strings = pa.StringArray.from_buffers(len(spans), pa.py_buffer(offsets), pa.py_buffer(data))
-    return strings if present.all() else pc.if_else(pa.array(present), strings, pa.scalar(None, pa.string()))
+def _lists(offsets: np.ndarray, values: pa.Array) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
 
 
 class Mmc4(DJBuilder):
@@ -376,6 +227,9 @@ class Mmc4(DJBuilder):
         # The compiled part of each batch runs on parser threads (its parsers release the GIL);
         # the careful part stays here, in file order, so on_error and the random mode see one order.
         for batch, (fast_table, fast) in map_in_threads(lambda batch: self._fast_rows(batch, buffer), batches, parse_threads()):
+            if len(fast) == len(batch.indexes):
+                yield fast_table
+                continue
             # Documents hold no reference cycles: the collector would only rescan the floats.
             with gc_paused():
                 fast_set = set(fast)
@@ -388,78 +242,88 @@ class Mmc4(DJBuilder):
 
     def _fast_rows(self, batch, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
         """The table of the common documents of a batch (:meth:`_compiled_table`) and their
-        positions; the others (unknown keys, no matrix, anything wrong) are for the careful path."""
+        positions; the others (no matrix, anything wrong) are for the careful path."""
         config = self.config
         if not config.fast_path or config.image_special_token_insert_pos == "random" or config.check_media or not config.keep_other_fields:
             return None, []
-        spans = _member_spans(batch)
-        return self._compiled_table(spans, buffer) if len(spans) else (None, [])
+        return self._compiled_table(batch, buffer)
 
-    def _compiled_table(self, spans: _Spans, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
-        """The table of the common documents among ``spans``, built on flat buffers, and their
-        batch positions.
+    def _compiled_table(self, batch, buffer: ColumnBuffer) -> tuple[Optional[pa.Table], list]:
+        """The table of the common documents of ``batch``, built on flat buffers, and their batch
+        positions.
 
-        Sentences, image references and similarity matrices are parsed straight into Arrow arrays
-        (:func:`_parse_documents`: no Python object per document, sentence or matrix value); a
-        document of another shape, or with a DJ token in a sentence, is left to the careful path.
+        One compiled pass (:func:`hf_mmbuilder.kernels.mmc4_parse.parse_documents`) reads each
+        document straight into Arrow buffers: no Python object per document, sentence or matrix
+        value. A document of another shape, or with a DJ token in a sentence, is left to the
+        careful path. Other members (``extra``) are decoded here, as the careful path decodes them.
         The text is built by :mod:`hf_mmbuilder.kernels.mmc4_text`.
         """
         config = self.config
-        image_token, eoc = config.image_special_token, config.eoc_special_token
-        spans, parsed, matrix = _parse_documents(spans)
-        if spans is None:
+        image_token, eoc = config.image_special_token.encode(), config.eoc_special_token.encode()
+        buf = np.frombuffer(batch.buffer, np.uint8)
+        starts = np.asarray(batch.offsets - batch.buffer_offset, np.int64)
+        ends = np.array(batch.ends - batch.buffer_offset, np.int64)
+        # Bytes are copied as they are: a document that is not UTF-8 goes the careful way (an
+        # empty range is never a document).
+        invalid = batch.invalid_utf8()
+        ends[invalid] = starts[invalid]
+        status, docs = mmc4_parse.parse_documents(buf, starts, ends, image_token, eoc)
+        n_docs = len(docs.positions)
+        if not n_docs:
             return None, []
-        sentences_per_doc = parsed.column("t").chunk(0)
-        with_tokens = mmc4_text.documents_containing(
-            _list_offsets(sentences_per_doc), *string_buffers(sentences_per_doc.flatten()), image_token.encode(), eoc.encode()
-        )
-        if with_tokens.all():
-            return None, []
-        if with_tokens.any():
-            # Filtered, not parsed again: a document with a token costs its own careful parse only.
-            keep = ~with_tokens
-            spans, parsed, matrix = spans.take(keep), parsed.filter(pa.array(keep)).combine_chunks(), matrix.filter(pa.array(keep))
-            sentences_per_doc = parsed.column("t").chunk(0)
-        refs_per_doc = parsed.column("i").chunk(0)
-        sentence_offsets = _list_offsets(sentences_per_doc)
-        strings = sentences_per_doc.flatten()
-        string_offsets, data = string_buffers(strings)
-        positions = spans.positions.tolist()
-        n_docs = len(positions)
-        sentence_counts = np.diff(sentence_offsets)
-        image_offsets = _list_offsets(refs_per_doc)
-        image_counts = np.diff(image_offsets)
-        names, match_array = refs_per_doc.flatten().flatten()
-        matches = match_array.to_numpy(zero_copy_only=False).astype(np.int64)
         text_offsets, text, order = mmc4_text.mmc4_texts(
-            sentence_offsets, string_offsets, data, image_offsets, matches, image_token.encode(), eoc.encode(),
+            docs.sentence_offsets, docs.sentence_ends, docs.sentence_data, docs.image_offsets, docs.matches, image_token, eoc,
             config.sent_separator.encode(), config.image_special_token_insert_pos == "before", config.add_eoc_at_last,
         )
+        names = _strings(docs.name_ends, docs.name_data)
         image_dir = config.image_dir or ""
         if image_dir:
             joined = pc.binary_join_element_wise(image_dir if image_dir.endswith("/") else image_dir + "/", names, "")
             names = pc.if_else(pc.starts_with(names, "/"), names, joined)
-        image_lists = pa.array(image_offsets.astype(np.int32))
-        sentence_lists = pa.array(sentence_offsets.astype(np.int32))
+        strings = _strings(docs.sentence_ends, docs.sentence_data)
+        sentence_counts = np.diff(docs.sentence_offsets)
+        image_counts = np.diff(docs.image_offsets)
         schema = buffer.schema
+        info = _strings(docs.info_offsets, docs.info_data)
+        extra = pa.nulls(n_docs, pa.string())
+        with_extra = np.flatnonzero(status[docs.positions] == mmc4_parse.EXTRA)
+        if len(with_extra):
+            info, extra = self._extra_members(batch, docs.positions[with_extra], with_extra, info, n_docs)
         columns = {
-            "text": pa.StringArray.from_buffers(n_docs, pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(text)),
-            "images": pa.ListArray.from_arrays(image_lists, names.take(pa.array(order))),
-            "url": parsed.column("u").chunk(0),
-            "text_list": pa.ListArray.from_arrays(sentence_lists, strings),
-            "image_info": pa.ExtensionArray.from_storage(schema.field("image_info").type, _raw_strings(spans, _IMAGE_INFO)),
-            "similarity_matrix": matrix if matrix.type == schema.field("similarity_matrix").type else matrix.cast(schema.field("similarity_matrix").type),
-            "could_have_url_duplicate": pa.ExtensionArray.from_storage(schema.field("could_have_url_duplicate").type, _raw_strings(spans, _DUPLICATE)),
-            "matched_text_index": pa.ListArray.from_arrays(image_lists, pa.array(matches)),
-            "image_index": pa.ListArray.from_arrays(image_lists, pa.array(order - np.repeat(image_offsets[:-1], image_counts))),
-            "sentence_index": pa.ListArray.from_arrays(
-                sentence_lists, pa.array(np.arange(len(strings), dtype=np.int64) - np.repeat(sentence_offsets[:-1], sentence_counts))
+            "text": _strings(text_offsets, text),
+            "images": _lists(docs.image_offsets, names.take(pa.array(order))),
+            "url": _strings(docs.url_offsets, docs.url_data, docs.url_valid),
+            "text_list": _lists(docs.sentence_offsets, strings),
+            "image_info": pa.ExtensionArray.from_storage(schema.field("image_info").type, info),
+            "similarity_matrix": _lists(docs.row_offsets, _lists(docs.value_offsets, pa.array(docs.values))),
+            "could_have_url_duplicate": pa.ExtensionArray.from_storage(
+                schema.field("could_have_url_duplicate").type, _strings(docs.duplicate_offsets, docs.duplicate_data, docs.duplicate_valid)
             ),
-            "extra": pa.ExtensionArray.from_storage(schema.field("extra").type, pa.nulls(n_docs, pa.string())),
+            "matched_text_index": _lists(docs.image_offsets, pa.array(docs.matches)),
+            "image_index": _lists(docs.image_offsets, pa.array(order - np.repeat(docs.image_offsets[:-1], image_counts))),
+            "sentence_index": _lists(
+                docs.sentence_offsets, pa.array(np.arange(len(strings), dtype=np.int64) - np.repeat(docs.sentence_offsets[:-1], sentence_counts))
+            ),
+            "extra": pa.ExtensionArray.from_storage(schema.field("extra").type, extra),
         }
         if ERRORS_COLUMN in schema.names:
             columns[ERRORS_COLUMN] = pa.nulls(n_docs, schema.field(ERRORS_COLUMN).type)
-        return buffer.table_with(columns, n_docs), positions
+        return buffer.table_with(columns, n_docs), docs.positions.tolist()
+
+    @staticmethod
+    def _extra_members(batch, positions: np.ndarray, rows: np.ndarray, info: pa.Array, n_docs: int) -> tuple[pa.Array, pa.Array]:
+        """``image_info`` and ``extra`` of the documents with other members (batch ``positions``,
+        table ``rows``), as the careful path stores a document it decodes to a ``dict``: its
+        ``image_info`` written back by orjson, its other members as a JSON object."""
+        infos, extras = [], []
+        for k in positions.tolist():
+            record = msgspec.json.decode(batch.raw(k))
+            infos.append(orjson.dumps(record["image_info"]).decode())
+            extras.append(orjson.dumps({key: value for key, value in record.items() if key not in _KNOWN_KEYS}).decode())
+        mask = np.zeros(n_docs, bool)
+        mask[rows] = True
+        extra = pc.replace_with_mask(pa.nulls(n_docs, pa.string()), pa.array(mask), pa.array(extras, pa.string()))
+        return pc.replace_with_mask(info, pa.array(mask), pa.array(infos, pa.string())), extra
 
     def _careful_table(self, batch, records: list, positions: list, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy,
                        rng: random.Random) -> tuple[Optional[pa.Table], list]:

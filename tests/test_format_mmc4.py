@@ -337,7 +337,7 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
     from hf_mmbuilder.formats.builder import ColumnBuffer
     from hf_mmbuilder.errors import ErrorPolicy
     from hf_mmbuilder.formats.records import iter_batches
-    from hf_mmbuilder.loading_scripts.mmc4 import Document, Mmc4, _member_spans
+    from hf_mmbuilder.loading_scripts.mmc4 import Document, Mmc4
 
     records = list(testing.mmc4_records(600, seed=9))
     # Shapes the compiled path must leave to the careful one (which reports or converts them).
@@ -363,7 +363,7 @@ def test_compiled_path_matches_the_careful_path(tmp_path):
         shard = builder._plan_file(0, source, source, str(tmp_path))[0]
         constants = {"audios": [], "videos": [], "media_root": "m", "source_file": "s", "source_style": None}
         for number, batch in enumerate(iter_batches(shard.index, shard.first, shard.stop, Document, open, decode=False)):
-            fast, positions = builder._compiled_table(_member_spans(batch), ColumnBuffer(builder.info.features, constants))
+            fast, positions = builder._compiled_table(batch, ColumnBuffer(builder.info.features, constants))
             assert len(positions) > 0.9 * len(batch.indexes)
             if number == 0:
                 assert not {1, 2, 3, 4, 5, 6, 7, 8, 9} & set(positions) and {10, 11, 12} <= set(positions)

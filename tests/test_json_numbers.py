@@ -11,24 +11,19 @@ from hf_mmbuilder.kernels import json_numbers
 
 
 def parse_rows(rows):
-    """Parse ``[[...], ...]`` text per document; returns (values per document or None)."""
-    pieces = [text.encode() for text in rows]
-    ends = np.cumsum([len(piece) for piece in pieces])
-    buf = np.frombuffer(b"".join(pieces), np.uint8)
-    values = np.zeros(len(buf) // 2 + 1)
-    row_offsets = np.zeros(len(buf) // 2 + 2, np.int32)
-    matrix_offsets = np.zeros(len(pieces) + 1, np.int32)
-    status = np.zeros(len(pieces), np.int8)
-    json_numbers.parse_matrices(buf, ends - np.array([len(p) for p in pieces]), ends, values, values.view(np.uint64), row_offsets,
-                                matrix_offsets, status, json_numbers.POWERS)
-    floats = values
+    """Parse ``[[...], ...]`` text per document with ``matrix_value``; returns values per document,
+    or None where it is not such a list, leaves text after it, or holds an undecided number."""
     out = []
-    for doc in range(len(pieces)):
-        if status[doc] != json_numbers.FAST:
+    for text in rows:
+        buf = np.frombuffer(text.encode(), np.uint8)
+        values = np.zeros(len(buf) // 2 + 1)
+        row_offsets = np.zeros(len(buf) // 2 + 2, np.int64)
+        start = len(text) - len(text.lstrip())
+        after, _, n_rows = json_numbers.matrix_value(buf, start, len(buf), values, values.view(np.uint64), 0, row_offsets, 0, json_numbers.POWERS)
+        if after < 0 or text[after:].strip():
             out.append(None)
             continue
-        rows_of_doc = range(matrix_offsets[doc], matrix_offsets[doc + 1])
-        out.append([floats[row_offsets[r] : row_offsets[r + 1]].tolist() for r in rows_of_doc])
+        out.append([values[row_offsets[r] : row_offsets[r + 1]].tolist() for r in range(n_rows)])
     return out
 
 
@@ -60,3 +55,18 @@ def test_matrices_match_msgspec_and_odd_shapes_fall_back():
         expected = decoder.decode(text)
         assert result == expected and [np.signbit(v) for r in result for v in r] == [np.signbit(v) for r in expected for v in r]
     assert parsed[4:] == [None] * 8
+
+
+def test_doubles_written_out_exactly_are_decided():
+    """Float32 similarities printed in full (MMC4's ``0.27640533447265625``) are exact doubles that
+    Eisel-Lemire alone leaves undecided (a tie in its product): each one with at most 19
+    significant digits is read, exactly."""
+    rng = random.Random(5)
+    numbers = ["0.27640533447265625", "-0.29338836669921875", "0.10591888427734375"]
+    for _ in range(20_000):
+        scale = rng.randint(1, 27)
+        text = format(Decimal(rng.getrandbits(24)) / Decimal(2**scale), "f")
+        if len(text.replace("-", "").replace(".", "").lstrip("0")) <= 19:
+            numbers.append(text)
+    parsed = parse_rows([f"[[{n}]]" for n in numbers])
+    assert [result[0][0] if result is not None else None for result in parsed] == [float(text) for text in numbers]

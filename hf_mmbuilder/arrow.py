@@ -130,3 +130,17 @@ def batch_column(batch, column: str):
     if isinstance(batch, pa.Table):
         return batch.column(column)
     return batch[column]
+
+
+def strings_from_buffers(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
+    """A ``string`` array over a kernel's int32 ``offsets`` into UTF-8 ``data`` (null where
+    ``valid`` is 0), validated: bytes that are not UTF-8 raise ``pyarrow.ArrowInvalid``.
+
+    Example:
+        >>> strings_from_buffers(np.array([0, 2, 2], np.int32), np.frombuffer(b"hi", np.uint8), np.array([1, 0])).to_pylist()
+        ['hi', None]
+    """
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(np.asarray(valid, bool), bitorder="little"))
+    array = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data[: offsets[-1]]), bitmap)
+    array.validate(full=True)
+    return array

@@ -576,3 +576,47 @@ def gather(data, starts, ends, out, offsets):
             out[o] = data[p]
             o += 1
         offsets[k + 1] = o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def json_strings(data, offsets, out, out_offsets, status):
+    """The JSON strings ``data[offsets[k]:offsets[k + 1]]`` (an empty range or ``null``: none)
+    unescaped into ``out`` with Arrow ``out_offsets``; ``status[k]`` is ``FALLBACK`` for anything else."""
+    o = 0
+    out_offsets[0] = 0
+    for k in range(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        status[k] = FAST
+        if a < b and data[a] == _QUOTE:
+            i, o2 = unescape_string(data, a, b, out, o)
+            if i == b:
+                o = o2
+            else:
+                status[k] = FALLBACK
+        elif a < b and data[a] != 110:
+            status[k] = FALLBACK
+        out_offsets[k + 1] = o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def json_string_lists(data, offsets, out, item_offsets, list_offsets, status):
+    """The JSON arrays of strings ``data[offsets[k]:offsets[k + 1]]`` (an empty range or ``null``:
+    none) into Arrow list buffers (``item_offsets`` sized for one item per two bytes);
+    ``status[k]`` is ``FALLBACK`` for anything else."""
+    o = 0
+    n_items = 0
+    item_offsets[0] = 0
+    list_offsets[0] = 0
+    for k in range(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        status[k] = FAST
+        if a < b and data[a] == 91:
+            i, o, count = _paths(data, a, b, out, o, item_offsets, n_items)
+            if i == b:
+                n_items = count
+            else:
+                status[k] = FALLBACK
+                o = item_offsets[n_items]
+        elif a < b and data[a] != 110:
+            status[k] = FALLBACK
+        list_offsets[k + 1] = n_items

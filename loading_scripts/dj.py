@@ -435,18 +435,36 @@ class Dj(DJBuilder):
             offsets = np.empty(n + 1, np.int32)
             data = np.empty(int((value_ends[:, j] - value_starts[:, j]).sum()) + 1, np.uint8)
             dj_parse.gather(values, value_starts[:, j], value_ends[:, j], data, offsets)
-            texts = _strings(offsets, data, None)
-            # Null where the column is absent (a plain record) or the value is null.
-            valid = pc.and_(pc.not_equal(pc.binary_length(texts), 0), pc.not_equal(texts, "null"))
-            texts = pc.if_else(valid, texts, pa.scalar(None, pa.string()))
-            if isinstance(feature, Json):
-                columns[name] = pa.ExtensionArray.from_storage(pa.json_(), texts)
-            else:
-                decoded = _JSON_VALUES.decode(b"[" + b",".join(value or b"null" for value in texts.cast(pa.binary()).to_pylist()) + b"]")
-                columns[name] = pa.array(decoded, self.info.features.arrow_schema.field(name).type)
+            columns[name] = self._promoted_array(name, feature, offsets, data)
         if ERRORS_COLUMN in self.info.features:
             columns[ERRORS_COLUMN] = pa.nulls(n, pa.list_(pa.string()))
         return self._buffer(shard).table_with(columns, n), status
+
+    def _promoted_array(self, name: str, feature, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+        """A promoted column from its values' JSON text per row (empty where the record has no
+        such key): strings and string lists decoded by the kernel, other types as the careful
+        path decodes them."""
+        n = len(offsets) - 1
+        kind = _kind(feature)
+        status = np.empty(n, np.int8)
+        if kind == dj_parse.KIND_STRING:
+            out, out_offsets = np.empty(len(data), np.uint8), np.empty(n + 1, np.int32)
+            dj_parse.json_strings(data, offsets, out, out_offsets, status)
+            if not status.any():
+                return _strings(out_offsets, out, _present(offsets, data))
+        elif kind == dj_parse.KIND_STRING_LIST:
+            out, items, lists = np.empty(len(data), np.uint8), np.empty(len(data) // 2 + 2, np.int32), np.empty(n + 1, np.int32)
+            dj_parse.json_string_lists(data, offsets, out, items, lists, status)
+            if not status.any():
+                valid = _present(offsets, data)
+                return pa.ListArray.from_arrays(pa.array(lists), _strings(items[: lists[-1] + 1], out), mask=pa.array(~valid))
+        texts = _strings(offsets, data, None)
+        # Null where the column is absent (a plain record) or the value is null.
+        texts = pc.if_else(pa.array(_present(offsets, data)), texts, pa.scalar(None, pa.string()))
+        if isinstance(feature, Json):
+            return pa.ExtensionArray.from_storage(pa.json_(), texts)
+        decoded = _JSON_VALUES.decode(b"[" + b",".join(value or b"null" for value in texts.cast(pa.binary()).to_pylist()) + b"]")
+        return pa.array(decoded, self.info.features.arrow_schema.field(name).type)
 
     def _media_roots(self, shard: Shard, recorded: pa.Array) -> pa.Array:
         """Each row's ``media_root`` from the root our DJ export recorded (null: none), as
@@ -457,6 +475,14 @@ class Dj(DJBuilder):
         resolved = [self._row_media_root({"media_root": value} if value is not None else None, None, shard)
                     for value in encoded.dictionary.to_pylist()]
         return pc.fill_null(pa.array(resolved, pa.string()).take(encoded.indices), shard.media_root)
+
+
+def _present(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Rows whose JSON text (``data`` between ``offsets``) is neither empty nor ``null``."""
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    null = (lengths == 4) & (data[np.minimum(starts, len(data) - 1)] == ord("n"))
+    return (lengths > 0) & ~null
 
 
 def _one_line(error: BaseException) -> str:

@@ -419,7 +419,9 @@ def parse_dj(
                 n_members += 1
                 if i >= 0 and key_is(keys, key_start, d_keys, _MEDIA_PATHS):
                     media_paths_seen = True
-                    ok, has_root, d_roots = _media_paths(extra, value_start, d_extra, roots, d_roots, scratch, media, media_items, first_items, stop_items)
+                    taken, has_root, d_roots = _media_paths(extra, value_start, d_extra, roots, d_roots, scratch, media, media_items, first_items, stop_items)
+                    if not taken:
+                        i = -1
             if i < 0:
                 ok = False
                 break

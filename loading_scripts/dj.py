@@ -45,7 +45,7 @@ from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfi
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
 from hf_mmbuilder.formats.failures import READ_ERRORS, FileFailure, guarded_tables, read_failure, report_file_failure
-from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, iter_batches, remember_key_order, restore_key_order, scan_records
+from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, bom_length, remember_key_order, restore_key_order
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
 from hf_mmbuilder.kernels import dj_parse
 from hf_mmbuilder.media import check_media_exists
@@ -150,6 +150,8 @@ def _kind(feature) -> int:
     return dj_parse.KIND_ANY
 
 
+# What _first_record gives for a JSON file without records (the next file's first record counts).
+_NO_RECORD = object()
 # Promoted columns' values from their JSON text, decoded as the careful path decodes records.
 _JSON_VALUES = msgspec.json.Decoder()
 
@@ -195,8 +197,9 @@ class Dj(DJBuilder):
         splits = super()._split_generators(dl_manager)
         promote = self.config.promote_format
         if promote == "auto":
-            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index))), None)
-            record = self._first_record(first) if first is not None else None
+            candidates = (shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index)))
+            # The first record of the first file that holds one.
+            record = next((record for record in map(self._first_record, candidates) if record is not _NO_RECORD), None)
             promote = detect_format(record) if isinstance(record, dict) else None
         if promote:
             self._promoted_columns = {name: feature for name, feature in format_columns(promote).items() if name not in _OWN_COLUMNS}
@@ -204,7 +207,9 @@ class Dj(DJBuilder):
         return splits
 
     def _first_record(self, shard: Shard):
-        if shard.index is None:
+        """The first record of ``shard`` (``None`` when it cannot be read, ``_NO_RECORD`` for a JSON
+        file that holds none)."""
+        if _is_parquet(shard):
             try:
                 parquet = pq.ParquetFile(shard.path)
                 table = parquet.read_row_group(0) if parquet.num_row_groups else None
@@ -212,24 +217,36 @@ class Dj(DJBuilder):
                 # Reported with on_error when the shard runs; nothing to promote from.
                 return None
             return table.slice(0, 1).to_pylist()[0] if table is not None and table.num_rows else None
-        for batch in iter_batches(shard.index, shard.first, min(shard.first + 1, shard.stop), None, open):
+        if shard.index is None:
+            # A file scanned while it is parsed: JSON lines give their first line without a scan.
+            try:
+                with open(shard.path, "rb") as handle:
+                    handle.seek(bom_length(shard.path))
+                    for line in handle:
+                        if line.lstrip().startswith(b"["):
+                            break
+                        if line.strip():
+                            return msgspec.json.decode(line) if len(line) < 1 << 24 else None
+            except (OSError, msgspec.DecodeError):
+                return None
+        for batch in self._record_batches(shard, None, open):
             return batch.records[0]
-        return None
+        return _NO_RECORD
 
     def _plan_file(self, shard_id, path, original, media_root):
         if path.endswith(".parquet"):
             return [Shard(shard_id, path, original, media_root)]
         try:
-            index = scan_records(path, open)
+            # A single-process load scans the file as it parses it (one shard, no index yet).
+            return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
         except READ_ERRORS as error:
             return [self.unreadable_shard(shard_id, path, original, media_root, read_failure(path, error))]
-        return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
 
-    def _record_batches(self, shard: Shard, policy: ErrorPolicy):
+    def _located_batches(self, shard: Shard, policy: ErrorPolicy):
         """``(records, locate)`` per batch; ``locate(k)`` gives the record number, line and raw bytes.
         A Parquet file that cannot be opened is a file failure; a row group that cannot be read is
         one (its rows unreachable), reported through ``on_error`` before the next row group is read."""
-        if shard.index is None:
+        if _is_parquet(shard):
             try:
                 parquet = pq.ParquetFile(shard.path)
             except PARQUET_ERRORS as error:
@@ -248,7 +265,7 @@ class Dj(DJBuilder):
                     yield records, (lambda k, first=first: (first + k, None, None))
                     first += len(records)
             return
-        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
+        for batch in self._record_batches(shard, None, open):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
     def _media(self, record: dict, shard: Shard) -> tuple[dict, str]:
@@ -287,10 +304,10 @@ class Dj(DJBuilder):
 
     def _record_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         buffer = self._buffer(shard)
-        if shard.index is not None and self.config.fast_path and not self.config.check_media:
+        if not _is_parquet(shard) and self.config.fast_path and not self.config.check_media:
             yield from self._compiled_tables(shard, policy, buffer)
             return
-        for records, locate in self._record_batches(shard, policy):
+        for records, locate in self._located_batches(shard, policy):
             self._careful_rows(records, locate, range(len(records)), buffer, shard, policy)
             if len(buffer):
                 yield buffer.to_table()
@@ -362,7 +379,7 @@ class Dj(DJBuilder):
     def _compiled_tables(self, shard: Shard, policy: ErrorPolicy, buffer: ColumnBuffer) -> Iterator[pa.Table]:
         """The JSON records of ``shard`` through :func:`hf_mmbuilder.kernels.dj_parse.parse_dj`;
         the records it leaves go the careful way, in file order."""
-        batches = iter_batches(shard.index, shard.first, shard.stop, None, open, decode=False, record_offset=shard.record_offset)
+        batches = self._record_batches(shard, None, open, decode=False)
         for batch, (table, status) in map_in_threads(lambda batch: self._compiled_table(batch, shard), batches, parse_threads()):
             fallback = np.flatnonzero(status)
             if fallback.size == 0:
@@ -475,6 +492,10 @@ class Dj(DJBuilder):
         resolved = [self._row_media_root({"media_root": value} if value is not None else None, None, shard)
                     for value in encoded.dictionary.to_pylist()]
         return pc.fill_null(pa.array(resolved, pa.string()).take(encoded.indices), shard.media_root)
+
+
+def _is_parquet(shard: Shard) -> bool:
+    return shard.path.endswith(".parquet")
 
 
 def _present(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:

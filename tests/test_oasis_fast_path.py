@@ -10,7 +10,7 @@ import hf_mmbuilder
 from hf_mmbuilder import testing
 from hf_mmbuilder.kernels import oasis_parse
 
-from format_helpers import export_records, read_records
+from format_helpers import export_records
 
 
 def both_paths(path, tmp_path, **options):

@@ -79,13 +79,26 @@ def _same(data, a, b, c, d):
     return True
 
 
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _same_as(data, a, b, other, c):
+    """Is ``data[a:b]`` equal to ``other[c:c + b - a]``?"""
+    if c + b - a > other.shape[0]:
+        return False
+    for k in range(b - a):
+        if data[a + k] != other[c + k]:
+            return False
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
 def as_llava(buf, starts, ends, out, out_starts, out_ends):
     """Write each Oasis record ``buf[starts[r]:ends[r]]`` as a LLaVA record at ``out[out_starts[r]:out_ends[r]]``
     (an empty range where the careful path must convert it).
 
-    ``out`` needs ``2 * len(buf) + 160 * n`` bytes. Complexity: O(len(buf)) (keys compared with
-    the record's earlier keys: O(keys^2)).
+    ``out`` starts with a copy of ``buf``: a LLaVA record already written as this pass would write
+    it keeps its own range there; the others are written after it. ``out`` needs
+    ``3 * len(buf) + 160 * n`` bytes. Complexity: O(len(buf)) (keys compared with the record's
+    earlier keys: O(keys^2)).
     """
     keys = np.empty(buf.shape[0] + 2, np.uint8)
     key_starts = np.empty(_MAX_KEYS, np.int64)
@@ -96,7 +109,9 @@ def as_llava(buf, starts, ends, out, out_starts, out_ends):
     scratch_starts = np.empty(512, np.int64)
     scratch_ends = np.empty(512, np.int64)
     first_keys = np.empty(MAX_NESTING + 1, np.int64)
-    o = 0
+    raw_key_starts = np.empty(_MAX_KEYS, np.int64)
+    out[: buf.shape[0]] = buf
+    o = buf.shape[0]
     for r in range(starts.shape[0]):
         end = ends[r]
         out_starts[r] = o
@@ -118,6 +133,7 @@ def as_llava(buf, starts, ends, out, out_starts, out_ends):
                 ok = False
                 break
             key_start = d_keys
+            raw_start = i
             i, d_keys = canonical_string(buf, i, end, keys, d_keys)
             if i < 0:
                 ok = False
@@ -145,6 +161,7 @@ def as_llava(buf, starts, ends, out, out_starts, out_ends):
                 break
             key_starts[n_keys] = key_start
             key_ends[n_keys] = d_keys
+            raw_key_starts[n_keys] = raw_start
             ranks[n_keys] = rank
             value_starts[n_keys] = i
             value_stops[n_keys] = stop
@@ -218,6 +235,21 @@ def as_llava(buf, starts, ends, out, out_starts, out_ends):
                 o += 1
         elif ok:
             # A LLaVA record (or one the LLaVA path rejects): its keys and extra values canonical.
+            # When they are already, the record keeps its own bytes.
+            verbatim = True
+            for q in range(n_keys):
+                if not _same_as(keys, key_starts[q], key_ends[q], buf, raw_key_starts[q]):
+                    verbatim = False
+                    break
+                if ranks[q] == _R_OTHER or ranks[q] == _R_INSTRUCTION or ranks[q] == _R_RESPONSE:
+                    position, written = canonical_value(buf, value_starts[q], value_stops[q], out, o, scratch_starts, scratch_ends, first_keys)
+                    if position != value_stops[q] or written - o != value_stops[q] - value_starts[q] or not _same_as(out, o, written, buf, value_starts[q]):
+                        verbatim = False
+                        break
+            if verbatim:
+                out_starts[r] = starts[r]
+                out_ends[r] = ends[r]
+                continue
             out[o] = 123
             o += 1
             for q in range(n_keys):

@@ -33,7 +33,7 @@ def rewritten(lines: list) -> list:
     buf = np.frombuffer(b"".join(lines), np.uint8)
     lengths = np.array([len(line) for line in lines], np.int64)
     ends = np.cumsum(lengths)
-    out, out_starts, out_ends = np.empty(2 * len(buf) + 160 * len(lines), np.uint8), np.empty(len(lines), np.int64), np.empty(len(lines), np.int64)
+    out, out_starts, out_ends = np.empty(3 * len(buf) + 160 * len(lines), np.uint8), np.empty(len(lines), np.int64), np.empty(len(lines), np.int64)
     oasis_parse.as_llava(buf, ends - lengths, ends, out, out_starts, out_ends)
     return [bytes(out[a:b]) or None for a, b in zip(out_starts, out_ends)]
 
@@ -84,6 +84,8 @@ EDGES = [
     b'{"response": "only"}',
     b'{"instruction": "bad \xff", "response": "A"}',
     b'[1]',
+    b'{"instruction": "a literal <__dj__image> token", "response": "A"}',
+    b'{"id": 1, "conversations": [{"from": "human", "value": "<|__dj__eoc|>"}]}',
 ]
 
 
@@ -94,8 +96,8 @@ def test_edge_cases_load_the_same(tmp_path):
     assert_same(fast, careful)
     refused = [k for k, errors in enumerate(fast["record_errors"]) if errors]
     # A video with no <video> token, non-string or missing fields, a token count that disagrees,
-    # no instruction, bytes that are not UTF-8, not an object.
-    assert refused == [3, 8, 9, 10, 11, 16, 17, 18]
+    # no instruction, bytes that are not UTF-8, not an object, literal DJ tokens.
+    assert refused == [3, 8, 9, 10, 11, 16, 17, 18, 19, 20]
     # Left to the careful path by the rewrite: non-strings, repeated and reserved keys, 1e5, not
     # an object (a record without instruction, or with bad bytes, is left to the LLaVA parser's checks).
     assert [k for k, record in enumerate(rewritten(EDGES)) if record is None] == [8, 9, 10, 13, 14, 15, 18]

@@ -142,7 +142,7 @@ def strings_from_buffers(offsets: np.ndarray, data: np.ndarray, valid: Optional[
         ['hi', None]
     """
     count = len(offsets) - 1
-    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(np.asarray(valid, bool), bitorder="little"))
     array = pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data[: offsets[-1]]), bitmap)
     array.validate(full=True)
     return array

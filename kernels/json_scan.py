@@ -644,3 +644,251 @@ def _fill_line_ranges(buf, base_offset, first_line, starts, ends, lines):
             return count
         line += 1
         start = stop + 1
+
+
+# -- canonical JSON: a value written as orjson writes what msgspec decodes from it ---------------
+
+_MAX_OBJECT_KEYS = 512
+_SIGNIFICANT_DIGITS = 15
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def canonical_string(buf, i, end, out, o):
+    """Write the JSON string whose opening quote is ``buf[i]`` at ``out[o:]`` as orjson writes its
+    value: escapes decoded, then only ``"``, ``\\`` and control characters escaped (``\\n``-style
+    where JSON has a short form, else ``\\u00xx``). Returns ``(position after the closing quote,
+    new o)``, or ``(-1, o)`` where :func:`unescape_string` refuses the string."""
+    out[o] = _QUOTE
+    o += 1
+    i += 1
+    while i < end:
+        c = buf[i]
+        if c == _QUOTE:
+            out[o] = _QUOTE
+            return i + 1, o + 1
+        if c < 32:
+            return -1, o
+        if c != _BACKSLASH:
+            out[o] = c
+            o += 1
+            i += 1
+            continue
+        first = o
+        i, o = unescape_escape(buf, i, end, out, o)
+        if i < 0:
+            return -1, o
+        if o - first == 1:
+            d = out[first]
+            if d == _QUOTE or d == _BACKSLASH:
+                out[first] = _BACKSLASH
+                out[first + 1] = d
+                o = first + 2
+            elif d < 32:
+                out[first] = _BACKSLASH
+                short = 98 if d == 8 else 116 if d == 9 else 110 if d == 10 else 102 if d == 12 else 114 if d == 13 else 0
+                if short:
+                    out[first + 1] = short
+                    o = first + 2
+                else:
+                    out[first + 1] = 117
+                    out[first + 2] = 48
+                    out[first + 3] = 48
+                    out[first + 4] = 48 + (d >> 4)
+                    low = d & 15
+                    out[first + 5] = 48 + low if low < 10 else 87 + low
+                    o = first + 6
+    return -1, o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def canonical_number(buf, i, end, out, o):
+    """Copy the JSON number at ``buf[i]`` to ``out[o:]`` when orjson would write its decoded value
+    with the same bytes: an integer of at most 18 digits (not ``-0``), or a decimal fraction with
+    at most 15 significant digits, no trailing zero (``1.0`` aside), no exponent, below ``1e15``
+    and at least ``1e-4`` (positional in orjson, and the shortest digits that round-trip).
+    Returns ``(position after it, new o)``, or ``(-1, o)`` for any other number."""
+    j = i
+    if j < end and buf[j] == 45:
+        j += 1
+    digits_start = j
+    if j < end and buf[j] == 48:
+        j += 1
+    else:
+        while j < end and 48 <= buf[j] <= 57:
+            j += 1
+    int_digits = j - digits_start
+    if int_digits == 0:
+        return -1, o
+    if j < end and (buf[j] == 101 or buf[j] == 69):
+        return -1, o
+    if j >= end or buf[j] != 46:
+        if int_digits > 18 or (buf[i] == 45 and buf[digits_start] == 48):
+            return -1, o
+        return j, copy_bytes(out, o, buf, i, j)
+    j += 1
+    fraction_start = j
+    while j < end and 48 <= buf[j] <= 57:
+        j += 1
+    fraction_digits = j - fraction_start
+    if fraction_digits == 0 or (j < end and (buf[j] == 101 or buf[j] == 69)):
+        return -1, o
+    if buf[j - 1] == 48 and not (fraction_digits == 1):
+        return -1, o
+    if buf[digits_start] == 48:
+        zeros = 0
+        while zeros < fraction_digits and buf[fraction_start + zeros] == 48:
+            zeros += 1
+        if zeros == fraction_digits:
+            significant = 1
+        else:
+            if zeros > 3:
+                return -1, o
+            significant = fraction_digits - zeros
+    else:
+        if buf[j - 1] == 48:
+            significant = int_digits
+        else:
+            significant = int_digits + fraction_digits
+        if int_digits > _SIGNIFICANT_DIGITS:
+            return -1, o
+    if significant > _SIGNIFICANT_DIGITS:
+        return -1, o
+    return j, copy_bytes(out, o, buf, i, j)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _literal(buf, i, end, word):
+    return starts_with(buf, i, end, word)
+
+
+_TRUE = np.frombuffer(b"true", np.uint8)
+_FALSE = np.frombuffer(b"false", np.uint8)
+_NULL = np.frombuffer(b"null", np.uint8)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _same_bytes(data, a, b, c, d):
+    if b - a != d - c:
+        return False
+    for k in range(b - a):
+        if data[a + k] != data[c + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def canonical_value(buf, i, end, out, o, key_starts, key_ends, first_keys):
+    """Write the JSON value starting at ``buf[i]`` at ``out[o:]`` exactly as ``orjson.dumps``
+    writes ``msgspec.json.decode`` of it: no whitespace, strings as :func:`canonical_string`,
+    numbers as :func:`canonical_number`. Returns ``(position after the value, new o)``, or
+    ``(-1, o)`` where the two could differ or the value is not JSON: a number in another notation,
+    a repeated key in an object (a decoded dict keeps one), nesting beyond :data:`MAX_NESTING`,
+    more than 512 keys open at once. ``key_starts``/``key_ends`` (int64, 512) and ``first_keys``
+    (int64, ``MAX_NESTING + 1``: per open container, its first key slot, -1 for an array) are
+    scratch.
+
+    Example
+    -------
+    >>> out = np.zeros(64, np.uint8)
+    >>> scratch = np.zeros(512, np.int64), np.zeros(512, np.int64), np.zeros(MAX_NESTING + 1, np.int64)
+    >>> raw = np.frombuffer(b'{"a": [1, 2.5, null], "b": "\\\\u00e9\\\\/"}', np.uint8)
+    >>> stop, o = canonical_value(raw, 0, len(raw), out, 0, *scratch)
+    >>> bytes(out[:o]).decode()
+    '{"a":[1,2.5,null],"b":"é/"}'
+    """
+    depth = 0
+    n_keys = 0
+    need_key = False
+    while True:
+        i = skip_whitespace(buf, i, end)
+        if i >= end:
+            return -1, o
+        if need_key:
+            if buf[i] != _QUOTE:
+                return -1, o
+            key_start = o
+            i, o = canonical_string(buf, i, end, out, o)
+            if i < 0:
+                return -1, o
+            first = first_keys[depth]
+            for k in range(first, n_keys):
+                if _same_bytes(out, key_starts[k], key_ends[k], key_start, o):
+                    return -1, o
+            if n_keys >= key_starts.shape[0]:
+                return -1, o
+            key_starts[n_keys] = key_start
+            key_ends[n_keys] = o
+            n_keys += 1
+            i = skip_whitespace(buf, i, end)
+            if i >= end or buf[i] != 58:
+                return -1, o
+            out[o] = 58
+            o += 1
+            i = skip_whitespace(buf, i + 1, end)
+            if i >= end:
+                return -1, o
+            need_key = False
+        c = buf[i]
+        if c == 123 or c == 91:
+            if depth >= MAX_NESTING:
+                return -1, o
+            depth += 1
+            out[o] = c
+            o += 1
+            first_keys[depth] = n_keys if c == 123 else -1
+            i = skip_whitespace(buf, i + 1, end)
+            if i < end and buf[i] == c + 2:
+                out[o] = c + 2
+                o += 1
+                i += 1
+                depth -= 1
+            elif c == 123:
+                need_key = True
+                continue
+            else:
+                continue
+        elif c == _QUOTE:
+            i, o = canonical_string(buf, i, end, out, o)
+        elif c == 116:
+            if not _literal(buf, i, end, _TRUE):
+                return -1, o
+            o = copy_bytes(out, o, buf, i, i + 4)
+            i += 4
+        elif c == 102:
+            if not _literal(buf, i, end, _FALSE):
+                return -1, o
+            o = copy_bytes(out, o, buf, i, i + 5)
+            i += 5
+        elif c == 110:
+            if not _literal(buf, i, end, _NULL):
+                return -1, o
+            o = copy_bytes(out, o, buf, i, i + 4)
+            i += 4
+        else:
+            i, o = canonical_number(buf, i, end, out, o)
+        if i < 0:
+            return -1, o
+        # After a value: close containers, or go on to the next member / element.
+        while True:
+            if depth == 0:
+                return i, o
+            i = skip_whitespace(buf, i, end)
+            if i >= end:
+                return -1, o
+            c = buf[i]
+            is_object = first_keys[depth] >= 0
+            if c == 44:
+                out[o] = 44
+                o += 1
+                i += 1
+                need_key = is_object
+                break
+            if c == (125 if is_object else 93):
+                out[o] = c
+                o += 1
+                i += 1
+                if is_object:
+                    n_keys = first_keys[depth]
+                depth -= 1
+                continue
+            return -1, o

@@ -32,17 +32,22 @@ import logging
 import os
 from typing import Iterator, Optional
 
+import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import Json, List, Value
 
-from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.arrow import strings_from_buffers as _strings
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, interleave_rows
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import DJ_MEDIA_PATHS_KEY, RowExporter
 from hf_mmbuilder.formats.failures import READ_ERRORS, FileFailure, guarded_tables, read_failure, report_file_failure
-from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, iter_batches, remember_key_order, restore_key_order, scan_records
+from hf_mmbuilder.formats.records import MalformedJSON, RecordIndex, bom_length, remember_key_order, restore_key_order
 from hf_mmbuilder.formats.catalog import available_formats, format_columns
+from hf_mmbuilder.kernels import dj_parse
 from hf_mmbuilder.media import check_media_exists
 from hf_mmbuilder.schema import MEDIA_COLUMNS
 
@@ -131,6 +136,26 @@ def _fits(value, feature) -> bool:
     return True
 
 
+def _kind(feature) -> int:
+    """What the compiled parser checks a promoted column's value against (as :func:`_fits`)."""
+    if isinstance(feature, List):
+        return dj_parse.KIND_STRING_LIST if isinstance(feature.feature, Value) and feature.feature.dtype == "string" else dj_parse.KIND_LIST
+    if isinstance(feature, Value):
+        if feature.dtype == "string":
+            return dj_parse.KIND_STRING
+        if feature.dtype == "bool":
+            return dj_parse.KIND_BOOL
+        if feature.dtype.startswith("int"):
+            return dj_parse.KIND_INT
+    return dj_parse.KIND_ANY
+
+
+# What _first_record gives for a JSON file without records (the next file's first record counts).
+_NO_RECORD = object()
+# Promoted columns' values from their JSON text, decoded as the careful path decodes records.
+_JSON_VALUES = msgspec.json.Decoder()
+
+
 def _restored_paths(paths: list, written: list) -> tuple[list, Optional[str]]:
     """``paths`` as our DJ export wrote them (``written``: its relative paths of one media column).
 
@@ -172,8 +197,9 @@ class Dj(DJBuilder):
         splits = super()._split_generators(dl_manager)
         promote = self.config.promote_format
         if promote == "auto":
-            first = next((shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index))), None)
-            record = self._first_record(first) if first is not None else None
+            candidates = (shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index)))
+            # The first record of the first file that holds one.
+            record = next((record for record in map(self._first_record, candidates) if record is not _NO_RECORD), None)
             promote = detect_format(record) if isinstance(record, dict) else None
         if promote:
             self._promoted_columns = {name: feature for name, feature in format_columns(promote).items() if name not in _OWN_COLUMNS}
@@ -181,7 +207,9 @@ class Dj(DJBuilder):
         return splits
 
     def _first_record(self, shard: Shard):
-        if shard.index is None:
+        """The first record of ``shard`` (``None`` when it cannot be read, ``_NO_RECORD`` for a JSON
+        file that holds none)."""
+        if _is_parquet(shard):
             try:
                 parquet = pq.ParquetFile(shard.path)
                 table = parquet.read_row_group(0) if parquet.num_row_groups else None
@@ -189,24 +217,36 @@ class Dj(DJBuilder):
                 # Reported with on_error when the shard runs; nothing to promote from.
                 return None
             return table.slice(0, 1).to_pylist()[0] if table is not None and table.num_rows else None
-        for batch in iter_batches(shard.index, shard.first, min(shard.first + 1, shard.stop), None, open):
+        if shard.index is None:
+            # A file scanned while it is parsed: JSON lines give their first line without a scan.
+            try:
+                with open(shard.path, "rb") as handle:
+                    handle.seek(bom_length(shard.path))
+                    for line in handle:
+                        if line.lstrip().startswith(b"["):
+                            break
+                        if line.strip():
+                            return msgspec.json.decode(line) if len(line) < 1 << 24 else None
+            except (OSError, msgspec.DecodeError):
+                return None
+        for batch in self._record_batches(shard, None, open):
             return batch.records[0]
-        return None
+        return _NO_RECORD
 
     def _plan_file(self, shard_id, path, original, media_root):
         if path.endswith(".parquet"):
             return [Shard(shard_id, path, original, media_root)]
         try:
-            index = scan_records(path, open)
+            # A single-process load scans the file as it parses it (one shard, no index yet).
+            return self._plan_json_records(shard_id, path, original, media_root, open, scan_while_parsing=True)
         except READ_ERRORS as error:
             return [self.unreadable_shard(shard_id, path, original, media_root, read_failure(path, error))]
-        return [Shard(shard_id + k, path, original, media_root, a, b, index) for k, (a, b) in enumerate(index.shards(self.config.shard_bytes))]
 
-    def _record_batches(self, shard: Shard, policy: ErrorPolicy):
+    def _located_batches(self, shard: Shard, policy: ErrorPolicy):
         """``(records, locate)`` per batch; ``locate(k)`` gives the record number, line and raw bytes.
         A Parquet file that cannot be opened is a file failure; a row group that cannot be read is
         one (its rows unreachable), reported through ``on_error`` before the next row group is read."""
-        if shard.index is None:
+        if _is_parquet(shard):
             try:
                 parquet = pq.ParquetFile(shard.path)
             except PARQUET_ERRORS as error:
@@ -225,7 +265,7 @@ class Dj(DJBuilder):
                     yield records, (lambda k, first=first: (first + k, None, None))
                     first += len(records)
             return
-        for batch in iter_batches(shard.index, shard.first, shard.stop, None, open):
+        for batch in self._record_batches(shard, None, open):
             yield batch.records, (lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)))
 
     def _media(self, record: dict, shard: Shard) -> tuple[dict, str]:
@@ -263,64 +303,211 @@ class Dj(DJBuilder):
         yield from guarded_tables(shard, policy, self.config.on_error, self._record_tables(shard, policy))
 
     def _record_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
+        buffer = self._buffer(shard)
+        if not _is_parquet(shard) and self.config.fast_path and not self.config.check_media:
+            yield from self._compiled_tables(shard, policy, buffer)
+            return
+        for records, locate in self._located_batches(shard, policy):
+            self._careful_rows(records, locate, range(len(records)), buffer, shard, policy)
+            if len(buffer):
+                yield buffer.to_table()
+
+    def _buffer(self, shard: Shard) -> ColumnBuffer:
         constants = self.shard_constants(shard)
         # media_root is per row here: a record written by our DJ export says where its paths were relative to.
         constants.pop("media_root")
-        buffer = ColumnBuffer(self.info.features, constants=constants)
+        return ColumnBuffer(self.info.features, constants=constants)
+
+    def _careful_rows(self, records, locate, positions, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy) -> list:
+        """Convert ``records[k]`` for each of ``positions`` into ``buffer``; returns the kept positions."""
         columns = buffer.columns
         promoted = getattr(self, "_promoted_columns", {})
-        for records, locate in self._record_batches(shard, policy):
-            for k, record in enumerate(records):
-                errors = None
-                try:
-                    if isinstance(record, MalformedJSON):
-                        number, line, _ = locate(k)
-                        raise RecordError(shard.original, number, record.reason, line=line, byte=record.byte)
-                    record = _check_record(record)
-                    media, media_root = self._media(record, shard)
-                except ValueError as error:
-                    number, line, raw = locate(k)
-                    if not isinstance(error, RecordError):
-                        error = RecordError(shard.original, number, str(error), line=line)
-                    if raw is None and isinstance(record, dict):
-                        # A Parquet row has no source text: the rejects file gets the row as JSON.
-                        raw = orjson.dumps(record, default=_json_default)
-                    if not policy.handle(error, raw):
-                        continue
-                    errors = [error.reason]
-                    record = {KEPT_RAW_KEY: raw_text(raw) if raw is not None else None}
-                    media, media_root = self._media(record, shard)
-                columns["text"].append(record.get("text"))
-                for column in MEDIA_COLUMNS:
-                    columns[column].append(media[column])
-                columns["media_root"].append(media_root)
-                columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
-                columns["id"].append(record.get("id"))
-                columns["present_columns"].append([key for key in record if key in _DJ_KEYS])
-                other = {key: value for key, value in record.items() if key not in _DJ_KEYS}
-                moved = [name for name in promoted if name in other and _fits(other[name], promoted[name])]
-                if not moved:
-                    # A plain DJ record's key order, where export would write another (the DJ keys
-                    # first, then the others). Rows of another format's DJ export keep that
-                    # format's own order instead.
-                    other = remember_key_order(list(record), [key for key in record if key in _DJ_KEYS] + list(other), other) or {}
-                for name in promoted:
-                    columns[name].append(other.pop(name) if name in moved else None)
-                if moved:
-                    top_level = list(other)
-                    nested = other.pop("extra", None)
-                    if isinstance(nested, dict):
-                        other = {**other, **nested}
-                    elif nested is not None:
-                        other["extra"] = nested
-                    columns["promoted"].append({"columns": moved, "top_level": top_level})
-                else:
-                    columns["promoted"].append(None)
-                columns["extra"].append(other or None)
-                if ERRORS_COLUMN in columns:
-                    columns[ERRORS_COLUMN].append(errors)
-            if len(buffer):
-                yield buffer.to_table()
+        kept = []
+        for k in positions:
+            record = records[k]
+            errors = None
+            try:
+                if isinstance(record, MalformedJSON):
+                    number, line, _ = locate(k)
+                    raise RecordError(shard.original, number, record.reason, line=line, byte=record.byte)
+                record = _check_record(record)
+                media, media_root = self._media(record, shard)
+            except ValueError as error:
+                number, line, raw = locate(k)
+                if not isinstance(error, RecordError):
+                    error = RecordError(shard.original, number, str(error), line=line)
+                if raw is None and isinstance(record, dict):
+                    # A Parquet row has no source text: the rejects file gets the row as JSON.
+                    raw = orjson.dumps(record, default=_json_default)
+                if not policy.handle(error, raw):
+                    continue
+                errors = [error.reason]
+                record = {KEPT_RAW_KEY: raw_text(raw) if raw is not None else None}
+                media, media_root = self._media(record, shard)
+            kept.append(k)
+            columns["text"].append(record.get("text"))
+            for column in MEDIA_COLUMNS:
+                columns[column].append(media[column])
+            columns["media_root"].append(media_root)
+            columns[BYTES_COLUMN].append(record.get(BYTES_COLUMN) or [])
+            columns["id"].append(record.get("id"))
+            columns["present_columns"].append([key for key in record if key in _DJ_KEYS])
+            other = {key: value for key, value in record.items() if key not in _DJ_KEYS}
+            moved = [name for name in promoted if name in other and _fits(other[name], promoted[name])]
+            if not moved:
+                # A plain DJ record's key order, where export would write another (the DJ keys
+                # first, then the others). Rows of another format's DJ export keep that
+                # format's own order instead.
+                other = remember_key_order(list(record), [key for key in record if key in _DJ_KEYS] + list(other), other) or {}
+            for name in promoted:
+                columns[name].append(other.pop(name) if name in moved else None)
+            if moved:
+                top_level = list(other)
+                nested = other.pop("extra", None)
+                if isinstance(nested, dict):
+                    other = {**other, **nested}
+                elif nested is not None:
+                    other["extra"] = nested
+                columns["promoted"].append({"columns": moved, "top_level": top_level})
+            else:
+                columns["promoted"].append(None)
+            columns["extra"].append(other or None)
+            if ERRORS_COLUMN in columns:
+                columns[ERRORS_COLUMN].append(errors)
+        return kept
+
+    def _compiled_tables(self, shard: Shard, policy: ErrorPolicy, buffer: ColumnBuffer) -> Iterator[pa.Table]:
+        """The JSON records of ``shard`` through :func:`hf_mmbuilder.kernels.dj_parse.parse_dj`;
+        the records it leaves go the careful way, in file order."""
+        # One thread: building a batch's columns holds the GIL long enough that a second parsing
+        # thread stalls the Arrow writer more than it gains (measured with parse_limit.py on 2
+        # cores: 5.4-6.1 s alone, 7.4-8.4 s with two threads); the file is still scanned on a
+        # thread of its own while it is parsed.
+        for batch in self._record_batches(shard, None, open, decode=False):
+            table, status = self._compiled_table(batch, shard)
+            fallback = np.flatnonzero(status)
+            if fallback.size == 0:
+                yield table
+                continue
+            records = dict.fromkeys(range(len(status)))
+            for k in fallback.tolist():
+                records[k] = batch.decode(k)
+            kept = self._careful_rows(records, lambda k, batch=batch: (batch.indexes[k], int(batch.lines[k]), batch.raw(k)),
+                                      fallback.tolist(), buffer, shard, policy)
+            fast = np.flatnonzero(status == dj_parse.FAST)
+            yield from interleave_rows(table.take(fast), fast.tolist(), buffer.to_table() if kept else None, kept)
+
+    def _compiled_table(self, batch, shard: Shard) -> tuple[pa.Table, np.ndarray]:
+        """The batch's table (placeholder rows where ``status`` is ``FALLBACK``) and the status per
+        record. Bytes that are not UTF-8 are found by the validation of the output strings (every
+        byte of a record the kernel takes is copied into one): the batch is then parsed again with
+        those records left to the careful path."""
+        try:
+            return self._parsed_table(batch, shard, np.zeros(0, np.int64))
+        except pa.ArrowInvalid:
+            return self._parsed_table(batch, shard, batch.invalid_utf8())
+
+    def _parsed_table(self, batch, shard: Shard, careful: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+        buf = np.frombuffer(batch.buffer, dtype=np.uint8)
+        starts = batch.offsets - batch.buffer_offset
+        ends = batch.ends - batch.buffer_offset
+        if careful.size:
+            # Empty ranges: the kernel writes nothing for them and flags them FALLBACK.
+            ends = ends.copy()
+            ends[careful] = starts[careful]
+        n, size = len(starts), len(buf)
+        promoted = getattr(self, "_promoted_columns", {})
+        names = list(promoted)
+        encoded = [name.encode() for name in names]
+        name_offsets = np.cumsum([0] + [len(name) for name in encoded]).astype(np.int64)
+        kinds = np.array([_kind(feature) for feature in promoted.values()], np.int64)
+        items = size // 2 + 2
+        text, text_offsets, text_valid = np.empty(size, np.uint8), np.empty(n + 1, np.int32), np.empty(n, np.uint8)
+        media, media_items, media_lists = np.empty((3, size), np.uint8), np.empty((3, items), np.int32), np.empty((3, n + 1), np.int32)
+        ids, id_offsets, id_valid = np.empty(size, np.uint8), np.empty(n + 1, np.int32), np.empty(n, np.uint8)
+        present, present_offsets = np.empty(64 * n + 2, np.uint8), np.empty(n + 1, np.int32)
+        # Every other key, plus the key list of a reordered record (at most the record's bytes again).
+        extra, extra_offsets = np.empty(2 * size + 24 * n + 2, np.uint8), np.empty(n + 1, np.int32)
+        values, value_starts, value_ends = np.empty(size + 2, np.uint8), np.empty((n, len(names)), np.int64), np.empty((n, len(names)), np.int64)
+        described = np.empty(size + n * (32 + int(name_offsets[-1]) + 3 * len(names)) + 2, np.uint8)
+        described_offsets = np.empty(n + 1, np.int32)
+        roots, root_offsets, root_valid = np.empty(size, np.uint8), np.empty(n + 1, np.int32), np.empty(n, np.uint8)
+        status = np.empty(n, np.int8)
+        dj_parse.parse_dj(
+            buf, starts, ends, np.frombuffer(b"".join(encoded), np.uint8), name_offsets, kinds,
+            text, text_offsets, text_valid, media, media_items, media_lists, ids, id_offsets, id_valid,
+            present, present_offsets, extra, extra_offsets, values, value_starts, value_ends,
+            described, described_offsets, roots, root_offsets, root_valid, status,
+        )
+        json_text = lambda offsets, data, valid: pa.ExtensionArray.from_storage(pa.json_(), _strings(offsets, data, valid))  # noqa: E731
+        columns = {
+            "text": _strings(text_offsets, text, text_valid),
+            "id": json_text(id_offsets, ids, id_valid),
+            "present_columns": json_text(present_offsets, present, None),
+            BYTES_COLUMN: pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.binary())),
+            "promoted": json_text(described_offsets, described, np.diff(described_offsets) > 0),
+            "extra": json_text(extra_offsets, extra, np.diff(extra_offsets) > 0),
+            "media_root": self._media_roots(shard, _strings(root_offsets, roots, root_valid)),
+        }
+        for c, column in enumerate(MEDIA_COLUMNS):
+            lists = media_lists[c]
+            columns[column] = pa.ListArray.from_arrays(pa.array(lists), _strings(media_items[c][: lists[-1] + 1], media[c]))
+        for j, (name, feature) in enumerate(promoted.items()):
+            offsets = np.empty(n + 1, np.int32)
+            data = np.empty(int((value_ends[:, j] - value_starts[:, j]).sum()) + 1, np.uint8)
+            dj_parse.gather(values, value_starts[:, j], value_ends[:, j], data, offsets)
+            columns[name] = self._promoted_array(name, feature, offsets, data)
+        if ERRORS_COLUMN in self.info.features:
+            columns[ERRORS_COLUMN] = pa.nulls(n, pa.list_(pa.string()))
+        return self._buffer(shard).table_with(columns, n), status
+
+    def _promoted_array(self, name: str, feature, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+        """A promoted column from its values' JSON text per row (empty where the record has no
+        such key): strings and string lists decoded by the kernel, other types as the careful
+        path decodes them."""
+        n = len(offsets) - 1
+        kind = _kind(feature)
+        status = np.empty(n, np.int8)
+        if kind == dj_parse.KIND_STRING:
+            out, out_offsets = np.empty(len(data), np.uint8), np.empty(n + 1, np.int32)
+            dj_parse.json_strings(data, offsets, out, out_offsets, status)
+            if not status.any():
+                return _strings(out_offsets, out, _present(offsets, data))
+        elif kind == dj_parse.KIND_STRING_LIST:
+            out, items, lists = np.empty(len(data), np.uint8), np.empty(len(data) // 2 + 2, np.int32), np.empty(n + 1, np.int32)
+            dj_parse.json_string_lists(data, offsets, out, items, lists, status)
+            if not status.any():
+                valid = _present(offsets, data)
+                return pa.ListArray.from_arrays(pa.array(lists), _strings(items[: lists[-1] + 1], out), mask=pa.array(~valid))
+        texts = _strings(offsets, data, None)
+        # Null where the column is absent (a plain record) or the value is null.
+        texts = pc.if_else(pa.array(_present(offsets, data)), texts, pa.scalar(None, pa.string()))
+        if isinstance(feature, Json):
+            return pa.ExtensionArray.from_storage(pa.json_(), texts)
+        decoded = _JSON_VALUES.decode(b"[" + b",".join(value or b"null" for value in texts.cast(pa.binary()).to_pylist()) + b"]")
+        return pa.array(decoded, self.info.features.arrow_schema.field(name).type)
+
+    def _media_roots(self, shard: Shard, recorded: pa.Array) -> pa.Array:
+        """Each row's ``media_root`` from the root our DJ export recorded (null: none), as
+        :meth:`_row_media_root` resolves it for a row whose paths were not rewritten."""
+        if self.config.media_root or recorded.null_count == len(recorded):
+            return pa.array([shard.media_root], pa.string()).take(pa.array(np.zeros(len(recorded), np.int32)))
+        encoded = recorded.dictionary_encode()
+        resolved = [self._row_media_root({"media_root": value} if value is not None else None, None, shard)
+                    for value in encoded.dictionary.to_pylist()]
+        return pc.fill_null(pa.array(resolved, pa.string()).take(encoded.indices), shard.media_root)
+
+
+def _is_parquet(shard: Shard) -> bool:
+    return shard.path.endswith(".parquet")
+
+
+def _present(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Rows whose JSON text (``data`` between ``offsets``) is neither empty nor ``null``."""
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    null = (lengths == 4) & (data[np.minimum(starts, len(data) - 1)] == ord("n"))
+    return (lengths > 0) & ~null
 
 
 def _one_line(error: BaseException) -> str:

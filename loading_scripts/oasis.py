@@ -16,14 +16,16 @@ An input record becomes the two-turn conversation ``human: <image>\\n + instruct
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Optional
+from typing import Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, restore_key_order
+from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, restore_key_order, token_spellings
+from hf_mmbuilder.kernels import oasis_parse
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 
 LAYOUT_KEY = "__oasis_layout__"
@@ -64,25 +66,37 @@ class Oasis(Llava):
 
     BUILDER_CONFIG_CLASS = OasisConfig
 
-    def _shard_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
-        buffer = ColumnBuffer(self.info.features, constants=self._constants(shard))
-        rng = self.shard_rng(shard)
-        for batch in self._record_batches(shard, None, open):
-            # A record that cannot be converted is handed on as _Invalid, so the LLaVA careful
-            # path reports it per on_error like any other bad record.
-            records = []
-            for record in batch.records:
-                if type(record) is MalformedJSON:
-                    records.append(record)
-                    continue
+    def _compiled_table(self, batch, shard: Shard) -> tuple[pa.Table, np.ndarray]:
+        """The LLaVA parser's table of the batch's records rewritten as LLaVA records
+        (:func:`hf_mmbuilder.kernels.oasis_parse.as_llava`); a record the rewrite leaves (an empty
+        range) is ``FALLBACK`` there and comes back to :meth:`_python_rows` from the source bytes.
+        Records holding a literal DJ token and bytes that are not UTF-8 are found in the source
+        bytes and left to the careful path, as on the LLaVA path."""
+        buf = np.frombuffer(batch.buffer, dtype=np.uint8)
+        n = len(batch.offsets)
+        out, starts, ends = np.empty(3 * len(buf) + 160 * n, np.uint8), np.empty(n, np.int64), np.empty(n, np.int64)
+        oasis_parse.as_llava(buf, batch.offsets - batch.buffer_offset, batch.ends - batch.buffer_offset, out, starts, ends)
+        rewritten = dataclasses.replace(batch, offsets=starts, ends=ends, buffer=out[: int(ends.max(initial=0))].tobytes(), buffer_offset=0)
+        # As the LLaVA path does, on the source bytes (the rewritten ranges are not in file order).
+        careful = batch.holding(token_spellings(self._literal_tokens))
+        try:
+            return self._parsed_table(rewritten, shard, careful)
+        except pa.ArrowInvalid:
+            return self._parsed_table(rewritten, shard, np.union1d(careful, batch.invalid_utf8()))
+
+    def _python_rows(self, batch, positions, buffer: ColumnBuffer, shard: Shard, policy: ErrorPolicy, rng) -> list:
+        # A record that cannot be converted is handed on as _Invalid, so the LLaVA careful path
+        # reports it per on_error like any other bad record.
+        records = list(batch.records) if batch.records is not None else [None] * len(batch.indexes)
+        for k in positions:
+            record = batch.records[k] if batch.records is not None else batch.decode(k)
+            if type(record) is not MalformedJSON:
                 try:
-                    records.append(_as_conversation(record))
+                    record = _as_conversation(record)
                 except ValueError as error:
-                    records.append(_Invalid(str(error)))
-            batch.records = records
-            self._python_rows(batch, range(len(batch.indexes)), buffer, shard, policy, rng)
-            if len(buffer):
-                yield buffer.to_table()
+                    record = _Invalid(str(error))
+            records[k] = record
+        return super()._python_rows(dataclasses.replace(batch, records=records), positions, buffer, shard, policy, rng)
 
 
 class _Invalid(dict):

@@ -140,8 +140,9 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
         return None, None, WHOLE
     # The records sit two levels down (the document, its "data" list).
     deep = json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8))
-    if indexed and not deep and data.count(b'"data"') == 1:
+    if indexed and not deep and data.count(b'"data"') == 1 and _is_utf8(data):
         try:
+            # Checks the JSON without building it (strings not decoded: the UTF-8 check above).
             _JSON_CHECK.decode(data[bom_length_of(data) :])
             index, rest = member_records(path, data, "data")
             if isinstance(rest, dict) and rest.get("data") == []:
@@ -162,6 +163,14 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise ValueError('a WavCaps file is a JSON object with a "data" list of records')
     return document, index, kind
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 class Wavcaps(DJBuilder):

@@ -229,3 +229,18 @@ def test_kernel_flags_what_it_cannot_convert_exactly():
     assert extras == [b'{"n":1,"o":{"k": [1, 2.5]}}'] + [b""] * 9 + [b'{"n":1.5e10,"m":-0}']
     keys_of = [[bytes(names[name_offsets[j]:name_offsets[j + 1]]).decode() for j in range(name_lists[r], name_lists[r + 1])] for r in range(n)]
     assert keys_of == [["c", "n", "o"]] + [[]] * 9 + [["c", "n", "m"]]
+
+
+def test_rounded_equals_python_round():
+    from hf_mmbuilder.loading_scripts.internvid import rounded
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.uniform(0, 1e5, 50_000),
+        np.round(rng.uniform(0, 4e5, 50_000), 3),
+        rng.integers(0, 10**6, 1000) / 1000 + 0.0000005,  # ties at the 6th decimal
+        np.array([0.5e-6, 1.5e-6, 2.5e-6, 2.675, 1e20, -3.0000005, -0.0, np.inf]),
+    ])
+    for digits in (2, 3, 6):
+        expected = np.array([round(float(value), digits) for value in values])
+        assert rounded(values, digits).tobytes() == expected.tobytes()

@@ -138,17 +138,17 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
         data = handle.read()
     if not data[bom_length_of(data) :].strip():
         return None, None, WHOLE
-    # The records sit two levels down (the document, its "data" list).
-    deep = json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8))
-    if indexed and not deep and data.count(b'"data"') == 1 and _is_utf8(data):
+    if indexed and data.count(b'"data"') == 1 and _is_utf8(data):
         try:
             # Checks the JSON without building it (strings not decoded: the UTF-8 check above).
             _JSON_CHECK.decode(data[bom_length_of(data) :])
             index, rest = member_records(path, data, "data")
-            if isinstance(rest, dict) and rest.get("data") == []:
+            if isinstance(rest, dict) and rest.get("data") == [] and len(index) and not _too_deep(data, index):
                 return rest, index, INDEXED
-        except (msgspec.DecodeError, JSONLayoutError):
+        except (msgspec.DecodeError, JSONLayoutError, RecursionError):
             pass
+    # The records sit two levels down (the document, its "data" list).
+    deep = json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8))
     index, kind = None, WHOLE
     try:
         if deep:
@@ -163,6 +163,16 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise ValueError('a WavCaps file is a JSON object with a "data" list of records')
     return document, index, kind
+
+
+def _too_deep(data: bytes, index: RecordIndex) -> bool:
+    """The whole document's depth check of :func:`_read_document`, cut in two: the document
+    without its records (two levels above them), and each record alone (its brackets counted
+    first, so a shallow record is never scanned)."""
+    outside = data[: index.starts[0]] + data[index.ends[-1] :]
+    if json_scan.too_deep(np.frombuffer(outside, np.uint8), np.array([0]), np.array([len(outside)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
+        return True
+    return json_scan.too_deep(np.frombuffer(data, np.uint8), index.starts, index.ends, MAX_NESTING, np.zeros(len(index), np.uint8)) > 0
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -365,7 +365,8 @@ def _parse(batch: RecordBatch, spec: FieldSpec, careful: np.ndarray) -> ParsedBa
 
 
 def lookup(found: dict, keys: pa.Array) -> pa.Array:
-    """``found.get(key)`` for a whole string array (null where absent), by one Arrow hash lookup.
+    """``found.get(key)`` for a whole string array (null where absent). O(n) dict lookups: an
+    Arrow hash lookup would hash all of ``found`` again for every batch.
 
     Example:
         >>> lookup({"a": "x/a.mp4"}, pa.array(["a", "b"])).to_pylist()
@@ -373,8 +374,8 @@ def lookup(found: dict, keys: pa.Array) -> pa.Array:
     """
     if not found:
         return pa.nulls(len(keys), pa.string())
-    positions = pc.index_in(keys, value_set=pa.array(list(found), pa.string()))
-    return pa.array(list(found.values()), pa.string()).take(positions)
+    get = found.get
+    return pa.array([get(key) for key in keys.to_pylist()], pa.string())
 
 
 def paths_by_stem(finder: MediaFinder, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:

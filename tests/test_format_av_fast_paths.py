@@ -87,7 +87,8 @@ def test_one_bad_record_leaves_the_other_rows_unchanged(tmp_path):
     kept = hf_mmbuilder.load("internvid", source, split="train", cache_dir=str(tmp_path / "kept"), on_error="keep")
     assert len(kept) == len(good) and kept["record_errors"][150][0].endswith("is not HH:MM:SS.fff")
     assert kept["record_errors"][:150] + kept["record_errors"][151:] == [None] * (len(good) - 1)
-    for name in good.column_names:
+    # The source style is a claim on the file as it was (its size and time): the edit changed them.
+    for name in set(good.column_names) - {"source_style"}:
         assert kept[name][:150] + kept[name][151:] == good[name][:150] + good[name][151:], name
 
 

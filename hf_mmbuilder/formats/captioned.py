@@ -250,9 +250,6 @@ class FieldSpec:
     fields: tuple
     key_order: bool = False
 
-    def names(self) -> list:
-        return [name for name, kind in self.fields if kind != ABSENT]
-
 
 class ParsedBatch(NamedTuple):
     """A batch through the compiled parser: each named field as a string array (an integer id as
@@ -379,7 +376,8 @@ def lookup(found: dict, keys: pa.Array) -> pa.Array:
 
 
 def paths_by_stem(finder: MediaFinder, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:
-    """:meth:`MediaFinder.paths_by_stem` by one Arrow hash lookup (the same paths).
+    """``finder.by_stem(stem) or stem + fallback_suffix`` for a whole string array; no lookup
+    when the folder holds no matching file (the usual case: media elsewhere).
 
     Example:
         >>> paths_by_stem(MediaFinder("/nonexistent", False, (".mp4",)), pa.array(["video7"]), ".mp4").to_pylist()

@@ -44,7 +44,7 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_tokens, lookup, single_media
+from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_tokens, single_media
 from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
@@ -298,8 +298,8 @@ class Wavcaps(DJBuilder):
             rows = len(ids)
             is_int = parsed.int_fields["id"]
             stems = _id_stems(ids)
-            flac = pc.binary_join_element_wise(stems, ".flac", "")
-            files = pc.coalesce(lookup(finder.names(), flac), lookup(finder.stems(), stems), flac)
+            by_name, by_stem = finder.names().get, finder.stems().get
+            files = pa.array([by_name(stem + ".flac") or by_stem(stem) or stem + ".flac" for stem in stems.to_pylist()], pa.string())
             # os.path.join(audio_folder, name): the name alone when it is absolute.
             paths = pc.if_else(pc.starts_with(files, "/"), files, pc.binary_join_element_wise(prefix, files, ""))
             if config.str_id:

@@ -262,19 +262,6 @@ class MediaFinder:
             self._scan()
         return self._stems
 
-    def paths_by_stem(self, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:
-        """``by_stem(stem) or stem + fallback_suffix`` for a whole string array; O(n) dict lookups,
-        none when the folder holds no matching file (the usual case: media elsewhere).
-
-        Example:
-            >>> MediaFinder("/nonexistent", False, (".mp4",)).paths_by_stem(pa.array(["video7"]), ".mp4").to_pylist()
-            ['video7.mp4']
-        """
-        found = self.stems()
-        if not found:
-            return pc.binary_join_element_wise(stems, fallback_suffix, "") if fallback_suffix else stems
-        return pa.array([found.get(stem) or stem + fallback_suffix for stem in stems.to_pylist()], pa.string())
-
 
 def media_missing(path: str, media_root: Optional[str]) -> bool:
     """Whether ``path`` (resolved against ``media_root``) names a local file that does not exist.

@@ -36,8 +36,24 @@ from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, hold_dj_tokens, single_media, wrap_caption, wrap_captions
-from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
+from hf_mmbuilder.formats.captioned import (
+    STRING,
+    CaptionConfig,
+    CaptionExporter,
+    CaptionedVideoBuilder,
+    FieldSpec,
+    batch_record,
+    compiled_tables,
+    dj_tokens,
+    extra_column,
+    flag,
+    paths_by_stem,
+    shard_batches,
+    single_media,
+    wrap_caption,
+    wrapped_captions,
+)
+from hf_mmbuilder.formats.columns import json_fast_tables, one_path_lists
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 from hf_mmbuilder.media import check_media_exists, resolve_media_path
 
@@ -47,6 +63,7 @@ _TIMECODE = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)")
 # which Python's pattern accepts, is left to the record-by-record path).
 _TIMECODE_FIELDS = r"^(?P<hours>[0-9]{1,15}):(?P<minutes>[0-5]?[0-9]):(?P<seconds>[0-5]?[0-9](?:\.[0-9]+)?)$"
 _REQUIRED = ("YoutubeID", "Start_timestamp", "End_timestamp", "Caption")
+SPEC = FieldSpec(tuple((key, STRING) for key in _REQUIRED))
 
 
 @dataclasses.dataclass
@@ -86,15 +103,51 @@ def timecodes_seconds(timecodes: pa.Array) -> Optional[list]:
         >>> timecodes_seconds(pa.array(["00:07:33.689"]))
         [453.689]
     """
+    seconds, plain = timecode_column(timecodes)
+    return seconds.to_pylist() if plain.all() else None
+
+
+def timecode_column(timecodes: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """:func:`timecode_seconds` of each value of a string array (0.0 where it is not a plain ASCII
+    ``HH:MM:SS.fff``, which RE2 matches with ASCII digits only: Python's pattern takes other
+    Unicode digits too) and the mask of the plain ones. O(n).
+
+    Example:
+        >>> seconds, plain = timecode_column(pa.array(["00:07:33.689", "7"]))
+        >>> seconds.to_pylist(), plain.tolist()
+        ([453.689, 0.0], [True, False])
+    """
     fields = pc.extract_regex(timecodes, _TIMECODE_FIELDS)
-    if fields.null_count:
-        return None
-    hours = pc.struct_field(fields, "hours").cast(pa.int64()).to_numpy()
-    minutes = pc.struct_field(fields, "minutes").cast(pa.int64()).to_numpy()
-    seconds = pc.struct_field(fields, "seconds").cast(pa.float64()).to_numpy()
+    plain = np.asarray(fields.is_valid(), dtype=bool)
+
+    def part(name: str, kind) -> np.ndarray:
+        return pc.fill_null(pc.struct_field(fields, name), "0").cast(kind).to_numpy()
+
+    hours, minutes, seconds = part("hours", pa.int64()), part("minutes", pa.int64()), part("seconds", pa.float64())
     # int + float in Python converts the (exact) int to float first: the same sum, then round().
     totals = (hours * 3600 + minutes * 60).astype(np.float64) + seconds
-    return [round(total, 6) for total in totals.tolist()]
+    return pa.array(rounded(totals, 6)), plain
+
+
+def rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """Python's ``round(value, digits)`` of each float, vectorised: ``rint(value * 10**digits) /
+    10**digits`` is the double nearest the same decimal whenever ``value * 10**digits`` lies well
+    within a half of an integer below 2**53 (both are then the correctly rounded quotient of that
+    integer); the other values are rounded by Python. O(n).
+
+    Example:
+        >>> rounded(np.array([453.689, 0.1 + 0.2, 2.675, 1e300]), 2).tolist() == [round(v, 2) for v in (453.689, 0.1 + 0.2, 2.675, 1e300)]
+        True
+    """
+    scale = 10.0**digits
+    scaled = values * scale
+    integers = np.rint(scaled)
+    result = integers / scale
+    with np.errstate(invalid="ignore"):
+        unsure = np.flatnonzero(~((np.abs(scaled - integers) < 0.25) & (np.abs(scaled) < 2.0**52)))
+    for k in unsure.tolist():
+        result[k] = round(float(values[k]), digits)
+    return result
 
 
 def clip_name(video_path: str, start: str, end: str) -> str:
@@ -235,35 +288,33 @@ class Internvid(CaptionedVideoBuilder):
 
         videos_type = self.info.features.arrow_schema.field("videos").type
 
-        def fast_columns(values: list) -> Optional[dict]:
-            # The whole batch at once; anything convert would reject, check or cut sends it there.
-            if not config.fast_path or config.check_media or config.cut_videos or not all(type(value) is dict for value in values):
+        def build(parsed, batch) -> Optional[dict]:
+            video_ids, starts, ends, captions = (parsed.fields[key] for key in _REQUIRED)
+            start_seconds, start_plain = timecode_column(starts)
+            end_seconds, end_plain = timecode_column(ends)
+            # A timestamp that is not plain, or a clip that ends before it starts: convert reports it.
+            flag(parsed.status, ~(start_plain & end_plain) | ~np.asarray(pc.greater(end_seconds, start_seconds), dtype=bool))
+            text = wrapped_captions([captions], len(captions), token, config, rng, parsed.status)
+            if text is None:
                 return None
-            columns = [strings_or_none([value.pop(key, None) for value in values]) for key in _REQUIRED]
-            if any(column is None for column in columns):
-                return None
-            video_ids, starts, ends, captions = columns
-            start_seconds, end_seconds = timecodes_seconds(starts), timecodes_seconds(ends)
-            if start_seconds is None or end_seconds is None:
-                return None
-            start_seconds, end_seconds = pa.array(start_seconds, pa.float64()), pa.array(end_seconds, pa.float64())
-            if not pc.all(pc.greater(end_seconds, start_seconds)).as_py() or hold_dj_tokens([captions], config):
-                return None
-            rows = len(values)
             return {
-                "text": wrap_captions([captions], rows, token, config, rng),
-                "videos": one_path_lists(finder.paths_by_stem(video_ids), videos_type),
+                "text": text,
+                "videos": one_path_lists(paths_by_stem(finder, video_ids), videos_type),
                 "youtube_id": video_ids,
                 "start_timestamp": starts,
                 "end_timestamp": ends,
                 "start_seconds": start_seconds,
                 "end_seconds": end_seconds,
-                "is_cut": pa.array(np.zeros(rows, np.bool_)),
-                "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
+                "is_cut": pa.array(np.zeros(len(captions), np.bool_)),
+                "extra": extra_column(parsed, config),
             }
 
         constants = self.shard_constants(shard, ("images", "audios"))
-        tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
+        features = self.info.features
+        if config.fast_path and not config.check_media and not config.cut_videos:
+            tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+        else:
+            tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 

@@ -35,14 +35,30 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionedVideoBuilder, CsvCaptionExporter, hold_dj_tokens, wrap_caption, wrap_captions
-from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, json_objects, one_path_lists, rows_to_tables, strings_or_none
+from hf_mmbuilder.formats.captioned import (
+    STRING,
+    CaptionConfig,
+    CaptionedVideoBuilder,
+    CsvCaptionExporter,
+    FieldSpec,
+    batch_record,
+    compiled_tables,
+    dj_tokens,
+    extra_column,
+    paths_by_stem,
+    shard_batches,
+    wrap_caption,
+    wrapped_captions,
+)
+from hf_mmbuilder.formats.columns import SourceRecord, json_fast_tables, one_path_lists, rows_to_tables
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_source_records, open_csv
 from hf_mmbuilder.formats.failures import READ_ERRORS, Unreadable, file_failure, guarded_tables, plan_json_file, read_failure
 from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 
 
 CSV_TEXT_COLUMNS = ("sentence", "sentences")
+# One caption per record of the JSON-lines layout.
+SPEC = FieldSpec((("video_id", STRING), ("caption", STRING)))
 
 
 @dataclasses.dataclass
@@ -140,24 +156,24 @@ class Msrvtt(CaptionedVideoBuilder):
 
             videos_type = self.info.features.arrow_schema.field("videos").type
 
-            def fast_columns(values: list) -> Optional[dict]:
-                # The whole batch at once; anything convert would reject (or check) sends it there.
-                if not config.fast_path or config.check_media or not all(type(value) is dict for value in values):
+            def build(parsed, batch) -> Optional[dict]:
+                video_ids, captions = parsed.fields["video_id"], parsed.fields["caption"]
+                text = wrapped_captions([captions], len(captions), token, config, rng, parsed.status)
+                if text is None:
                     return None
-                video_ids = strings_or_none([value.pop("video_id", None) for value in values])
-                captions = strings_or_none([value.pop("caption", None) for value in values])
-                if video_ids is None or captions is None or hold_dj_tokens([captions], config):
-                    return None
-                rows = len(values)
                 return {
-                    "text": wrap_captions([captions], rows, token, config, rng),
-                    "videos": one_path_lists(finder.paths_by_stem(video_ids, ".mp4"), videos_type),
+                    "text": text,
+                    "videos": one_path_lists(paths_by_stem(finder, video_ids, ".mp4"), videos_type),
                     "video_id": video_ids,
-                    "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
-                    "layout": pa.array(["jsonl"] * rows, pa.string()),
+                    "extra": extra_column(parsed, config),
+                    "layout": pa.array(["jsonl"] * len(captions), pa.string()),
                 }
 
-            tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
+            features = self.info.features
+            if config.fast_path and not config.check_media:
+                tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+            else:
+                tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
     def _csv_tables(self, shard, policy, constants, row) -> Iterator[pa.Table]:

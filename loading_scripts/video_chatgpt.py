@@ -26,14 +26,30 @@ from datasets import Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CaptionExporter, CaptionedVideoBuilder, hold_dj_tokens, wrap_caption, wrap_captions
-from hf_mmbuilder.formats.columns import json_fast_tables, json_objects, one_path_lists, strings_or_none
+from hf_mmbuilder.formats.captioned import (
+    STRING,
+    CaptionConfig,
+    CaptionExporter,
+    CaptionedVideoBuilder,
+    FieldSpec,
+    batch_record,
+    compiled_tables,
+    dj_tokens,
+    extra_column,
+    flag,
+    paths_by_stem,
+    shard_batches,
+    wrap_caption,
+    wrapped_captions,
+)
+from hf_mmbuilder.formats.columns import json_fast_tables, one_path_lists
 from hf_mmbuilder.formats.failures import guarded_tables, plan_json_file
 
 
 QUESTION_MARKER = "[[q]]:"
 ANSWER_MARKER = " \n[[a]]:"
 _KNOWN_KEYS = ("q", "a", "video_id")
+SPEC = FieldSpec(tuple((key, STRING) for key in _KNOWN_KEYS))
 
 
 @dataclasses.dataclass
@@ -98,29 +114,28 @@ class VideoChatgpt(CaptionedVideoBuilder):
 
         videos_type = self.info.features.arrow_schema.field("videos").type
 
-        def fast_columns(values: list) -> Optional[dict]:
-            # The whole batch at once; anything convert would reject (or check) sends it there.
-            if not config.fast_path or config.check_media or not all(type(value) is dict for value in values):
-                return None
-            questions = strings_or_none([value.pop("q", None) for value in values])
-            answers = strings_or_none([value.pop("a", None) for value in values])
-            video_ids = strings_or_none([value.pop("video_id", None) for value in values])
-            if questions is None or answers is None or video_ids is None:
-                return None
-            if pc.any(pc.match_substring(questions, ANSWER_MARKER)).as_py() or hold_dj_tokens([questions, answers], config):
+        def build(parsed, batch) -> Optional[dict]:
+            questions, answers, video_ids = (parsed.fields[key] for key in _KNOWN_KEYS)
+            # A question holding the answer marker could not be cut back: convert reports it.
+            flag(parsed.status, pc.match_substring(questions, ANSWER_MARKER))
+            text = wrapped_captions([QUESTION_MARKER, questions, ANSWER_MARKER, answers], len(questions), token, config, rng, parsed.status)
+            if text is None:
                 return None
             youtube_ids = pc.if_else(pc.starts_with(video_ids, "v_"), pc.utf8_slice_codeunits(video_ids, 2), video_ids)
-            rows = len(values)
             return {
-                "text": wrap_captions([QUESTION_MARKER, questions, ANSWER_MARKER, answers], rows, token, config, rng),
-                "videos": one_path_lists(finder.paths_by_stem(youtube_ids), videos_type),
+                "text": text,
+                "videos": one_path_lists(paths_by_stem(finder, youtube_ids), videos_type),
                 "video_id": video_ids,
                 "youtube_id": youtube_ids,
-                "extra": json_objects([value or None for value in values]) if config.keep_other_fields else None,
+                "extra": extra_column(parsed, config),
             }
 
         constants = self.shard_constants(shard, ("images", "audios"))
-        tables = json_fast_tables(shard, open, self.info.features, constants, fast_columns, convert, policy, shard.original)
+        features = self.info.features
+        if config.fast_path and not config.check_media:
+            tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+        else:
+            tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)
 
 

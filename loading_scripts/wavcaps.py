@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import os
 from typing import Iterator, Optional
 
@@ -44,13 +43,13 @@ import pyarrow.compute as pc
 from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.formats.captioned import dj_tokens, hold_dj_tokens, single_media
-from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables, strings_or_none, table_from_arrays
+from hf_mmbuilder.formats.builder import DJBuilder, DJBuilderConfig, Shard
+from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_tokens, single_media
+from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.kernels import json_scan
-from hf_mmbuilder.formats.records import MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, gc_paused, iter_batches, member_records
+from hf_mmbuilder.formats.records import MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, iter_batches, member_records
 from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
@@ -122,28 +121,66 @@ def caption_keys(record: dict, target_field: str) -> list:
     return numbered or [target_field]
 
 
-def _read_document(path: str) -> tuple[Optional[dict], Optional[RecordIndex]]:
-    """The parsed document, or ``(None, None)`` for a file of blanks (it holds no records); when
-    the whole parse fails (a malformed, undecodable or too deep record), the rest of the document
-    and the index of its ``data`` records, each then read on its own."""
+# How _read_document read the document: parsed whole, its records indexed (a valid document, read
+# by the compiled path), or its records indexed because one of them is malformed.
+WHOLE, INDEXED, MALFORMED = "whole", "indexed", "malformed"
+_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Optional[RecordIndex], str]:
+    """The document, the index of its ``data`` records (or ``None``) and how it was read; ``(None,
+    None, WHOLE)`` for a file of blanks (it holds no records). When the whole parse fails (a
+    malformed, undecodable or too deep record): the rest of the document and the index of its
+    records, each then read on its own (MALFORMED). With ``indexed``, a valid document with one
+    ``data`` array is only checked, not parsed: the rest of it and the index of its records
+    (INDEXED), for the compiled path."""
     with open(path, "rb") as handle:
         data = handle.read()
     if not data[bom_length_of(data) :].strip():
-        return None, None
-    index = None
+        return None, None, WHOLE
+    if indexed and data.count(b'"data"') == 1 and _is_utf8(data):
+        try:
+            # Checks the JSON without building it (strings not decoded: the UTF-8 check above).
+            _JSON_CHECK.decode(data[bom_length_of(data) :])
+            index, rest = member_records(path, data, "data")
+            if isinstance(rest, dict) and rest.get("data") == [] and len(index) and not _too_deep(data, index):
+                return rest, index, INDEXED
+        except (msgspec.DecodeError, JSONLayoutError, RecursionError):
+            pass
+    # The records sit two levels down (the document, its "data" list).
+    deep = json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8))
+    index, kind = None, WHOLE
     try:
-        # The records sit two levels down (the document, its "data" list).
-        if json_scan.too_deep(np.frombuffer(data, np.uint8), np.array([0]), np.array([len(data)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
+        if deep:
             raise msgspec.DecodeError(f"a record is {TOO_DEEP}")
         document = msgspec.json.decode(data[bom_length_of(data) :])
     except (msgspec.DecodeError, RecursionError) as error:
         try:
             index, document = member_records(path, data, "data")
+            kind = MALFORMED
         except JSONLayoutError:
             raise ValueError(f"malformed JSON: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise ValueError('a WavCaps file is a JSON object with a "data" list of records')
-    return document, index
+    return document, index, kind
+
+
+def _too_deep(data: bytes, index: RecordIndex) -> bool:
+    """The whole document's depth check of :func:`_read_document`, cut in two: the document
+    without its records (two levels above them), and each record alone (its brackets counted
+    first, so a shallow record is never scanned)."""
+    outside = data[: index.starts[0]] + data[index.ends[-1] :]
+    if json_scan.too_deep(np.frombuffer(outside, np.uint8), np.array([0]), np.array([len(outside)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
+        return True
+    return json_scan.too_deep(np.frombuffer(data, np.uint8), index.starts, index.ends, MAX_NESTING, np.zeros(len(index), np.uint8)) > 0
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 class Wavcaps(DJBuilder):
@@ -166,15 +203,16 @@ class Wavcaps(DJBuilder):
 
     def _document_tables(self, shard: Shard, policy: ErrorPolicy) -> Iterator[pa.Table]:
         config = self.config
+        audio_folder = config.wavcaps_audio_path or ""
+        compiled = config.fast_path and not config.check_media and "::" not in audio_folder
         try:
-            document, index = _read_document(shard.path)
+            document, index, kind = _read_document(shard.path, compiled)
         except ValueError as error:
             file_failure(shard.original, str(error), policy, config.on_error)
             return
         if document is None:
             return
         file_extra = {key: (None if key == "data" else value) for key, value in document.items()}
-        audio_folder = config.wavcaps_audio_path or ""
         search_root = os.path.join(shard.media_root, audio_folder)
         finder = MediaFinder(search_root, recursive=True, extensions=AUDIO_EXTENSIONS)
         token, separator, eoc = config.audio_special_token, config.sent_separator, config.eoc_special_token
@@ -220,56 +258,8 @@ class Wavcaps(DJBuilder):
                 "extra": other or None,
             }
 
-        schema = self.info.features.arrow_schema
-        marker = FIELD_MARKER % config.target_field if config.add_target_field_token else ""
-        # os.path.join is datasets' xjoin in this module: plain os.path.join for a folder without hops.
-        prefix = None if "::" in audio_folder else os.path.join(audio_folder, "")
-        file_extra_text = orjson.dumps(file_extra)
-
-        def fast_columns(chunk: list) -> Optional[dict]:
-            # The whole chunk at once, for records with an int/str id, a string target field and
-            # no "wav" path; anything else (or a media check) sends it to convert.
-            if not config.fast_path or config.check_media or prefix is None or not all(type(record) is dict for record in chunk):
-                return None
-            target = config.target_field
-            ids = [record.get("id") for record in chunk]
-            if not all(type(record_id) is str or type(record_id) is int for record_id in ids):
-                return None
-            if any(isinstance(record.get("wav"), str) for record in chunk):
-                return None
-            captions = strings_or_none([record.get(target) for record in chunk])
-            if captions is None or hold_dj_tokens([captions], config):
-                return None
-            names, stems = finder.names(), finder.stems()
-            files = []
-            for record_id in ids:
-                stem = str(record_id).strip().split(".")[0]
-                files.append(names.get(stem + ".flac") or stems.get(stem) or stem + ".flac")
-            # os.path.join(audio_folder, name): the name alone when it is absolute.
-            paths = pa.array([name if name.startswith("/") else prefix + name for name in files], pa.string())
-            rows = len(chunk)
-            key_counts = np.fromiter((len(record) for record in chunk), np.int32, rows)
-            columns = {
-                "text": pc.binary_join_element_wise(token, separator, marker, captions, eoc if config.add_eoc_at_last else "", ""),
-                "audios": one_path_lists(paths, schema.field("audios").type),
-                "id": pa.array([str(record_id) for record_id in ids], pa.string()) if config.str_id else json_objects(ids),
-                "id_is_int": pa.array([type(record_id) is int for record_id in ids], pa.bool_()),
-                "subset": pa.array([detect_subset(record) for record in chunk], pa.string()),
-                "caption_keys": one_path_lists(pa.array([target] * rows, pa.string()), schema.field("caption_keys").type),
-                "key_order": pa.ListArray.from_arrays(
-                    pa.array(np.concatenate(([0], np.cumsum(key_counts, dtype=np.int32)))),
-                    pa.array(list(itertools.chain.from_iterable(chunk)), pa.string()),
-                    type=schema.field("key_order").type,
-                ),
-                "file_extra": pa.array([file_extra_text] * rows, pa.string()),
-            }
-            for record in chunk:
-                del record["id"], record[target]
-            columns["extra"] = json_objects([record or None for record in chunk])
-            return columns
-
         constants = self.shard_constants(shard, ("images", "videos"))
-        if index is not None:
+        if kind == MALFORMED:
             records = (
                 SourceRecord(batch.indexes[k], int(batch.lines[k]), batch.records[k], functools.partial(batch.raw, k))
                 for batch in iter_batches(index, 0, len(index), None, open)
@@ -277,17 +267,92 @@ class Wavcaps(DJBuilder):
             )
             yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original)
             return
-        buffer = ColumnBuffer(self.info.features, constants)
+        if kind == INDEXED:
+            build = self._columns_builder(finder, orjson.dumps(file_extra))
+            batches = iter_batches(index, 0, len(index), None, open, decode=False)
+            yield from compiled_tables(batches, self._spec(), literal, build, _document_record, self.info.features, constants, convert, policy, shard.original)
+            return
         data = document["data"]
         for first in range(0, len(data), CHUNK_RECORDS):
             chunk = data[first : first + CHUNK_RECORDS]
-            with gc_paused():
-                arrays = fast_columns(chunk)
-            if arrays is not None:
-                yield table_from_arrays(buffer, arrays, len(chunk))
-                continue
             records = (SourceRecord(first + k, None, record, functools.partial(orjson.dumps, record)) for k, record in enumerate(chunk))
             yield from rows_to_tables(self.info.features, constants, records, convert, policy, shard.original, CHUNK_RECORDS + 1)
+
+    def _spec(self) -> FieldSpec:
+        # A record with a "wav" path, or without the target field (a retrieval record's numbered
+        # captions), goes the careful way.
+        return FieldSpec((("id", STRING_OR_INT), (self.config.target_field, STRING), ("wav", ABSENT)), key_order=True)
+
+    def _columns_builder(self, finder: MediaFinder, file_extra_text: bytes):
+        """The compiled path's columns of a batch of WavCaps records."""
+        config = self.config
+        token, separator, eoc = config.audio_special_token, config.sent_separator, config.eoc_special_token
+        target = config.target_field
+        marker = FIELD_MARKER % target if config.add_target_field_token else ""
+        # os.path.join is datasets' xjoin in this module: plain os.path.join for a folder without hops.
+        prefix = os.path.join(config.wavcaps_audio_path or "", "")
+        schema = self.info.features.arrow_schema
+
+        def build(parsed, batch) -> dict:
+            ids, captions = parsed.fields["id"], parsed.fields[target]
+            rows = len(ids)
+            is_int = parsed.int_fields["id"]
+            stems = _id_stems(ids)
+            by_name, by_stem = finder.names().get, finder.stems().get
+            files = pa.array([by_name(stem + ".flac") or by_stem(stem) or stem + ".flac" for stem in stems.to_pylist()], pa.string())
+            # os.path.join(audio_folder, name): the name alone when it is absolute.
+            paths = pc.if_else(pc.starts_with(files, "/"), files, pc.binary_join_element_wise(prefix, files, ""))
+            if config.str_id:
+                id_column = ids
+            else:
+                id_column = json_objects([int(value) if number else value for value, number in zip(ids.to_pylist(), is_int.tolist())])
+            return {
+                "text": pc.binary_join_element_wise(token, separator, marker, captions, eoc if config.add_eoc_at_last else "", ""),
+                "audios": one_path_lists(paths, schema.field("audios").type),
+                "id": id_column,
+                "id_is_int": pa.array(is_int),
+                "subset": _subsets(parsed.key_order),
+                "caption_keys": one_path_lists(pa.array([target] * rows, pa.string()), schema.field("caption_keys").type),
+                "key_order": parsed.key_order,
+                "file_extra": pa.array([file_extra_text] * rows, pa.string()),
+                "extra": parsed.extra,
+            }
+
+        return build
+
+
+# The first and last characters of an id that str.strip() leaves alone (printable ASCII).
+_STRIPPED = r"(?s)^([!-~]|[!-~].*[!-~])?$"
+
+
+def _id_stems(ids: pa.Array) -> pa.Array:
+    """``str(id).strip().split(".")[0]`` of each id (Data-Juicer's file stem of a record)."""
+    if pc.all(pc.match_substring_regex(ids, _STRIPPED)).as_py() is not False:
+        return pc.list_element(pc.split_pattern(ids, ".", max_splits=1), 0)
+    return pa.array([value.strip().split(".")[0] for value in ids.to_pylist()], pa.string())
+
+
+# detect_subset's order: the first of these keys a record has names its subset.
+_SUBSET_KEYS = (("caption_1", "retrieval"), ("category", "bbc_sound_effects"), ("tags", "freesound"), ("file_name", "freesound"), ("title", "soundbible"))
+
+
+def _subsets(key_order: pa.Array) -> pa.Array:
+    """:func:`detect_subset` of each record from its keys. O(keys)."""
+    rows = len(key_order)
+    owners = pc.list_parent_indices(key_order).to_numpy()
+    keys = pc.list_flatten(key_order)
+    choice = np.full(rows, len(_SUBSET_KEYS), np.int64)
+    for position in range(len(_SUBSET_KEYS) - 1, -1, -1):
+        has = np.zeros(rows, bool)
+        has[owners[np.asarray(pc.equal(keys, _SUBSET_KEYS[position][0]), dtype=bool)]] = True
+        choice[has] = position
+    return pa.array([name for _, name in _SUBSET_KEYS] + ["audioset_sl"], pa.string()).take(pa.array(choice))
+
+
+def _document_record(batch, k: int) -> SourceRecord:
+    # As a record of the parsed document: no line, its rejects text orjson's.
+    value = batch.decode(k)
+    return SourceRecord(batch.indexes[k], None, value, functools.partial(orjson.dumps, value))
 
 
 class WavcapsExporter(RowExporter):

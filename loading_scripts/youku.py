@@ -19,19 +19,24 @@ other cells by column name), so the exported CSV has the same header and cells.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 from typing import Iterator, Optional
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from datasets import List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.builder import DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, hold_dj_tokens, wrap_caption, wrap_captions
-from hf_mmbuilder.formats.columns import one_path_lists
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, Shard
+from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, dj_tokens, hold_dj_tokens, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.columns import one_path_lists, table_from_arrays
 from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
+from hf_mmbuilder.kernels import caption_parse
 from hf_mmbuilder.media import check_media_exists
 
 
@@ -133,6 +138,14 @@ class Youku(DJBuilder):
             other_names = [header[k] for k in other_columns]
             videos_type = self.info.features.arrow_schema.field("videos").type
 
+            if config.fast_path and not config.check_media:
+                table = plain_table(shard.path, open, header, dj_tokens(config))
+                if table is not None:
+                    arrays = self._plain_columns(table, video_key, text_key, rng)
+                    if arrays is not None:
+                        yield table_from_arrays(ColumnBuffer(self.info.features, constants), arrays, table.num_rows)
+                        return
+
             def fast_columns(rows: list) -> Optional[dict]:
                 # The whole batch at once (rows of the header's width); an empty media cell or a
                 # media check sends it to convert.
@@ -155,6 +168,63 @@ class Youku(DJBuilder):
                 }
 
             yield from csv_fast_tables(csv_file, self.info.features, constants, fast_columns, convert, policy)
+
+
+    def _plain_columns(self, table: pa.Table, video_key: str, text_key: str, rng) -> Optional[dict]:
+        """The columns of a whole plain file read by Arrow; ``None`` (the strict reader then
+        reads it) for an empty media cell."""
+        config = self.config
+        videos, captions = table.column(video_key).combine_chunks(), table.column(text_key).combine_chunks()
+        if pc.any(pc.equal(videos, "")).as_py():
+            return None
+        others = [name for name in table.column_names if name not in (video_key, text_key)]
+        extra = None
+        if config.keep_other_fields and others:
+            extra = other_cells(table.select(others))
+        return {
+            "text": wrap_captions([captions], table.num_rows, config.video_special_token, config, rng),
+            "videos": one_path_lists(videos, self.info.features.arrow_schema.field("videos").type),
+            "extra": extra,
+        }
+
+
+def plain_table(path: str, opener, header: list, tokens: tuple) -> Optional[pa.Table]:
+    """The data rows of a plain CSV file (see :func:`caption_parse.plain_csv_rows`: every row as
+    wide as ``header``, quotes used as RFC 4180 writes them, UTF-8 without a BOM, none of the DJ
+    ``tokens`` anywhere) read by Arrow's CSV reader as strings, or ``None``: the strict reader then
+    reads it and names every problem."""
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if data.startswith(codecs.BOM_UTF8) or any(token.encode() in data for token in tokens):
+        return None
+    rows = caption_parse.plain_csv_rows(np.frombuffer(data, np.uint8), 0, len(header))
+    if rows < 1:
+        return None
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False,
+                                                  quoted_strings_can_be_null=False, check_utf8=True),
+        )
+    except pa.ArrowInvalid:
+        return None
+    return table if table.num_rows == rows - 1 else None
+
+
+def other_cells(table: pa.Table) -> pa.Array:
+    """The ``extra`` JSON text of each row: its cells by column name, as ``orjson`` writes them;
+    each distinct row of cells (labels repeat) is written once."""
+    if table.num_columns == 1:
+        name = table.column_names[0]
+        encoded = table.column(0).combine_chunks().dictionary_encode()
+        texts = [orjson.dumps({name: value}).decode() for value in encoded.dictionary.to_pylist()]
+        return pa.array(texts, pa.string()).take(encoded.indices)
+    texts = {}
+    names = table.column_names
+    rows = zip(*(column.to_pylist() for column in table.columns))
+    return pa.array([texts.get(cells) or texts.setdefault(cells, orjson.dumps(dict(zip(names, cells))).decode()) for cells in rows], pa.string())
 
 
 class YoukuExporter(CsvCaptionExporter):

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
+import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import ErrorPolicy
+from ..kernels import caption_parse
 from ..media import MediaFinder, check_media_exists
-from .builder import DJBuilder, DJBuilderConfig, Shard
-from .records import check_no_dj_tokens
+from .builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from .columns import SourceRecord, rows_to_tables, table_from_arrays
+from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, iter_batches, token_spellings
 from .exporter import CsvExporter, RowExporter
 
 
@@ -228,3 +234,263 @@ class CsvCaptionExporter(CsvExporter, CaptionExporter):
             else:
                 raise ValueError(f"row has no value for the CSV column {column!r}")
         return cells
+
+
+STRING, STRING_OR_INT, ABSENT = caption_parse.STRING, caption_parse.STRING_OR_INT, caption_parse.ABSENT
+KIND_INT = caption_parse.KIND_INT
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """What the compiled caption parser takes out of each record: ``fields`` maps a member name to
+    :data:`STRING` (a string), :data:`STRING_OR_INT` (an id) or :data:`ABSENT` (a member whose
+    presence sends the record to the careful path); every other member goes to the record's
+    ``extra`` JSON object; ``key_order`` also lists every key in order."""
+
+    fields: tuple
+    key_order: bool = False
+
+
+class ParsedBatch(NamedTuple):
+    """A batch through the compiled parser: each named field as a string array (an integer id as
+    its digits; ``int_fields`` says which rows hold one), the other members as JSON object text
+    (null when there are none), the key order (if asked) and the status per record
+    (``status[k] != 0``: record ``k`` goes the careful way; its row here is a placeholder)."""
+
+    fields: dict
+    int_fields: dict
+    extra: pa.Array
+    key_order: Optional[pa.Array]
+    status: np.ndarray
+
+
+# Checks JSON without building values (a Raw is the text it spans).
+_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
+
+
+def invalid_json(texts: pa.Array) -> np.ndarray:
+    """The positions of the non-null values of a string array that are not JSON (the compiled
+    parser copies other members as they are, without checking them): one msgspec check of all of
+    them joined into an array, value by value only when it fails. O(total size).
+
+    Example:
+        >>> invalid_json(pa.array(['{"a":1}', None, '{"b":NaN}'])).tolist()
+        [2]
+    """
+    present = texts.drop_null()
+    if not len(present):
+        return np.zeros(0, np.int64)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
+    try:
+        _JSON_CHECK.decode(b"[" + joined.to_pybytes() + b"]")
+        return np.zeros(0, np.int64)
+    except msgspec.DecodeError:
+        bad = []
+        for k, value in enumerate(texts.to_pylist()):
+            try:
+                if value is not None:
+                    _JSON_CHECK.decode(value)
+            except msgspec.DecodeError:
+                bad.append(k)
+        return np.array(bad, np.int64)
+
+
+def _strings(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
+    count = len(offsets) - 1
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    array = pa.StringArray.from_buffers(count, pa.py_buffer(np.ascontiguousarray(offsets)), pa.py_buffer(data[: offsets[-1]]), bitmap)
+    # Bytes that are not UTF-8 were copied as they are: the validation finds them.
+    array.validate(full=True)
+    return array
+
+
+def parse_batch(batch: RecordBatch, spec: FieldSpec, careful: np.ndarray) -> ParsedBatch:
+    """Run the compiled caption parser on a raw batch (records at ``careful`` are left to the
+    careful path up front). A record that is not UTF-8 goes the careful way too (found when the
+    output is validated: the batch is then parsed again without those records, so clean input
+    pays nothing). O(batch bytes).
+
+    Example:
+        >>> parsed = parse_batch(batch, FieldSpec((("caption", STRING),)), np.zeros(0, np.int64))  # doctest: +SKIP
+    """
+    try:
+        return _parse(batch, spec, careful)
+    except pa.ArrowInvalid:
+        return _parse(batch, spec, np.union1d(careful, batch.invalid_utf8()))
+
+
+def _parse(batch: RecordBatch, spec: FieldSpec, careful: np.ndarray) -> ParsedBatch:
+    buf = np.frombuffer(batch.buffer, np.uint8)
+    starts = batch.offsets - batch.buffer_offset
+    ends = batch.ends - batch.buffer_offset
+    if careful.size:
+        # Empty ranges: the kernel writes nothing for them and flags them FALLBACK.
+        ends = ends.copy()
+        ends[careful.astype(np.int64)] = starts[careful.astype(np.int64)]
+    n, size = len(starts), len(buf)
+    names = [name.encode() for name, _ in spec.fields]
+    keys = np.frombuffer(b"".join(names), np.uint8) if any(names) else np.zeros(0, np.uint8)
+    key_offsets = np.concatenate(([0], np.cumsum([len(name) for name in names]))).astype(np.int64)
+    kinds = np.array([kind for _, kind in spec.fields], np.int8)
+    m = len(names)
+    # Untouched pages of these buffers are never allocated: each is as large as it may need.
+    fields = np.empty((m, size + 1), np.uint8)
+    field_offsets = np.empty((m, n + 1), np.int32)
+    field_kinds = np.zeros((m, n), np.int8)
+    extra, extra_offsets = np.empty(size + 2 * n + 1, np.uint8), np.empty(n + 1, np.int32)
+    if spec.key_order:
+        key_names, name_offsets = np.empty(size + 1, np.uint8), np.empty(size // 2 + 2, np.int32)
+    else:
+        key_names, name_offsets = np.zeros(0, np.uint8), np.zeros(1, np.int32)
+    name_lists, status = np.empty(n + 1, np.int32), np.empty(n, np.int8)
+    caption_parse.parse_captions(buf, starts, ends, keys, key_offsets, kinds, fields, field_offsets, field_kinds,
+                                 extra, extra_offsets, key_names, name_offsets, name_lists, status)
+    columns, int_fields = {}, {}
+    for k, (name, kind) in enumerate(spec.fields):
+        if kind == ABSENT:
+            continue
+        columns[name] = _strings(field_offsets[k], fields[k])
+        if kind == STRING_OR_INT:
+            int_fields[name] = field_kinds[k] == KIND_INT
+    extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
+    status[invalid_json(extra_column)] = caption_parse.FALLBACK
+    key_order = None
+    if spec.key_order:
+        items = _strings(name_offsets[: name_lists[-1] + 1], key_names)
+        key_order = pa.ListArray.from_arrays(pa.array(name_lists, pa.int32()), items)
+    return ParsedBatch(columns, int_fields, extra_column, key_order, status)
+
+
+def lookup(found: dict, keys: pa.Array) -> pa.Array:
+    """``found.get(key)`` for a whole string array (null where absent). O(n) dict lookups: an
+    Arrow hash lookup would hash all of ``found`` again for every batch.
+
+    Example:
+        >>> lookup({"a": "x/a.mp4"}, pa.array(["a", "b"])).to_pylist()
+        ['x/a.mp4', None]
+    """
+    if not found:
+        return pa.nulls(len(keys), pa.string())
+    get = found.get
+    return pa.array([get(key) for key in keys.to_pylist()], pa.string())
+
+
+def paths_by_stem(finder: MediaFinder, stems: pa.Array, fallback_suffix: str = "") -> pa.Array:
+    """``finder.by_stem(stem) or stem + fallback_suffix`` for a whole string array; no lookup
+    when the folder holds no matching file (the usual case: media elsewhere).
+
+    Example:
+        >>> paths_by_stem(MediaFinder("/nonexistent", False, (".mp4",)), pa.array(["video7"]), ".mp4").to_pylist()
+        ['video7.mp4']
+    """
+    missing = pc.binary_join_element_wise(stems, fallback_suffix, "") if fallback_suffix else stems
+    found = finder.stems()
+    if not found:
+        return missing
+    return pc.coalesce(lookup(found, stems), missing)
+
+
+def wrapped_captions(parts: list, rows: int, token: str, config: CaptionConfig, rng: random.Random, status: np.ndarray) -> Optional[pa.Array]:
+    """:func:`wrap_captions` for the compiled path; ``None`` when the batch has records for the
+    careful path and ``random`` positions are drawn (the draws must follow the records in order,
+    as :func:`wrap_caption` makes them: the whole batch then goes the careful way)."""
+    if config.video_special_token_insert_pos == "random" and status.any():
+        return None
+    return wrap_captions(parts, rows, token, config, rng)
+
+
+def compiled_tables(
+    batches: Iterable[RecordBatch],
+    spec: FieldSpec,
+    tokens: tuple,
+    build: Callable[[ParsedBatch, RecordBatch], Optional[dict]],
+    careful_record: Callable[[RecordBatch, int], SourceRecord],
+    features,
+    constants: dict,
+    convert: Callable[[object], dict],
+    policy: ErrorPolicy,
+    source: str,
+) -> Iterator[pa.Table]:
+    """The tables of raw JSON batches through the compiled caption parser: ``build(parsed,
+    batch)`` makes the batch's columns (``Json`` columns as JSON text) and may flag more records
+    (``parsed.status``) for the careful path, or returns ``None`` to send the whole batch there.
+    Records holding a spelling of a DJ token (``tokens``) go there up front. The careful rows
+    (``convert`` of ``careful_record(batch, k)``, reporting every bad record through ``policy``)
+    take their places among the fast rows. O(batch bytes) per batch.
+
+    Example:
+        >>> tables = compiled_tables(batches, spec, tokens, build, record, features, {}, convert, policy, "a.jsonl")  # doctest: +SKIP
+    """
+    buffer = ColumnBuffer(features, constants)
+    words = token_spellings(tokens)
+    for batch in batches:
+        with gc_paused():
+            parsed = parse_batch(batch, spec, batch.holding(words))
+            arrays = build(parsed, batch)
+        n = len(batch.indexes)
+        if arrays is None:
+            positions = list(range(n))
+        else:
+            positions = np.flatnonzero(parsed.status).tolist()
+            fast_table = table_from_arrays(buffer, arrays, n)
+            if not positions:
+                yield fast_table
+                continue
+        with gc_paused():
+            records = [_tagged(careful_record(batch, k), k) for k in positions]
+        converted = set()
+
+        def converting(tagged):
+            position, value = tagged
+            row = convert(value)
+            converted.add(position)
+            return row
+
+        tables = list(rows_to_tables(features, constants, records, converting, policy, source, n + 1))
+        if arrays is None:
+            yield from tables
+            continue
+        # Under one policy the bad records are all kept (with their errors) or all left out.
+        kept = set(positions) if sum(len(table) for table in tables) == len(positions) else converted
+        slow_table = pa.concat_tables(tables) if tables else None
+        run_start = slow_row = 0
+        for position in positions:
+            if run_start < position:
+                yield fast_table.slice(run_start, position - run_start)
+            if position in kept:
+                yield slow_table.slice(slow_row, 1)
+                slow_row += 1
+            run_start = position + 1
+        if run_start < n:
+            yield fast_table.slice(run_start)
+
+
+def _tagged(record: SourceRecord, position: int) -> SourceRecord:
+    # The value with its position, so the positions converted are known (a malformed record is
+    # never converted: rows_to_tables reports it as it is).
+    if isinstance(record.value, MalformedJSON):
+        return record
+    return record._replace(value=(position, record.value))
+
+
+def batch_record(batch: RecordBatch, k: int) -> SourceRecord:
+    """Record ``k`` of a raw batch, decoded alone, for the careful path (its source bytes for the
+    rejects file)."""
+    return SourceRecord(batch.indexes[k], int(batch.lines[k]), batch.decode(k), lambda: batch.raw(k))
+
+
+def shard_batches(shard: Shard, opener: Callable) -> Iterator[RecordBatch]:
+    """The raw batches of a JSON shard planned by ``plan_json_file`` (records numbered file-wide).
+    ``opener`` is the loading script's ``open``: ``datasets`` swaps it for one that reads archive
+    members in the builder's modules."""
+    return iter_batches(shard.index, shard.first, shard.stop, None, opener, decode=False, record_offset=shard.record_offset)
+
+
+def flag(status: np.ndarray, mask) -> None:
+    """Send the records where the boolean array ``mask`` is true to the careful path."""
+    status[np.asarray(mask, dtype=bool)] = caption_parse.FALLBACK
+
+
+def extra_column(parsed: ParsedBatch, config: CaptionConfig) -> Optional[pa.Array]:
+    """The ``extra`` column of a caption row: the record's other members (``keep_other_fields``)."""
+    return parsed.extra if config.keep_other_fields else None

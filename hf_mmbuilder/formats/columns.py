@@ -131,20 +131,6 @@ def json_objects(values: list) -> pa.Array:
     return pc.if_else(missing, pa.scalar(None, pa.string()), texts) if missing.true_count else texts
 
 
-def strings_or_none(values: list) -> Optional[pa.Array]:
-    """``values`` as a string array, or ``None`` when one is not a string (missing, a number, ...).
-
-    Example:
-        >>> strings_or_none(["a", 1]) is None
-        True
-    """
-    try:
-        array = pa.array(values, pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return None
-    return None if array.null_count else array
-
-
 def one_path_lists(paths: pa.Array, field_type: pa.DataType) -> pa.Array:
     """A list array holding ``[paths[i]]`` in row i (a one-clip media column).
 

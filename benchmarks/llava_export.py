@@ -7,7 +7,8 @@ itself; the anchor, measured in the same run on the same dataset, is the previou
 rows sent to the careful Python path (``row_to_record`` + orjson) one by one. Both are measured
 on a compact JSON-lines source (written as it is) and on a ``json.dump(indent=2)`` source (every
 record restyled by ``kernels/json_style.py``); both outputs are checked byte-identical to the
-source. Also measured: the style proof at load (``detect_style``) against the whole load.
+source. Also measured: the style proof (``proven_style``: the whole file read once, at the first
+export since loading only records a claim on the file), against the load.
 
 Run: ``.venv/bin/python -P benchmarks/llava_export.py [--records N] [--repeat R]``
 """
@@ -33,7 +34,7 @@ import hf_mmbuilder  # noqa: E402
 from hf_mmbuilder.errors import ErrorPolicy  # noqa: E402
 from hf_mmbuilder.formats.exporter import AtomicWriter  # noqa: E402
 from hf_mmbuilder.formats.records import KEY_ORDER_KEY  # noqa: E402
-from hf_mmbuilder.formats.serialization import detect_style  # noqa: E402
+from hf_mmbuilder.formats.serialization import proven_style  # noqa: E402
 from hf_mmbuilder.loading_scripts.llava import LlavaConfig, LlavaExporter  # noqa: E402
 from hf_mmbuilder.testing.llava import llava_records  # noqa: E402
 
@@ -81,7 +82,7 @@ def main() -> None:
             dataset = hf_mmbuilder.load("llava", source, split="train", cache_dir=os.path.join(scratch, "cache"))
             load_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            style = detect_style(source)
+            style = proven_style(dataset[0]["source_style"])
             detect_seconds = time.perf_counter() - start
             reordered = int(np.sum([KEY_ORDER_KEY in (extra or {}) for extra in dataset["extra"]]))
             runs = {"careful_for_key_order": [], "compiled_key_order": []}
@@ -95,7 +96,7 @@ def main() -> None:
             (before, before_cpu), (after, after_cpu) = best["careful_for_key_order"], best["compiled_key_order"]
             result[name] = {
                 "bytes": len(text), "rows_with_key_order": reordered, "share_with_key_order": reordered / len(dataset),
-                "style": None if style is None else style.to_text(), "load_seconds": load_seconds,
+                "style": style, "load_seconds": load_seconds,
                 "style_proof_seconds": detect_seconds, "style_proof_share_of_load": detect_seconds / load_seconds,
                 "export_seconds_careful_for_key_order": before, "export_seconds_compiled_key_order": after,
                 "export_cpu_seconds_careful_for_key_order": before_cpu, "export_cpu_seconds_compiled_key_order": after_cpu,

@@ -248,6 +248,18 @@ def test_a_folder_loads_its_files(shape, tmp_path):
     assert len(ds) == 2 * RECORDS and sorted(set(ds["source_file"])) == sorted([first, second])
 
 
+def test_a_folder_loads_through_datasets_as_data_dir(tmp_path):
+    # datasets resolves data_files before any builder runs and refuses a folder there; its
+    # data_dir reaches the same files, recursively.
+    shape = SHAPES[0]
+    raws = [shape.encode(record) for record in shape.good()]
+    first = shape.write(tmp_path / "folder", raws, name="a")
+    second = shape.write(tmp_path / "folder" / "nested", raws, name="b")
+    ds = datasets.load_dataset(f"hf_mmbuilder/{shape.format_name}", data_dir=str(tmp_path / "folder"), split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == 2 * RECORDS and sorted(set(ds["source_file"])) == sorted([first, second])
+
+
 def test_a_fifo_is_refused_by_name(shape, tmp_path):
     path = str(tmp_path / f"pipe{shape.suffix}")
     os.mkfifo(path)

@@ -12,7 +12,8 @@ import pytest
 
 import hf_mmbuilder
 from hf_mmbuilder.formats.records import KEY_ORDER_KEY
-from hf_mmbuilder.formats.serialization import RecordWriter, SourceStyle, detect_style
+from hf_mmbuilder.formats import serialization
+from hf_mmbuilder.formats.serialization import RecordWriter, SourceStyle, detect_style, proven_style
 
 # Every real sample file (format = its folder); test_every_real_sample_is_listed keeps this complete.
 REAL_FILES = [
@@ -189,7 +190,7 @@ def test_a_file_in_no_single_style_is_exported_in_the_default_layout(tmp_path, c
     source.write_text(json.dumps(records[0]) + "\n" + json.dumps(records[1], separators=(",", ":")) + "\n")
     assert detect_style(str(source)) is None
     ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir)
-    assert ds["source_style"] == [None, None]
+    assert [proven_style(claim) for claim in ds["source_style"]] == [None, None]
     out = tmp_path / "out.jsonl"
     hf_mmbuilder.export(ds, "llava", str(out))
     assert out.read_bytes() == b"".join(orjson.dumps(record) + b"\n" for record in records)
@@ -208,6 +209,59 @@ def test_rows_of_files_in_two_styles_get_the_default_layout(tmp_path, cache_dir)
     assert out.read_bytes() == b"[\n" + b",\n".join(orjson.dumps(record) for record in records) + b"\n]\n"
     hf_mmbuilder.export(both.select(range(3)), "llava", str(out))
     assert out.read_bytes() == first.read_bytes()
+
+
+def test_rows_of_two_files_in_one_style_keep_it(tmp_path, cache_dir):
+    import datasets
+
+    # Two claims (two files) that prove the same style: both files hold floats in Python's notation.
+    records = _llava_records()
+    records = [*records[:4], records[5], {**records[5], "id": "8"}, records[4], records[6]]
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(records[:5], indent=2))
+    second.write_text(json.dumps(records[5:], indent=2))
+    both = datasets.concatenate_datasets([hf_mmbuilder.load("llava", str(path), split="train", cache_dir=cache_dir) for path in (first, second)])
+    assert len(set(both["source_style"])) == 2
+    out = tmp_path / "out.json"
+    hf_mmbuilder.export(both, "llava", str(out))
+    assert out.read_bytes() == json.dumps(records, indent=2).encode()
+
+
+def test_the_style_is_proved_at_export_not_at_load(tmp_path, cache_dir, monkeypatch):
+    # Loading records a claim on the file (one stat); the whole-file proof runs once, when an
+    # exporter needs the style.
+    records = _llava_records()
+    source = tmp_path / "indented.json"
+    source.write_text(json.dumps(records, indent=2))
+    proofs = []
+    detect = serialization.detect_style
+    monkeypatch.setattr(serialization, "detect_style", lambda path: proofs.append(path) or detect(path))
+    serialization._cached_style.cache_clear()
+    ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir)
+    assert proofs == []
+    claim = json.loads(ds[0]["source_style"])
+    assert claim == {"file": str(source), "size": source.stat().st_size, "mtime_ns": source.stat().st_mtime_ns}
+    for _ in range(2):
+        hf_mmbuilder.export(ds, "llava", str(tmp_path / "out.json"))
+        assert (tmp_path / "out.json").read_bytes() == source.read_bytes()
+    assert proofs == [str(source)]
+
+
+@pytest.mark.parametrize("change", ["rewritten", "removed"])
+def test_a_file_changed_since_load_gives_the_default_layout(tmp_path, cache_dir, change):
+    # The claim is on the file as it was read: a file edited or gone since proves nothing, and the
+    # rows (which are the loaded ones) are written in the exporter's layout, none lost.
+    records = _llava_records()
+    source = tmp_path / "indented.json"
+    source.write_text(json.dumps(records, indent=2))
+    ds = hf_mmbuilder.load("llava", str(source), split="train", cache_dir=cache_dir)
+    if change == "rewritten":
+        source.write_text(json.dumps(records[:1], indent=4))
+    else:
+        source.unlink()
+    out = tmp_path / "out.json"
+    hf_mmbuilder.export(ds, "llava", str(out))
+    assert out.read_bytes() == b"[\n" + b",\n".join(orjson.dumps(record) for record in records) + b"\n]\n"
 
 
 def test_dj_export_round_trips_byte_identical(shared_data, tmp_path, cache_dir):

@@ -31,13 +31,13 @@ from ..errors import ERRORS_COLUMN, ErrorPolicy, RecordError, check_on_error, lo
 from ..schema import AUDIO_TOKEN, EOC_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, SpecialTokens, dj_features
 from .failures import READ_ERRORS, FileFailure, Unreadable, file_failure, read_failure, report_file_failure
 from .fingerprint import code_hash
-from .serialization import STYLE_COLUMN, source_style
+from .serialization import STYLE_COLUMN, style_claim
 from .records import JSONLayoutError, RecordIndex, iter_batches, scan_records, scan_records_in_background
 
 SHARED_COLUMNS = {
     "media_root": Value("string"),
     "source_file": Value("string"),
-    # The source file's written style (serialization.SourceStyle as text), for byte-identical export.
+    # A claim on the source file's written style (serialization.style_claim), for byte-identical export.
     STYLE_COLUMN: Value("string"),
     "extra": Json(),
 }
@@ -137,12 +137,13 @@ class DJBuilder(datasets.ArrowBasedBuilder):
 
     def shard_constants(self, shard: Shard, empty_media: tuple = ()) -> dict:
         """The columns with one value for a whole shard (:class:`ColumnBuffer` constants): its
-        ``media_root``, ``source_file`` and its style (``source_style``), and an empty list for
-        each media column of ``empty_media`` (those the format never fills)."""
+        ``media_root``, ``source_file``, the claim on its style (``source_style``: proved when an
+        exporter needs it, not here), and an empty list for each media column of ``empty_media``
+        (those the format never fills)."""
         return {**{column: [] for column in empty_media}, "media_root": shard.media_root, "source_file": shard.original,
                 # The style of the file as given: an archive's members (extracted here, or on a Ray
                 # worker) have none, wherever they were unpacked.
-                STYLE_COLUMN: source_style(shard.original)}
+                STYLE_COLUMN: style_claim(shard.original)}
 
     def _plan_json_records(self, shard_id: int, path: str, original: str, media_root: str, opener=open, *,
                            scan_while_parsing: bool = False) -> list[Shard]:

@@ -4,11 +4,16 @@ A JSON file is written in one style when restyling its compact form gives the fi
 :class:`SourceStyle` (layout, indentation, separators, ``ensure_ascii``, Python's float notation,
 line break, final newline) and every string is escaped as the writer escapes it
 (:mod:`hf_mmbuilder.kernels.json_style`); a CSV file's style is its line break and final newline.
-The loaders record it per row in the ``source_style`` column (:data:`STYLE_COLUMN`: one value per
-file, so it survives ``map``/``filter``/``select``/``concatenate`` as the rows do); the exporters
-write a file in the style its rows share (:func:`dataset_style`), so ``export(load(x)) == x``
-byte for byte for a file written in one style, and a file in no single style (or rows from files
-of different styles) gets the exporter's own layout, :data:`DEFAULT_STYLE`.
+The loaders record per row, in the ``source_style`` column (:data:`STYLE_COLUMN`: one value per
+file, so it survives ``map``/``filter``/``select``/``concatenate`` as the rows do), a claim on the
+file as it was read (:func:`style_claim`: its path, size and modification time), not the style
+itself: finding a style reads the whole file, which loading does not need, so the proof is made
+when a writer needs it (:func:`proven_style`, once per file and process) and only if the file is
+unchanged since it was loaded. The exporters write a file in the style its rows share
+(:func:`dataset_style`), so ``export(load(x)) == x`` byte for byte for a file written in one
+style; a file in no single style, rows from files of different styles, or a file changed or gone
+since it was loaded get the exporter's own layout, :data:`DEFAULT_STYLE`. Publishing writes the
+proven style in place of the claim (:func:`proven_styles`), so no local path leaves the machine.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Optional
 import datasets
 import numpy as np
 import orjson
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..kernels import json_style
@@ -108,13 +114,16 @@ def dataset_style(dataset, suffix: str) -> SourceStyle:
     default = DEFAULT_STYLE.get(suffix, DEFAULT_STYLE[".jsonl"])
     if not isinstance(dataset, datasets.Dataset) or STYLE_COLUMN not in dataset.column_names or len(dataset) == 0:
         return default
-    values = set()
+    claims, styles = set(), set()
     for batch in dataset.select_columns([STYLE_COLUMN]).with_format("arrow").iter(batch_size=1 << 16):
-        values.update(pc.unique(batch.column(STYLE_COLUMN)).to_pylist())
-        if len(values) > 1:
-            return default
-    value = values.pop()
-    return default if value is None else SourceStyle.from_text(value).for_suffix(suffix)
+        for value in pc.unique(batch.column(STYLE_COLUMN)).to_pylist():
+            if value not in claims:
+                claims.add(value)
+                styles.add(proven_style(value))
+                if len(styles) > 1:
+                    return default
+    style = styles.pop()
+    return default if style is None else SourceStyle.from_text(style).for_suffix(suffix)
 
 
 def _words(style: SourceStyle) -> tuple:
@@ -247,18 +256,77 @@ class RecordWriter:
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_style(path: str, size: int, mtime: float) -> Optional[str]:
+def _cached_style(path: str, size: int, mtime_ns: int) -> Optional[str]:
     style = detect_style(path)
     return None if style is None else style.to_text()
 
 
-def source_style(path: str) -> Optional[str]:
-    """The :data:`STYLE_COLUMN` value of a local file (``None`` when it has no single style, or
-    is not a plain local ``.json``/``.jsonl``/``.csv`` file); each file is checked once."""
+def style_claim(path: str) -> Optional[str]:
+    """The :data:`STYLE_COLUMN` value a loader records for the file at ``path``: the file's
+    identity as read (absolute path, size, modification time), for :func:`proven_style` to prove
+    its style when a writer needs it. ``None`` for what is not a plain local
+    ``.json``/``.jsonl``/``.csv`` file (an archive's member, a remote file): it has no style to keep.
+    Costs one ``stat``.
+
+    Example:
+        >>> import json, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.jsonl")
+        >>> with open(path, "w") as handle:
+        ...     _ = handle.write('{"id": 1}\\n')
+        >>> sorted(json.loads(style_claim(path)))
+        ['file', 'mtime_ns', 'size']
+        >>> style_claim(path + ".zip") is None
+        True
+    """
     if not path.endswith(_PLAIN_SUFFIXES) or not os.path.isfile(path):
         return None
     stat = os.stat(path)
-    return _cached_style(path, stat.st_size, stat.st_mtime)
+    return orjson.dumps({"file": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}).decode()
+
+
+def proven_style(value: Optional[str]) -> Optional[str]:
+    """The style a :data:`STYLE_COLUMN` value stands for, as :meth:`SourceStyle.to_text`: a
+    :func:`style_claim` is proved against its file (:func:`detect_style`, once per file and
+    process) when the file is unchanged since the claim (same size and modification time), else
+    ``None``; a style already proven (a published dataset's column) is itself.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.jsonl")
+        >>> with open(path, "w") as handle:
+        ...     _ = handle.write('{"id": 1, "v": "x"}\\n')
+        >>> claim = style_claim(path)
+        >>> proven_style(claim)
+        '["lines",null,", ",": ",true,"\\\\n",true,false]'
+        >>> proven_style(proven_style(claim)) == proven_style(claim)
+        True
+        >>> with open(path, "a") as handle:
+        ...     _ = handle.write('{"id": 2, "v": "y"}\\n')
+        >>> proven_style(claim) is None
+        True
+    """
+    if value is None or not value.startswith("{"):
+        return value
+    claim = orjson.loads(value)
+    try:
+        stat = os.stat(claim["file"])
+    except OSError:
+        return None
+    if stat.st_size != claim["size"] or stat.st_mtime_ns != claim["mtime_ns"]:
+        return None
+    return _cached_style(claim["file"], claim["size"], claim["mtime_ns"])
+
+
+def proven_styles(column: pa.Array) -> pa.Array:
+    """``column`` (a :data:`STYLE_COLUMN` batch) with every claim replaced by its
+    :func:`proven_style`: what publishing writes. One proof per distinct value, vectorised over
+    the rows."""
+    distinct = pc.unique(column)
+    values = distinct.to_pylist()
+    proven = [proven_style(value) for value in values]
+    if proven == values:
+        return column
+    return pc.take(pa.array(proven, pa.string()), pc.index_in(column, value_set=distinct))
 
 
 def detect_style(path: str) -> Optional[SourceStyle]:

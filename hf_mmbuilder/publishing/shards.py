@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from ..formats.serialization import STYLE_COLUMN, proven_styles
 from ..media import UnsafePathError, locate_media, resolve_media_paths, split_folders
 from ..schema import MEDIA_COLUMNS
 from .card import PLOT_TITLES
@@ -457,6 +458,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     def prepare(job):
         index, start, stop = job
         _, batch = next(part.window(start, stop).batches(wanted, stop - start))
+        if STYLE_COLUMN in batch.column_names:
+            # A loader's style claims name local files: what is published is the proven style.
+            batch = batch.set_column(batch.schema.get_field_index(STYLE_COLUMN), STYLE_COLUMN,
+                                     proven_styles(batch.column(STYLE_COLUMN)))
         return index, start, batch, embed_media_batch(batch, embed) if embed else batch
 
     paths = []

@@ -10,6 +10,11 @@ argument's count with atomic instructions, and threads working on the same array
 cache line between cores. Measured here: those two instructions were a third of the MMC4 matrix
 parse and a tenth of the LLaVA load; the matrix parse ran 2-3x faster without them. Functions
 that allocate keep reference counting and hand their scratch arrays down.
+
+Importing the package (before any kernel module) sets up how they are cached and started: every
+kernel's on-disk cache entry is stamped with all the kernel sources (Numba's own stamp is the
+function's file alone, so an edited callee in another module ran stale from the cache), and
+Numba's once-per-process start-up is spared a scipy.linalg import (``benchmarks/cold_start.py``).
 """
 
 import functools

@@ -159,7 +159,7 @@ def _llava_file() -> str:
 
 def family_llava_load():
     source = _llava_file()
-    scratch = tempfile.mkdtemp()
+    scratch = os.environ["COLD_START_SCRATCH"]
     runs = iter(range(100))
 
     def imports():
@@ -175,8 +175,9 @@ def family_llava_export():
     import hf_mmbuilder
 
     # Loaded through the front door before timing, which compiles nothing of the exporter's.
-    ds = hf_mmbuilder.load("llava", _llava_file(), split="train", cache_dir=tempfile.mkdtemp())
-    target = os.path.join(tempfile.mkdtemp(), "out.json")
+    scratch = os.environ["COLD_START_SCRATCH"]
+    ds = hf_mmbuilder.load("llava", _llava_file(), split="train", cache_dir=os.path.join(scratch, "export_cache"))
+    target = os.path.join(scratch, "out.json")
 
     def imports():
         from hf_mmbuilder.formats.exporting import export
@@ -246,7 +247,10 @@ def child(family: str, primed: bool) -> None:
 
 def _run_child(family: str, primed: bool) -> dict:
     command = [sys.executable, "-P", __file__, "--child", family] + (["--primed"] if primed else [])
-    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
+    # A scratch folder per process (the LLaVA families' datasets caches and export), removed after.
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "NUMBA_NUM_THREADS": "1", "COLD_START_SCRATCH": scratch}
+        completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         raise SystemExit(f"{family} failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -144,7 +144,7 @@ def family_text_stats():
 
         return text_stats
 
-    return imports, lambda text_stats: int(text_stats.text_stats(data, offsets)["num_words"].sum())
+    return imports, lambda text_stats: int(text_stats.text_stats(data, offsets)["words"].sum())
 
 
 def _llava_file() -> str:

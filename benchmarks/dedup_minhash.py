@@ -39,6 +39,9 @@ from pathlib import Path  # noqa: E402
 
 import datasets  # noqa: E402
 import numpy as np  # noqa: E402
+
+# Run as `python -P` (the project's rule), the script's folder is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import corpus, machine, write_result  # noqa: E402
 
 import hf_mmbuilder  # noqa: E402

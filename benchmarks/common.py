@@ -105,6 +105,32 @@ def run_measured(command: list, env: dict | None = None, cwd: str | None = None)
     }
 
 
+def corpus(n: int, rng, min_words: int, max_words: int, duplicate_rate: float) -> list[str]:
+    """Short documents as the dedup benchmarks use them: Zipf-distributed words; a
+    ``duplicate_rate`` share of documents copy an earlier one with one word replaced (``rng`` is a
+    ``numpy.random.Generator``)."""
+    # numpy on use: the cold-start benchmark's children import this module before they time anything.
+    import numpy as np
+
+    vocabulary = np.array([f"w{i}" for i in range(30_000)])
+    weights = 1.0 / np.arange(1, vocabulary.size + 1)
+    lengths = rng.integers(min_words, max_words + 1, size=n)
+    words = rng.choice(vocabulary, size=int(lengths.sum()) + n, p=weights / weights.sum()).tolist()
+    duplicate = rng.random(n) < duplicate_rate
+    docs: list[str] = []
+    position = 0
+    for i in range(n):
+        if docs and duplicate[i]:
+            copied = docs[rng.integers(len(docs))].split(" ")
+            copied[rng.integers(len(copied))] = words[position]
+            position += 1
+            docs.append(" ".join(copied))
+        else:
+            docs.append(" ".join(words[position : position + lengths[i]]))
+            position += lengths[i]
+    return docs
+
+
 def write_result(name: str, result: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` and return its path."""
     RESULTS.mkdir(parents=True, exist_ok=True)

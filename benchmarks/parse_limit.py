@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import clean_load  # noqa: E402
+import formats_av  # noqa: E402
 from common import DATA, machine, run_measured, write_result  # noqa: E402
 
 TARGET = 3.0
@@ -85,7 +86,7 @@ def main() -> None:
             loads, parses = [], []
             for _ in range(args.repeat):
                 cache = tempfile.mkdtemp(dir=scratch, prefix="cache-")
-                load, rows = seconds([sys.executable, "-P", "-c", clean_load.LOAD, entry["format"], entry["file"], cache,
+                load, rows = seconds([sys.executable, "-P", "-c", formats_av.LOAD, entry["format"], entry["file"], cache,
                                       json.dumps(entry["ours"])], "load_seconds")
                 loads.append(load)
                 parse, parsed = seconds([sys.executable, "-P", "-c", PARSE, entry["file"], layout], "parse_seconds")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, skip_whitespace, string_end, unescape_string, value_end
+from .json_scan import MAX_NESTING, same_bytes, skip_whitespace, string_end, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -56,14 +56,6 @@ def _named(buf, start, stop, keys, key_offsets):
             if same:
                 return k
     return -1
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _same_bytes(buf, a, b, length):
-    for j in range(length):
-        if buf[a + j] != buf[b + j]:
-            return False
-    return True
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -169,7 +161,7 @@ def _record(buf, i, end, keys, key_offsets, kinds, fields, field_offsets, field_
                 return False
             for previous in range(count):
                 length = key_ends[previous] - key_starts[previous]
-                if length == key_end - i and _same_bytes(buf, key_starts[previous], i, length):
+                if length == key_end - i and same_bytes(buf, key_starts[previous], key_starts[previous] + length, buf, i, i + length):
                     return False
             key_starts[count] = i
             key_ends[count] = key_end

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, canonical_string, canonical_value, key_is, put_bytes, skip_whitespace, string_end, unescape_string, value_end
+from .json_scan import MAX_NESTING, canonical_string, canonical_value, key_is, put_bytes, same_bytes, skip_whitespace, string_end, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -80,16 +80,6 @@ def _key_class(data, a, b, names, name_offsets):
         if key_is(data, a, b, names[name_offsets[j]:name_offsets[j + 1]]):
             return _K_PROMOTED + j
     return _K_OTHER
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _same(data, a, b, other, c, d):
-    if b - a != d - c:
-        return False
-    for k in range(b - a):
-        if data[a + k] != other[c + k]:
-            return False
-    return True
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -180,7 +170,7 @@ def _same_paths(canonical, a, b, scratch, data, item_offsets, first_item, stop_i
         if item >= stop_item or canonical[i] != _QUOTE:
             return False
         i, length = unescape_string(canonical, i, b, scratch, 0)
-        if i < 0 or not _same(scratch, 0, length, data, item_offsets[item], item_offsets[item + 1]):
+        if i < 0 or not same_bytes(scratch, 0, length, data, item_offsets[item], item_offsets[item + 1]):
             return False
         item += 1
         if canonical[i] == 93:
@@ -342,7 +332,7 @@ def parse_dj(
                 ok = False
                 break
             for q in range(n_keys):
-                if _same(keys, key_starts[q], key_ends[q], keys, key_start, d_keys):
+                if same_bytes(keys, key_starts[q], key_ends[q], keys, key_start, d_keys):
                     ok = False
             if not ok or key_is(keys, key_start, d_keys, _KEY_ORDER):
                 ok = False
@@ -492,7 +482,7 @@ def parse_dj(
                         member_start = d_extra
                         k, d_extra = canonical_string(buf, k, nested_stop, extra, d_extra)
                         for q in range(n_members):
-                            if _same(extra, member_start, d_extra, extra, member_starts[q], member_starts[q] + d_extra - member_start):
+                            if same_bytes(extra, member_start, d_extra, extra, member_starts[q], member_starts[q] + d_extra - member_start):
                                 ok = False
                         member_starts[n_members] = member_start
                         k = skip_whitespace(buf, k, nested_stop)

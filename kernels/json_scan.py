@@ -59,6 +59,17 @@ def put_bytes(out, o, word):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def same_bytes(data, a, b, other, c, d):
+    """Is ``data[a:b]`` equal to ``other[c:d]`` (false when ``other`` ends before ``d``)?"""
+    if b - a != d - c or d > other.shape[0]:
+        return False
+    for k in range(b - a):
+        if data[a + k] != other[c + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def starts_with(data, position, stop, word):
     """Does ``data[position:stop]`` begin with ``word``?"""
     if stop - position < word.shape[0]:
@@ -686,16 +697,6 @@ _NULL = np.frombuffer(b"null", np.uint8)
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _same_bytes(data, a, b, c, d):
-    if b - a != d - c:
-        return False
-    for k in range(b - a):
-        if data[a + k] != data[c + k]:
-            return False
-    return True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
 def canonical_value(buf, i, end, out, o, key_starts, key_ends, first_keys):
     """Write the JSON value starting at ``buf[i]`` at ``out[o:]`` exactly as ``orjson.dumps``
     writes ``msgspec.json.decode`` of it: no whitespace, strings as :func:`canonical_string`,
@@ -731,7 +732,7 @@ def canonical_value(buf, i, end, out, o, key_starts, key_ends, first_keys):
                 return -1, o
             first = first_keys[depth]
             for k in range(first, n_keys):
-                if _same_bytes(out, key_starts[k], key_ends[k], key_start, o):
+                if same_bytes(out, key_starts[k], key_ends[k], out, key_start, o):
                     return -1, o
             if n_keys >= key_starts.shape[0]:
                 return -1, o

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, canonical_string, canonical_value, copy_bytes, key_is, put_bytes, skip_whitespace, value_end
+from .json_scan import MAX_NESTING, canonical_string, canonical_value, copy_bytes, key_is, put_bytes, same_bytes, skip_whitespace, value_end
 
 _QUOTE = 34
 # A record with more top-level keys than this goes the careful way.
@@ -67,27 +67,6 @@ def _rank(data, a, b):
     if key_is(data, a, b, _LAYOUT) or key_is(data, a, b, _KEY_ORDER):
         return _R_REFUSED
     return _R_OTHER
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _same(data, a, b, c, d):
-    if b - a != d - c:
-        return False
-    for k in range(b - a):
-        if data[a + k] != data[c + k]:
-            return False
-    return True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _same_as(data, a, b, other, c):
-    """Is ``data[a:b]`` equal to ``other[c:c + b - a]``?"""
-    if c + b - a > other.shape[0]:
-        return False
-    for k in range(b - a):
-        if data[a + k] != other[c + k]:
-            return False
-    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -139,7 +118,7 @@ def as_llava(buf, starts, ends, out, out_starts, out_ends):
                 ok = False
                 break
             for q in range(n_keys):
-                if _same(keys, key_starts[q], key_ends[q], key_start, d_keys):
+                if same_bytes(keys, key_starts[q], key_ends[q], keys, key_start, d_keys):
                     ok = False
             rank = _rank(keys, key_start, d_keys)
             if not ok or rank == _R_REFUSED:
@@ -238,12 +217,12 @@ def as_llava(buf, starts, ends, out, out_starts, out_ends):
             # When they are already, the record keeps its own bytes.
             verbatim = True
             for q in range(n_keys):
-                if not _same_as(keys, key_starts[q], key_ends[q], buf, raw_key_starts[q]):
+                if not same_bytes(keys, key_starts[q], key_ends[q], buf, raw_key_starts[q], raw_key_starts[q] + key_ends[q] - key_starts[q]):
                     verbatim = False
                     break
                 if ranks[q] == _R_OTHER or ranks[q] == _R_INSTRUCTION or ranks[q] == _R_RESPONSE:
                     position, written = canonical_value(buf, value_starts[q], value_stops[q], out, o, scratch_starts, scratch_ends, first_keys)
-                    if position != value_stops[q] or written - o != value_stops[q] - value_starts[q] or not _same_as(out, o, written, buf, value_starts[q]):
+                    if position != value_stops[q] or written - o != value_stops[q] - value_starts[q] or not same_bytes(out, o, written, buf, value_starts[q], value_starts[q] + written - o):
                         verbatim = False
                         break
             if verbatim:

@@ -35,11 +35,10 @@ from typing import Iterator, NamedTuple, Optional
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_buffers, string_list_buffers, string_lists_from_buffers, strings_from_buffers
-from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads, rows_in_file_order
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.records import (
@@ -47,6 +46,7 @@ from hf_mmbuilder.formats.records import (
     MalformedJSON,
     bracketed_token,
     check_no_dj_tokens,
+    invalid_json,
     remember_key_order,
     restore_key_order,
     token_spellings,
@@ -168,31 +168,6 @@ def _from_dict(record) -> Parsed:
 _LAYOUT_NAMES = ["", "image", "image[]", "video", "image,video", "image[],video", "video[]", "image,video[]", "image[],video[]"]
 
 
-# Checks JSON without building values (a Raw is the text it spans): several times faster.
-_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
-
-
-def _invalid_json(texts: pa.Array) -> np.ndarray:
-    """The positions of the non-null values of a string array that are not JSON: one msgspec
-    check of all of them joined into an array, value by value only when it fails."""
-    present = texts.drop_null()
-    if not len(present):
-        return np.zeros(0, np.int64)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
-    try:
-        _JSON_CHECK.decode(b"[" + joined.to_pybytes() + b"]")
-        return np.zeros(0, np.int64)
-    except msgspec.DecodeError:
-        bad = []
-        for k, value in enumerate(texts.to_pylist()):
-            try:
-                if value is not None:
-                    _JSON_CHECK.decode(value)
-            except msgspec.DecodeError:
-                bad.append(k)
-        return np.array(bad, np.int64)
-
-
 def _media_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
 
@@ -251,19 +226,7 @@ class Llava(DJBuilder):
                 yield fast_table
                 continue
             kept = set(self._python_rows(batch, fallback.tolist(), buffer, shard, policy, rng))
-            slow_table = buffer.to_table()
-            # Rows in file order, as slices (no copy: the writer copies them into the file anyway):
-            # runs of fast rows around the fallback rows, each of which comes from the second table.
-            run_start = slow_row = 0
-            for position in fallback.tolist():
-                if run_start < position:
-                    yield fast_table.slice(run_start, position - run_start)
-                if position in kept:
-                    yield slow_table.slice(slow_row, 1)
-                    slow_row += 1
-                run_start = position + 1
-            if run_start < len(status):
-                yield fast_table.slice(run_start)
+            yield from rows_in_file_order(fast_table, fallback.tolist(), kept, buffer.to_table())
 
     def _constants(self, shard: Shard) -> dict:
         return self.shard_constants(shard, ("audios",))
@@ -361,7 +324,7 @@ class Llava(DJBuilder):
         extra_column = strings_from_buffers(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
         # The kernel copies unknown keys' values as they are: a value that is not JSON (NaN, a
         # stray comma) sends its record to the careful path, which reports it.
-        status[_invalid_json(extra_column)] = llava_parse.FALLBACK
+        status[invalid_json(extra_column)] = llava_parse.FALLBACK
         columns = {
             "text": strings_from_buffers(text_offsets, text),
             "images": string_lists_from_buffers(image_lists, image_offsets, images),

@@ -42,11 +42,10 @@ from typing import Iterator, Optional
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasets import Json, List, Value
 
 from hf_mmbuilder.arrow import string_lists_from_buffers, strings_from_buffers
-from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads
+from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, map_in_threads, parse_threads, rows_in_file_order
 from hf_mmbuilder.errors import ERRORS_COLUMN, KEPT_RAW_KEY, ErrorPolicy, RecordError, raw_text
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.records import MalformedJSON, bracketed_token, remember_key_order, restore_key_order
@@ -214,19 +213,7 @@ class Sharegpt(DJBuilder):
                 yield fast_table
                 continue
             kept = set(self._python_rows(batch, fallback.tolist(), buffer, layouts, shard, policy))
-            slow_table = self._buffered_table(buffer, layouts) if kept else None
-            # Rows in file order, as slices: runs of fast rows around the fallback rows, each of
-            # which comes from the careful table.
-            run_start = slow_row = 0
-            for position in fallback.tolist():
-                if run_start < position:
-                    yield fast_table.slice(run_start, position - run_start)
-                if position in kept:
-                    yield slow_table.slice(slow_row, 1)
-                    slow_row += 1
-                run_start = position + 1
-            if run_start < len(status):
-                yield fast_table.slice(run_start)
+            yield from rows_in_file_order(fast_table, fallback.tolist(), kept, self._buffered_table(buffer, layouts) if kept else None)
 
     def _python_rows(self, batch, positions, buffer: ColumnBuffer, layouts: list, shard: Shard, policy: ErrorPolicy) -> list:
         """Convert the records at ``positions`` of ``batch`` on the careful path into ``buffer``

@@ -49,7 +49,7 @@ from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_li
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.kernels import json_scan
-from hf_mmbuilder.formats.records import MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, iter_batches, member_records
+from hf_mmbuilder.formats.records import JSON_CHECK, MAX_NESTING, TOO_DEEP, JSONLayoutError, RecordIndex, bom_length_of, check_no_dj_tokens, iter_batches, member_records
 from hf_mmbuilder.formats.serialization import DEFAULT_STYLE, StyledText
 from hf_mmbuilder.media import MediaFinder, check_media_exists
 
@@ -124,7 +124,6 @@ def caption_keys(record: dict, target_field: str) -> list:
 # How _read_document read the document: parsed whole, its records indexed (a valid document, read
 # by the compiled path), or its records indexed because one of them is malformed.
 WHOLE, INDEXED, MALFORMED = "whole", "indexed", "malformed"
-_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
 
 
 def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Optional[RecordIndex], str]:
@@ -141,7 +140,7 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
     if indexed and data.count(b'"data"') == 1 and _is_utf8(data):
         try:
             # Checks the JSON without building it (strings not decoded: the UTF-8 check above).
-            _JSON_CHECK.decode(data[bom_length_of(data) :])
+            JSON_CHECK.decode(data[bom_length_of(data) :])
             index, rest = member_records(path, data, "data")
             if isinstance(rest, dict) and rest.get("data") == [] and len(index) and not _too_deep(data, index):
                 return rest, index, INDEXED

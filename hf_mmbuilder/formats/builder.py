@@ -400,6 +400,29 @@ def interleave_rows(first: Optional[pa.Table], first_positions: list, second: Op
             run_start = index + 1
 
 
+def rows_in_file_order(fast: pa.Table, fallback: Iterable[int], kept: set, careful: Optional[pa.Table]) -> Iterator[pa.Table]:
+    """The rows of a batch in file order, as zero-copy slices (the writer copies them into the file
+    anyway): the runs of ``fast`` rows (one per record of the batch) around the ``fallback``
+    positions (ascending), each of those in ``kept`` taken in turn from ``careful`` (the careful
+    path's rows, in order); a fallback record not kept is left out.
+
+    Example:
+        >>> fast, careful = pa.table({"x": [0, -1, 2, -1]}), pa.table({"x": [1]})
+        >>> [t["x"].to_pylist() for t in rows_in_file_order(fast, [1, 3], {1}, careful)]
+        [[0], [1], [2]]
+    """
+    run_start = careful_row = 0
+    for position in fallback:
+        if run_start < position:
+            yield fast.slice(run_start, position - run_start)
+        if position in kept:
+            yield careful.slice(careful_row, 1)
+            careful_row += 1
+        run_start = position + 1
+    if run_start < len(fast):
+        yield fast.slice(run_start)
+
+
 class ColumnBuffer:
     """Python lists per column, turned into an Arrow table with the builder's exact schema.
 

@@ -15,7 +15,6 @@ import dataclasses
 import random
 from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,9 +22,9 @@ import pyarrow.compute as pc
 from ..errors import ErrorPolicy
 from ..kernels import caption_parse
 from ..media import MediaFinder, check_media_exists
-from .builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard
+from .builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, rows_in_file_order
 from .columns import SourceRecord, rows_to_tables, table_from_arrays
-from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, iter_batches, token_spellings
+from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, invalid_json, iter_batches, token_spellings
 from .exporter import CsvExporter, RowExporter
 
 
@@ -264,35 +263,6 @@ class ParsedBatch(NamedTuple):
     status: np.ndarray
 
 
-# Checks JSON without building values (a Raw is the text it spans).
-_JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
-
-
-def invalid_json(texts: pa.Array) -> np.ndarray:
-    """The positions of the non-null values of a string array that are not JSON (the compiled
-    parser copies other members as they are, without checking them): one msgspec check of all of
-    them joined into an array, value by value only when it fails. O(total size).
-
-    Example:
-        >>> invalid_json(pa.array(['{"a":1}', None, '{"b":NaN}'])).tolist()
-        [2]
-    """
-    present = texts.drop_null()
-    if not len(present):
-        return np.zeros(0, np.int64)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
-    try:
-        _JSON_CHECK.decode(b"[" + joined.to_pybytes() + b"]")
-        return np.zeros(0, np.int64)
-    except msgspec.DecodeError:
-        bad = []
-        for k, value in enumerate(texts.to_pylist()):
-            try:
-                if value is not None:
-                    _JSON_CHECK.decode(value)
-            except msgspec.DecodeError:
-                bad.append(k)
-        return np.array(bad, np.int64)
 
 
 def _strings(offsets: np.ndarray, data: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.Array:
@@ -452,17 +422,7 @@ def compiled_tables(
             continue
         # Under one policy the bad records are all kept (with their errors) or all left out.
         kept = set(positions) if sum(len(table) for table in tables) == len(positions) else converted
-        slow_table = pa.concat_tables(tables) if tables else None
-        run_start = slow_row = 0
-        for position in positions:
-            if run_start < position:
-                yield fast_table.slice(run_start, position - run_start)
-            if position in kept:
-                yield slow_table.slice(slow_row, 1)
-                slow_row += 1
-            run_start = position + 1
-        if run_start < n:
-            yield fast_table.slice(run_start)
+        yield from rows_in_file_order(fast_table, positions, kept, pa.concat_tables(tables) if tables else None)
 
 
 def _tagged(record: SourceRecord, position: int) -> SourceRecord:

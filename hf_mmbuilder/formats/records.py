@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Optional, Union
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets.utils.file_utils import xopen
 
 from ..errors import RecordError
@@ -770,3 +771,34 @@ def bracketed_token(token: str) -> bool:
         len(token) >= 2 and token[0] == "<" and token[-1] == ">" and "<" not in token[1:-1] and ">" not in token[1:-1]
         and all(32 <= ord(c) and c not in '"\\' for c in token)
     )
+
+
+# Checks JSON without building values (a Raw is the text it spans): several times faster.
+JSON_CHECK = msgspec.json.Decoder(msgspec.Raw)
+
+
+def invalid_json(texts: pa.Array) -> np.ndarray:
+    """The positions of the non-null values of a string array that are not JSON (the compiled
+    parser copies other members as they are, without checking them): one msgspec check of all of
+    them joined into an array, value by value only when it fails. O(total size).
+
+    Example:
+        >>> invalid_json(pa.array(['{"a":1}', None, '{"b":NaN}'])).tolist()
+        [2]
+    """
+    present = texts.drop_null()
+    if not len(present):
+        return np.zeros(0, np.int64)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(present)], pa.int32()), present), ",")[0].as_buffer()
+    try:
+        JSON_CHECK.decode(b"[" + joined.to_pybytes() + b"]")
+        return np.zeros(0, np.int64)
+    except msgspec.DecodeError:
+        bad = []
+        for k, value in enumerate(texts.to_pylist()):
+            try:
+                if value is not None:
+                    JSON_CHECK.decode(value)
+            except msgspec.DecodeError:
+                bad.append(k)
+        return np.array(bad, np.int64)

@@ -250,6 +250,50 @@ def key_is(buf, start, end, word):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def string_items(buf, start, stop, data, d, offsets, n):
+    """Unescape the JSON string, or list of strings, ``buf[start:stop]`` (a whole value) into
+    ``data[d:]``, one item per string: item ``n`` (counting on from ``n``) ends at ``offsets[n]``.
+    Returns ``(is_list, new d, new n, ok)``; ``ok`` is false for any other value (a media path or
+    a list of them in LLaVA and ShareGPT records).
+
+    Example
+    -------
+    >>> buf = np.frombuffer(rb'["a.jpg", "b\\u00e9.png"]', np.uint8)
+    >>> data, offsets = np.empty(16, np.uint8), np.zeros(3, np.int64)
+    >>> string_items(buf, 0, buf.shape[0], data, 0, offsets, 0)
+    (True, 12, 2, True)
+    >>> bytes(data[:12]).decode(), offsets.tolist()
+    ('a.jpgb\xe9.png', [0, 5, 12])
+    """
+    if buf[start] == _QUOTE:
+        position, d = unescape_string(buf, start, stop, data, d)
+        if position != stop:
+            return False, d, n, False
+        n += 1
+        offsets[n] = d
+        return False, d, n, True
+    if buf[start] != 91:
+        return False, d, n, False
+    i = skip_whitespace(buf, start + 1, stop)
+    if i < stop and buf[i] == 93:
+        return True, d, n, True
+    while i < stop:
+        if buf[i] != _QUOTE:
+            return True, d, n, False
+        i, d = unescape_string(buf, i, stop, data, d)
+        if i < 0:
+            return True, d, n, False
+        n += 1
+        offsets[n] = d
+        i = skip_whitespace(buf, i, stop)
+        if i < stop and buf[i] == 44:
+            i = skip_whitespace(buf, i + 1, stop)
+            continue
+        return True, d, n, i < stop and buf[i] == 93
+    return True, d, n, False
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def too_deep(buf, starts, ends, limit, out):
     """``out[r] = 1`` where ``buf[starts[r]:ends[r]]`` nests arrays/objects more than ``limit``
     levels deep (strings skipped), else 0; returns how many records are too deep.

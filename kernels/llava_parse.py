@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import key_is, put_bytes, skip_whitespace, starts_with, string_end, unescape_escape, unescape_string, value_end
+from .json_scan import key_is, put_bytes, skip_whitespace, starts_with, string_end, string_items, unescape_escape, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -53,42 +53,6 @@ def _ends_with(out, o, lower, token):
         if out[o - n + k] != token[k]:
             return False
     return True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _media_paths(buf, start, end, data, d, offsets, n_paths):
-    """Parse a path string or a list of path strings into ``data``/``offsets``.
-
-    Returns ``(layout_is_list, new d, new n_paths, ok)``.
-    """
-    if buf[start] == _QUOTE:
-        position, d = unescape_string(buf, start, end, data, d)
-        if position < 0:
-            return False, d, n_paths, False
-        n_paths += 1
-        offsets[n_paths] = d
-        return False, d, n_paths, True
-    if buf[start] != 91:
-        return False, d, n_paths, False
-    i = skip_whitespace(buf, start + 1, end)
-    if i < end and buf[i] == 93:
-        return True, d, n_paths, True
-    while i < end:
-        if buf[i] != _QUOTE:
-            return True, d, n_paths, False
-        i, d = unescape_string(buf, i, end, data, d)
-        if i < 0:
-            return True, d, n_paths, False
-        n_paths += 1
-        offsets[n_paths] = d
-        i = skip_whitespace(buf, i, end)
-        if i < end and buf[i] == 44:
-            i = skip_whitespace(buf, i + 1, end)
-            continue
-        if i < end and buf[i] == 93:
-            return True, d, n_paths, True
-        return True, d, n_paths, False
-    return True, d, n_paths, False
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -395,11 +359,11 @@ def parse_llava(
                     break
                 if key_is(buf, key_start, key_end, image_word) and not has_images:
                     has_images = True
-                    as_list, d_images, n_images, ok = _media_paths(buf, value_start, value_stop, images, d_images, image_offsets, n_images)
+                    as_list, d_images, n_images, ok = string_items(buf, value_start, value_stop, images, d_images, image_offsets, n_images)
                     record_layout += LAYOUT_IMAGE_LIST if as_list else LAYOUT_IMAGE
                 elif key_is(buf, key_start, key_end, video_word) and not has_videos:
                     has_videos = True
-                    as_list, d_videos, n_videos, ok = _media_paths(buf, value_start, value_stop, videos, d_videos, video_offsets, n_videos)
+                    as_list, d_videos, n_videos, ok = string_items(buf, value_start, value_stop, videos, d_videos, video_offsets, n_videos)
                     record_layout += 3 * (LAYOUT_VIDEO_LIST - 2 if as_list else LAYOUT_VIDEO - 2)
                 elif key_is(buf, key_start, key_end, id_word) and kind == 0:
                     c = buf[value_start]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, key_is, put_bytes, skip_whitespace, starts_with, string_end, unescape_escape, unescape_string, value_end
+from .json_scan import MAX_NESTING, key_is, put_bytes, skip_whitespace, starts_with, string_end, string_items, unescape_escape, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -414,33 +414,6 @@ def _path(buf, start, stop, data, d, offsets, n):
     n += 1
     offsets[n] = d
     return d, n, True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _paths(buf, start, stop, data, d, offsets, n):
-    """A path string or a list of path strings; returns ``(kind, d, n, ok)``, kind ``MEDIA_*``."""
-    if buf[start] == _QUOTE:
-        d, n, ok = _path(buf, start, stop, data, d, offsets, n)
-        return MEDIA_STRING, d, n, ok
-    if buf[start] != 91:
-        return MEDIA_LIST, d, n, False
-    i = skip_whitespace(buf, start + 1, stop)
-    if i < stop and buf[i] == 93:
-        return MEDIA_LIST, d, n, True
-    while i < stop:
-        if buf[i] != _QUOTE:
-            return MEDIA_LIST, d, n, False
-        i, d = unescape_string(buf, i, stop, data, d)
-        if i < 0:
-            return MEDIA_LIST, d, n, False
-        n += 1
-        offsets[n] = d
-        i = skip_whitespace(buf, i, stop)
-        if i < stop and buf[i] == 44:
-            i = skip_whitespace(buf, i + 1, stop)
-            continue
-        return MEDIA_LIST, d, n, i < stop and buf[i] == 93
-    return MEDIA_LIST, d, n, False
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -843,13 +816,13 @@ def _record(buf, start, end, messages_key, role_key, content_key, separator, suf
                 if keys_code // weight % 3:
                     return 0, 0, False
                 before = media_counts[column]
-                kind, media_d[column], media_counts[column], ok = _paths(
+                is_list, media_d[column], media_counts[column], ok = string_items(
                     buf, v, value_stop, media[column], media_d[column], media_offsets[column], media_counts[column]
                 )
                 if not ok:
                     return 0, 0, False
                 top_counts[column] = media_counts[column] - before
-                keys_code += kind * weight
+                keys_code += (MEDIA_LIST if is_list else MEDIA_STRING) * weight
             else:
                 if key_is(buf, a, b, _TOOLS) or key_is(buf, a, b, _OBJECTS):
                     record_style = STYLE_SWIFT

@@ -70,6 +70,12 @@ def same_bytes(data, a, b, other, c, d):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def ends_with(out, o, lower, word):
+    """Does ``out[lower:o]`` end with ``word``?"""
+    return o - lower >= word.shape[0] and same_bytes(out, o - word.shape[0], o, word, 0, word.shape[0])
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def starts_with(data, position, stop, word):
     """Does ``data[position:stop]`` begin with ``word``?"""
     if stop - position < word.shape[0]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import key_is, put_bytes, skip_whitespace, starts_with, string_end, string_items, unescape_escape, unescape_string, value_end
+from .json_scan import ends_with, key_is, put_bytes, skip_whitespace, starts_with, string_end, string_items, unescape_escape, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -42,17 +42,6 @@ _RANK_OTHER = 4
 # A reordered record with more keys than this goes to the careful path.
 _MAX_ORDERED_KEYS = 64
 _KEY_ORDER_MEMBER = np.frombuffer(b'"__key_order__":[', dtype=np.uint8)
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def _ends_with(out, o, lower, token):
-    n = token.shape[0]
-    if o - lower < n:
-        return False
-    for k in range(n):
-        if out[o - n + k] != token[k]:
-            return False
-    return True
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -91,11 +80,11 @@ def _copy_value(buf, k, end, text, t, special, source_image, source_video, image
         if last == 91 and t - lower >= 2 and text[t - 2] == 91:
             return k, t, found_images, found_videos, False
         if last == 62:
-            if _ends_with(text, t, lower, source_image):
+            if ends_with(text, t, lower, source_image):
                 t = put_bytes(text, t - source_image.shape[0], image_token)
                 lower = t
                 found_images += 1
-            elif _ends_with(text, t, lower, source_video):
+            elif ends_with(text, t, lower, source_video):
                 t = put_bytes(text, t - source_video.shape[0], video_token)
                 lower = t
                 found_videos += 1

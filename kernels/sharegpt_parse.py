@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, key_is, put_bytes, skip_whitespace, starts_with, string_end, string_items, unescape_escape, unescape_string, value_end
+from .json_scan import MAX_NESTING, ends_with, key_is, put_bytes, skip_whitespace, starts_with, string_end, string_items, unescape_escape, unescape_string, value_end
 
 FAST = 0
 FALLBACK = 1
@@ -270,17 +270,6 @@ def canonical_copy(buf, i, stop, out, o, containers, key_bases, key_starts, key_
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _ends_with(out, o, lower, word):
-    n = word.shape[0]
-    if o - lower < n:
-        return False
-    for k in range(n):
-        if out[o - n + k] != word[k]:
-            return False
-    return True
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
 def _holds_token(text, t, lower, dj_words, dj_offsets):
     """Does ``text[lower:t]`` end with one of the DJ tokens (concatenated in ``dj_words``)?"""
     for w in range(dj_offsets.shape[0] - 1):
@@ -337,15 +326,15 @@ def _copy_text(buf, k, end, text, t, special, substitute, image_token, video_tok
             if _holds_token(text, t, lower, dj_words, dj_offsets):
                 return k, t, False
             if substitute:
-                if _ends_with(text, t, lower, _IMAGE_TAG):
+                if ends_with(text, t, lower, _IMAGE_TAG):
                     t = put_bytes(text, t - 7, image_token)
                     lower = t
                     found[0] += 1
-                elif _ends_with(text, t, lower, _VIDEO_TAG):
+                elif ends_with(text, t, lower, _VIDEO_TAG):
                     t = put_bytes(text, t - 7, video_token)
                     lower = t
                     found[1] += 1
-                elif _ends_with(text, t, lower, _AUDIO_TAG):
+                elif ends_with(text, t, lower, _AUDIO_TAG):
                     t = put_bytes(text, t - 7, audio_token)
                     lower = t
                     found[2] += 1

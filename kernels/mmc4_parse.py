@@ -77,6 +77,21 @@ def _checked_string_end(buf, i, end, scratch):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def _member_key(buf, i, end, scratch):
+    """Check the member key at ``buf[i]`` and the colon after it; the position after the colon,
+    or -1."""
+    if i >= end or buf[i] != 34:
+        return -1
+    key_end = _checked_string_end(buf, i, end, scratch)
+    if key_end < 0:
+        return -1
+    i = skip_whitespace(buf, key_end, end)
+    if i >= end or buf[i] != 58:
+        return -1
+    return i + 1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _number_end(buf, i, end):
     """One past a JSON number at ``buf[i]`` every reader takes alike (at most 18 integer digits,
     a two-digit exponent), else -1."""
@@ -171,15 +186,9 @@ def valid_value_end(buf, i, end, stack, scratch):
             return -1
         if opened and stack[depth - 1] == 123:
             # The first member's key.
-            if i >= end or buf[i] != 34:
+            i = _member_key(buf, i, end, scratch)
+            if i < 0:
                 return -1
-            key_end = _checked_string_end(buf, i, end, scratch)
-            if key_end < 0:
-                return -1
-            i = skip_whitespace(buf, key_end, end)
-            if i >= end or buf[i] != 58:
-                return -1
-            i += 1
             continue
         if opened:
             continue
@@ -194,15 +203,9 @@ def valid_value_end(buf, i, end, stack, scratch):
             if c == 44:
                 i = skip_whitespace(buf, i + 1, end)
                 if stack[depth - 1] == 123:
-                    if i >= end or buf[i] != 34:
+                    i = _member_key(buf, i, end, scratch)
+                    if i < 0:
                         return -1
-                    key_end = _checked_string_end(buf, i, end, scratch)
-                    if key_end < 0:
-                        return -1
-                    i = skip_whitespace(buf, key_end, end)
-                    if i >= end or buf[i] != 58:
-                        return -1
-                    i += 1
                 break
             if c == stack[depth - 1] + 2:
                 depth -= 1

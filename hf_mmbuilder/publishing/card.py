@@ -306,7 +306,7 @@ class CardStatistics:
             if embedded is not None and column in embedded.column_names:
                 # Embedding read every file (it refuses missing ones): no lookup on disk, and an
                 # image is measured from the header of the bytes embedded, not opened again.
-                contents = pc.list_flatten(embedded.column(column).combine_chunks()).field("bytes")
+                contents = _ByteViews(pc.struct_field(pc.list_flatten(embedded.column(column)), "bytes"))
                 present = np.ones(len(resolved), dtype=bool)
             else:
                 present = locate_media(resolved, listings=self._listings).is_file
@@ -319,7 +319,7 @@ class CardStatistics:
             for path, position in first.items():
                 known[path] = (split, offset + int(item_rows[position]), written[position].as_py())
                 if contents is not None and column == "images":
-                    self._image_sizes[path] = _measured_image(contents[position].as_buffer(), known[path], path)
+                    self._image_sizes[path] = _measured_image(contents[position], known[path], path)
             absent = np.flatnonzero(~present)
             if len(absent):
                 buffers = string_buffers(pc.take(resolved, pa.array(absent)))
@@ -398,6 +398,27 @@ class CardStatistics:
                 "audio_duration": durations["audios"]["values"], "video_duration": durations["videos"]["values"],
             },
         }
+
+
+class _ByteViews:
+    """Zero-copy views of the values of a ``binary``/``large_binary`` chunked array without nulls,
+    by position: ``combine_chunks`` and a scalar's ``as_buffer`` each copy the value's bytes (the
+    media embedded in a batch, 2 GB over a publish), where the card reads an image's header only."""
+
+    def __init__(self, values: pa.ChunkedArray):
+        self._bounds = np.cumsum([0, *(len(chunk) for chunk in values.chunks)])
+        self._chunks = []
+        for chunk in values.chunks:
+            width = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+            _, offsets, data = chunk.buffers()
+            self._chunks.append((np.frombuffer(offsets, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1],
+                                 memoryview(data if data is not None else b"").cast("B")))
+
+    def __getitem__(self, position: int) -> memoryview:
+        index = int(np.searchsorted(self._bounds, position, side="right")) - 1
+        offsets, data = self._chunks[index]
+        local = position - int(self._bounds[index])
+        return data[int(offsets[local]):int(offsets[local + 1])]
 
 
 def _measured_image(data, where: tuple, resolved: str) -> tuple[int, int]:

@@ -101,6 +101,14 @@ class PublishResult:
     changed: bool = True
 
 
+def _detect_after(warmed, texts: Sequence[str], tokens: SpecialTokens):
+    """:func:`~hf_mmbuilder.publishing.card.detect_languages` once ``warmed`` (the warm-up) is
+    done: py3langid loads its model on first use without a lock, so a detection started while the
+    warm-up loads it would decompress the model a second time (a second of CPU on 2 cores)."""
+    warmed.result()
+    return detect_languages(texts, tokens)
+
+
 def _release_freed_memory() -> None:
     """Hand the memory planning (or checking) freed back to the system before the next step.
 
@@ -316,7 +324,7 @@ def publish(
               for text in batch.column("text").to_pylist() if text] if "text" in features_in else []
     with ThreadPoolExecutor(max_workers=1) as detector, \
             local.staging() if local is not None and not dry_run else temporary_staging() as staging:
-        languages = detector.submit(detect_languages, sample, tokens)
+        languages = detector.submit(_detect_after, warmed, sample, tokens)
         repo = staging.files
         folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
         parts = {("default", split): part for split, part in splits.items()}

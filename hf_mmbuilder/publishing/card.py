@@ -9,8 +9,10 @@ matplotlib's Agg backend; :func:`build_card` puts metadata, tables, plots and th
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import io
+import itertools
 import os
 import re
 from collections import Counter
@@ -406,19 +408,20 @@ class _ByteViews:
     media embedded in a batch, 2 GB over a publish), where the card reads an image's header only."""
 
     def __init__(self, values: pa.ChunkedArray):
-        self._bounds = np.cumsum([0, *(len(chunk) for chunk in values.chunks)])
+        # Python ints and bisect: numpy's per-call overhead cost more than the header walk.
+        self._starts = list(itertools.accumulate((len(chunk) for chunk in values.chunks), initial=0))
         self._chunks = []
         for chunk in values.chunks:
-            width = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+            width = "q" if pa.types.is_large_binary(chunk.type) else "i"
             _, offsets, data = chunk.buffers()
-            self._chunks.append((np.frombuffer(offsets, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1],
+            self._chunks.append((memoryview(offsets).cast("B").cast(width)[chunk.offset:chunk.offset + len(chunk) + 1],
                                  memoryview(data if data is not None else b"").cast("B")))
 
     def __getitem__(self, position: int) -> memoryview:
-        index = int(np.searchsorted(self._bounds, position, side="right")) - 1
+        index = bisect.bisect_right(self._starts, position) - 1
         offsets, data = self._chunks[index]
-        local = position - int(self._bounds[index])
-        return data[int(offsets[local]):int(offsets[local + 1])]
+        local = position - self._starts[index]
+        return data[offsets[local]:offsets[local + 1]]
 
 
 def _measured_image(data, where: tuple, resolved: str) -> tuple[int, int]:

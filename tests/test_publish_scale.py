@@ -207,3 +207,22 @@ def test_card_image_sizes_come_from_the_embedded_bytes_and_a_broken_one_is_named
     rows = {"text": ["<__dj__image> one"] * 4, "images": lists, "media_root": [str(media)] * 4}
     with pytest.raises(ValueError, match=r"^split 'train' row 2: image 'c.jpg' \(.*/media/c.jpg\) cannot be read: cannot identify image file"):
         publish(Dataset.from_dict(rows), local_dir=str(tmp_path / "out"), progress=False)
+
+
+def test_card_image_sizes_come_from_the_embedded_bytes_of_sliced_chunks(tmp_path):
+    # The embedded column is read through views of its buffers: slices (a decoy row before and
+    # inside) and several chunks, binary or large_binary, must measure each row's own bytes.
+    sizes = [(64, 48), (640, 480), (100, 30), (7, 9)]
+    names = [f"{index}.jpg" for index in range(4)]
+    batch = pa.table({"text": ["<__dj__image> one"] * 4, "images": [[name] for name in names],
+                      "media_root": [str(tmp_path / "nowhere")] * 4})
+    for binary in (pa.binary(), pa.large_binary()):
+        item = pa.struct([("bytes", binary), ("path", pa.string())])
+        rows = [[{"bytes": jpeg_bytes((1, 1)), "path": "decoy.jpg"}]] + \
+            [[{"bytes": jpeg_bytes(size), "path": name}] for size, name in zip(sizes, names)]
+        whole = pa.array(rows, pa.list_(item))
+        embedded = pa.table({"images": pa.chunked_array([whole.slice(1, 2), whole.slice(3)])})
+        statistics = CardStatistics({"train": 4})
+        statistics.add("train", batch, 0, embedded)
+        stats = statistics.result(Counter())
+        assert list(zip(stats["values"]["image_width"].tolist(), stats["values"]["image_height"].tolist())) == sizes

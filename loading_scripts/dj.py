@@ -32,6 +32,7 @@ import logging
 import os
 from typing import Iterator, Optional
 
+import datasets
 import msgspec
 import numpy as np
 import orjson
@@ -195,6 +196,11 @@ class Dj(DJBuilder):
 
     def _split_generators(self, dl_manager):
         splits = super()._split_generators(dl_manager)
+        if not any(_is_parquet(shard) for split in splits for shard in split.gen_kwargs["shards"]):
+            # JSON records never carry image_bytes, so datasets' 100-row Arrow record batches for a
+            # binary column (its guard against media bytes overflowing a 2 GB buffer) would only
+            # multiply the writes: 1000-row batches write 200k records in a tenth of the calls.
+            self._writer_batch_size = self._writer_batch_size or datasets.config.DEFAULT_MAX_BATCH_SIZE
         promote = self.config.promote_format
         if promote == "auto":
             candidates = (shard for split in splits for shard in split.gen_kwargs["shards"] if shard.index is None or (isinstance(shard.index, RecordIndex) and len(shard.index)))

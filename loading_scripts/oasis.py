@@ -76,7 +76,8 @@ class Oasis(Llava):
         n = len(batch.offsets)
         out, starts, ends = np.empty(3 * len(buf) + 160 * n, np.uint8), np.empty(n, np.int64), np.empty(n, np.int64)
         oasis_parse.as_llava(buf, batch.offsets - batch.buffer_offset, batch.ends - batch.buffer_offset, out, starts, ends)
-        rewritten = dataclasses.replace(batch, offsets=starts, ends=ends, buffer=out[: int(ends.max(initial=0))].tobytes(), buffer_offset=0)
+        # A view of the kernel's output, not a copy: the LLaVA parser only reads it.
+        rewritten = dataclasses.replace(batch, offsets=starts, ends=ends, buffer=memoryview(out[: int(ends.max(initial=0))]), buffer_offset=0)
         # As the LLaVA path does, on the source bytes (the rewritten ranges are not in file order).
         careful = batch.holding(token_spellings(self._literal_tokens))
         try:

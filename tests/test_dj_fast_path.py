@@ -9,6 +9,8 @@ import random
 import msgspec
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import hf_mmbuilder
@@ -206,3 +208,36 @@ def test_canonical_json_is_what_orjson_writes_or_refused():
     assert (taken, refused) == (675, 8325)
     for text in ("1.0E5", "1e5", "-0", "1.50", "0.00001", "12345678901234567890", '{"a":1,"a":2}', "[1,]", "tru", '"\\ud800"', "01"):
         assert canonical(text.encode()) is None, text
+
+
+def test_several_batches_on_threads_keep_file_order_and_the_careful_rows(tmp_path):
+    # About 9 MB: three batches of the reader, parsed on threads, each with records the kernel
+    # leaves to the careful path (a repeated key) and records that path refuses (kept with reasons).
+    filler = "word é " * 100
+    lines = []
+    for k in range(12_000):
+        if k % 997 == 5:
+            lines.append(b'{"text":"dup %d","text":"twice"}' % k)
+        elif k % 1499 == 7:
+            lines.append(b'{"text":%d}' % k)
+        else:
+            lines.append(orjson.dumps({"text": f"{k} {filler}", "images": [f"{k}.jpg"], "id": k}))
+    source = tmp_path / "many.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    fast, careful = both_paths(source, tmp_path, on_error="keep")
+    assert_same(fast, careful)
+    assert fast.column("id").to_pylist()[:3] == ["0", "1", "2"]
+    refused = [k for k, reason in enumerate(fast.column("record_errors").to_pylist()) if reason]
+    assert refused == [k for k in range(12_000) if k % 997 != 5 and k % 1499 == 7]
+
+
+def test_json_sources_are_written_in_1000_row_record_batches_parquet_in_datasets_100(tmp_path):
+    # JSON records never carry image_bytes; a Parquet file may (datasets' 100 rows for binary columns).
+    source = tmp_path / "rows.jsonl"
+    source.write_bytes(b"".join(orjson.dumps({"text": str(k)}) + b"\n" for k in range(2500)))
+    ds = hf_mmbuilder.load("dj", str(source), split="train", cache_dir=str(tmp_path / "json"))
+    assert [batch.num_rows for batch in ds.data.table.to_batches()] == [1000, 1000, 500]
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"text": [str(k) for k in range(250)], "image_bytes": [[b"\x00"]] * 250}), parquet)
+    ds = hf_mmbuilder.load("dj", str(parquet), split="train", cache_dir=str(tmp_path / "parquet"))
+    assert [batch.num_rows for batch in ds.data.table.to_batches()] == [100, 100, 50]

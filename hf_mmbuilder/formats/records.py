@@ -38,6 +38,9 @@ from ..errors import RecordError
 from ..kernels import json_scan
 
 SCAN_CHUNK_BYTES = 64 << 20
+# The first piece is smaller, doubling up to SCAN_CHUNK_BYTES: the parsers start on the first
+# records while the rest of the file is still being scanned.
+FIRST_SCAN_CHUNK_BYTES = 4 << 20
 BATCH_BYTES = 4 << 20
 BOM = b"\xef\xbb\xbf"
 # A record nested deeper than this many arrays/objects is malformed (see json_scan.MAX_NESTING).
@@ -455,14 +458,15 @@ def bom_length(path: str, opener: Callable = open) -> int:
 
 
 def _chunks(path: str, opener: Callable, whole_lines: bool = False, skip: int = 0) -> Iterator:
-    """The file after its first ``skip`` bytes in pieces of about ``SCAN_CHUNK_BYTES`` (views of
-    memory maps when it can be mapped); with ``whole_lines`` every piece but the last ends with a
-    newline."""
+    """The file after its first ``skip`` bytes in pieces of about ``FIRST_SCAN_CHUNK_BYTES``, then
+    twice as many bytes each up to ``SCAN_CHUNK_BYTES`` (views of memory maps when it can be
+    mapped); with ``whole_lines`` every piece but the last ends with a newline."""
+    sizes = _chunk_sizes()
     mapped = _mapped(path, opener)
     if mapped is not None:
         start = skip
         while start < mapped.size:
-            stop = min(start + SCAN_CHUNK_BYTES, mapped.size)
+            stop = min(start + next(sizes), mapped.size)
             if whole_lines and stop < mapped.size:
                 newline = mapped.rfind_newline(start, stop)
                 stop = newline + 1 if newline >= 0 else (mapped.find_newline(stop) + 1 or mapped.size)
@@ -473,7 +477,7 @@ def _chunks(path: str, opener: Callable, whole_lines: bool = False, skip: int = 
     with opener(path, "rb") as handle:
         handle.read(skip)
         while True:
-            chunk = handle.read(SCAN_CHUNK_BYTES)
+            chunk = handle.read(next(sizes))
             if not whole_lines:
                 if not chunk:
                     return
@@ -486,6 +490,20 @@ def _chunks(path: str, opener: Callable, whole_lines: bool = False, skip: int = 
             carry = data[cut:]
             if not chunk:
                 return
+
+
+def _chunk_sizes() -> Iterator[int]:
+    """``FIRST_SCAN_CHUNK_BYTES`` (at most ``SCAN_CHUNK_BYTES``), then doubling up to ``SCAN_CHUNK_BYTES``.
+
+    Example:
+        >>> sizes = _chunk_sizes()
+        >>> [next(sizes) >> 20 for _ in range(6)]
+        [4, 8, 16, 32, 64, 64]
+    """
+    size = min(FIRST_SCAN_CHUNK_BYTES, SCAN_CHUNK_BYTES)
+    while True:
+        yield size
+        size = min(2 * size, SCAN_CHUNK_BYTES)
 
 
 def _scan_lines(path: str, opener: Callable) -> RecordIndex:

@@ -62,9 +62,9 @@ class SplitRows:
 
     Attributes:
         table: the (memory-mapped) ``pa.Table`` behind the dataset.
-        rows: ``int64`` table row of each row of the split, in the split's order; ``None``: all of
-            ``table`` in order.
-        ids: ``int64`` row id of each row of the split in error messages (the row of the dataset
+        rows: integer (``int32`` or ``int64``) table row of each row of the split, in the split's
+            order; ``None``: all of ``table`` in order.
+        ids: integer row id of each row of the split in error messages (the row of the dataset
             that was split); ``None``: its position in the split.
     """
 
@@ -84,7 +84,10 @@ class SplitRows:
         mapping = dataset._indices
         rows = None if mapping is None else mapping.column(0).to_numpy().astype(np.int64, copy=False)
         if selection is not None:
-            selection = np.asarray(selection, dtype=np.int64)
+            # A plan's int32 row ids are kept as they are: a copy as int64 would double them.
+            selection = np.asarray(selection)
+            if selection.dtype.kind not in "iu":
+                selection = selection.astype(np.int64)
             rows = selection if rows is None else rows[selection]
         return cls(table, rows, selection)
 

@@ -47,7 +47,7 @@ GENERATION_DIGITS = 8
 EMBED_THREADS = min(8, (os.cpu_count() or 1) + 2)
 
 
-CHECK_BATCH_ROWS = 262_144
+CHECK_BATCH_ROWS = 65_536
 
 
 WRITE_BATCH_BYTES = 16 << 20
@@ -511,6 +511,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                         on_batch(start, read, written)
                     while len(writes) > 1:
                         writes.popleft().result()
+                    # Arrow's allocator keeps the pages of the batches freed for reuse, a few
+                    # batches' worth per thread that touched them: handed back here, what the pass
+                    # holds is the batches in flight, however many batches it writes.
+                    pa.default_memory_pool().release_unused()
                 while writes:
                     writes.popleft().result()
                 for index in list(writers):

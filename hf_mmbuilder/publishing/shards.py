@@ -111,8 +111,6 @@ class SplitRows:
         """``(position of the first row, table)`` per ``batch_size`` rows of ``columns``: a
         zero-copy slice where the rows are a contiguous run, else the rows taken chunk by chunk."""
         table = self.table.select(list(columns))
-        chunks = table.to_batches()
-        bounds = np.cumsum([0, *(chunk.num_rows for chunk in chunks)])
         for start in range(0, len(self), batch_size):
             stop = min(start + batch_size, len(self))
             if self.rows is None:
@@ -122,7 +120,12 @@ class SplitRows:
             if rows[-1] - rows[0] == stop - start - 1 and (np.diff(rows) == 1).all():
                 yield start, table.slice(int(rows[0]), stop - start)
                 continue
-            yield start, _gather(table.schema, chunks, bounds, rows)
+            # The record batches under these rows only: the whole table's would be an object per
+            # record batch of the dataset for every batch taken (memory and time growing with it).
+            low, high = int(rows.min()), int(rows.max()) + 1
+            chunks = table.slice(low, high - low).to_batches()
+            bounds = np.cumsum([0, *(chunk.num_rows for chunk in chunks)])
+            yield start, _gather(table.schema, chunks, bounds, rows - low)
 
     def estimate_nbytes(self, columns: Sequence[str]) -> int:
         """The Arrow size of these rows of ``columns`` as ``datasets`` estimates a selection (the

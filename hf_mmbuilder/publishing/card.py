@@ -13,8 +13,10 @@ import bisect
 import dataclasses
 import io
 import itertools
+import math
 import os
 import re
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -197,6 +199,24 @@ class Histogram:
         keys = sorted(merged)
         return cls(np.asarray(keys, dtype=np.int64), np.asarray([merged[key] for key in keys], dtype=np.int64))
 
+    @classmethod
+    def empty(cls) -> "Histogram":
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def plus(self, values: np.ndarray, counts: np.ndarray) -> "Histogram":
+        """This histogram with ``counts`` more of each of ``values`` (``np.unique(...,
+        return_counts=True)`` of a batch): a pass's running histogram holds its distinct values,
+        however many batches it counted.
+
+        Example:
+            >>> Histogram.empty().plus(np.array([1, 3]), np.array([1, 2])).plus(np.array([3]), np.array([4])).counts.tolist()
+            [1, 6]
+        """
+        merged, inverse = np.unique(np.concatenate([self.values, np.asarray(values, dtype=np.int64)]), return_inverse=True)
+        total = np.zeros(merged.shape[0], dtype=np.int64)
+        np.add.at(total, inverse.reshape(-1), np.concatenate([self.counts, np.asarray(counts, dtype=np.int64)]))
+        return Histogram(merged, total)
+
     @property
     def size(self) -> int:
         return int(self.counts.sum())
@@ -224,6 +244,53 @@ class Histogram:
         return {"count": total, "min": float(self.values[0]),
                 "mean": float(np.float64(int(np.dot(self.values, self.counts))) / total),
                 "median": median, "p95": float(p95), "max": float(self.values[-1])}
+
+
+class SpilledDigests:
+    """Distinct 64-bit digests counted in memory bounded by a batch, not by the digests: each
+    batch's distinct digests go to a temporary file (page cache, not the process's memory), and
+    :meth:`count` reads it back once per partition of the digest space, each partition small
+    enough to sort in a few MB.
+
+    Example:
+        >>> spilled = SpilledDigests()
+        >>> spilled.add(np.array([5, 7, 5], dtype=np.uint64)); spilled.add(np.array([7, 9], dtype=np.uint64))
+        >>> spilled.count()
+        3
+    """
+
+    PARTITION_DIGESTS = 1 << 18
+
+    def __init__(self):
+        # Opened on the first digest (deleted when closed, or when this object is collected).
+        self._file = None
+        self._written = 0
+
+    def add(self, digests: np.ndarray) -> None:
+        """Add ``digests`` (``uint64``, any shape ``(k,)``)."""
+        distinct = np.unique(np.asarray(digests, dtype=np.uint64))
+        if not len(distinct):
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="hf_mmbuilder-digests-")
+        distinct.tofile(self._file)
+        self._written += len(distinct)
+
+    def count(self) -> int:
+        """The number of distinct digests added. O(written * partitions) reads of the file,
+        O(written log written) to sort the partitions."""
+        if not self._written:
+            return 0
+        self._file.flush()
+        bits = max(0, math.ceil(math.log2(self._written / self.PARTITION_DIGESTS))) if self._written > self.PARTITION_DIGESTS else 0
+        distinct = 0
+        for partition in range(1 << bits):
+            self._file.seek(0)
+            pieces = []
+            while len(block := np.fromfile(self._file, dtype=np.uint64, count=self.PARTITION_DIGESTS)):
+                pieces.append(block[(block >> np.uint64(64 - bits)) == partition] if bits else block)
+            distinct += len(np.unique(np.concatenate(pieces)))
+        return distinct
 
 
 def _media_keys(table: pa.Table, column: str) -> tuple[pa.Array, np.ndarray, pa.Array]:
@@ -261,10 +328,10 @@ class CardStatistics:
             rows_before += rows
         self._per_split = {name: {"rows": rows, **{key: 0 for column in MEDIA_COLUMNS for key in (column, f"rows_with_{column}")}}
                            for name, rows in self.split_rows.items()}
-        self._text_lengths, self._turns, self._images_per_row = [], [], []
+        self._text_lengths, self._turns, self._images_per_row = Histogram.empty(), Histogram.empty(), Histogram.empty()
         self._sample: list = []
         self._files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
-        self._absent: dict[str, list] = {column: [] for column in MEDIA_COLUMNS}
+        self._absent = {column: SpilledDigests() for column in MEDIA_COLUMNS}
         self._listings: dict = {}
         # Resolved path -> (width, height) of the images measured from their embedded bytes.
         self._image_sizes: dict[str, tuple[int, int]] = {}
@@ -280,13 +347,13 @@ class CardStatistics:
         names = batch.column_names
         text = pc.fill_null(batch.column("text"), "") if "text" in names else pa.chunked_array([pa.array([""] * rows)])
         lengths = pc.utf8_length(text).to_numpy()
-        self._text_lengths.append(np.unique(lengths, return_counts=True))
+        self._text_lengths = self._text_lengths.plus(*np.unique(lengths, return_counts=True))
         if "roles" in names:
-            self._turns.append(np.unique(pc.fill_null(pc.list_value_length(batch.column("roles")), 0).to_numpy(), return_counts=True))
+            self._turns = self._turns.plus(*np.unique(pc.fill_null(pc.list_value_length(batch.column("roles")), 0).to_numpy(), return_counts=True))
         else:
             chunk_counts = pc.fill_null(pc.count_substring(text, self.tokens.eoc), 0).to_numpy()
             ends_with_eoc = pc.fill_null(pc.ends_with(text, self.tokens.eoc), False).to_numpy()
-            self._turns.append(np.unique(chunk_counts + (~ends_with_eoc).astype(np.int64), return_counts=True))
+            self._turns = self._turns.plus(*np.unique(chunk_counts + (~ends_with_eoc).astype(np.int64), return_counts=True))
         picks = self._picks[split]
         inside = picks[(picks >= offset) & (picks < offset + rows)] - offset
         if len(inside):
@@ -294,13 +361,13 @@ class CardStatistics:
         for column in MEDIA_COLUMNS:
             if column not in names:
                 if column == "images" and rows:
-                    self._images_per_row.append((np.zeros(1, np.int64), np.asarray([rows])))
+                    self._images_per_row = self._images_per_row.plus(np.zeros(1, np.int64), np.asarray([rows]))
                 continue
             media_lengths = pc.fill_null(pc.list_value_length(batch.column(column)), 0).to_numpy()
             counts[column] += int(media_lengths.sum())
             counts[f"rows_with_{column}"] += int((media_lengths > 0).sum())
             if column == "images":
-                self._images_per_row.append(np.unique(media_lengths, return_counts=True))
+                self._images_per_row = self._images_per_row.plus(*np.unique(media_lengths, return_counts=True))
             if not media_lengths.any():
                 continue
             resolved, item_rows, written = _media_keys(batch.select([name for name in (column, "media_root") if name in names]), column)
@@ -325,18 +392,13 @@ class CardStatistics:
             absent = np.flatnonzero(~present)
             if len(absent):
                 buffers = string_buffers(pc.take(resolved, pa.array(absent)))
-                self._absent[column].append(np.unique(digests128(buffers.data, buffers.offsets)[:, 0]))
+                self._absent[column].add(digests128(buffers.data, buffers.offsets)[:, 0])
 
     def _absent_files(self, column: str) -> int:
-        """Distinct files absent from disk, told apart by 64 bits of their path's digest (8 bytes
-        per file; two paths share 64 bits with odds of 1 in 1e7 among two million files)."""
-        parts = self._absent[column]
-        if not parts:
-            return 0
-        digests = np.concatenate(parts)
-        digests.sort()
-        parts[:] = [digests]
-        return int(1 + np.count_nonzero(digests[1:] != digests[:-1]))
+        """Distinct files absent from disk, told apart by 64 bits of their path's digest (two
+        paths share 64 bits with odds of 1 in 1e7 among two million files), spilled to a temporary
+        file batch by batch: 8 bytes per file on disk, not in memory."""
+        return self._absent[column].count()
 
     @property
     def sample_positions(self) -> dict[str, np.ndarray]:
@@ -374,8 +436,7 @@ class CardStatistics:
             counted = Counter(media_format(info) for info in infos)
             formats[column] = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
 
-        text_length, turn_counts, image_counts = (Histogram.merged(self._text_lengths), Histogram.merged(self._turns),
-                                                  Histogram.merged(self._images_per_row))
+        text_length, turn_counts, image_counts = self._text_lengths, self._turns, self._images_per_row
         languages = detect_languages(self._sample, self.tokens) if languages is None else languages
         return {
             "splits": self._per_split,

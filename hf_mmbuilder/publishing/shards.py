@@ -48,7 +48,7 @@ GENERATION_DIGITS = 8
 EMBED_THREADS = min(8, (os.cpu_count() or 1) + 2)
 
 
-CHECK_BATCH_ROWS = 262_144
+CHECK_BATCH_ROWS = 65_536
 
 
 WRITE_BATCH_BYTES = 16 << 20
@@ -63,9 +63,9 @@ class SplitRows:
 
     Attributes:
         table: the (memory-mapped) ``pa.Table`` behind the dataset.
-        rows: ``int64`` table row of each row of the split, in the split's order; ``None``: all of
-            ``table`` in order.
-        ids: ``int64`` row id of each row of the split in error messages (the row of the dataset
+        rows: integer (``int32`` or ``int64``) table row of each row of the split, in the split's
+            order; ``None``: all of ``table`` in order.
+        ids: integer row id of each row of the split in error messages (the row of the dataset
             that was split); ``None``: its position in the split.
     """
 
@@ -85,7 +85,10 @@ class SplitRows:
         mapping = dataset._indices
         rows = None if mapping is None else mapping.column(0).to_numpy().astype(np.int64, copy=False)
         if selection is not None:
-            selection = np.asarray(selection, dtype=np.int64)
+            # A plan's int32 row ids are kept as they are: a copy as int64 would double them.
+            selection = np.asarray(selection)
+            if selection.dtype.kind not in "iu":
+                selection = selection.astype(np.int64)
             rows = selection if rows is None else rows[selection]
         return cls(table, rows, selection)
 
@@ -109,8 +112,6 @@ class SplitRows:
         """``(position of the first row, table)`` per ``batch_size`` rows of ``columns``: a
         zero-copy slice where the rows are a contiguous run, else the rows taken chunk by chunk."""
         table = self.table.select(list(columns))
-        chunks = table.to_batches()
-        bounds = np.cumsum([0, *(chunk.num_rows for chunk in chunks)])
         for start in range(0, len(self), batch_size):
             stop = min(start + batch_size, len(self))
             if self.rows is None:
@@ -120,7 +121,12 @@ class SplitRows:
             if rows[-1] - rows[0] == stop - start - 1 and (np.diff(rows) == 1).all():
                 yield start, table.slice(int(rows[0]), stop - start)
                 continue
-            yield start, _gather(table.schema, chunks, bounds, rows)
+            # The record batches under these rows only: the whole table's would be an object per
+            # record batch of the dataset for every batch taken (memory and time growing with it).
+            low, high = int(rows.min()), int(rows.max()) + 1
+            chunks = table.slice(low, high - low).to_batches()
+            bounds = np.cumsum([0, *(chunk.num_rows for chunk in chunks)])
+            yield start, _gather(table.schema, chunks, bounds, rows - low)
 
     def estimate_nbytes(self, columns: Sequence[str]) -> int:
         """The Arrow size of these rows of ``columns`` as ``datasets`` estimates a selection (the
@@ -511,6 +517,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                         on_batch(start, read, written)
                     while len(writes) > 1:
                         writes.popleft().result()
+                    # Arrow's allocator keeps the pages of the batches freed for reuse, a few
+                    # batches' worth per thread that touched them: handed back here, what the pass
+                    # holds is the batches in flight, however many batches it writes.
+                    pa.default_memory_pool().release_unused()
                 while writes:
                     writes.popleft().result()
                 for index in list(writers):

@@ -33,8 +33,8 @@ import xxhash
 from ..duplicates.exact import file_digest
 from ..arrow import string_buffers
 from ..kernels.dealing import deal
-from ..kernels.exact_hash import digests128, first_occurrence_labels
-from ..kernels.unionfind import connected_components
+from ..kernels.exact_hash import digests128
+from ..kernels.unionfind import component_labels, join_equal_keys, join_labelled
 from ..media import locate_media
 from ..schema import MEDIA_COLUMNS
 
@@ -87,9 +87,11 @@ class SplitPlan:
     """Which rows go to which split, and how that compares to the request.
 
     Attributes:
-        indices: split name -> sorted ``int64`` row ids, shape ``(rows_in_split,)``.
+        indices: split name -> sorted row ids, shape ``(rows_in_split,)``: ``int32`` (``int64``
+            from 2**31 rows, see ``group_ids``).
         requested: split name -> requested ratio.
-        group_ids: ``int64`` array, shape ``(n_rows,)``: the group of each row (its smallest row id).
+        group_ids: array of shape ``(n_rows,)``: the group of each row (its smallest row id);
+            ``int32`` below 2**31 rows, half the memory of ``int64``, else ``int64``.
         group_by: the columns that defined the groups.
         stratify_by: the stratification column, or ``None``.
         seed: the seed the groups were dealt with.
@@ -359,19 +361,27 @@ def _resolved_paths(chunk: pa.Table, column: str, has_root: bool) -> tuple[np.nd
     return rows, flat
 
 
-def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_threads: int,
-                     counts: Optional[list]) -> tuple[np.ndarray, np.ndarray]:
-    """(row, key id) pairs of a media path column, a chunk of rows at a time.
+def _row_dtype(n: int) -> type:
+    """The integer type of row ids of a dataset of ``n`` rows: ``int32`` up to 2**31 rows (half the
+    memory per row of ``int64``), ``int64`` beyond."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _join_media(parent: np.ndarray, table: pa.Table, column: str, media_identity: str, num_threads: int,
+                counts: list) -> None:
+    """Join the rows (``parent``, a union-find forest, in place) sharing a media file of a path
+    column, a chunk of rows at a time.
 
     A file's key is its content key (``"content"``, a readable file, see :func:`content_keys`: the
     distinct files found in their folder's listing are collected in a first pass over the chunks
     and keyed together, on ``num_threads`` threads, as copies may sit in any chunk) or
     ``path:<the path it is read from>``; each key is held as its 128-bit digest, so memory holds
-    16 bytes per media item, not its strings.
+    the digest, the row and a flag per media item (21 bytes with int32 rows), not its strings;
+    items are sorted by key and neighbours with equal keys joined, without a node or a label per
+    key. ``counts`` (``[by_digest, by_path]``) is increased by the files keyed each way.
     """
     has_root = "media_root" in table.column_names
-    lengths = pc.fill_null(pc.list_value_length(table.column(column)), 0)
-    total = int(pc.sum(lengths).as_py() or 0)
+    total = int(pc.sum(pc.list_value_length(table.column(column))).as_py() or 0)
     content: dict[str, Optional[str]] = {}
     if media_identity == "content":
         listings: dict = {}
@@ -381,9 +391,9 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
             on_disk = pc.filter(distinct, pa.array(locate_media(distinct, listings=listings).is_file)).to_pylist()
             content.update(dict.fromkeys(on_disk))
         content = dict(zip(content, content_keys(list(content), num_threads)))
-    # Filled chunk by chunk: 16 bytes of key digest, 8 of row and 1 flag per media item.
-    item_rows = np.empty(total, dtype=np.int64)
-    digests = np.empty((total, 2), dtype=np.uint64)
+    item_rows = np.empty(total, dtype=parent.dtype)
+    # The two words of each key's digest in rows of their own: np.lexsort sorts them in place of a copy.
+    digests = np.empty((2, total), dtype=np.uint64)
     by_path = np.empty(total, dtype=bool)
     filled = 0
     read = {path: key for path, key in content.items() if key is not None}
@@ -400,43 +410,40 @@ def _media_key_pairs(table: pa.Table, column: str, media_identity: str, num_thre
         buffers = string_buffers(keys)
         end = filled + len(keys)
         item_rows[filled:end] = rows + start
-        digests[filled:end] = digests128(buffers.data, buffers.offsets)
+        digests[:, filled:end] = digests128(buffers.data, buffers.offsets).T
         by_path[filled:end] = pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)
         filled = end
-    item_rows, digests, by_path = item_rows[:filled], digests[:filled], by_path[:filled]
-    # A key's id is the first media item holding it: ids need only tell keys apart.
-    key_ids = first_occurrence_labels(digests)
-    del digests
-    if counts is not None:
-        counts[0] += len(read)
-        counts[1] += int(((key_ids == np.arange(filled)) & by_path).sum())
-    return item_rows, key_ids
+    high, low = digests[0, :filled], digests[1, :filled]
+    counts[0] += len(read)
+    counts[1] += join_equal_keys(parent, item_rows[:filled], high, low, np.lexsort((low, high)), by_path[:filled])
 
 
-def _key_pairs(table: pa.Table, column: str, media_identity: str = "path", num_threads: int = 1,
-               counts: Optional[list] = None) -> tuple[np.ndarray, np.ndarray]:
-    """(row, key id) pairs of one grouping column; nulls and empty lists give no pair.
+def _join_column(parent: np.ndarray, table: pa.Table, column: str, media_identity: str = "path", num_threads: int = 1,
+                 counts: Optional[list] = None) -> None:
+    """Join the rows (``parent``, in place) sharing a key of one grouping column; nulls and empty
+    lists join nothing.
 
     Media path columns are keyed by ``media_identity`` (``"content"``: the digest of a readable
-    file's bytes, else the path; see :func:`_media_key_pairs`); ``counts`` (``[by_digest,
-    by_path]``) is increased accordingly.
+    file's bytes, else the path; see :func:`_join_media`); ``counts`` (``[by_digest, by_path]``)
+    is increased accordingly.
     """
     kind = table.schema.field(column).type
     if column in MEDIA_COLUMNS and (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
-        return _media_key_pairs(table, column, media_identity, num_threads, counts)
+        _join_media(parent, table, column, media_identity, num_threads, [0, 0] if counts is None else counts)
+        return
     values = table.column(column).combine_chunks()
     if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
-        rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
+        rows = pc.list_parent_indices(values).to_numpy(zero_copy_only=False)
         flat = pc.list_flatten(values)
     else:
-        rows = np.arange(len(values), dtype=np.int64)
+        rows = np.arange(len(values), dtype=parent.dtype)
         flat = values
     if pa.types.is_floating(flat.type):
         flat = pc.if_else(pc.is_nan(flat), pa.scalar(None, flat.type), flat)
     encoded = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) else pc.dictionary_encode(flat)
     keys = encoded.indices
     valid = pc.is_valid(keys).to_numpy(zero_copy_only=False)
-    return rows[valid], keys.to_numpy(zero_copy_only=False)[valid].astype(np.int64)
+    join_labelled(parent, rows[valid], pc.drop_null(keys).to_numpy(), len(encoded.dictionary))
 
 
 def row_groups(dataset, group_by: Union[str, Sequence[str], None] = "auto", *, media_identity: str = "content",
@@ -453,9 +460,11 @@ def row_groups(dataset, group_by: Union[str, Sequence[str], None] = "auto", *, m
     joins rows whose images' perceptual hashes (phash) are within that Hamming distance. Nulls
     group nothing.
 
-    Returns ``(group_ids, columns)``: ``int64`` array of shape ``(n_rows,)`` holding the smallest
-    row id of each row's group, and the columns used. O(n + keys) with union-find, plus one read of
-    each distinct media file on ``num_threads`` threads.
+    Returns ``(group_ids, columns)``: array of shape ``(n_rows,)`` (``int32`` below 2**31 rows,
+    else ``int64``) holding the smallest row id of each row's group, and the columns used.
+    O(n + keys) with union-find over the rows (a media column: O(items log items), its items sorted
+    by key digest), plus one read of each distinct media file on ``num_threads`` threads. Memory:
+    the row ids, and 21 bytes per media item of the column being joined.
 
     Example:
         >>> groups, used = row_groups({"text": ["a", "b", "c"], "images": [["x.jpg"], ["y.jpg"], ["x.jpg"]]})
@@ -491,26 +500,18 @@ def _grouping(dataset, group_by, media_identity: str, near_duplicate_radius: Opt
     n = _num_rows(dataset)
     radius = near_duplicate_radius if n else None
     if (not columns and radius is None) or n == 0:
-        return np.arange(n, dtype=np.int64), columns, MediaKeys(media_identity, near_duplicate_radius=near_duplicate_radius)
+        return np.arange(n, dtype=_row_dtype(n)), columns, MediaKeys(media_identity, near_duplicate_radius=near_duplicate_radius)
     media_columns = set(columns) | ({"images"} if radius is not None else set())
     needed = columns + (["media_root"] if "media_root" in names and media_columns & set(MEDIA_COLUMNS) else [])
     table = _table(dataset, list(dict.fromkeys(needed)))
-    left, right, offset, counts = [], [], n, [0, 0]
+    parent = np.arange(n, dtype=_row_dtype(n))
+    counts = [0, 0]
     for column in columns:
-        rows, keys = _key_pairs(table, column, media_identity, num_threads, counts)
-        largest = int(keys.max()) + 1 if keys.size else 0
-        keys += offset
-        left.append(rows)
-        right.append(keys)
-        offset += largest
+        _join_column(parent, table, column, media_identity, num_threads, counts)
     if radius is not None:
-        left.append(np.arange(n, dtype=np.int64))
-        right.append(_near_duplicate_labels(table, radius, num_threads) + offset)
-        offset += n
-    # One grouping column (the usual case) is handed over as it is: no copy of its pairs.
-    labels = connected_components(offset, *((left[0], right[0]) if len(left) == 1 else (np.concatenate(left), np.concatenate(right))))
-    # Row nodes come before key nodes, so every component's smallest node is a row id.
-    return np.asarray(labels[:n], dtype=np.int64), columns, MediaKeys(media_identity, counts[0], counts[1], near_duplicate_radius)
+        labels = _near_duplicate_labels(table, radius, num_threads)
+        join_labelled(parent, np.arange(n, dtype=parent.dtype), labels, int(labels.max()) + 1)
+    return component_labels(parent), columns, MediaKeys(media_identity, counts[0], counts[1], near_duplicate_radius)
 
 
 def _near_duplicate_labels(table: pa.Table, radius: int, num_threads: int) -> np.ndarray:
@@ -576,7 +577,9 @@ def plan_splits(
     unique_groups = np.flatnonzero(rows_per_id)
     sizes = rows_per_id[unique_groups]
     del rows_per_id
-    group_of_row = np.zeros(n, dtype=np.int64)
+    # Each row's group as the rank of its group id, in the row ids' type (a flag at each group's
+    # first row, counted).
+    group_of_row = np.zeros(n, dtype=group_ids.dtype)
     group_of_row[unique_groups] = 1
     np.cumsum(group_of_row, out=group_of_row)
     group_of_row -= 1
@@ -599,8 +602,10 @@ def plan_splits(
     else:
         strata = np.zeros(unique_groups.shape[0], dtype=np.int64)
     split_of_group = deal_groups(sizes.astype(np.int64), strata, list(ratios.values()), seed)
-    split_of_row = split_of_group[group_of_row]
-    indices = {name: np.flatnonzero(split_of_row == position).astype(np.int64) for position, name in enumerate(ratios)}
+    # A byte per row for its split: the plan's memory is its row ids, not the dealing's arrays.
+    split_of_row = split_of_group.astype(np.min_scalar_type(len(ratios) - 1))[group_of_row]
+    del group_of_row, split_of_group
+    indices = {name: np.flatnonzero(split_of_row == position).astype(group_ids.dtype) for position, name in enumerate(ratios)}
     return SplitPlan(indices, ratios, group_ids, tuple(columns), stratify_by, seed, media_keys)
 
 

@@ -45,7 +45,7 @@ from hf_mmbuilder.formats.captioned import (
     FieldSpec,
     batch_record,
     compiled_tables,
-    dj_tokens,
+    dj_token_rows,
     extra_column,
     flag,
     paths_by_stem,
@@ -342,8 +342,10 @@ class Internvid(CaptionedVideoBuilder):
             video_ids, starts, ends, captions = (parsed.fields[key] for key in _REQUIRED)
             start_seconds, start_plain = timecode_column(starts)
             end_seconds, end_plain = timecode_column(ends)
-            # A timestamp that is not plain, or a clip that ends before it starts: convert reports it.
-            flag(parsed.status, ~(start_plain & end_plain) | ~np.asarray(pc.greater(end_seconds, start_seconds), dtype=bool))
+            # A timestamp that is not plain, a clip that ends before it starts, a caption holding a
+            # DJ token: convert reports it.
+            flag(parsed.status, ~(start_plain & end_plain) | ~np.asarray(pc.greater(end_seconds, start_seconds), dtype=bool)
+                 | dj_token_rows(captions, config))
             text = wrapped_captions([captions], len(captions), token, config, rng, parsed.status)
             if text is None:
                 return None
@@ -362,7 +364,7 @@ class Internvid(CaptionedVideoBuilder):
         constants = self.shard_constants(shard, ("images", "audios"))
         features = self.info.features
         if config.fast_path and not config.check_media and not config.cut_videos:
-            tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+            tables = compiled_tables(shard_batches(shard, open), SPEC, build, batch_record, features, constants, convert, policy, shard.original)
         else:
             tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)

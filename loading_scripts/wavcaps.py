@@ -44,7 +44,7 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_tokens, single_media
+from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_token_rows, dj_tokens, flag, single_media
 from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
@@ -269,7 +269,7 @@ class Wavcaps(DJBuilder):
         if kind == INDEXED:
             build = self._columns_builder(finder, orjson.dumps(file_extra))
             batches = iter_batches(index, 0, len(index), None, open, decode=False)
-            yield from compiled_tables(batches, self._spec(), literal, build, _document_record, self.info.features, constants, convert, policy, shard.original)
+            yield from compiled_tables(batches, self._spec(), build, _document_record, self.info.features, constants, convert, policy, shard.original)
             return
         data = document["data"]
         for first in range(0, len(data), CHUNK_RECORDS):
@@ -279,8 +279,8 @@ class Wavcaps(DJBuilder):
 
     def _spec(self) -> FieldSpec:
         # A record with a "wav" path, or without the target field (a retrieval record's numbered
-        # captions), goes the careful way.
-        return FieldSpec((("id", STRING_OR_INT), (self.config.target_field, STRING), ("wav", ABSENT)), key_order=True)
+        # captions), goes the careful way. The compiled path reads documents checked whole.
+        return FieldSpec((("id", STRING_OR_INT), (self.config.target_field, STRING), ("wav", ABSENT)), key_order=True, checked=True)
 
     def _columns_builder(self, finder: MediaFinder, file_extra_text: bytes):
         """The compiled path's columns of a batch of WavCaps records."""
@@ -294,6 +294,8 @@ class Wavcaps(DJBuilder):
 
         def build(parsed, batch) -> dict:
             ids, captions = parsed.fields["id"], parsed.fields[target]
+            # A caption holding a DJ token: convert reports it.
+            flag(parsed.status, dj_token_rows(captions, config))
             rows = len(ids)
             is_int = parsed.int_fields["id"]
             stems = _id_stems(ids)

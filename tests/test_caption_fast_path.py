@@ -69,6 +69,10 @@ def _edge_records(required: dict) -> list:
         for key in required:
             records.append(json.dumps({**required, key: value}, ensure_ascii=False))
             records.append(json.dumps({**required, key: value}, ensure_ascii=True))
+    for key in required:
+        # A DJ token spelled with an escape inside it: only its decoded text shows the token.
+        escaped = json.dumps({**required, key: "@"})
+        records.append(escaped.replace('"@"', '"see <__dj\\u005f_video> here"'))
     extras = [
         '"n": 1', '"f": 4.29296875', '"e": 1e5', '"E": -2.5E-3', '"huge": 1e400',
         '"z": -0', '"nul": null', '"t": true', '"list": [1, "a", {"b": [null]}]', '"empty": {}', '"s": "x\\u00e9\\ud83d\\ude00"',

@@ -24,7 +24,7 @@ from ..kernels import caption_parse
 from ..media import MediaFinder, check_media_exists
 from .builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, rows_in_file_order
 from .columns import SourceRecord, rows_to_tables, table_from_arrays
-from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, invalid_json, iter_batches, token_spellings
+from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, invalid_json, iter_batches
 from .exporter import CsvExporter, RowExporter
 
 
@@ -258,10 +258,13 @@ class FieldSpec:
     """What the compiled caption parser takes out of each record: ``fields`` maps a member name to
     :data:`STRING` (a string), :data:`STRING_OR_INT` (an id) or :data:`ABSENT` (a member whose
     presence sends the record to the careful path); every other member goes to the record's
-    ``extra`` JSON object; ``key_order`` also lists every key in order."""
+    ``extra`` JSON object; ``key_order`` also lists every key in order. ``checked``: the records
+    are known to be JSON (their whole document was checked), so the members copied into ``extra``
+    need no check of their own."""
 
     fields: tuple
     key_order: bool = False
+    checked: bool = False
 
 
 class ParsedBatch(NamedTuple):
@@ -337,7 +340,8 @@ def _parse(batch: RecordBatch, spec: FieldSpec, careful: np.ndarray) -> ParsedBa
         if kind == STRING_OR_INT:
             int_fields[name] = field_kinds[k] == KIND_INT
     extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
-    status[invalid_json(extra_column)] = caption_parse.FALLBACK
+    if not spec.checked:
+        status[invalid_json(extra_column)] = caption_parse.FALLBACK
     key_order = None
     if spec.key_order:
         items = _strings(name_offsets[: name_lists[-1] + 1], key_names)
@@ -386,7 +390,6 @@ def wrapped_captions(parts: list, rows: int, token: str, config: CaptionConfig, 
 def compiled_tables(
     batches: Iterable[RecordBatch],
     spec: FieldSpec,
-    tokens: tuple,
     build: Callable[[ParsedBatch, RecordBatch], Optional[dict]],
     careful_record: Callable[[RecordBatch, int], SourceRecord],
     features,
@@ -397,19 +400,18 @@ def compiled_tables(
 ) -> Iterator[pa.Table]:
     """The tables of raw JSON batches through the compiled caption parser: ``build(parsed,
     batch)`` makes the batch's columns (``Json`` columns as JSON text) and may flag more records
-    (``parsed.status``) for the careful path, or returns ``None`` to send the whole batch there.
-    Records holding a spelling of a DJ token (``tokens``) go there up front. The careful rows
+    (``parsed.status``, e.g. those whose caption holds a DJ token: :func:`dj_token_rows`) for the
+    careful path, or returns ``None`` to send the whole batch there. The careful rows
     (``convert`` of ``careful_record(batch, k)``, reporting every bad record through ``policy``)
     take their places among the fast rows. O(batch bytes) per batch.
 
     Example:
-        >>> tables = compiled_tables(batches, spec, tokens, build, record, features, {}, convert, policy, "a.jsonl")  # doctest: +SKIP
+        >>> tables = compiled_tables(batches, spec, build, record, features, {}, convert, policy, "a.jsonl")  # doctest: +SKIP
     """
     buffer = ColumnBuffer(features, constants)
-    words = token_spellings(tokens)
     for batch in batches:
         with gc_paused():
-            parsed = parse_batch(batch, spec, batch.holding(words))
+            parsed = parse_batch(batch, spec, np.zeros(0, np.int64))
             arrays = build(parsed, batch)
         n = len(batch.indexes)
         if arrays is None:

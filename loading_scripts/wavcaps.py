@@ -279,8 +279,8 @@ class Wavcaps(DJBuilder):
 
     def _spec(self) -> FieldSpec:
         # A record with a "wav" path, or without the target field (a retrieval record's numbered
-        # captions), goes the careful way. The compiled path reads documents checked whole.
-        return FieldSpec((("id", STRING_OR_INT), (self.config.target_field, STRING), ("wav", ABSENT)), key_order=True, checked=True)
+        # captions), goes the careful way.
+        return FieldSpec((("id", STRING_OR_INT), (self.config.target_field, STRING), ("wav", ABSENT)), key_order=True)
 
     def _columns_builder(self, finder: MediaFinder, file_extra_text: bytes):
         """The compiled path's columns of a batch of WavCaps records."""

@@ -77,6 +77,7 @@ def _edge_records(required: dict) -> list:
         '"n": 1', '"f": 4.29296875', '"e": 1e5', '"E": -2.5E-3', '"huge": 1e400',
         '"z": -0', '"nul": null', '"t": true', '"list": [1, "a", {"b": [null]}]', '"empty": {}', '"s": "x\\u00e9\\ud83d\\ude00"',
         '"deep": ' + "[" * 130 + "]" * 130, '"bad": NaN', '"sp" :  [ 1 , 2 ] ',
+        '"tru": tru', '"comma": [1,]', '"zero": 01', '"escape": "\\q"', '"colon": {"a" 1}', '"dot": 1.', '"o": {"a": [{}, [], "}"]}',
     ]
     body = ", ".join(f'"{key}": {json.dumps(value)}' for key, value in required.items())
     for extra in extras:
@@ -244,6 +245,14 @@ def test_kernel_flags_what_it_cannot_convert_exactly():
         b'[{"c": "x"}]',
         b'{"n": 1}',
         b'{"c": "x", "n": 1.5e10, "m": -0}',
+        b'{"c": "x", "n": tru}',
+        b'{"c": "x", "n": [1,]}',
+        b'{"c": "x", "n": 01}',
+        b'{"c": "x", "n": "\\q"}',
+        b'{"c": "x", "n": {"a" 1}}',
+        b'{"c": "x", "n": "\\ud800"}',
+        b'{"c": "x", "n": 1.}',
+        b'{"c": "x", "n": {"a": [1 2]}}',
     ]
     buf = np.frombuffer(b"".join(records), np.uint8)
     ends = np.cumsum([len(record) for record in records])
@@ -256,13 +265,13 @@ def test_kernel_flags_what_it_cannot_convert_exactly():
     names, name_offsets, name_lists, status = np.zeros(size, np.uint8), np.zeros(size, np.int32), np.zeros(n + 1, np.int32), np.zeros(n, np.int8)
     caption_parse.parse_captions(buf, starts, ends, keys, key_offsets, kinds, fields, field_offsets, field_kinds,
                                  extra, extra_offsets, names, name_offsets, name_lists, status)
-    assert status.tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    assert status.tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0] + [1] * 8
     captions = [bytes(fields[0, field_offsets[0, r]:field_offsets[0, r + 1]]).decode() for r in range(n)]
-    assert captions == ["aé😀"] + [""] * 9 + ["x"]
+    assert captions == ["aé😀"] + [""] * 9 + ["x"] + [""] * 8
     extras = [bytes(extra[extra_offsets[r]:extra_offsets[r + 1]]) for r in range(n)]
-    assert extras == [b'{"n":1,"o":{"k": [1, 2.5]}}'] + [b""] * 9 + [b'{"n":1.5e10,"m":-0}']
+    assert extras == [b'{"n":1,"o":{"k":[1,2.5]}}'] + [b""] * 9 + [b'{"n":1.5e10,"m":-0}'] + [b""] * 8
     keys_of = [[bytes(names[name_offsets[j]:name_offsets[j + 1]]).decode() for j in range(name_lists[r], name_lists[r + 1])] for r in range(n)]
-    assert keys_of == [["c", "n", "o"]] + [[]] * 9 + [["c", "n", "m"]]
+    assert keys_of == [["c", "n", "o"]] + [[]] * 9 + [["c", "n", "m"]] + [[]] * 8
 
 
 def test_rounded_equals_python_round():

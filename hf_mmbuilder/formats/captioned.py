@@ -24,7 +24,7 @@ from ..kernels import caption_parse
 from ..media import MediaFinder, check_media_exists
 from .builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, rows_in_file_order
 from .columns import SourceRecord, rows_to_tables, table_from_arrays
-from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, invalid_json, iter_batches
+from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, iter_batches
 from .exporter import CsvExporter, RowExporter
 
 
@@ -258,13 +258,10 @@ class FieldSpec:
     """What the compiled caption parser takes out of each record: ``fields`` maps a member name to
     :data:`STRING` (a string), :data:`STRING_OR_INT` (an id) or :data:`ABSENT` (a member whose
     presence sends the record to the careful path); every other member goes to the record's
-    ``extra`` JSON object; ``key_order`` also lists every key in order. ``checked``: the records
-    are known to be JSON (their whole document was checked), so the members copied into ``extra``
-    need no check of their own."""
+    ``extra`` JSON object; ``key_order`` also lists every key in order."""
 
     fields: tuple
     key_order: bool = False
-    checked: bool = False
 
 
 class ParsedBatch(NamedTuple):
@@ -340,8 +337,6 @@ def _parse(batch: RecordBatch, spec: FieldSpec, careful: np.ndarray) -> ParsedBa
         if kind == STRING_OR_INT:
             int_fields[name] = field_kinds[k] == KIND_INT
     extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
-    if not spec.checked:
-        status[invalid_json(extra_column)] = caption_parse.FALLBACK
     key_order = None
     if spec.key_order:
         items = _strings(name_offsets[: name_lists[-1] + 1], key_names)

@@ -38,6 +38,9 @@ from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.media import check_media_exists
 
 
+# Rows per table of a plain file read whole by Arrow.
+TABLE_ROWS = 20_000
+
 # Data-Juicer's table (youku_to_dj.py / dj_to_youku.py): media column, caption column, other
 # columns its reverse converter requires.
 SUBSETS = {
@@ -141,7 +144,12 @@ class Youku(DJBuilder):
                 if table is not None:
                     arrays = self._plain_columns(table, video_key, text_key, rng)
                     if arrays is not None:
-                        yield table_from_arrays(ColumnBuffer(self.info.features, constants), arrays, table.num_rows)
+                        buffer = ColumnBuffer(self.info.features, constants)
+                        # Slices of the file's columns: each slice's constant columns are made in the
+                        # memory the slice before it freed once written (fresh pages cost more than the copy).
+                        for start in range(0, table.num_rows, TABLE_ROWS):
+                            rows = min(TABLE_ROWS, table.num_rows - start)
+                            yield table_from_arrays(buffer, {name: None if array is None else array.slice(start, rows) for name, array in arrays.items()}, rows)
                         return
 
             def fast_columns(rows: list) -> Optional[dict]:

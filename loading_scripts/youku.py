@@ -141,16 +141,14 @@ class Youku(DJBuilder):
 
             if config.fast_path and not config.check_media:
                 table = plain_table(shard.path, open, header)
-                if table is not None:
-                    arrays = self._plain_columns(table, video_key, text_key, rng)
-                    if arrays is not None:
-                        buffer = ColumnBuffer(self.info.features, constants)
-                        # Slices of the file's columns: each slice's constant columns are made in the
-                        # memory the slice before it freed once written (fresh pages cost more than the copy).
-                        for start in range(0, table.num_rows, TABLE_ROWS):
-                            rows = min(TABLE_ROWS, table.num_rows - start)
-                            yield table_from_arrays(buffer, {name: None if array is None else array.slice(start, rows) for name, array in arrays.items()}, rows)
-                        return
+                if table is not None and self._plain_cells(table, video_key, text_key):
+                    buffer = ColumnBuffer(self.info.features, constants)
+                    # The rows in slices: each slice's columns are made in the memory the slice
+                    # before it freed once written (fresh pages cost more than the copies).
+                    for start in range(0, table.num_rows, TABLE_ROWS):
+                        piece = table.slice(start, TABLE_ROWS)
+                        yield table_from_arrays(buffer, self._plain_columns(piece, video_key, text_key, rng), piece.num_rows)
+                    return
 
             def fast_columns(rows: list) -> Optional[dict]:
                 # The whole batch at once (rows of the header's width); an empty media cell or a
@@ -176,13 +174,16 @@ class Youku(DJBuilder):
             yield from csv_fast_tables(csv_file, self.info.features, constants, fast_columns, convert, policy)
 
 
-    def _plain_columns(self, table: pa.Table, video_key: str, text_key: str, rng) -> Optional[dict]:
-        """The columns of a whole plain file read by Arrow; ``None`` (the strict reader then
-        reads it) for an empty media cell or a caption holding a DJ token."""
+    def _plain_cells(self, table: pa.Table, video_key: str, text_key: str) -> bool:
+        """Whether the rows of a plain file read by Arrow go the fast way: no empty media cell,
+        no caption holding a DJ token (else the strict reader reads the file and reports them)."""
+        videos, captions = table.column(video_key), table.column(text_key)
+        return not pc.any(pc.equal(videos, "")).as_py() and not hold_dj_tokens([captions], self.config)
+
+    def _plain_columns(self, table: pa.Table, video_key: str, text_key: str, rng) -> dict:
+        """The columns of rows of a plain file read by Arrow (see :meth:`_plain_cells`)."""
         config = self.config
         videos, captions = table.column(video_key).combine_chunks(), table.column(text_key).combine_chunks()
-        if pc.any(pc.equal(videos, "")).as_py() or hold_dj_tokens([captions], config):
-            return None
         others = [name for name in table.column_names if name not in (video_key, text_key)]
         extra = None
         if config.keep_other_fields and others:

@@ -137,12 +137,15 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
         data = handle.read()
     if not data[bom_length_of(data) :].strip():
         return None, None, WHOLE
-    if indexed and data.count(b'"data"') == 1 and _is_utf8(data):
+    if indexed and _is_utf8(data):
         try:
             # Checks the JSON without building it (strings not decoded: the UTF-8 check above).
             JSON_CHECK.decode(data[bom_length_of(data) :])
             index, rest = member_records(path, data, "data")
-            if isinstance(rest, dict) and rest.get("data") == [] and len(index) and not _too_deep(data, index):
+            # A second top-level "data" (the whole parse keeps the last, member_records takes the
+            # first) lies outside the records: there the key is written once.
+            if (isinstance(rest, dict) and rest.get("data") == [] and len(index) and _outside_records(data, index).count(b'"data"') == 1
+                    and not _too_deep(data, index)):
                 return rest, index, INDEXED
         except (msgspec.DecodeError, JSONLayoutError, RecursionError):
             pass
@@ -168,10 +171,15 @@ def _too_deep(data: bytes, index: RecordIndex) -> bool:
     """The whole document's depth check of :func:`_read_document`, cut in two: the document
     without its records (two levels above them), and each record alone (its brackets counted
     first, so a shallow record is never scanned)."""
-    outside = data[: index.starts[0]] + data[index.ends[-1] :]
+    outside = _outside_records(data, index)
     if json_scan.too_deep(np.frombuffer(outside, np.uint8), np.array([0]), np.array([len(outside)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
         return True
     return json_scan.too_deep(np.frombuffer(data, np.uint8), index.starts, index.ends, MAX_NESTING, np.zeros(len(index), np.uint8)) > 0
+
+
+def _outside_records(data: bytes, index: RecordIndex) -> bytes:
+    """The document's text around its records (before the first, after the last)."""
+    return data[: index.starts[0]] + data[index.ends[-1] :]
 
 
 def _is_utf8(data: bytes) -> bool:

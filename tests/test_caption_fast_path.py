@@ -307,3 +307,17 @@ def test_only_plain_youku_files_take_arrows_reader(tmp_path, case):
             assert table.column("title").to_pylist() == ['a, "quoted" title', "two\nlines and\r\nthree", "é 中文 😀"]
     else:
         assert table is None
+
+
+@pytest.mark.parametrize("document", [
+    '{"n": 1, "data": [{"id": "1", "caption": "a", "data": 2}]}',
+    '{"data": [{"id": "1", "caption": "a"}], "data": [{"id": "2", "caption": "b"}]}',
+    '{"data": [{"id": "1", "caption": "a"}, {"id": "3", "caption": "c"}], "data": []}',
+    '{"name": "data", "data": [{"id": "1", "caption": "a"}]}',
+])
+def test_wavcaps_data_member_as_the_whole_parse_reads_it(tmp_path, document):
+    # A record's own "data" member is a field; a repeated top-level one is the last, as in a dict.
+    source = tmp_path / "wavcaps.json"
+    source.write_text(document, encoding="utf-8")
+    rows = _both("wavcaps", source, tmp_path, on_error="keep")
+    assert rows["id"] == [record["id"] for record in json.loads(document)["data"]]

@@ -1,12 +1,12 @@
 """One compiled pass over a batch of flat JSON records (WavCaps, Video-ChatGPT, InternVid,
-MSR-VTT): the named string fields unescaped into their own buffers, every other member copied
-into one compact JSON object per record, and the keys in order.
+MSR-VTT): the named string fields unescaped into their own buffers, every other member checked
+and copied into one compact JSON object per record, and the keys in order.
 
 A format is a field spec: the member names, and per name whether it is a string
 (:data:`STRING`), a string or an integer (:data:`STRING_OR_INT`, an id), or must be absent
-(:data:`ABSENT`). A record the kernel is not sure about (not an object, a named field missing or
-of another type, a key with an escape or repeated, a value nested deep, a number whose text a
-JSON round trip may change) is flagged :data:`FALLBACK`: its rows are empty and the careful
+(:data:`ABSENT`). A record the kernel is not sure about (not JSON, not an object, a named field
+missing or of another type, a key with an escape or repeated, a value nested deep, a number whose
+text a JSON round trip may change) is flagged :data:`FALLBACK`: its rows are empty and the careful
 Python path converts it, producing every error message.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, same_bytes, skip_whitespace, string_end, unescape_string, value_end
+from .json_scan import MAX_NESTING, hex4, same_bytes, skip_whitespace, string_end, unescape_string
 
 FAST = 0
 FALLBACK = 1
@@ -59,58 +59,197 @@ def _named(buf, start, stop, keys, key_offsets):
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
-def _copy_plain_value(buf, i, stop, out, o):
-    """Copy the JSON value ``buf[i:stop]`` to ``out[o:]``; -1 when a number in it may not keep
-    its value through a JSON round trip (an integer past 64 bits, a float that may overflow) or
-    it nests too deep. Strings are copied as they are."""
-    depth = 0
-    k = i
-    while k < stop:
-        c = buf[k]
+def _copy_string(buf, i, end, out, o):
+    """Copy the JSON string whose opening quote is ``buf[i]`` to ``out[o:]`` as it is written,
+    checking its escapes (a ``\\u`` surrogate only as a high-low pair). Returns ``(position after
+    the closing quote, new o)``, or ``(-1, o)`` when it is not a JSON string."""
+    out[o] = _QUOTE
+    o += 1
+    i += 1
+    while i < end:
+        c = buf[i]
         if c == _QUOTE:
-            end = string_end(buf, k, stop)
-            if end < 0:
-                return -1
-            for j in range(k, end):
-                out[o] = buf[j]
-                o += 1
-            k = end
+            out[o] = _QUOTE
+            return i + 1, o + 1
+        if c < 32:
+            return -1, o
+        if c != _BACKSLASH:
+            out[o] = c
+            o += 1
+            i += 1
             continue
-        if c == 45 or 48 <= c <= 57:
-            digits = 0
-            exponent = -1
-            fraction = False
-            while k < stop:
-                c = buf[k]
-                if 48 <= c <= 57:
-                    if exponent >= 0:
-                        exponent += 1
-                    else:
-                        digits += 1
-                elif c == 46:
-                    fraction = True
-                elif c == 101 or c == 69:
-                    exponent = 0
-                elif c != 43 and c != 45:
-                    break
+        if i + 1 >= end:
+            return -1, o
+        e = buf[i + 1]
+        size = 2
+        if e == 117:
+            if i + 6 > end:
+                return -1, o
+            code = hex4(buf, i + 2)
+            if code < 0 or 0xDC00 <= code <= 0xDFFF:
+                return -1, o
+            size = 6
+            if 0xD800 <= code <= 0xDBFF:
+                if i + 12 > end or buf[i + 6] != _BACKSLASH or buf[i + 7] != 117:
+                    return -1, o
+                low = hex4(buf, i + 8)
+                if not (0xDC00 <= low <= 0xDFFF):
+                    return -1, o
+                size = 12
+        elif not (e == _QUOTE or e == _BACKSLASH or e == 47 or e == 98 or e == 102 or e == 110 or e == 114 or e == 116):
+            return -1, o
+        for j in range(i, i + size):
+            out[o] = buf[j]
+            o += 1
+        i += size
+    return -1, o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _copy_number(buf, i, end, out, o):
+    """Copy the JSON number at ``buf[i]`` to ``out[o:]`` as it is written. Returns ``(position
+    after it, new o)``, or ``(-1, o)`` when it is not a JSON number or a JSON round trip may
+    change its value (an integer past 64 bits, a float that may overflow)."""
+    start = i
+    if i < end and buf[i] == 45:
+        i += 1
+    digits_start = i
+    if i < end and buf[i] == 48:
+        i += 1
+    else:
+        while i < end and 48 <= buf[i] <= 57:
+            i += 1
+    if i == digits_start:
+        return -1, o
+    digits = i - digits_start
+    integer = True
+    if i < end and buf[i] == 46:
+        integer = False
+        i += 1
+        fraction_start = i
+        while i < end and 48 <= buf[i] <= 57:
+            i += 1
+        if i == fraction_start:
+            return -1, o
+        digits += i - fraction_start
+    if i < end and (buf[i] == 101 or buf[i] == 69):
+        integer = False
+        i += 1
+        if i < end and (buf[i] == 43 or buf[i] == 45):
+            i += 1
+        exponent_start = i
+        while i < end and 48 <= buf[i] <= 57:
+            i += 1
+        if i == exponent_start or i - exponent_start > _MAX_EXPONENT_DIGITS:
+            return -1, o
+    if digits > _MAX_MANTISSA_DIGITS or (integer and digits > _MAX_INTEGER_DIGITS):
+        return -1, o
+    for j in range(start, i):
+        out[o] = buf[j]
+        o += 1
+    return i, o
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _copy_literal(buf, i, end, out, o, word):
+    if i + word.shape[0] > end:
+        return -1, o
+    for j in range(word.shape[0]):
+        if buf[i + j] != word[j]:
+            return -1, o
+        out[o] = word[j]
+        o += 1
+    return i + word.shape[0], o
+
+
+_TRUE = np.frombuffer(b"true", np.uint8)
+_FALSE = np.frombuffer(b"false", np.uint8)
+_NULL = np.frombuffer(b"null", np.uint8)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _copy_key(buf, i, end, out, o):
+    """Copy an object member's key and its colon (``buf[i]`` after the opening brace or a comma,
+    whitespace skipped): ``(position after the colon, new o)``, or ``(-1, o)``."""
+    if i >= end or buf[i] != _QUOTE:
+        return -1, o
+    i, o = _copy_string(buf, i, end, out, o)
+    if i < 0:
+        return -1, o
+    i = skip_whitespace(buf, i, end)
+    if i >= end or buf[i] != 58:
+        return -1, o
+    out[o] = 58
+    return i + 1, o + 1
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def _copy_value(buf, i, end, out, o, open_brackets):
+    """Copy the JSON value starting at ``buf[i]`` (before ``end``) to ``out[o:]`` without its
+    whitespace (strings and numbers as they are written), checking that it is JSON. Returns
+    ``(position after it, new o)``, or ``(-1, o)`` when it is not JSON, nests deeper than
+    ``_MAX_VALUE_DEPTH`` or holds a number a JSON round trip may change. ``open_brackets``
+    (uint8, ``_MAX_VALUE_DEPTH``) is scratch: the brackets open at each depth."""
+    depth = 0
+    while True:
+        i = skip_whitespace(buf, i, end)
+        if i >= end:
+            return -1, o
+        c = buf[i]
+        if c == _QUOTE:
+            i, o = _copy_string(buf, i, end, out, o)
+        elif c == 123 or c == 91:
+            if depth == _MAX_VALUE_DEPTH:
+                return -1, o
+            out[o] = c
+            o += 1
+            i = skip_whitespace(buf, i + 1, end)
+            if i < end and buf[i] == c + 2:
+                out[o] = c + 2
+                o += 1
+                i += 1
+            else:
+                open_brackets[depth] = c
+                depth += 1
+                if c == 123:
+                    i, o = _copy_key(buf, i, end, out, o)
+                    if i < 0:
+                        return -1, o
+                continue
+        elif c == 116:
+            i, o = _copy_literal(buf, i, end, out, o, _TRUE)
+        elif c == 102:
+            i, o = _copy_literal(buf, i, end, out, o, _FALSE)
+        elif c == 110:
+            i, o = _copy_literal(buf, i, end, out, o, _NULL)
+        else:
+            i, o = _copy_number(buf, i, end, out, o)
+        if i < 0:
+            return -1, o
+        # After a value: close what it ends, or go on to the next member or element.
+        while depth > 0:
+            i = skip_whitespace(buf, i, end)
+            if i >= end:
+                return -1, o
+            c = buf[i]
+            if c == open_brackets[depth - 1] + 2:
                 out[o] = c
                 o += 1
-                k += 1
-            if exponent > _MAX_EXPONENT_DIGITS or digits > _MAX_MANTISSA_DIGITS:
-                return -1
-            if exponent < 0 and not fraction and digits > _MAX_INTEGER_DIGITS:
-                return -1
-            continue
-        if c == 123 or c == 91:
-            depth += 1
-            if depth > _MAX_VALUE_DEPTH:
-                return -1
-        elif c == 125 or c == 93:
-            depth -= 1
-        out[o] = c
-        o += 1
-        k += 1
-    return o
+                i += 1
+                depth -= 1
+                continue
+            if c != 44:
+                return -1, o
+            out[o] = 44
+            o += 1
+            i = skip_whitespace(buf, i + 1, end)
+            if open_brackets[depth - 1] == 123:
+                i, o = _copy_key(buf, i, end, out, o)
+                if i < 0:
+                    return -1, o
+            break
+        if depth == 0:
+            return i, o
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -129,7 +268,7 @@ def _integer_end(buf, i, end):
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def _record(buf, i, end, keys, key_offsets, kinds, fields, field_offsets, field_kinds, r, positions,
-            extra, names, name_offsets, key_starts, key_ends):
+            extra, names, name_offsets, key_starts, key_ends, open_brackets):
     """Parse one record into the outputs; ``positions`` holds each field's write position, then
     the extra's, then the names' data and item counts. Returns False for a record to fall back."""
     m = kinds.shape[0]
@@ -203,9 +342,6 @@ def _record(buf, i, end, keys, key_offsets, kinds, fields, field_offsets, field_
                 else:
                     return False
             else:
-                stop = value_end(buf, i, end)
-                if stop < 0 or stop == i:
-                    return False
                 if not first_extra:
                     extra[e] = 44
                     e += 1
@@ -215,8 +351,8 @@ def _record(buf, i, end, keys, key_offsets, kinds, fields, field_offsets, field_
                     e += 1
                 extra[e] = 58
                 e += 1
-                e = _copy_plain_value(buf, i, stop, extra, e)
-                if e < 0:
+                stop, e = _copy_value(buf, i, end, extra, e, open_brackets)
+                if stop < 0:
                     return False
             i = skip_whitespace(buf, stop, end)
             if i < end and buf[i] == 44:
@@ -282,6 +418,7 @@ def parse_captions(buf, starts, ends, keys, key_offsets, kinds, fields, field_of
     saved = np.zeros(m + 3, np.int64)
     key_starts = np.empty(MAX_KEYS, np.int64)
     key_ends = np.empty(MAX_KEYS, np.int64)
+    open_brackets = np.empty(_MAX_VALUE_DEPTH, np.uint8)
     for k in range(m):
         field_offsets[k, 0] = 0
     extra_offsets[0] = 0
@@ -291,7 +428,7 @@ def parse_captions(buf, starts, ends, keys, key_offsets, kinds, fields, field_of
         for k in range(m + 3):
             saved[k] = positions[k]
         if _record(buf, starts[r], ends[r], keys, key_offsets, kinds, fields, field_offsets, field_kinds, r, positions,
-                   extra, names, name_offsets, key_starts, key_ends):
+                   extra, names, name_offsets, key_starts, key_ends, open_brackets):
             status[r] = FAST
         else:
             status[r] = FALLBACK
@@ -303,62 +440,3 @@ def parse_captions(buf, starts, ends, keys, key_offsets, kinds, fields, field_of
             field_offsets[k, r + 1] = positions[k]
         extra_offsets[r + 1] = positions[m]
         name_lists[r + 1] = positions[m + 2]
-
-
-@numba.njit(cache=True, nogil=True, _nrt=False)
-def plain_csv_rows(buf, i, width):
-    """The number of data rows of the CSV text ``buf[i:]`` when every one of them has ``width``
-    fields and reads the same with any RFC 4180 reader, else -1: a quote only opens a field and
-    closes it (``""`` inside), lines end in ``\\n`` or ``\\r\\n``, no NUL byte, no empty line.
-    Such a file can be parsed by a fast reader; any other goes to the strict one, which names
-    each problem by line. O(len(buf)).
-
-    Example
-    -------
-    >>> plain_csv_rows(np.frombuffer(b'a,b\\n1,"x,""y"\\r\\n2,z', np.uint8), 4, 2)
-    2
-    >>> plain_csv_rows(np.frombuffer(b'1,x"y\\n', np.uint8), 0, 2)
-    -1
-    """
-    n = buf.shape[0]
-    rows = 0
-    if width < 2:
-        # An empty line is one empty field here but no field for a CSV reader.
-        return -1
-    while i < n:
-        fields = 0
-        while True:
-            if i < n and buf[i] == _QUOTE:
-                i += 1
-                while True:
-                    if i >= n or buf[i] == 0:
-                        return -1
-                    if buf[i] == _QUOTE:
-                        if i + 1 < n and buf[i + 1] == _QUOTE:
-                            i += 2
-                            continue
-                        i += 1
-                        break
-                    i += 1
-            else:
-                while i < n and buf[i] != 44 and buf[i] != 10 and buf[i] != 13:
-                    if buf[i] == _QUOTE or buf[i] == 0:
-                        return -1
-                    i += 1
-            fields += 1
-            if i < n and buf[i] == 44:
-                i += 1
-                continue
-            break
-        if i < n and buf[i] == 13:
-            i += 1
-            if i >= n or buf[i] != 10:
-                return -1
-        if i < n:
-            if buf[i] != 10:
-                return -1
-            i += 1
-        if fields != width:
-            return -1
-        rows += 1
-    return rows

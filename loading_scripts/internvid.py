@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
 
+from hf_mmbuilder.arrow import string_buffers
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import Shard
 from hf_mmbuilder.formats.captioned import (
@@ -44,7 +45,7 @@ from hf_mmbuilder.formats.captioned import (
     FieldSpec,
     batch_record,
     compiled_tables,
-    dj_tokens,
+    dj_token_rows,
     extra_column,
     flag,
     paths_by_stem,
@@ -112,11 +113,60 @@ def timecode_column(timecodes: pa.Array) -> tuple[pa.Array, np.ndarray]:
     ``HH:MM:SS.fff``, which RE2 matches with ASCII digits only: Python's pattern takes other
     Unicode digits too) and the mask of the plain ones. O(n).
 
+    Values written as InternVid writes them (``00:07:33.689``: two-digit hours, milliseconds) are
+    read from their bytes (:func:`fixed_timecodes`); the others go through the pattern.
+
     Example:
         >>> seconds, plain = timecode_column(pa.array(["00:07:33.689", "7"]))
         >>> seconds.to_pylist(), plain.tolist()
         ([453.689, 0.0], [True, False])
     """
+    seconds, fixed = fixed_timecodes(timecodes)
+    if fixed.all():
+        return pa.array(seconds), fixed
+    others = np.flatnonzero(~fixed)
+    other_seconds, other_plain = _pattern_timecodes(timecodes.take(pa.array(others)))
+    seconds[others] = other_seconds
+    plain = fixed.copy()
+    plain[others] = other_plain
+    return pa.array(seconds), plain
+
+
+def fixed_timecodes(timecodes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds (float64) of the values of a string array without nulls written ``HH:MM:SS.fff``
+    (12 ASCII characters, minutes and seconds below 60), and the mask of those values (0.0
+    elsewhere). The milliseconds are summed exactly (integers in float64), so ``ms / 1000`` is the
+    double nearest the decimal, which is what :func:`timecode_seconds` rounds its sum to. O(n),
+    no per-value Python.
+
+    Example:
+        >>> seconds, fixed = fixed_timecodes(pa.array(["00:07:33.689", "0:07:33.689", "00:60:00.000"]))
+        >>> seconds.tolist(), fixed.tolist()
+        ([453.689, 0.0, 0.0], [True, False, False])
+    """
+    offsets, data = string_buffers(timecodes)
+    seconds = np.zeros(len(timecodes), np.float64)
+    fixed = np.diff(offsets) == 12
+    rows = np.flatnonzero(fixed)
+    chars = data[offsets[rows][:, None] + np.arange(12)]
+    # A byte below "0" wraps around to above 9.
+    digits = chars[:, _DIGIT_COLUMNS] - np.uint8(ord("0"))
+    fixed[rows] = ((digits <= 9).all(axis=1) & (chars[:, _SEPARATOR_COLUMNS] == _SEPARATORS).all(axis=1)
+                   & (digits[:, 2] <= 5) & (digits[:, 4] <= 5))
+    seconds[rows] = digits @ _DIGIT_MILLISECONDS / 1000
+    seconds[~fixed] = 0.0
+    return seconds, fixed
+
+
+# HH:MM:SS.fff: where the digits and separators are, and each digit's weight in milliseconds.
+_DIGIT_COLUMNS = np.array([0, 1, 3, 4, 6, 7, 9, 10, 11])
+_DIGIT_MILLISECONDS = np.array([36_000_000, 3_600_000, 600_000, 60_000, 10_000, 1_000, 100, 10, 1], np.float64)
+_SEPARATOR_COLUMNS = np.array([2, 5, 8])
+_SEPARATORS = np.frombuffer(b"::.", np.uint8)
+
+
+def _pattern_timecodes(timecodes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`timecode_column` of any string array by the pattern (seconds as float64, plain mask)."""
     fields = pc.extract_regex(timecodes, _TIMECODE_FIELDS)
     plain = np.asarray(fields.is_valid(), dtype=bool)
 
@@ -126,7 +176,7 @@ def timecode_column(timecodes: pa.Array) -> tuple[pa.Array, np.ndarray]:
     hours, minutes, seconds = part("hours", pa.int64()), part("minutes", pa.int64()), part("seconds", pa.float64())
     # int + float in Python converts the (exact) int to float first: the same sum, then round().
     totals = (hours * 3600 + minutes * 60).astype(np.float64) + seconds
-    return pa.array(rounded(totals, 6)), plain
+    return rounded(totals, 6), plain
 
 
 def rounded(values: np.ndarray, digits: int) -> np.ndarray:
@@ -292,8 +342,10 @@ class Internvid(CaptionedVideoBuilder):
             video_ids, starts, ends, captions = (parsed.fields[key] for key in _REQUIRED)
             start_seconds, start_plain = timecode_column(starts)
             end_seconds, end_plain = timecode_column(ends)
-            # A timestamp that is not plain, or a clip that ends before it starts: convert reports it.
-            flag(parsed.status, ~(start_plain & end_plain) | ~np.asarray(pc.greater(end_seconds, start_seconds), dtype=bool))
+            # A timestamp that is not plain, a clip that ends before it starts, a caption holding a
+            # DJ token: convert reports it.
+            flag(parsed.status, ~(start_plain & end_plain) | ~np.asarray(pc.greater(end_seconds, start_seconds), dtype=bool)
+                 | dj_token_rows(captions, config))
             text = wrapped_captions([captions], len(captions), token, config, rng, parsed.status)
             if text is None:
                 return None
@@ -312,7 +364,7 @@ class Internvid(CaptionedVideoBuilder):
         constants = self.shard_constants(shard, ("images", "audios"))
         features = self.info.features
         if config.fast_path and not config.check_media and not config.cut_videos:
-            tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+            tables = compiled_tables(shard_batches(shard, open), SPEC, build, batch_record, features, constants, convert, policy, shard.original)
         else:
             tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)

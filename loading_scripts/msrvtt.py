@@ -43,8 +43,9 @@ from hf_mmbuilder.formats.captioned import (
     FieldSpec,
     batch_record,
     compiled_tables,
-    dj_tokens,
+    dj_token_rows,
     extra_column,
+    flag,
     paths_by_stem,
     shard_batches,
     wrap_caption,
@@ -158,6 +159,8 @@ class Msrvtt(CaptionedVideoBuilder):
 
             def build(parsed, batch) -> Optional[dict]:
                 video_ids, captions = parsed.fields["video_id"], parsed.fields["caption"]
+                # A caption holding a DJ token: convert reports it.
+                flag(parsed.status, dj_token_rows(captions, config))
                 text = wrapped_captions([captions], len(captions), token, config, rng, parsed.status)
                 if text is None:
                     return None
@@ -171,7 +174,7 @@ class Msrvtt(CaptionedVideoBuilder):
 
             features = self.info.features
             if config.fast_path and not config.check_media:
-                tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+                tables = compiled_tables(shard_batches(shard, open), SPEC, build, batch_record, features, constants, convert, policy, shard.original)
             else:
                 tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)

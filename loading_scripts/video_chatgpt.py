@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Value
@@ -34,7 +35,7 @@ from hf_mmbuilder.formats.captioned import (
     FieldSpec,
     batch_record,
     compiled_tables,
-    dj_tokens,
+    dj_token_rows,
     extra_column,
     flag,
     paths_by_stem,
@@ -116,9 +117,11 @@ class VideoChatgpt(CaptionedVideoBuilder):
 
         def build(parsed, batch) -> Optional[dict]:
             questions, answers, video_ids = (parsed.fields[key] for key in _KNOWN_KEYS)
-            # A question holding the answer marker could not be cut back: convert reports it.
-            flag(parsed.status, pc.match_substring(questions, ANSWER_MARKER))
-            text = wrapped_captions([QUESTION_MARKER, questions, ANSWER_MARKER, answers], len(questions), token, config, rng, parsed.status)
+            captions = pc.binary_join_element_wise(QUESTION_MARKER, questions, ANSWER_MARKER, answers, "")
+            # A question holding the answer marker could not be cut back, a caption holding a DJ
+            # token would read as one: convert reports them.
+            flag(parsed.status, np.asarray(pc.match_substring(questions, ANSWER_MARKER), dtype=bool) | dj_token_rows(captions, config))
+            text = wrapped_captions([captions], len(questions), token, config, rng, parsed.status)
             if text is None:
                 return None
             youtube_ids = pc.if_else(pc.starts_with(video_ids, "v_"), pc.utf8_slice_codeunits(video_ids, 2), video_ids)
@@ -133,7 +136,7 @@ class VideoChatgpt(CaptionedVideoBuilder):
         constants = self.shard_constants(shard, ("images", "audios"))
         features = self.info.features
         if config.fast_path and not config.check_media:
-            tables = compiled_tables(shard_batches(shard, open), SPEC, dj_tokens(config), build, batch_record, features, constants, convert, policy, shard.original)
+            tables = compiled_tables(shard_batches(shard, open), SPEC, build, batch_record, features, constants, convert, policy, shard.original)
         else:
             tables = json_fast_tables(shard, open, features, constants, None, convert, policy, shard.original)
         yield from guarded_tables(shard, policy, config.on_error, tables)

@@ -44,7 +44,7 @@ from datasets import Json, List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import DJBuilder, DJBuilderConfig, Shard
-from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_tokens, single_media
+from hf_mmbuilder.formats.captioned import ABSENT, STRING, STRING_OR_INT, FieldSpec, compiled_tables, dj_token_rows, dj_tokens, flag, single_media
 from hf_mmbuilder.formats.columns import SourceRecord, json_objects, one_path_lists, rows_to_tables
 from hf_mmbuilder.formats.exporter import RowExporter
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
@@ -137,12 +137,15 @@ def _read_document(path: str, indexed: bool = False) -> tuple[Optional[dict], Op
         data = handle.read()
     if not data[bom_length_of(data) :].strip():
         return None, None, WHOLE
-    if indexed and data.count(b'"data"') == 1 and _is_utf8(data):
+    if indexed and _is_utf8(data):
         try:
             # Checks the JSON without building it (strings not decoded: the UTF-8 check above).
             JSON_CHECK.decode(data[bom_length_of(data) :])
             index, rest = member_records(path, data, "data")
-            if isinstance(rest, dict) and rest.get("data") == [] and len(index) and not _too_deep(data, index):
+            # A second top-level "data" (the whole parse keeps the last, member_records takes the
+            # first) lies outside the records: there the key is written once.
+            if (isinstance(rest, dict) and rest.get("data") == [] and len(index) and _outside_records(data, index).count(b'"data"') == 1
+                    and not _too_deep(data, index)):
                 return rest, index, INDEXED
         except (msgspec.DecodeError, JSONLayoutError, RecursionError):
             pass
@@ -168,10 +171,15 @@ def _too_deep(data: bytes, index: RecordIndex) -> bool:
     """The whole document's depth check of :func:`_read_document`, cut in two: the document
     without its records (two levels above them), and each record alone (its brackets counted
     first, so a shallow record is never scanned)."""
-    outside = data[: index.starts[0]] + data[index.ends[-1] :]
+    outside = _outside_records(data, index)
     if json_scan.too_deep(np.frombuffer(outside, np.uint8), np.array([0]), np.array([len(outside)]), MAX_NESTING + 2, np.zeros(1, np.uint8)):
         return True
     return json_scan.too_deep(np.frombuffer(data, np.uint8), index.starts, index.ends, MAX_NESTING, np.zeros(len(index), np.uint8)) > 0
+
+
+def _outside_records(data: bytes, index: RecordIndex) -> bytes:
+    """The document's text around its records (before the first, after the last)."""
+    return data[: index.starts[0]] + data[index.ends[-1] :]
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -269,7 +277,7 @@ class Wavcaps(DJBuilder):
         if kind == INDEXED:
             build = self._columns_builder(finder, orjson.dumps(file_extra))
             batches = iter_batches(index, 0, len(index), None, open, decode=False)
-            yield from compiled_tables(batches, self._spec(), literal, build, _document_record, self.info.features, constants, convert, policy, shard.original)
+            yield from compiled_tables(batches, self._spec(), build, _document_record, self.info.features, constants, convert, policy, shard.original)
             return
         data = document["data"]
         for first in range(0, len(data), CHUNK_RECORDS):
@@ -294,6 +302,8 @@ class Wavcaps(DJBuilder):
 
         def build(parsed, batch) -> dict:
             ids, captions = parsed.fields["id"], parsed.fields[target]
+            # A caption holding a DJ token: convert reports it.
+            flag(parsed.status, dj_token_rows(captions, config))
             rows = len(ids)
             is_int = parsed.int_fields["id"]
             stems = _id_stems(ids)

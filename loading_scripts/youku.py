@@ -23,7 +23,6 @@ import codecs
 import dataclasses
 from typing import Iterator, Optional
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,13 +31,15 @@ from datasets import List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, dj_tokens, hold_dj_tokens, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, hold_dj_tokens, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import one_path_lists, table_from_arrays
-from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv, plain_csv
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
-from hf_mmbuilder.kernels import caption_parse
 from hf_mmbuilder.media import check_media_exists
 
+
+# Rows per table of a plain file read whole by Arrow.
+TABLE_ROWS = 20_000
 
 # Data-Juicer's table (youku_to_dj.py / dj_to_youku.py): media column, caption column, other
 # columns its reverse converter requires.
@@ -139,12 +140,15 @@ class Youku(DJBuilder):
             videos_type = self.info.features.arrow_schema.field("videos").type
 
             if config.fast_path and not config.check_media:
-                table = plain_table(shard.path, open, header, dj_tokens(config))
-                if table is not None:
-                    arrays = self._plain_columns(table, video_key, text_key, rng)
-                    if arrays is not None:
-                        yield table_from_arrays(ColumnBuffer(self.info.features, constants), arrays, table.num_rows)
-                        return
+                table = plain_table(shard.path, open, header)
+                if table is not None and self._plain_cells(table, video_key, text_key):
+                    buffer = ColumnBuffer(self.info.features, constants)
+                    # The rows in slices: each slice's columns are made in the memory the slice
+                    # before it freed once written (fresh pages cost more than the copies).
+                    for start in range(0, table.num_rows, TABLE_ROWS):
+                        piece = table.slice(start, TABLE_ROWS)
+                        yield table_from_arrays(buffer, self._plain_columns(piece, video_key, text_key, rng), piece.num_rows)
+                    return
 
             def fast_columns(rows: list) -> Optional[dict]:
                 # The whole batch at once (rows of the header's width); an empty media cell or a
@@ -170,13 +174,16 @@ class Youku(DJBuilder):
             yield from csv_fast_tables(csv_file, self.info.features, constants, fast_columns, convert, policy)
 
 
-    def _plain_columns(self, table: pa.Table, video_key: str, text_key: str, rng) -> Optional[dict]:
-        """The columns of a whole plain file read by Arrow; ``None`` (the strict reader then
-        reads it) for an empty media cell."""
+    def _plain_cells(self, table: pa.Table, video_key: str, text_key: str) -> bool:
+        """Whether the rows of a plain file read by Arrow go the fast way: no empty media cell,
+        no caption holding a DJ token (else the strict reader reads the file and reports them)."""
+        videos, captions = table.column(video_key), table.column(text_key)
+        return not pc.any(pc.equal(videos, "")).as_py() and not hold_dj_tokens([captions], self.config)
+
+    def _plain_columns(self, table: pa.Table, video_key: str, text_key: str, rng) -> dict:
+        """The columns of rows of a plain file read by Arrow (see :meth:`_plain_cells`)."""
         config = self.config
         videos, captions = table.column(video_key).combine_chunks(), table.column(text_key).combine_chunks()
-        if pc.any(pc.equal(videos, "")).as_py():
-            return None
         others = [name for name in table.column_names if name not in (video_key, text_key)]
         extra = None
         if config.keep_other_fields and others:
@@ -188,20 +195,17 @@ class Youku(DJBuilder):
         }
 
 
-def plain_table(path: str, opener, header: list, tokens: tuple) -> Optional[pa.Table]:
-    """The data rows of a plain CSV file (see :func:`caption_parse.plain_csv_rows`: every row as
-    wide as ``header``, quotes used as RFC 4180 writes them, UTF-8 without a BOM, none of the DJ
-    ``tokens`` anywhere) read by Arrow's CSV reader as strings, or ``None``: the strict reader then
-    reads it and names every problem."""
+def plain_table(path: str, opener, header: list) -> Optional[pa.Table]:
+    """The data rows of a plain CSV file (see :func:`~hf_mmbuilder.formats.csvfiles.plain_csv`,
+    UTF-8 without a BOM, at least two columns, every row as wide as ``header``) read by Arrow's
+    CSV reader as strings, or ``None``: the strict reader then reads it and names every problem."""
     with opener(path, "rb") as handle:
         data = handle.read()
-    if data.startswith(codecs.BOM_UTF8) or any(token.encode() in data for token in tokens):
-        return None
-    rows = caption_parse.plain_csv_rows(np.frombuffer(data, np.uint8), 0, len(header))
-    if rows < 1:
+    # With one column an empty line would be one empty cell to Arrow, no cell to the csv module.
+    if len(header) < 2 or data.startswith(codecs.BOM_UTF8) or not plain_csv(data):
         return None
     try:
-        table = pa_csv.read_csv(
+        return pa_csv.read_csv(
             pa.BufferReader(data),
             read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
@@ -210,7 +214,6 @@ def plain_table(path: str, opener, header: list, tokens: tuple) -> Optional[pa.T
         )
     except pa.ArrowInvalid:
         return None
-    return table if table.num_rows == rows - 1 else None
 
 
 def other_cells(table: pa.Table) -> pa.Array:

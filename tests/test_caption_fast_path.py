@@ -69,10 +69,15 @@ def _edge_records(required: dict) -> list:
         for key in required:
             records.append(json.dumps({**required, key: value}, ensure_ascii=False))
             records.append(json.dumps({**required, key: value}, ensure_ascii=True))
+    for key in required:
+        # A DJ token spelled with an escape inside it: only its decoded text shows the token.
+        escaped = json.dumps({**required, key: "@"})
+        records.append(escaped.replace('"@"', '"see <__dj\\u005f_video> here"'))
     extras = [
         '"n": 1', '"f": 4.29296875', '"e": 1e5', '"E": -2.5E-3', '"huge": 1e400',
         '"z": -0', '"nul": null', '"t": true', '"list": [1, "a", {"b": [null]}]', '"empty": {}', '"s": "x\\u00e9\\ud83d\\ude00"',
         '"deep": ' + "[" * 130 + "]" * 130, '"bad": NaN', '"sp" :  [ 1 , 2 ] ',
+        '"tru": tru', '"comma": [1,]', '"zero": 01', '"escape": "\\q"', '"colon": {"a" 1}', '"dot": 1.', '"o": {"a": [{}, [], "}"]}',
     ]
     body = ", ".join(f'"{key}": {json.dumps(value)}' for key, value in required.items())
     for extra in extras:
@@ -181,20 +186,50 @@ def test_youku_fast_equals_careful(tmp_path, case, options):
     _both("youku", source, tmp_path, on_error="keep", **options)
 
 
-def test_plain_csv_rows_accepts_only_what_every_reader_reads_alike():
-    def rows(text: bytes, width: int = 2) -> int:
-        return caption_parse.plain_csv_rows(np.frombuffer(text, np.uint8), 0, width)
+def test_plain_csv_accepts_only_what_every_reader_reads_alike():
+    from hf_mmbuilder.formats.csvfiles import plain_csv
 
-    assert rows(b'a,b\n1,"x\n""y"""\r\n2,') == 3
-    assert rows(b"a,b\n1,2") == 2
-    assert rows(b"a,b\n1,2\n\n") == -1
-    assert rows(b'a,b\n1,x"y\n') == -1
-    assert rows(b'a,b\n1,"x"y\n') == -1
-    assert rows(b'a,b\n1,"x\n') == -1
-    assert rows(b"a,b\n1,2\r3,4\n") == -1
-    assert rows(b"a,b\n1,2,3\n") == -1
-    assert rows(b"a,b\n1\x00,2\n") == -1
-    assert rows(b"a\n1\n", 1) == -1
+    assert plain_csv(b'a,b\n1,"x\n""y"""\r\n2,')
+    assert plain_csv(b"a,b\n1,2")
+    assert plain_csv(b'a,b\n1,"two\n\nparagraphs"\n')
+    assert not plain_csv(b"a,b\n1,2\n\n")
+    assert not plain_csv(b"a,b\r\n\r\n1,2\r\n")
+    assert not plain_csv(b'a,b\n1,x"y\n')
+    assert not plain_csv(b'a,b\n1,"x"y\n')
+    assert not plain_csv(b'a,b\n1,"x\n')
+    assert not plain_csv(b"a,b\n1,2\r3,4\n")
+    assert not plain_csv(b'a,b\n1,"2\r"\n')
+    assert not plain_csv(b"a,b\n1\x00,2\n")
+
+
+def test_plain_csv_files_read_by_arrow_as_by_the_csv_module():
+    import csv
+    import io
+    import random
+
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    from hf_mmbuilder.formats.csvfiles import plain_csv
+
+    rng = random.Random(0)
+    pieces = ["a", "b", ",", '"', '"', "\n", "\r\n", "\r", "é", " "]
+    accepted = 0
+    for _ in range(20_000):
+        data = ("h1,h2\n" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))).encode()
+        if not plain_csv(data):
+            continue
+        try:
+            table = pa_csv.read_csv(pa.BufferReader(data), read_options=pa_csv.ReadOptions(column_names=["h1", "h2"], skip_rows=1),
+                                    parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                                    convert_options=pa_csv.ConvertOptions(column_types={"h1": pa.string(), "h2": pa.string()},
+                                                                          strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except pa.ArrowInvalid:
+            continue  # a row of another width: Arrow refuses it, and the strict reader reads the file
+        rows = list(csv.reader(io.StringIO(data.decode(), newline=""), strict=True))[1:]
+        assert [[row["h1"], row["h2"]] for row in table.to_pylist()] == rows, data
+        accepted += 1
+    assert accepted > 1000
 
 
 def test_kernel_flags_what_it_cannot_convert_exactly():
@@ -210,6 +245,14 @@ def test_kernel_flags_what_it_cannot_convert_exactly():
         b'[{"c": "x"}]',
         b'{"n": 1}',
         b'{"c": "x", "n": 1.5e10, "m": -0}',
+        b'{"c": "x", "n": tru}',
+        b'{"c": "x", "n": [1,]}',
+        b'{"c": "x", "n": 01}',
+        b'{"c": "x", "n": "\\q"}',
+        b'{"c": "x", "n": {"a" 1}}',
+        b'{"c": "x", "n": "\\ud800"}',
+        b'{"c": "x", "n": 1.}',
+        b'{"c": "x", "n": {"a": [1 2]}}',
     ]
     buf = np.frombuffer(b"".join(records), np.uint8)
     ends = np.cumsum([len(record) for record in records])
@@ -222,13 +265,13 @@ def test_kernel_flags_what_it_cannot_convert_exactly():
     names, name_offsets, name_lists, status = np.zeros(size, np.uint8), np.zeros(size, np.int32), np.zeros(n + 1, np.int32), np.zeros(n, np.int8)
     caption_parse.parse_captions(buf, starts, ends, keys, key_offsets, kinds, fields, field_offsets, field_kinds,
                                  extra, extra_offsets, names, name_offsets, name_lists, status)
-    assert status.tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    assert status.tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0] + [1] * 8
     captions = [bytes(fields[0, field_offsets[0, r]:field_offsets[0, r + 1]]).decode() for r in range(n)]
-    assert captions == ["aé😀"] + [""] * 9 + ["x"]
+    assert captions == ["aé😀"] + [""] * 9 + ["x"] + [""] * 8
     extras = [bytes(extra[extra_offsets[r]:extra_offsets[r + 1]]) for r in range(n)]
-    assert extras == [b'{"n":1,"o":{"k": [1, 2.5]}}'] + [b""] * 9 + [b'{"n":1.5e10,"m":-0}']
+    assert extras == [b'{"n":1,"o":{"k":[1,2.5]}}'] + [b""] * 9 + [b'{"n":1.5e10,"m":-0}'] + [b""] * 8
     keys_of = [[bytes(names[name_offsets[j]:name_offsets[j + 1]]).decode() for j in range(name_lists[r], name_lists[r + 1])] for r in range(n)]
-    assert keys_of == [["c", "n", "o"]] + [[]] * 9 + [["c", "n", "m"]]
+    assert keys_of == [["c", "n", "o"]] + [[]] * 9 + [["c", "n", "m"]] + [[]] * 8
 
 
 def test_rounded_equals_python_round():
@@ -254,12 +297,27 @@ def test_only_plain_youku_files_take_arrows_reader(tmp_path, case):
     source = tmp_path / "youku.csv"
     source.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     header = ["clip_name:FILE", "caption"] if case == "retrieval" else ["video_id:FILE", "title", "label"]
-    table = plain_table(str(source), open, header, ("<__dj__video>", "<|__dj__eoc|>"))
-    rows = {"plain": 3, "empty media": 2, "retrieval": 2}
+    table = plain_table(str(source), open, header)
+    # A DJ token (in a caption: the loader leaves the file to the strict path) is no CSV matter.
+    rows = {"plain": 3, "empty media": 2, "retrieval": 2, "dj token": 1}
     if case in rows:
-        # An empty media cell is left to the strict path by the loader, after Arrow read the file.
+        # An empty media cell or a DJ token is left to the strict path by the loader, after Arrow read the file.
         assert table is not None and table.num_rows == rows[case]
         if case == "plain":
             assert table.column("title").to_pylist() == ['a, "quoted" title', "two\nlines and\r\nthree", "é 中文 😀"]
     else:
         assert table is None
+
+
+@pytest.mark.parametrize("document", [
+    '{"n": 1, "data": [{"id": "1", "caption": "a", "data": 2}]}',
+    '{"data": [{"id": "1", "caption": "a"}], "data": [{"id": "2", "caption": "b"}]}',
+    '{"data": [{"id": "1", "caption": "a"}, {"id": "3", "caption": "c"}], "data": []}',
+    '{"name": "data", "data": [{"id": "1", "caption": "a"}]}',
+])
+def test_wavcaps_data_member_as_the_whole_parse_reads_it(tmp_path, document):
+    # A record's own "data" member is a field; a repeated top-level one is the last, as in a dict.
+    source = tmp_path / "wavcaps.json"
+    source.write_text(document, encoding="utf-8")
+    rows = _both("wavcaps", source, tmp_path, on_error="keep")
+    assert rows["id"] == [record["id"] for record in json.loads(document)["data"]]

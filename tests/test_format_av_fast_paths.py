@@ -117,6 +117,22 @@ def test_timecodes_seconds_matches_timecode_seconds():
     assert timecodes_seconds(pa.array(["00:61:00.0"])) is None
 
 
+def test_timecodes_written_as_internvid_writes_them_are_read_from_their_bytes():
+    from hf_mmbuilder.loading_scripts.internvid import fixed_timecodes
+
+    rng = random.Random(1)
+    codes = [f"{rng.randint(0, 99):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}" for _ in range(20_000)]
+    codes += ["00:00:00.000", "00:00:00.001", "99:59:59.999", "00:59:00.500", "12:34:56.789"]
+    seconds, fixed = fixed_timecodes(pa.array(codes))
+    assert fixed.all() and seconds.tolist() == [timecode_seconds(code) for code in codes]
+    others = ["0:07:33.689", "00:60:00.000", "00:00:60.000", "0a:00:00.000", "00:00:00,000", "00:00:0\u0661.500", "", "000:00:00.00"]
+    seconds, fixed = fixed_timecodes(pa.array(others).slice(0))
+    assert not fixed.any() and not seconds.any()
+    # Mixed with them, the others go by the pattern, each as timecode_seconds reads it.
+    mixed = pa.array(codes[:3] + ["0:07:33.689", "100:59:59.999999"] + codes[3:6]).slice(1)
+    assert timecodes_seconds(mixed) == [timecode_seconds(code) for code in mixed.to_pylist()]
+
+
 def test_media_finder_stems_match_splitext(tmp_path):
     names = ["a.flac", ".flac", "..flac", ".a.FLAC", "b.c.wav", "x.txt", "y", "z.mp4.flac", "..a.wav", "q.Wav"]
     for folder in ("", "s/t"):

@@ -467,7 +467,22 @@ class ColumnBuffer:
         columns = []
         for name, field in zip(self.schema.names, self.schema):
             if name in self.constants:
-                columns.append(pa.array([self.constants[name]], field.type).take(pa.array(np.zeros(rows, np.int32))))
+                columns.append(constant_column(self.constants[name], field.type, rows))
             else:
                 columns.append(arrays[name])
         return pa.Table.from_arrays(columns, schema=self.schema)
+
+
+def constant_column(value, field_type: pa.DataType, rows: int) -> pa.Array:
+    """``value`` in each of ``rows`` rows, as an array of ``field_type``. O(rows * size of value).
+
+    Example:
+        >>> constant_column("/data", pa.string(), 2).to_pylist(), constant_column([], pa.list_(pa.string()), 2).to_pylist()
+        (['/data', '/data'], [[], []])
+    """
+    if pa.types.is_nested(field_type) or isinstance(field_type, pa.ExtensionType):
+        # Arrow repeats a nested scalar value by value, several times slower than this take.
+        return pa.array([value], field_type).take(pa.array(np.zeros(rows, np.int32)))
+    # A flat value is copied buffer-wide, where a take copies it row by row.
+    return pa.repeat(pa.scalar(value, field_type), rows)
+

@@ -24,7 +24,7 @@ from ..kernels import caption_parse
 from ..media import MediaFinder, check_media_exists
 from .builder import ColumnBuffer, DJBuilder, DJBuilderConfig, Shard, rows_in_file_order
 from .columns import SourceRecord, rows_to_tables, table_from_arrays
-from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, invalid_json, iter_batches, token_spellings
+from .records import MalformedJSON, RecordBatch, check_no_dj_tokens, gc_paused, iter_batches
 from .exporter import CsvExporter, RowExporter
 
 
@@ -92,14 +92,28 @@ def dj_tokens(config) -> tuple:
 def hold_dj_tokens(parts: list, config) -> bool:
     """Whether a string array of ``parts`` (captions of a batch; ``str`` parts are markers and
     skipped) holds a DJ token: the batched paths then leave the batch to :func:`wrap_caption`,
-    which reports each such record. O(total caption length) per token.
+    which reports each such record. O(total caption length).
 
     Example:
         >>> hold_dj_tokens(["[[q]]:", pa.array(["a <|__dj__eoc|> b"])], CaptionConfig())
         True
     """
     arrays = [part for part in parts if isinstance(part, (pa.Array, pa.ChunkedArray))]
-    return any(pc.any(pc.match_substring(array, token)).as_py() for array in arrays for token in dj_tokens(config))
+    return any(dj_token_rows(array, config).any() for array in arrays)
+
+
+def dj_token_rows(texts: pa.Array, config) -> np.ndarray:
+    """The mask of the values of a string array that hold one of the config's DJ tokens (as
+    :func:`~hf_mmbuilder.formats.records.check_no_dj_tokens` finds them), in one pass of one
+    RE2 pattern. O(total text length).
+
+    Example:
+        >>> dj_token_rows(pa.array(["a <__dj__video> b", "a <__dj__vid", ""]), CaptionConfig()).tolist()
+        [True, False, False]
+    """
+    # Every ASCII punctuation character escaped: RE2 reads "\\" + punctuation as that character.
+    pattern = "|".join("".join("\\" + c if c.isascii() and not c.isalnum() and c != "_" else c for c in token) for token in dj_tokens(config))
+    return np.asarray(pc.match_substring_regex(texts, pattern), dtype=bool)
 
 
 def unwrap_caption(text: str, token: str, config) -> str:
@@ -323,7 +337,6 @@ def _parse(batch: RecordBatch, spec: FieldSpec, careful: np.ndarray) -> ParsedBa
         if kind == STRING_OR_INT:
             int_fields[name] = field_kinds[k] == KIND_INT
     extra_column = _strings(extra_offsets, extra, valid=np.diff(extra_offsets) > 0)
-    status[invalid_json(extra_column)] = caption_parse.FALLBACK
     key_order = None
     if spec.key_order:
         items = _strings(name_offsets[: name_lists[-1] + 1], key_names)
@@ -372,7 +385,6 @@ def wrapped_captions(parts: list, rows: int, token: str, config: CaptionConfig, 
 def compiled_tables(
     batches: Iterable[RecordBatch],
     spec: FieldSpec,
-    tokens: tuple,
     build: Callable[[ParsedBatch, RecordBatch], Optional[dict]],
     careful_record: Callable[[RecordBatch, int], SourceRecord],
     features,
@@ -383,19 +395,18 @@ def compiled_tables(
 ) -> Iterator[pa.Table]:
     """The tables of raw JSON batches through the compiled caption parser: ``build(parsed,
     batch)`` makes the batch's columns (``Json`` columns as JSON text) and may flag more records
-    (``parsed.status``) for the careful path, or returns ``None`` to send the whole batch there.
-    Records holding a spelling of a DJ token (``tokens``) go there up front. The careful rows
+    (``parsed.status``, e.g. those whose caption holds a DJ token: :func:`dj_token_rows`) for the
+    careful path, or returns ``None`` to send the whole batch there. The careful rows
     (``convert`` of ``careful_record(batch, k)``, reporting every bad record through ``policy``)
     take their places among the fast rows. O(batch bytes) per batch.
 
     Example:
-        >>> tables = compiled_tables(batches, spec, tokens, build, record, features, {}, convert, policy, "a.jsonl")  # doctest: +SKIP
+        >>> tables = compiled_tables(batches, spec, build, record, features, {}, convert, policy, "a.jsonl")  # doctest: +SKIP
     """
     buffer = ColumnBuffer(features, constants)
-    words = token_spellings(tokens)
     for batch in batches:
         with gc_paused():
-            parsed = parse_batch(batch, spec, batch.holding(words))
+            parsed = parse_batch(batch, spec, np.zeros(0, np.int64))
             arrays = build(parsed, batch)
         n = len(batch.indexes)
         if arrays is None:

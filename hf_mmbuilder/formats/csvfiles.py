@@ -24,6 +24,7 @@ import itertools
 import re
 from typing import Callable, Iterator, Optional
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import ErrorPolicy
@@ -213,6 +214,49 @@ class CsvFile:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def plain_csv(data: bytes) -> bool:
+    """Whether the CSV text ``data`` reads the same with any RFC 4180 reader: a quote only opens
+    a field (at its start) and closes it (before a comma, a line end or the end of the text),
+    ``""`` inside; lines end in ``\\n`` or ``\\r\\n``; no empty line outside quotes; no NUL byte.
+    Such a file can be read by a fast reader (Arrow's, which checks each row's cell count itself);
+    any other goes to the strict one, which names each problem by line. O(len(data)) in C and
+    NumPy, no Python per byte or per row.
+
+    Example:
+        >>> plain_csv(b'a,b\\n1,"x\\n""y"\\r\\n2,'), plain_csv(b'a,b\\n1,x"y\\n'), plain_csv(b'a,b\\n1,2\\n\\n')
+        (True, False, False)
+    """
+    if b"\0" in data:
+        return False
+    buf = np.frombuffer(data, np.uint8)
+    # A carriage return only before a line feed: NumPy finds them (bytes.count of a two-byte word
+    # is several times slower on non-ASCII text).
+    returns = np.flatnonzero(buf == ord("\r"))
+    if returns.size and (returns[-1] + 1 == len(buf) or (buf[np.minimum(returns + 1, len(buf) - 1)] != ord("\n")).any()):
+        return False
+    quotes = np.flatnonzero(buf == ord('"'))
+    if len(quotes) % 2:
+        return False
+    # Counted from the start, even quotes open a quoted field, odd ones close it; a doubled quote
+    # inside a field is a close and an open next to each other.
+    opening, closing = quotes[0::2], quotes[1::2]
+    doubled = closing[:-1] + 1 == opening[1:]
+    before = buf[np.maximum(opening - 1, 0)]
+    opens = (opening == 0) | (before == ord(",")) | (before == ord("\n"))
+    opens[1:] |= doubled
+    after = buf[np.minimum(closing + 1, len(buf) - 1)]
+    closes = (closing + 1 == len(buf)) | (after == ord(",")) | (after == ord("\n")) | (after == ord("\r"))
+    closes[:-1] |= doubled
+    if not (opens.all() and closes.all()):
+        return False
+    # An empty line is no row to the csv module, a row of empty cells to Arrow's reader: a line
+    # feed right after another (or after its carriage return) outside quotes, or at the start.
+    feeds = np.flatnonzero(buf == ord("\n"))
+    gaps = np.diff(feeds, prepend=-1)
+    empty = feeds[(gaps == 1) | ((gaps == 2) & (buf[np.maximum(feeds - 1, 0)] == ord("\r")))]
+    return not (np.searchsorted(quotes, empty) % 2 == 0).any()
 
 
 def _unclosed_quote_line(text: str, first_line: int) -> int:

@@ -225,24 +225,27 @@ class MediaFinder:
         self._names, self._stems = {}, {}
         if not os.path.isdir(self.root):
             return
-        names_found, stems_found = self._names, self._stems
         extensions = tuple(self.extensions)
         walk = os.walk(self.root) if self.recursive else [(self.root, [], os.listdir(self.root))]
+        found_names, found_paths = [], []
         for folder, subfolders, names in walk:
             # A name found twice resolves to its first place in sorted order, the same on every
             # machine (Data-Juicer keeps whichever one os.walk happens to list last).
             subfolders.sort()
+            names.sort()
             relative_folder = os.path.relpath(folder, self.root)
             prefix = "" if relative_folder == "." else os.path.join(relative_folder, "")
-            for name in sorted(names):
-                relative = prefix + name
-                names_found.setdefault(name, relative)
-                # os.path.splitext's extension, for names ending with one of ours (one dot each):
-                # the stem must hold more than dots, as a leading dot starts no extension.
-                if name.lower().endswith(extensions):
-                    stem = name[: name.rfind(".")]
-                    if stem.strip("."):
-                        stems_found.setdefault(stem, relative)
+            found_names += names
+            found_paths += [prefix + name for name in names] if prefix else names
+        # Dicts built from the listing reversed keep each name's first place; built in C, as a
+        # folder of 200k recordings costs a quarter second name by name.
+        self._names = dict(zip(reversed(found_names), reversed(found_paths)))
+        # os.path.splitext's extension, for names ending with one of ours (one dot each): the
+        # stem must hold more than dots, as a leading dot starts no extension.
+        with_extension = [k for k, name in enumerate(found_names) if name.lower().endswith(extensions)]
+        stems = [found_names[k][: found_names[k].rfind(".")] for k in with_extension]
+        kept = [(stem, found_paths[k]) for stem, k in zip(stems, with_extension) if stem.strip(".")]
+        self._stems = dict(reversed(kept))
 
     def by_name(self, name: str) -> Optional[str]:
         return self.names().get(name)

@@ -626,6 +626,81 @@ def _fill_line_ranges(buf, base_offset, first_line, starts, ends, lines):
         start = stop + 1
 
 
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _bytes_equal_to(word, byte_times_ones):
+    """0x80 in each byte of ``word`` equal to the byte repeated in ``byte_times_ones``, 0 in the others."""
+    x = word ^ byte_times_ones
+    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
+
+
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _escaped_code(buf, i, end):
+    """``(code point, position after)`` of the escape whose backslash is ``buf[i]``; code -1 for
+    an escape that is not JSON (the parsers refuse its record)."""
+    if i + 1 >= end:
+        return -1, end
+    e = buf[i + 1]
+    if e == 117:
+        if i + 6 > end:
+            return -1, end
+        return hex4(buf, i + 2), i + 6
+    if e == 110:
+        return 10, i + 2
+    if e == 116:
+        return 9, i + 2
+    if e == 114:
+        return 13, i + 2
+    if e == 98:
+        return 8, i + 2
+    if e == 102:
+        return 12, i + 2
+    if e == _QUOTE or e == _BACKSLASH or e == 47:
+        return e, i + 2
+    return -1, i + 2
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
+def records_holding(buf, starts, ends, core, escaped, escaped_above_ascii, out):
+    """Flag the records whose decoded strings may hold ``core``: ``out[k] = 1`` where
+    ``buf[starts[k]:ends[k]]`` holds the bytes of ``core`` or an escape (``\\uXXXX`` or a short
+    one) of a character ``core`` holds (``escaped[code] == 1`` for an ASCII code, any code above
+    ASCII when ``escaped_above_ascii``) or a malformed escape; ``out[k] = 0`` elsewhere. A text
+    holding ``core`` is written either with its bytes as they are or with one of its characters
+    escaped, so no record holding it is missed.
+
+    Parameters: ``buf`` uint8 ``(n,)``; ``starts``, ``ends`` int64 ``(records,)``; ``core`` uint8
+    ``(m,)``, ``m >= 1``; ``escaped`` uint8 ``(128,)``; ``out`` uint8 ``(records,)``.
+    Returns the number of records flagged. O(n): eight bytes at a time between candidates.
+    """
+    first = np.uint64(core[0]) * _ONES
+    backslash = np.uint64(_BACKSLASH) * _ONES
+    m = core.shape[0]
+    flagged = 0
+    for k in range(starts.shape[0]):
+        i, end = starts[k], ends[k]
+        hit = 0
+        while i < end and hit == 0:
+            if i + 8 <= end and (_bytes_equal_to(load8(buf, i), first) | _bytes_equal_to(load8(buf, i), backslash)) == 0:
+                i += 8
+                continue
+            c = buf[i]
+            if c == _BACKSLASH:
+                code, i = _escaped_code(buf, i, end)
+                if code < 0 or (code < 128 and escaped[code] == 1) or (code >= 128 and escaped_above_ascii):
+                    hit = 1
+                continue
+            if c == core[0] and i + m <= end:
+                j = 1
+                while j < m and buf[i + j] == core[j]:
+                    j += 1
+                if j == m:
+                    hit = 1
+            i += 1
+        out[k] = hit
+        flagged += hit
+    return flagged
+
+
 # -- canonical JSON: a value written as orjson writes what msgspec decodes from it ---------------
 
 _MAX_OBJECT_KEYS = 512

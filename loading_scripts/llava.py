@@ -49,7 +49,6 @@ from hf_mmbuilder.formats.records import (
     invalid_json,
     remember_key_order,
     restore_key_order,
-    token_spellings,
 )
 from hf_mmbuilder.kernels import llava_export, llava_parse
 from hf_mmbuilder.media import check_media_exists, media_missing
@@ -283,7 +282,7 @@ class Llava(DJBuilder):
         byte of a record the kernel takes is copied into one): then the batch is parsed again,
         with its undecodable records left to the careful path, so clean input pays nothing.
         """
-        careful = batch.holding(token_spellings(self._literal_tokens))
+        careful = batch.holding(self._literal_tokens)
         try:
             return self._parsed_table(batch, shard, careful)
         except pa.ArrowInvalid:

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from hf_mmbuilder.formats.builder import ColumnBuffer, Shard
 from hf_mmbuilder.errors import ErrorPolicy
-from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, restore_key_order, token_spellings
+from hf_mmbuilder.formats.records import KEY_ORDER_KEY, MalformedJSON, restore_key_order
 from hf_mmbuilder.kernels import oasis_parse
 from hf_mmbuilder.loading_scripts.llava import SOURCE_IMAGE_TOKEN, Llava, LlavaConfig, LlavaExporter
 
@@ -79,7 +79,7 @@ class Oasis(Llava):
         # A view of the kernel's output, not a copy: the LLaVA parser only reads it.
         rewritten = dataclasses.replace(batch, offsets=starts, ends=ends, buffer=memoryview(out[: int(ends.max(initial=0))]), buffer_offset=0)
         # As the LLaVA path does, on the source bytes (the rewritten ranges are not in file order).
-        careful = batch.holding(token_spellings(self._literal_tokens))
+        careful = batch.holding(self._literal_tokens)
         try:
             return self._parsed_table(rewritten, shard, careful)
         except pa.ArrowInvalid:

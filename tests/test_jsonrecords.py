@@ -72,3 +72,35 @@ def test_an_empty_file_has_no_pieces(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n  \n", encoding="utf-8")
     assert list(scan_records_in_background(str(path))) == [] and len(scan_records(str(path))) == 0
+
+
+# Spellings of a DJ token in raw JSON: as it is, or with any of its characters escaped; an escaped
+# backslash followed by "u005f" is text, not an escape.
+HOLDING_CASES = [
+    (rb'{"v": "<__dj__image>"}', True),
+    (rb'{"v": "<__dj\u005f_image>"}', True),
+    (rb'{"v": "<__dj\u005F_image>"}', True),
+    (rb'{"v": "<\u005f_dj__image>"}', True),
+    (rb'{"v": "<__\u0064j__image>"}', True),
+    (rb'{"v": "<__d\u006A__image>"}', True),
+    (rb'{"v": "\u003c__dj__image>"}', True),
+    (rb'{"v": "<__dj\\u005f_image>"}', False),
+    (rb'{"v": "__d j__ \u00e9 \n \\ \" \/ dj"}', False),
+    (rb'{"v": "a bad escape \x"}', True),
+    (rb'{"v": "1234567__dj__"}', True),
+    (rb'{"v": "12345678901234__d"}', False),
+    (rb'{"v_with_underscores": "__dj_ _dj__"}', False),
+]
+
+
+@pytest.mark.parametrize("raw, holds", HOLDING_CASES)
+def test_records_holding_finds_every_spelling_of_the_tokens(raw, holds):
+    from hf_mmbuilder.formats.records import RecordBatch
+
+    # The record sits between two that hold the core only across the record bounds.
+    records = [b'{"v": "x__d"}', raw, b'{"v": "j__"}']
+    buffer = b"".join(records)
+    ends = np.cumsum([len(record) for record in records])
+    batch = RecordBatch(path="x.jsonl", indexes=range(3), lines=np.arange(1, 4), offsets=ends - [len(r) for r in records],
+                        ends=ends, records=None, buffer=buffer, buffer_offset=0)
+    assert batch.holding(("<__dj__image>", "<|__dj__eoc|>")).tolist() == ([1] if holds else [])

@@ -116,6 +116,21 @@ def test_fast_path_off_gives_the_same_table(tmp_path):
     assert careful.data.table.equals(fast.data.table)
 
 
+def test_a_dj_token_written_with_an_escape_is_refused_on_both_paths(tmp_path):
+    # json.dumps writes "\u005f" back as "_": the file is written by hand, one escaped character per record.
+    good = [orjson.dumps(record) for record in testing.llava_records(40, seed=2)]
+    escaped = [rb'{"id": "e%d", "image": "a.jpg", "conversations": [{"from": "human", "value": "<image> see %s"}]}' % (k, spelling)
+               for k, spelling in enumerate([rb"<__dj\u005f_image>", rb"<\u005f_dj__image>", rb"<__\u0064j__image>", rb"<|__dj__eoc\u007c>"])]
+    path = tmp_path / "escaped.jsonl"
+    path.write_bytes(b"\n".join(good[:20] + escaped + good[20:]) + b"\n")
+    tables = [hf_mmbuilder.load("llava", str(path), split="train", cache_dir=str(tmp_path / str(fast)), fast_path=fast, on_error="skip").data.table
+              for fast in (True, False)]
+    assert tables[0].num_rows == tables[1].num_rows == 40
+    assert tables[0].equals(tables[1])
+    with pytest.raises(RecordError, match=r"escaped\.jsonl: record 20 \(line 21\): turn 0 holds the literal DJ token '<__dj__image>'"):
+        hf_mmbuilder.load("llava", str(path), split="train", cache_dir=str(tmp_path / "raise"))
+
+
 EXPORT_EDGE_CASES = QUIRKY + [
     {"id": -12, "image": "a/b.jpg", "conversations": [{"from": "human", "value": "<image> ctl \u0001\u001f \u2028 \\ \""}, {"from": "gpt", "value": "[[gpt]]: x"}]},
     {"id": 0, "conversations": [{"from": "human", "value": "<image> literal, no image field"}, {"from": "gpt", "value": "<video>"}]},

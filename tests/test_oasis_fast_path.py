@@ -109,3 +109,15 @@ def test_options_reach_the_fast_path(tmp_path, options):
     source = testing.write_jsonl(str(tmp_path / "gen.jsonl"), records)
     fast, careful = both_paths(source, tmp_path, **options)
     assert_same(fast, careful)
+
+
+def test_a_dj_token_written_with_an_escape_is_refused_on_both_paths(tmp_path):
+    # json.dumps writes "\u005f" back as "_": the records are written by hand.
+    lines = [rb'{"instruction": "q%d", "response": "a", "image": "x.jpg"}' % k for k in range(30)]
+    lines[7] = rb'{"instruction": "see <__dj\u005f_image>", "response": "a", "image": "x.jpg"}'
+    lines[19] = rb'{"instruction": "q", "response": "<|__dj__eoc\u007c>", "image": "x.jpg"}'
+    path = tmp_path / "escaped.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    fast, careful = both_paths(path, tmp_path, on_error="skip")
+    assert len(fast) == len(careful) == 28
+    assert_same(fast, careful)

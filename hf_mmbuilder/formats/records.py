@@ -122,23 +122,6 @@ class RecordIndex:
         return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def token_spellings(tokens) -> tuple:
-    r"""The byte strings a raw JSON record holding one of ``tokens`` contains: each token as it
-    is, and with a leading ``<`` written as ``\u003c`` (the escape JSON writers use for HTML safety).
-
-    Example:
-        >>> token_spellings(["<a>"])
-        (b'<a>', b'\\u003ca>', b'\\u003Ca>')
-    """
-    spellings = []
-    for token in tokens:
-        encoded = token.encode()
-        spellings.append(encoded)
-        if encoded.startswith(b"<"):
-            spellings += [b"\\u003c" + encoded[1:], b"\\u003C" + encoded[1:]]
-    return tuple(dict.fromkeys(spellings))
-
-
 def common_part(words) -> bytes:
     r"""The longest byte string every one of ``words`` contains (the first one found).
 
@@ -565,35 +548,28 @@ class RecordBatch:
         start = int(self.offsets[k]) - self.buffer_offset
         return bytes(self.buffer[start : int(self.ends[k]) - self.buffer_offset])
 
-    def holding(self, words: tuple) -> np.ndarray:
-        """The positions (ascending, int64) of the records whose source bytes contain one of
-        ``words`` (bytes), found by the C substring search of the buffer: a quick filter that
-        sends those records to a careful path, which checks their decoded text."""
-        if not words:
+    def holding(self, tokens) -> np.ndarray:
+        """The positions (ascending, int64) of the records whose decoded strings may hold one of
+        ``tokens`` (str), written as they are or with any of their characters escaped
+        (``<__dj\\u005f_image>`` is a DJ token too): a quick filter, in compiled code over the
+        batch's bytes, that sends those records to a careful path, which checks their decoded
+        text. Tokens sharing a part (the DJ tokens share ``__dj__``) are looked for through it.
+        O(batch bytes)."""
+        tokens = [token for token in tokens if token]
+        if not tokens:
             return np.zeros(0, np.int64)
-        common = common_part(words)
-        if len(common) >= 4 and len(words) > 1:
-            # One search for what every word holds (the DJ tokens share "__dj__"), then each word
-            # in the few records found.
-            found = self.holding((common,))
-            return np.array([k for k in found.tolist() if any(word in self.raw(k) for word in words)], np.int64)
-        buffer = self.buffer
-        if isinstance(buffer, memoryview):
-            # A view of a batch's memory map runs to the map's end: search the map itself, no copy.
-            source = buffer.obj if hasattr(buffer.obj, "find") else bytes(buffer)
-            shift = len(source) - len(buffer)
-        else:
-            source, shift = buffer, 0
-        found = []
-        for word in words:
-            at = source.find(word, shift)
-            while at >= 0:
-                found.append(at - shift)
-                at = source.find(word, at + 1)
-        if not found:
-            return np.zeros(0, np.int64)
-        starts = self.offsets - self.buffer_offset
-        return np.unique(np.searchsorted(starts, np.array(found, np.int64), side="right") - 1)
+        common = common_part([token.encode() for token in tokens]).decode("utf-8", "ignore")
+        buf = np.frombuffer(self.buffer, dtype=np.uint8)
+        starts, ends = self.offsets - self.buffer_offset, self.ends - self.buffer_offset
+        flagged = np.zeros(len(starts), np.uint8)
+        for core in [common] if common else tokens:
+            escaped = np.zeros(128, np.uint8)
+            escaped[[ord(c) for c in core if ord(c) < 128]] = 1
+            found = np.empty(len(starts), np.uint8)
+            json_scan.records_holding(buf, starts, ends, np.frombuffer(core.encode(), np.uint8), escaped,
+                                      any(ord(c) >= 128 for c in core), found)
+            flagged |= found
+        return np.flatnonzero(flagged).astype(np.int64)
 
     def invalid_utf8(self) -> np.ndarray:
         """The positions (ascending, int64) of the records that are not valid UTF-8, for the

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .json_scan import MAX_NESTING, hex4, same_bytes, skip_whitespace, string_end, unescape_string
+from .json_scan import MAX_NESTING, escape_code, same_bytes, skip_whitespace, string_end, unescape_string
 
 FAST = 0
 FALLBACK = 1
@@ -78,25 +78,8 @@ def _copy_string(buf, i, end, out, o):
             o += 1
             i += 1
             continue
-        if i + 1 >= end:
-            return -1, o
-        e = buf[i + 1]
-        size = 2
-        if e == 117:
-            if i + 6 > end:
-                return -1, o
-            code = hex4(buf, i + 2)
-            if code < 0 or 0xDC00 <= code <= 0xDFFF:
-                return -1, o
-            size = 6
-            if 0xD800 <= code <= 0xDBFF:
-                if i + 12 > end or buf[i + 6] != _BACKSLASH or buf[i + 7] != 117:
-                    return -1, o
-                low = hex4(buf, i + 8)
-                if not (0xDC00 <= low <= 0xDFFF):
-                    return -1, o
-                size = 12
-        elif not (e == _QUOTE or e == _BACKSLASH or e == 47 or e == 98 or e == 102 or e == 110 or e == 114 or e == 116):
+        size = escape_code(buf, i, end)[1] - i
+        if size <= 0:
             return -1, o
         for j in range(i, i + size):
             out[o] = buf[j]

@@ -183,45 +183,50 @@ def hex4(buf, k):
     return code
 
 
+@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
+def escape_code(buf, k, end):
+    """The code point of the escape sequence starting at the backslash ``buf[k]`` (``end`` bounds
+    it) and the position after it: a short escape, ``\\uXXXX``, or a high-low surrogate pair as
+    one code point. ``(-1, k)`` for a bad escape or a lone surrogate."""
+    if k + 1 >= end:
+        return -1, k
+    e = buf[k + 1]
+    if e == 110:
+        return 10, k + 2
+    if e == _QUOTE or e == _BACKSLASH or e == 47:
+        return e, k + 2
+    if e == 116:
+        return 9, k + 2
+    if e == 114:
+        return 13, k + 2
+    if e == 98:
+        return 8, k + 2
+    if e == 102:
+        return 12, k + 2
+    if e != 117 or k + 6 > end:
+        return -1, k
+    code = hex4(buf, k + 2)
+    if code < 0 or 0xDC00 <= code <= 0xDFFF:
+        return -1, k
+    if 0xD800 <= code <= 0xDBFF:
+        if k + 12 > end or buf[k + 6] != _BACKSLASH or buf[k + 7] != 117:
+            return -1, k
+        low = hex4(buf, k + 8)
+        if not (0xDC00 <= low <= 0xDFFF):
+            return -1, k
+        return 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), k + 12
+    return code, k + 6
+
+
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def unescape_escape(buf, k, end, out, o):
     """Decode the escape sequence starting at the backslash ``buf[k]`` (``end`` bounds it) into
     ``out[o:]``. Returns ``(position after it, new o)``, or ``(-1, o)`` for a bad escape or a lone
     surrogate."""
-    if k + 1 >= end:
+    code, after = escape_code(buf, k, end)
+    if code < 0:
         return -1, o
-    e = buf[k + 1]
-    if e == 110:
-        out[o] = 10
-    elif e == _QUOTE or e == _BACKSLASH or e == 47:
-        out[o] = e
-    elif e == 116:
-        out[o] = 9
-    elif e == 114:
-        out[o] = 13
-    elif e == 98:
-        out[o] = 8
-    elif e == 102:
-        out[o] = 12
-    elif e == 117:
-        if k + 6 > end:
-            return -1, o
-        code = hex4(buf, k + 2)
-        k += 6
-        if code < 0 or 0xDC00 <= code <= 0xDFFF:
-            return -1, o
-        if 0xD800 <= code <= 0xDBFF:
-            if k + 6 > end or buf[k] != _BACKSLASH or buf[k + 1] != 117:
-                return -1, o
-            low = hex4(buf, k + 2)
-            if not (0xDC00 <= low <= 0xDFFF):
-                return -1, o
-            k += 6
-            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-        return k, write_utf8(code, out, o)
-    else:
-        return -1, o
-    return k + 2, o + 1
+    return after, write_utf8(code, out, o)
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
@@ -572,9 +577,10 @@ def load8(typingctx, buf, i):
 
 
 @numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
-def _newline_bytes(word):
-    """0x80 in each byte of ``word`` that is a newline, 0 in the others (exact: no borrow crosses bytes)."""
-    x = word ^ _NEWLINES
+def _bytes_equal_to(word, byte_times_ones):
+    """0x80 in each byte of ``word`` equal to the byte repeated in ``byte_times_ones``, 0 in the
+    others (exact: no borrow crosses bytes)."""
+    x = word ^ byte_times_ones
     return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
 
 
@@ -585,7 +591,7 @@ def _count_newlines(buf):
     i = 0
     while i + 8 <= n:
         # One 0x01 per newline byte, summed into the top byte by the multiplication.
-        count += np.int64((((_newline_bytes(load8(buf, i)) >> np.uint64(7)) * _ONES) >> np.uint64(56)))
+        count += np.int64((((_bytes_equal_to(load8(buf, i), _NEWLINES) >> np.uint64(7)) * _ONES) >> np.uint64(56)))
         i += 8
     while i < n:
         count += buf[i] == _NEWLINE
@@ -596,7 +602,7 @@ def _count_newlines(buf):
 @numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _find_newline(buf, i, n):
     """Index of the first newline in ``buf[i:n]`` (or ``n``), eight bytes at a time."""
-    while i + 8 <= n and _newline_bytes(load8(buf, i)) == 0:
+    while i + 8 <= n and _bytes_equal_to(load8(buf, i), _NEWLINES) == 0:
         i += 8
     while i < n and buf[i] != _NEWLINE:
         i += 1
@@ -626,39 +632,6 @@ def _fill_line_ranges(buf, base_offset, first_line, starts, ends, lines):
         start = stop + 1
 
 
-@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
-def _bytes_equal_to(word, byte_times_ones):
-    """0x80 in each byte of ``word`` equal to the byte repeated in ``byte_times_ones``, 0 in the others."""
-    x = word ^ byte_times_ones
-    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
-
-
-@numba.njit(cache=True, nogil=True, inline="always", _nrt=False)
-def _escaped_code(buf, i, end):
-    """``(code point, position after)`` of the escape whose backslash is ``buf[i]``; code -1 for
-    an escape that is not JSON (the parsers refuse its record)."""
-    if i + 1 >= end:
-        return -1, end
-    e = buf[i + 1]
-    if e == 117:
-        if i + 6 > end:
-            return -1, end
-        return hex4(buf, i + 2), i + 6
-    if e == 110:
-        return 10, i + 2
-    if e == 116:
-        return 9, i + 2
-    if e == 114:
-        return 13, i + 2
-    if e == 98:
-        return 8, i + 2
-    if e == 102:
-        return 12, i + 2
-    if e == _QUOTE or e == _BACKSLASH or e == 47:
-        return e, i + 2
-    return -1, i + 2
-
-
 @numba.njit(cache=True, nogil=True, _nrt=False)
 def records_holding(buf, starts, ends, core, escaped, escaped_above_ascii, out):
     """Flag the records whose decoded strings may hold ``core``: ``out[k] = 1`` where
@@ -685,9 +658,10 @@ def records_holding(buf, starts, ends, core, escaped, escaped_above_ascii, out):
                 continue
             c = buf[i]
             if c == _BACKSLASH:
-                code, i = _escaped_code(buf, i, end)
+                code, after = escape_code(buf, i, end)
                 if code < 0 or (code < 128 and escaped[code] == 1) or (code >= 128 and escaped_above_ascii):
                     hit = 1
+                i = after
                 continue
             if c == core[0] and i + m <= end:
                 j = 1

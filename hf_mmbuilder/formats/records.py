@@ -122,12 +122,12 @@ class RecordIndex:
         return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def common_part(words) -> bytes:
-    r"""The longest byte string every one of ``words`` contains (the first one found).
+def common_part(words: list) -> str:
+    """The longest string every one of ``words`` contains (the first one found).
 
     Example:
-        >>> common_part((b"<__dj__image>", b"<|__dj__eoc|>", b"\\u003c__dj__image>"))
-        b'__dj__'
+        >>> common_part(["<__dj__image>", "<|__dj__eoc|>", "<__dj__video>"])
+        '__dj__'
     """
     shortest = min(words, key=len)
     for size in range(len(shortest), 0, -1):
@@ -135,7 +135,7 @@ def common_part(words) -> bytes:
             part = shortest[start : start + size]
             if all(part in word for word in words):
                 return part
-    return b""
+    return ""
 
 
 def check_no_dj_tokens(value: str, tokens, where: str) -> None:
@@ -558,7 +558,7 @@ class RecordBatch:
         tokens = [token for token in tokens if token]
         if not tokens:
             return np.zeros(0, np.int64)
-        common = common_part([token.encode() for token in tokens]).decode("utf-8", "ignore")
+        common = common_part(tokens)
         buf = np.frombuffer(self.buffer, dtype=np.uint8)
         starts, ends = self.offsets - self.buffer_offset, self.ends - self.buffer_offset
         flagged = np.zeros(len(starts), np.uint8)

@@ -226,3 +226,55 @@ def test_card_image_sizes_come_from_the_embedded_bytes_of_sliced_chunks(tmp_path
         statistics.add("train", batch, 0, embedded)
         stats = statistics.result(Counter())
         assert list(zip(stats["values"]["image_width"].tolist(), stats["values"]["image_height"].tolist())) == sizes
+
+
+def test_media_shards_written_two_at_a_time_are_the_bytes_written_one_at_a_time(tmp_path, monkeypatch):
+    # Three train shards: two lanes write shards 0 and 1 together, then shard 2 alone.
+    import hf_mmbuilder.publishing.shards as shards
+
+    names = [f"img/{index}.jpg" for index in range(60)]
+    media_bytes = sum(Path(path).stat().st_size for path in write_images(str(tmp_path / "media"), names, seed=4))
+    dataset = Dataset.from_dict({
+        "text": [f"<__dj__image> photo {index}" for index in range(60)],
+        "images": [[name] if index % 7 else [name, names[0]] for index, name in enumerate(names)],
+        "media_root": [str(tmp_path / "media")] * 60,
+    })
+    published = {}
+    for lanes in (1, 2):
+        monkeypatch.setattr(shards, "MEDIA_WRITE_LANES", lanes)
+        out = tmp_path / f"lanes-{lanes}"
+        result = publish(dataset, split_ratio={"train": 0.8, "test": 0.2}, seed=2, group_by=None, local_dir=str(out),
+                         max_shard_size=media_bytes // 3, progress=False)
+        published[lanes] = {name: (out / name).read_bytes() for name in result.files}
+    assert len([name for name in published[2] if name.startswith("data/train-")]) == 3
+    assert published[2] == published[1]
+
+
+def test_card_statistics_are_the_same_whatever_the_order_of_the_batches(tmp_path):
+    # Shards written together hand their batches over interleaved: the card must not see it, and a
+    # file is still named by its first row in the dataset (row 1 of train, not row 4 or row 0 of test).
+    media = tmp_path / "media"
+    media.mkdir()
+    for name, size in {"a.jpg": (64, 48), "b.jpg": (640, 480)}.items():
+        (media / name).write_bytes(jpeg_bytes(size))
+    (media / "c.jpg").write_bytes(b"this is no image")
+    splits = {"train": {"text": ["<__dj__image> one", "<__dj__image> two", "three", "<__dj__image> four", "<__dj__image> five", "six"],
+                        "images": [["a.jpg"], ["c.jpg"], [], ["b.jpg", "a.jpg"], ["c.jpg"], []]},
+              "test": {"text": ["<__dj__image> seven", "eight"], "images": [["c.jpg"], []]}}
+    batches = [(split, pa.table({**columns, "media_root": [str(media)] * len(columns["text"])}).slice(start, 2), start)
+               for split, columns in splits.items() for start in range(0, len(columns["text"]), 2)]
+    results = []
+    for order in (batches, batches[::-1], batches[1::2] + batches[0::2]):
+        statistics = CardStatistics({"train": 6, "test": 2}, language_sample=3)
+        for split, batch, start in order:
+            statistics.add(split, batch, start)
+        with pytest.raises(ValueError) as error:
+            statistics.result(Counter())
+        results.append(str(error.value))
+        (media / "c.jpg").write_bytes(jpeg_bytes((10, 20)))
+        stats = statistics.result()
+        (media / "c.jpg").write_bytes(b"this is no image")
+        results.append(repr({key: value for key, value in stats.items() if key != "values"})
+                       + repr([(key, np.asarray(getattr(value, "counts", value)).tolist()) for key, value in stats["values"].items()]))
+    assert results[0].startswith("split 'train' row 1: image 'c.jpg' (")
+    assert results[2:] == results[:2] * 2

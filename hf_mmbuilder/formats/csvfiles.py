@@ -216,47 +216,106 @@ class CsvFile:
         self.close()
 
 
-def plain_csv(data: bytes) -> bool:
+def plain_csv(data) -> bool:
     """Whether the CSV text ``data`` reads the same with any RFC 4180 reader: a quote only opens
     a field (at its start) and closes it (before a comma, a line end or the end of the text),
     ``""`` inside; lines end in ``\\n`` or ``\\r\\n``; no empty line outside quotes; no NUL byte.
     Such a file can be read by a fast reader (Arrow's, which checks each row's cell count itself);
     any other goes to the strict one, which names each problem by line. O(len(data)) in C and
-    NumPy, no Python per byte or per row.
+    NumPy, no Python per byte or per row (see :func:`quoted_newlines`).
 
     Example:
         >>> plain_csv(b'a,b\\n1,"x\\n""y"\\r\\n2,'), plain_csv(b'a,b\\n1,x"y\\n'), plain_csv(b'a,b\\n1,2\\n\\n')
         (True, False, False)
     """
-    if b"\0" in data:
-        return False
+    return quoted_newlines(data) is not None
+
+
+def quoted_newlines(data) -> Optional[bool]:
+    """For a plain CSV text ``data`` (``bytes`` or a memory map; see :func:`plain_csv`), whether
+    a line feed lies inside a quoted field (Arrow's reader must then be told
+    ``newlines_in_values``, which makes it slower); ``None`` for any other text.
+
+    The rules are checked on the positions of the quotes and line feeds (with the byte before
+    and after each), found by :func:`_quotes_and_feeds`. Complexity: O(len(data)) time; memory
+    O(quotes + line feeds).
+
+    Example:
+        >>> quoted_newlines(b'a,b\\n1,"x\\r\\ny"\\n'), quoted_newlines(b'a,b\\n1,"x"\\n'), quoted_newlines(b'a,b\\n1,x"y\\n')
+        (True, False, None)
+    """
+    # memchr: a NUL or a carriage return is found (or not) at memory speed before any NumPy pass.
+    if data.find(b"\0") >= 0:
+        return None
     buf = np.frombuffer(data, np.uint8)
-    # A carriage return only before a line feed: NumPy finds them (bytes.count of a two-byte word
-    # is several times slower on non-ASCII text).
-    returns = np.flatnonzero(buf == ord("\r"))
-    if returns.size and (returns[-1] + 1 == len(buf) or (buf[np.minimum(returns + 1, len(buf) - 1)] != ord("\n")).any()):
-        return False
-    quotes = np.flatnonzero(buf == ord('"'))
+    size = len(buf)
+    found = _quotes_and_feeds(buf, data.find(b"\r") >= 0)
+    if found is None:
+        return None
+    positions, values, before, after = found
+    is_quote = values == ord('"')
+    quotes = np.flatnonzero(is_quote)
     if len(quotes) % 2:
-        return False
+        return None
     # Counted from the start, even quotes open a quoted field, odd ones close it; a doubled quote
     # inside a field is a close and an open next to each other.
     opening, closing = quotes[0::2], quotes[1::2]
-    doubled = closing[:-1] + 1 == opening[1:]
-    before = buf[np.maximum(opening - 1, 0)]
-    opens = (opening == 0) | (before == ord(",")) | (before == ord("\n"))
+    doubled = positions[closing[:-1]] + 1 == positions[opening[1:]]
+    opens = (positions[opening] == 0) | (before[opening] == ord(",")) | (before[opening] == ord("\n"))
     opens[1:] |= doubled
-    after = buf[np.minimum(closing + 1, len(buf) - 1)]
-    closes = (closing + 1 == len(buf)) | (after == ord(",")) | (after == ord("\n")) | (after == ord("\r"))
+    closes = (positions[closing] + 1 == size) | (after[closing] == ord(",")) | (after[closing] == ord("\n")) | (after[closing] == ord("\r"))
     closes[:-1] |= doubled
     if not (opens.all() and closes.all()):
-        return False
+        return None
+    # A line feed after an odd number of quotes lies inside a quoted field.
+    feeds = np.flatnonzero(~is_quote)
+    quoted = np.logical_xor.accumulate(is_quote)[feeds]
     # An empty line is no row to the csv module, a row of empty cells to Arrow's reader: a line
     # feed right after another (or after its carriage return) outside quotes, or at the start.
-    feeds = np.flatnonzero(buf == ord("\n"))
-    gaps = np.diff(feeds, prepend=-1)
-    empty = feeds[(gaps == 1) | ((gaps == 2) & (buf[np.maximum(feeds - 1, 0)] == ord("\r")))]
-    return not (np.searchsorted(quotes, empty) % 2 == 0).any()
+    starts, previous = positions[feeds], before[feeds]
+    empty = (starts == 0) | (previous == ord("\n"))
+    crlf = np.flatnonzero(previous == ord("\r"))
+    empty[crlf] = (starts[crlf] == 1) | (buf[starts[crlf] - 2] == ord("\n"))
+    if (empty & ~quoted).any():
+        return None
+    return bool(quoted.any())
+
+
+# Bytes searched at a time by _quotes_and_feeds: a block and its masks stay in the CPU's cache,
+# where masks of the whole text would be fresh pages (costly here) and a second read from memory.
+_SEARCH_BLOCK = 1 << 18
+
+
+def _quotes_and_feeds(buf: np.ndarray, returns: bool) -> Optional[tuple]:
+    """The quotes and line feeds of the ``uint8`` text ``buf``: their positions (ascending,
+    ``int32`` below 2 GiB, else ``intp``), their bytes and the bytes before and after each
+    (``uint8``; at the ends of the text, a byte of the other end), read block by block while the
+    block is in the cache. With ``returns`` (the text holds a carriage return), ``None`` when one
+    is not followed by a line feed. O(len(buf)) time."""
+    size = len(buf)
+    index_type = np.int32 if size < 1 << 31 else np.intp
+    folded = np.empty(min(size, _SEARCH_BLOCK), np.uint8)
+    hits = np.empty(min(size, _SEARCH_BLOCK), bool)
+    pieces = [[np.zeros(0, index_type)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)]]
+    for start in range(0, size, _SEARCH_BLOCK):
+        block = buf[start : start + _SEARCH_BLOCK]
+        n = len(block)
+        if returns:
+            carriage = np.flatnonzero(np.equal(block, ord("\r"), out=hits[:n])) + start
+            if carriage.size and (carriage[-1] + 1 == size or (buf[np.minimum(carriage + 1, size - 1)] != ord("\n")).any()):
+                return None
+        # '"' (0x22) and '\n' (0x0A) differ in the bits 0x28 only: with those bits set both are
+        # 0x2A, as are only 0x02 and '*' besides (dropped below). One mask, one search for both.
+        np.bitwise_or(block, 0x28, out=folded[:n])
+        local = np.flatnonzero(np.equal(folded[:n], 0x2A, out=hits[:n]))
+        values = block[local]
+        keep = (values == ord('"')) | (values == ord("\n"))
+        if not keep.all():
+            local, values = local[keep], values[keep]
+        here = (local + start).astype(index_type)
+        for piece, part in zip(pieces, (here, values, buf[here - 1], buf[np.minimum(here + 1, size - 1)])):
+            piece.append(part)
+    return tuple(np.concatenate(piece) for piece in pieces)
 
 
 def _unclosed_quote_line(text: str, first_line: int) -> int:

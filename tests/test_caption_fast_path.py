@@ -335,7 +335,7 @@ def test_only_plain_youku_files_take_arrows_reader(tmp_path, case):
     source = tmp_path / "youku.csv"
     source.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     header = ["clip_name:FILE", "caption"] if case == "retrieval" else ["video_id:FILE", "title", "label"]
-    table = plain_table(str(source), open, header)
+    table = plain_table(source.read_bytes(), header)
     # A DJ token (in a caption: the loader leaves the file to the strict path) is no CSV matter.
     rows = {"plain": 3, "empty media": 2, "retrieval": 2, "dj token": 1}
     if case in rows:

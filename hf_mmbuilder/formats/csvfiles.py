@@ -236,9 +236,9 @@ def quoted_newlines(data) -> Optional[bool]:
     a line feed lies inside a quoted field (Arrow's reader must then be told
     ``newlines_in_values``, which makes it slower); ``None`` for any other text.
 
-    The rules are checked on the positions of the quotes and line feeds (with the byte before
-    and after each), found by :func:`_quotes_and_feeds`. Complexity: O(len(data)) time; memory
-    O(quotes + line feeds).
+    The rules are checked on the positions of the quotes (with the byte before and after each)
+    and of the line feeds that could end an empty line, found by :func:`_quotes_and_line_feeds`.
+    Complexity: O(len(data)) time; memory O(quotes).
 
     Example:
         >>> quoted_newlines(b'a,b\\n1,"x\\r\\ny"\\n'), quoted_newlines(b'a,b\\n1,"x"\\n'), quoted_newlines(b'a,b\\n1,x"y\\n')
@@ -249,73 +249,84 @@ def quoted_newlines(data) -> Optional[bool]:
         return None
     buf = np.frombuffer(data, np.uint8)
     size = len(buf)
-    found = _quotes_and_feeds(buf, data.find(b"\r") >= 0)
+    found = _quotes_and_line_feeds(buf, data.find(b"\r") >= 0)
     if found is None:
         return None
-    positions, values, before, after = found
-    is_quote = values == ord('"')
-    quotes = np.flatnonzero(is_quote)
+    quotes, before, after, empty, quoted = found
     if len(quotes) % 2:
         return None
     # Counted from the start, even quotes open a quoted field, odd ones close it; a doubled quote
     # inside a field is a close and an open next to each other.
     opening, closing = quotes[0::2], quotes[1::2]
-    doubled = positions[closing[:-1]] + 1 == positions[opening[1:]]
-    opens = (positions[opening] == 0) | (before[opening] == ord(",")) | (before[opening] == ord("\n"))
+    doubled = closing[:-1] + 1 == opening[1:]
+    opens = (opening == 0) | (before[0::2] == ord(",")) | (before[0::2] == ord("\n"))
     opens[1:] |= doubled
-    closes = (positions[closing] + 1 == size) | (after[closing] == ord(",")) | (after[closing] == ord("\n")) | (after[closing] == ord("\r"))
+    closes = (closing + 1 == size) | (after[1::2] == ord(",")) | (after[1::2] == ord("\n")) | (after[1::2] == ord("\r"))
     closes[:-1] |= doubled
     if not (opens.all() and closes.all()):
         return None
-    # A line feed after an odd number of quotes lies inside a quoted field.
-    feeds = np.flatnonzero(~is_quote)
-    quoted = np.logical_xor.accumulate(is_quote)[feeds]
-    # An empty line is no row to the csv module, a row of empty cells to Arrow's reader: a line
-    # feed right after another (or after its carriage return) outside quotes, or at the start.
-    starts, previous = positions[feeds], before[feeds]
-    empty = (starts == 0) | (previous == ord("\n"))
-    crlf = np.flatnonzero(previous == ord("\r"))
-    empty[crlf] = (starts[crlf] == 1) | (buf[starts[crlf] - 2] == ord("\n"))
-    if (empty & ~quoted).any():
+    # An empty line is no row to the csv module, a row of empty cells to Arrow's reader; the line
+    # feed ending one after an even number of quotes lies outside quotes.
+    if (np.searchsorted(quotes, empty) % 2 == 0).any():
         return None
-    return bool(quoted.any())
+    return quoted
 
 
-# Bytes searched at a time by _quotes_and_feeds: a block and its masks stay in the CPU's cache,
-# where masks of the whole text would be fresh pages (costly here) and a second read from memory.
+# Bytes searched at a time by _quotes_and_line_feeds: a block and its masks stay in the CPU's
+# cache, where masks of the whole text would be fresh pages (costly here) and a second read from memory.
 _SEARCH_BLOCK = 1 << 18
 
 
-def _quotes_and_feeds(buf: np.ndarray, returns: bool) -> Optional[tuple]:
-    """The quotes and line feeds of the ``uint8`` text ``buf``: their positions (ascending,
-    ``int32`` below 2 GiB, else ``intp``), their bytes and the bytes before and after each
-    (``uint8``; at the ends of the text, a byte of the other end), read block by block while the
-    block is in the cache. With ``returns`` (the text holds a carriage return), ``None`` when one
-    is not followed by a line feed. O(len(buf)) time."""
+def _quotes_and_line_feeds(buf: np.ndarray, returns: bool) -> Optional[tuple]:
+    """What :func:`quoted_newlines` checks in the ``uint8`` text ``buf``, read block by block
+    while the block is in the cache: the quotes' positions (ascending, ``int32`` below 2 GiB,
+    else ``intp``), the bytes before and after each (``uint8``; at the ends of the text, a byte of
+    the other end), the positions of the line feeds that end an empty line if they lie outside
+    quotes (right after a line feed, after a carriage return that follows one, or at the start),
+    and whether a line feed lies inside quotes. With ``returns`` (the text holds a carriage
+    return), ``None`` when one is not followed by a line feed. O(len(buf)) time."""
     size = len(buf)
     index_type = np.int32 if size < 1 << 31 else np.intp
-    folded = np.empty(min(size, _SEARCH_BLOCK), np.uint8)
-    hits = np.empty(min(size, _SEARCH_BLOCK), bool)
-    pieces = [[np.zeros(0, index_type)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)]]
+    width = min(size, _SEARCH_BLOCK)
+    quote_mask, feed_mask, return_mask, pair_mask = (np.empty(width, bool) for _ in range(4))
+    positions, before, after = [np.zeros(0, index_type)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)]
+    empty = [np.zeros(0, np.intp)]
+    count, quoted = 0, False
     for start in range(0, size, _SEARCH_BLOCK):
         block = buf[start : start + _SEARCH_BLOCK]
         n = len(block)
+        feeds = np.equal(block, ord("\n"), out=feed_mask[:n])
         if returns:
-            carriage = np.flatnonzero(np.equal(block, ord("\r"), out=hits[:n])) + start
-            if carriage.size and (carriage[-1] + 1 == size or (buf[np.minimum(carriage + 1, size - 1)] != ord("\n")).any()):
+            carriage = np.equal(block, ord("\r"), out=return_mask[:n])
+            # A carriage return only before a line feed (the next block's first byte for the last).
+            if np.greater(carriage[:-1], feeds[1:], out=pair_mask[: n - 1]).any():
                 return None
-        # '"' (0x22) and '\n' (0x0A) differ in the bits 0x28 only: with those bits set both are
-        # 0x2A, as are only 0x02 and '*' besides (dropped below). One mask, one search for both.
-        np.bitwise_or(block, 0x28, out=folded[:n])
-        local = np.flatnonzero(np.equal(folded[:n], 0x2A, out=hits[:n]))
-        values = block[local]
-        keep = (values == ord('"')) | (values == ord("\n"))
-        if not keep.all():
-            local, values = local[keep], values[keep]
+            if carriage[-1] and (start + n == size or buf[start + n] != ord("\n")):
+                return None
+        # A line feed right after a line feed, or after the carriage return of one; the block's
+        # first one or two bytes look back into the block before.
+        ends = np.logical_and(feeds[1:], feeds[:-1], out=pair_mask[: n - 1])
+        if returns:
+            ends[1:] |= feeds[2:] & carriage[1:-1] & feeds[:-2]
+        if ends.any():
+            empty.append(np.flatnonzero(ends) + (start + 1))
+        if feeds[0] and (start == 0 or buf[start - 1] == ord("\n") or (buf[start - 1] == ord("\r") and (start == 1 or buf[start - 2] == ord("\n")))):
+            empty.append(np.array([start]))
+        if returns and n > 1 and feeds[1] and carriage[0] and (start == 0 or buf[start - 1] == ord("\n")):
+            empty.append(np.array([start + 1]))
+        local = np.flatnonzero(np.equal(block, ord('"'), out=quote_mask[:n]))
+        # Inside quotes: the stretch before the block's first quote when an odd number came before,
+        # and the stretch after each opening quote (logical_or.reduceat: one per quote).
+        if count % 2 and not quoted:
+            quoted = bool(feeds[: local[0] if len(local) else n].any())
+        if len(local) and not quoted:
+            quoted = bool(np.logical_or.reduceat(feeds, local)[count % 2 :: 2].any())
+        count += len(local)
         here = (local + start).astype(index_type)
-        for piece, part in zip(pieces, (here, values, buf[here - 1], buf[np.minimum(here + 1, size - 1)])):
-            piece.append(part)
-    return tuple(np.concatenate(piece) for piece in pieces)
+        positions.append(here)
+        before.append(buf[here - 1])
+        after.append(buf[np.minimum(here + 1, size - 1)])
+    return np.concatenate(positions), np.concatenate(before), np.concatenate(after), np.concatenate(empty), quoted
 
 
 def _unclosed_quote_line(text: str, first_line: int) -> int:

@@ -142,7 +142,7 @@ class Youku(DJBuilder):
 
             if config.fast_path and not config.check_media:
                 with open(shard.path, "rb") as handle:
-                    data = _file_bytes(handle)
+                    data = file_bytes(handle)
                 table = plain_table(data, header)
                 if table is not None and self._plain_cells(table, data, video_key, text_key):
                     buffer = ColumnBuffer(self.info.features, constants)
@@ -228,7 +228,7 @@ def plain_table(data, header: list) -> Optional[pa.Table]:
         return None
 
 
-def _file_bytes(handle):
+def file_bytes(handle):
     """The bytes of an open binary file: a read-only memory map of a file on disk (its pages are
     the page cache's, where a copy would be as many fresh pages, each costly to fault in), else
     (an archive member, a remote or empty file) its bytes read whole."""

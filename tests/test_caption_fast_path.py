@@ -359,3 +359,19 @@ def test_wavcaps_data_member_as_the_whole_parse_reads_it(tmp_path, document):
     source.write_text(document, encoding="utf-8")
     rows = _both("wavcaps", source, tmp_path, on_error="keep")
     assert rows["id"] == [record["id"] for record in json.loads(document)["data"]]
+
+
+def test_youku_file_bytes_map_a_file_and_read_anything_else(tmp_path):
+    import io
+
+    from hf_mmbuilder.loading_scripts.youku import file_bytes
+
+    source, empty = tmp_path / "youku.csv", tmp_path / "empty.csv"
+    source.write_bytes(b'video_id:FILE,title\nv.mp4,"a, b"\n')
+    empty.write_bytes(b"")
+    with open(source, "rb") as handle:
+        mapped = file_bytes(handle)
+    assert type(mapped) is not bytes and mapped[:] == source.read_bytes()
+    with open(empty, "rb") as handle:
+        assert file_bytes(handle) == b""
+    assert file_bytes(io.BytesIO(b"a,b\n")) == b"a,b\n"

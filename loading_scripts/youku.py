@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import mmap
 from typing import Iterator, Optional
 
 import orjson
@@ -31,9 +32,9 @@ from datasets import List, Value
 
 from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, Shard
-from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, hold_dj_tokens, wrap_caption, wrap_captions
+from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, dj_tokens, hold_dj_tokens, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import one_path_lists, table_from_arrays
-from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv, plain_csv
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv, quoted_newlines
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.media import check_media_exists
 
@@ -140,8 +141,10 @@ class Youku(DJBuilder):
             videos_type = self.info.features.arrow_schema.field("videos").type
 
             if config.fast_path and not config.check_media:
-                table = plain_table(shard.path, open, header)
-                if table is not None and self._plain_cells(table, video_key, text_key):
+                with open(shard.path, "rb") as handle:
+                    data = file_bytes(handle)
+                table = plain_table(data, header)
+                if table is not None and self._plain_cells(table, data, video_key, text_key):
                     buffer = ColumnBuffer(self.info.features, constants)
                     # The rows in slices: each slice's columns are made in the memory the slice
                     # before it freed once written (fresh pages cost more than the copies).
@@ -174,11 +177,17 @@ class Youku(DJBuilder):
             yield from csv_fast_tables(csv_file, self.info.features, constants, fast_columns, convert, policy)
 
 
-    def _plain_cells(self, table: pa.Table, video_key: str, text_key: str) -> bool:
-        """Whether the rows of a plain file read by Arrow go the fast way: no empty media cell,
-        no caption holding a DJ token (else the strict reader reads the file and reports them)."""
-        videos, captions = table.column(video_key), table.column(text_key)
-        return not pc.any(pc.equal(videos, "")).as_py() and not hold_dj_tokens([captions], self.config)
+    def _plain_cells(self, table: pa.Table, data, video_key: str, text_key: str) -> bool:
+        """Whether the rows of a plain file read by Arrow (``data``: the file's bytes) go the fast
+        way: no empty media cell, no caption holding a DJ token (else the strict reader reads the
+        file and reports them)."""
+        if pc.any(pc.equal(table.column(video_key), "")).as_py():
+            return False
+        # A cell holding a token holds its first byte: a file without the first byte of any token
+        # (one memchr per distinct byte, ~1 ms a byte) spares the search of every caption.
+        if all(data.find(first) < 0 for first in {token.encode("utf-8")[:1] for token in dj_tokens(self.config)}):
+            return True
+        return not hold_dj_tokens([table.column(text_key)], self.config)
 
     def _plain_columns(self, table: pa.Table, video_key: str, text_key: str, rng) -> dict:
         """The columns of rows of a plain file read by Arrow (see :meth:`_plain_cells`)."""
@@ -195,25 +204,38 @@ class Youku(DJBuilder):
         }
 
 
-def plain_table(path: str, opener, header: list) -> Optional[pa.Table]:
-    """The data rows of a plain CSV file (see :func:`~hf_mmbuilder.formats.csvfiles.plain_csv`,
-    UTF-8 without a BOM, at least two columns, every row as wide as ``header``) read by Arrow's
-    CSV reader as strings, or ``None``: the strict reader then reads it and names every problem."""
-    with opener(path, "rb") as handle:
-        data = handle.read()
+def plain_table(data, header: list) -> Optional[pa.Table]:
+    """The data rows of the bytes ``data`` of a plain CSV file (see
+    :func:`~hf_mmbuilder.formats.csvfiles.plain_csv`, UTF-8 without a BOM, at least two columns,
+    every row as wide as ``header``) read by Arrow's CSV reader as strings, or ``None``: the
+    strict reader then reads it and names every problem."""
     # With one column an empty line would be one empty cell to Arrow, no cell to the csv module.
-    if len(header) < 2 or data.startswith(codecs.BOM_UTF8) or not plain_csv(data):
+    if len(header) < 2 or data[: len(codecs.BOM_UTF8)] == codecs.BOM_UTF8:
+        return None
+    newlines = quoted_newlines(data)
+    if newlines is None:
         return None
     try:
         return pa_csv.read_csv(
             pa.BufferReader(data),
             read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            # Without line feeds in quotes Arrow cuts its blocks at any line end, a third faster.
+            parse_options=pa_csv.ParseOptions(newlines_in_values=newlines),
             convert_options=pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False,
                                                   quoted_strings_can_be_null=False, check_utf8=True),
         )
     except pa.ArrowInvalid:
         return None
+
+
+def file_bytes(handle):
+    """The bytes of an open binary file: a read-only memory map of a file on disk (its pages are
+    the page cache's, where a copy would be as many fresh pages, each costly to fault in), else
+    (an archive member, a remote or empty file) its bytes read whole."""
+    try:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError):
+        return handle.read()
 
 
 def other_cells(table: pa.Table) -> pa.Array:

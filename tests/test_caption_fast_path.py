@@ -202,6 +202,42 @@ def test_plain_csv_accepts_only_what_every_reader_reads_alike():
     assert not plain_csv(b"a,b\n1\x00,2\n")
 
 
+@pytest.mark.parametrize("data, expected", [
+    (b'a,b\n1,"x,y"\n', False),          # a quoted comma
+    (b'a,b\n1,"x\ny"\n', True),           # a quoted line feed
+    (b'a,b\r\n1,"x\r\ny"\r\n', True),     # a quoted CRLF
+    (b'a,b\n1,"x""y"\n', False),         # a doubled quote
+    (b'a,b\n1,""\n', False),             # an empty quoted field
+    (b'a,b\n1,"x"', False),               # a quote at the end of the file
+    (b'a,b\n"1",2', False),               # a quote opening a line
+    (b'a,b\n1,"a*\x02"\n', False),       # the bytes that share the quote's and line feed's search
+    (b"", False),
+    (b'a,b\n1,x"y\n', None),              # a quote mid-field
+    (b'a,b\n1,"x"y\n', None),             # text after a closing quote
+    (b'a,b\n1,"x" \n', None),
+    (b"a,b\n1,2\r3,4\n", None),           # a bare carriage return
+    (b'a,b\n1,"2\r"\n', None),            # a bare carriage return inside quotes
+    (b"a,b\n1,2\r", None),                # a carriage return ending the file
+    (b"a,b\n1,2\n\n", None),              # an empty line
+    (b"\na,b\n1,2\n", None),              # an empty first line
+    (b"\r\na,b\n1,2\n", None),
+    (b"a,b\r\n\r\n1,2\r\n", None),
+    (b'a,b\n1,"two\n\nlines"\n', True),  # an empty line inside quotes is text
+    (b"a,b\n1\x00,2\n", None),            # a NUL
+    (b'a,b\n1,"x\n', None),               # an odd quote count
+    (b'a,b\n1,"x""\n', None),
+    (b'"', None),                         # a quote alone at the end of the file
+])
+@pytest.mark.parametrize("block", [1 << 18, 1, 2, 3, 7])
+def test_quoted_newlines_checks_each_rule(monkeypatch, data, expected, block):
+    from hf_mmbuilder.formats import csvfiles
+
+    # Small blocks put the quotes, line ends and their neighbours on the blocks' edges.
+    monkeypatch.setattr(csvfiles, "_SEARCH_BLOCK", block)
+    assert csvfiles.quoted_newlines(data) is expected
+    assert csvfiles.plain_csv(data) is (expected is not None)
+
+
 def test_plain_csv_files_read_by_arrow_as_by_the_csv_module():
     import csv
     import io
@@ -210,7 +246,7 @@ def test_plain_csv_files_read_by_arrow_as_by_the_csv_module():
     import pyarrow as pa
     from pyarrow import csv as pa_csv
 
-    from hf_mmbuilder.formats.csvfiles import plain_csv
+    from hf_mmbuilder.formats.csvfiles import plain_csv, quoted_newlines
 
     rng = random.Random(0)
     pieces = ["a", "b", ",", '"', '"', "\n", "\r\n", "\r", "é", " "]
@@ -219,6 +255,7 @@ def test_plain_csv_files_read_by_arrow_as_by_the_csv_module():
         data = ("h1,h2\n" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))).encode()
         if not plain_csv(data):
             continue
+        newlines = quoted_newlines(data)
         try:
             table = pa_csv.read_csv(pa.BufferReader(data), read_options=pa_csv.ReadOptions(column_names=["h1", "h2"], skip_rows=1),
                                     parse_options=pa_csv.ParseOptions(newlines_in_values=True),
@@ -228,6 +265,7 @@ def test_plain_csv_files_read_by_arrow_as_by_the_csv_module():
             continue  # a row of another width: Arrow refuses it, and the strict reader reads the file
         rows = list(csv.reader(io.StringIO(data.decode(), newline=""), strict=True))[1:]
         assert [[row["h1"], row["h2"]] for row in table.to_pylist()] == rows, data
+        assert newlines == any("\n" in cell for row in rows for cell in row), data
         accepted += 1
     assert accepted > 1000
 
@@ -297,7 +335,7 @@ def test_only_plain_youku_files_take_arrows_reader(tmp_path, case):
     source = tmp_path / "youku.csv"
     source.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     header = ["clip_name:FILE", "caption"] if case == "retrieval" else ["video_id:FILE", "title", "label"]
-    table = plain_table(str(source), open, header)
+    table = plain_table(source.read_bytes(), header)
     # A DJ token (in a caption: the loader leaves the file to the strict path) is no CSV matter.
     rows = {"plain": 3, "empty media": 2, "retrieval": 2, "dj token": 1}
     if case in rows:
@@ -321,3 +359,19 @@ def test_wavcaps_data_member_as_the_whole_parse_reads_it(tmp_path, document):
     source.write_text(document, encoding="utf-8")
     rows = _both("wavcaps", source, tmp_path, on_error="keep")
     assert rows["id"] == [record["id"] for record in json.loads(document)["data"]]
+
+
+def test_youku_file_bytes_map_a_file_and_read_anything_else(tmp_path):
+    import io
+
+    from hf_mmbuilder.loading_scripts.youku import file_bytes
+
+    source, empty = tmp_path / "youku.csv", tmp_path / "empty.csv"
+    source.write_bytes(b'video_id:FILE,title\nv.mp4,"a, b"\n')
+    empty.write_bytes(b"")
+    with open(source, "rb") as handle:
+        mapped = file_bytes(handle)
+    assert type(mapped) is not bytes and mapped[:] == source.read_bytes()
+    with open(empty, "rb") as handle:
+        assert file_bytes(handle) == b""
+    assert file_bytes(io.BytesIO(b"a,b\n")) == b"a,b\n"

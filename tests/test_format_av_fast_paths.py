@@ -101,6 +101,20 @@ def test_wrap_captions_matches_wrap_caption_for_every_position():
         assert wrap_captions(["Q:", pa.array(captions)], len(captions), "<v>", config, random.Random(7)).to_pylist() == expected
 
 
+def test_tables_of_one_length_share_their_constant_columns():
+    from datasets import Features, List, Value
+
+    from hf_mmbuilder.formats.builder import ColumnBuffer
+
+    features = Features({"text": Value("string"), "root": Value("string"), "videos": List(Value("string"))})
+    buffer = ColumnBuffer(features, {"root": "/data", "videos": []})
+    first, second, third = (buffer.table_with({"text": pa.array(["t"] * rows)}, rows) for rows in (3, 3, 2))
+    assert first.column("root").chunk(0).buffers()[2].address == second.column("root").chunk(0).buffers()[2].address
+    assert first.to_pylist() == second.to_pylist() == [{"text": "t", "root": "/data", "videos": []}] * 3
+    assert third.to_pylist() == [{"text": "t", "root": "/data", "videos": []}] * 2
+    assert third.schema == features.arrow_schema
+
+
 def test_json_objects_matches_orjson_per_value():
     values = [{"a": 1.5, "b": [1, {"c": "x,}]\\\""}]}, None, {}, {"é": "😀", "n": None, "big": 2**62}, [1, 2], "s", None]
     assert json_objects(values).to_pylist() == [None if value is None else orjson.dumps(value).decode() for value in values]

@@ -453,6 +453,8 @@ class ColumnBuffer:
         self.constants = dict(constants or {})
         self.columns: dict[str, list] = {name: [] for name in features if name not in self.constants}
         self._json_columns = {name for name, feature in features.items() if isinstance(feature, Json)}
+        self._constant_rows: Optional[int] = None
+        self._constant_arrays: dict[str, pa.Array] = {}
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values())))
@@ -473,14 +475,15 @@ class ColumnBuffer:
         return table
 
     def table_with(self, arrays: dict, rows: int) -> pa.Table:
-        """A table of ``rows`` rows from ready Arrow ``arrays`` plus this buffer's constants."""
-        columns = []
-        for name, field in zip(self.schema.names, self.schema):
-            if name in self.constants:
-                columns.append(constant_column(self.constants[name], field.type, rows))
-            else:
-                columns.append(arrays[name])
-        return pa.Table.from_arrays(columns, schema=self.schema)
+        """A table of ``rows`` rows from ready Arrow ``arrays`` plus this buffer's constants.
+        Tables of the length of the one before (a file's batches) share its constant columns:
+        they are made once, not once per table."""
+        if rows != self._constant_rows:
+            self._constant_arrays = {name: constant_column(self.constants[name], field.type, rows)
+                                     for name, field in zip(self.schema.names, self.schema) if name in self.constants}
+            self._constant_rows = rows
+        constants = self._constant_arrays
+        return pa.Table.from_arrays([constants[name] if name in constants else arrays[name] for name in self.schema.names], schema=self.schema)
 
 
 def constant_column(value, field_type: pa.DataType, rows: int) -> pa.Array:

@@ -160,7 +160,14 @@ def wrap_captions(parts: list, rows: int, token: str, config: CaptionConfig, rng
     def join(pieces: list) -> pa.Array:
         if not any(isinstance(piece, (pa.Array, pa.ChunkedArray)) for piece in pieces):
             return pa.array(["".join(pieces)] * rows, pa.string())
-        return pc.binary_join_element_wise(*pieces, "")
+        # Neighbouring constants joined first: each piece costs Arrow a pass over the rows.
+        merged = []
+        for piece in pieces:
+            if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += piece
+            else:
+                merged.append(piece)
+        return pc.binary_join_element_wise(*merged, "")
 
     before = [token, separator, *parts, *eoc]
     after = [*parts, separator, token, *eoc]

@@ -216,47 +216,117 @@ class CsvFile:
         self.close()
 
 
-def plain_csv(data: bytes) -> bool:
+def plain_csv(data) -> bool:
     """Whether the CSV text ``data`` reads the same with any RFC 4180 reader: a quote only opens
     a field (at its start) and closes it (before a comma, a line end or the end of the text),
     ``""`` inside; lines end in ``\\n`` or ``\\r\\n``; no empty line outside quotes; no NUL byte.
     Such a file can be read by a fast reader (Arrow's, which checks each row's cell count itself);
     any other goes to the strict one, which names each problem by line. O(len(data)) in C and
-    NumPy, no Python per byte or per row.
+    NumPy, no Python per byte or per row (see :func:`quoted_newlines`).
 
     Example:
         >>> plain_csv(b'a,b\\n1,"x\\n""y"\\r\\n2,'), plain_csv(b'a,b\\n1,x"y\\n'), plain_csv(b'a,b\\n1,2\\n\\n')
         (True, False, False)
     """
-    if b"\0" in data:
-        return False
+    return quoted_newlines(data) is not None
+
+
+def quoted_newlines(data) -> Optional[bool]:
+    """For a plain CSV text ``data`` (``bytes`` or a memory map; see :func:`plain_csv`), whether
+    a line feed lies inside a quoted field (Arrow's reader must then be told
+    ``newlines_in_values``, which makes it slower); ``None`` for any other text.
+
+    The rules are checked on the positions of the quotes (with the byte before and after each)
+    and of the line feeds that could end an empty line, found by :func:`_quotes_and_line_feeds`.
+    Complexity: O(len(data)) time; memory O(quotes).
+
+    Example:
+        >>> quoted_newlines(b'a,b\\n1,"x\\r\\ny"\\n'), quoted_newlines(b'a,b\\n1,"x"\\n'), quoted_newlines(b'a,b\\n1,x"y\\n')
+        (True, False, None)
+    """
+    # memchr: a NUL or a carriage return is found (or not) at memory speed before any NumPy pass.
+    if data.find(b"\0") >= 0:
+        return None
     buf = np.frombuffer(data, np.uint8)
-    # A carriage return only before a line feed: NumPy finds them (bytes.count of a two-byte word
-    # is several times slower on non-ASCII text).
-    returns = np.flatnonzero(buf == ord("\r"))
-    if returns.size and (returns[-1] + 1 == len(buf) or (buf[np.minimum(returns + 1, len(buf) - 1)] != ord("\n")).any()):
-        return False
-    quotes = np.flatnonzero(buf == ord('"'))
+    size = len(buf)
+    found = _quotes_and_line_feeds(buf, data.find(b"\r") >= 0)
+    if found is None:
+        return None
+    quotes, before, after, empty, quoted = found
     if len(quotes) % 2:
-        return False
+        return None
     # Counted from the start, even quotes open a quoted field, odd ones close it; a doubled quote
     # inside a field is a close and an open next to each other.
     opening, closing = quotes[0::2], quotes[1::2]
     doubled = closing[:-1] + 1 == opening[1:]
-    before = buf[np.maximum(opening - 1, 0)]
-    opens = (opening == 0) | (before == ord(",")) | (before == ord("\n"))
+    opens = (opening == 0) | (before[0::2] == ord(",")) | (before[0::2] == ord("\n"))
     opens[1:] |= doubled
-    after = buf[np.minimum(closing + 1, len(buf) - 1)]
-    closes = (closing + 1 == len(buf)) | (after == ord(",")) | (after == ord("\n")) | (after == ord("\r"))
+    closes = (closing + 1 == size) | (after[1::2] == ord(",")) | (after[1::2] == ord("\n")) | (after[1::2] == ord("\r"))
     closes[:-1] |= doubled
     if not (opens.all() and closes.all()):
-        return False
-    # An empty line is no row to the csv module, a row of empty cells to Arrow's reader: a line
-    # feed right after another (or after its carriage return) outside quotes, or at the start.
-    feeds = np.flatnonzero(buf == ord("\n"))
-    gaps = np.diff(feeds, prepend=-1)
-    empty = feeds[(gaps == 1) | ((gaps == 2) & (buf[np.maximum(feeds - 1, 0)] == ord("\r")))]
-    return not (np.searchsorted(quotes, empty) % 2 == 0).any()
+        return None
+    # An empty line is no row to the csv module, a row of empty cells to Arrow's reader; the line
+    # feed ending one after an even number of quotes lies outside quotes.
+    if (np.searchsorted(quotes, empty) % 2 == 0).any():
+        return None
+    return quoted
+
+
+# Bytes searched at a time by _quotes_and_line_feeds: a block and its masks stay in the CPU's
+# cache, where masks of the whole text would be fresh pages (costly here) and a second read from memory.
+_SEARCH_BLOCK = 1 << 18
+
+
+def _quotes_and_line_feeds(buf: np.ndarray, returns: bool) -> Optional[tuple]:
+    """What :func:`quoted_newlines` checks in the ``uint8`` text ``buf``, read block by block
+    while the block is in the cache: the quotes' positions (ascending, ``int32`` below 2 GiB,
+    else ``intp``), the bytes before and after each (``uint8``; at the ends of the text, a byte of
+    the other end), the positions of the line feeds that end an empty line if they lie outside
+    quotes (right after a line feed, after a carriage return that follows one, or at the start),
+    and whether a line feed lies inside quotes. With ``returns`` (the text holds a carriage
+    return), ``None`` when one is not followed by a line feed. O(len(buf)) time."""
+    size = len(buf)
+    index_type = np.int32 if size < 1 << 31 else np.intp
+    width = min(size, _SEARCH_BLOCK)
+    quote_mask, feed_mask, return_mask, pair_mask = (np.empty(width, bool) for _ in range(4))
+    positions, before, after = [np.zeros(0, index_type)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)]
+    empty = [np.zeros(0, np.intp)]
+    count, quoted = 0, False
+    for start in range(0, size, _SEARCH_BLOCK):
+        block = buf[start : start + _SEARCH_BLOCK]
+        n = len(block)
+        feeds = np.equal(block, ord("\n"), out=feed_mask[:n])
+        if returns:
+            carriage = np.equal(block, ord("\r"), out=return_mask[:n])
+            # A carriage return only before a line feed (the next block's first byte for the last).
+            if np.greater(carriage[:-1], feeds[1:], out=pair_mask[: n - 1]).any():
+                return None
+            if carriage[-1] and (start + n == size or buf[start + n] != ord("\n")):
+                return None
+        # A line feed right after a line feed, or after the carriage return of one; the block's
+        # first one or two bytes look back into the block before.
+        ends = np.logical_and(feeds[1:], feeds[:-1], out=pair_mask[: n - 1])
+        if returns:
+            ends[1:] |= feeds[2:] & carriage[1:-1] & feeds[:-2]
+        if ends.any():
+            empty.append(np.flatnonzero(ends) + (start + 1))
+        if feeds[0] and (start == 0 or buf[start - 1] == ord("\n") or (buf[start - 1] == ord("\r") and (start == 1 or buf[start - 2] == ord("\n")))):
+            empty.append(np.array([start]))
+        if returns and n > 1 and feeds[1] and carriage[0] and (start == 0 or buf[start - 1] == ord("\n")):
+            empty.append(np.array([start + 1]))
+        local = np.flatnonzero(np.equal(block, ord('"'), out=quote_mask[:n]))
+        # Inside quotes: the stretch before the block's first quote when an odd number came before,
+        # and the stretch after each opening quote (logical_or.reduceat: one per quote).
+        if count % 2 and not quoted:
+            quoted = bool(feeds[: local[0] if len(local) else n].any())
+        if len(local) and not quoted:
+            quoted = bool(np.logical_or.reduceat(feeds, local)[count % 2 :: 2].any())
+        count += len(local)
+        here = (local + start).astype(index_type)
+        positions.append(here)
+        before.append(buf[here - 1])
+        after.append(buf[np.minimum(here + 1, size - 1)])
+    return np.concatenate(positions), np.concatenate(before), np.concatenate(after), np.concatenate(empty), quoted
 
 
 def _unclosed_quote_line(text: str, first_line: int) -> int:

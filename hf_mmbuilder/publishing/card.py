@@ -303,22 +303,19 @@ def _media_keys(table: pa.Table, column: str) -> tuple[pa.Array, np.ndarray, pa.
 
 
 class CardStatistics:
-    """The card's statistics, accumulated batch by batch in the pass that writes the shards, the
-    batches in any order (shards written together interleave theirs): the result is the same.
+    """The card's statistics, accumulated batch by batch in the pass that writes the shards.
 
     Per-row measures (text length, turns, images per row) are kept as :class:`Histogram`\\ s, the
     language sample as the few texts it picks, and media files as the distinct files found (by
     the digest of their resolved path; files on disk by path, to be measured once):
     memory grows with distinct values and files, not with rows. ``split_rows``: split name -> rows,
-    in the dataset's order of the splits (it fixes the evenly spaced language sample, and the
-    first row of a file, which names it in errors).
+    in the order the splits are fed (it fixes the evenly spaced language sample).
     """
 
     def __init__(self, split_rows: Mapping[str, int], tokens: SpecialTokens = DEFAULT_TOKENS,
                  language_sample: int = LANGUAGE_SAMPLE_ROWS):
         self.tokens = tokens
         self.split_rows = dict(split_rows)
-        self._split_order = {name: order for order, name in enumerate(self.split_rows)}
         total_rows = sum(self.split_rows.values())
         # An evenly spaced sample over all splits, taken without materialising every text.
         step = max(1, total_rows // max(1, language_sample))
@@ -360,8 +357,7 @@ class CardStatistics:
         picks = self._picks[split]
         inside = picks[(picks >= offset) & (picks < offset + rows)] - offset
         if len(inside):
-            self._sample.extend((self._split_order[split], offset + int(position), value) for position, value
-                                in zip(inside.tolist(), pc.take(batch.column("text"), pa.array(inside)).to_pylist()) if value)
+            self._sample.extend(value for value in pc.take(batch.column("text"), pa.array(inside)).to_pylist() if value)
         for column in MEDIA_COLUMNS:
             if column not in names:
                 if column == "images" and rows:
@@ -387,32 +383,16 @@ class CardStatistics:
             positions = np.flatnonzero(present)
             first = {}
             for position, path in zip(positions.tolist(), pc.take(resolved, pa.array(positions)).to_pylist()):
-                if path not in first:
+                if path not in known and path not in first:
                     first[path] = position
             for path, position in first.items():
-                where = (split, offset + int(item_rows[position]), written[position].as_py())
-                seen = known.get(path)
-                if seen is None:
-                    known[path] = where
-                    if contents is not None and column == "images":
-                        self._image_sizes[path] = _measured_image(contents[position], where, path)
-                elif self._order(where) < self._order(seen):
-                    # Batches may come in any order (shards written together): a file is named
-                    # by its first row in the dataset's order all the same.
-                    known[path] = where
+                known[path] = (split, offset + int(item_rows[position]), written[position].as_py())
+                if contents is not None and column == "images":
+                    self._image_sizes[path] = _measured_image(contents[position], known[path], path)
             absent = np.flatnonzero(~present)
             if len(absent):
                 buffers = string_buffers(pc.take(resolved, pa.array(absent)))
                 self._absent[column].add(digests128(buffers.data, buffers.offsets)[:, 0])
-
-    def _order(self, where: tuple) -> tuple[int, int]:
-        """Where a row (``(split, row, ...)``) comes in the dataset's order: split, then row."""
-        return self._split_order[where[0]], where[1]
-
-    def _first_seen(self, column: str) -> list:
-        """The files of ``column`` found, ``(resolved path, (split, row, path as written))``, in
-        the order of their first rows (the order of the batches added does not matter)."""
-        return sorted(self._files[column].items(), key=lambda item: self._order(item[1]))
 
     def _absent_files(self, column: str) -> int:
         """Distinct files absent from disk, told apart by 64 bits of their path's digest (two
@@ -432,7 +412,7 @@ class CardStatistics:
         from PIL import Image
 
         widths, heights = [], []
-        for resolved, (split, row, path) in self._first_seen("images"):
+        for resolved, (split, row, path) in self._files["images"].items():
             if resolved in self._image_sizes:
                 width, height = self._image_sizes[resolved]
             else:
@@ -446,7 +426,7 @@ class CardStatistics:
         durations, formats = {}, {}
         for column in ("audios", "videos"):
             infos, unmeasured = [], self._absent_files(column)
-            for resolved, (split, row, path) in self._first_seen(column):
+            for resolved, (split, row, path) in self._files[column].items():
                 try:
                     infos.append(probe_media(resolved))
                 except MediaDecodeError as error:
@@ -457,7 +437,7 @@ class CardStatistics:
             formats[column] = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
 
         text_length, turn_counts, image_counts = self._text_lengths, self._turns, self._images_per_row
-        languages = detect_languages([text for *_, text in sorted(self._sample)], self.tokens) if languages is None else languages
+        languages = detect_languages(self._sample, self.tokens) if languages is None else languages
         return {
             "splits": self._per_split,
             "rows": text_length.size,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import math
 import mmap
 import os
@@ -56,11 +55,6 @@ WRITE_BATCH_BYTES = 16 << 20
 
 
 DIGEST_BLOCK_BYTES = 4 << 20
-
-
-# Shards written at once when embedding media: encoding and writing the media bytes is the pass's
-# bound there (reading them is a copy from the page cache), so two shards take a core each.
-MEDIA_WRITE_LANES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -433,10 +427,8 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     ``datasets`` metadata); ``nbytes``: the split's estimated Arrow size (media bytes included when
     embedding); ``read_columns``: more columns to read along (for ``on_batch``, or ``media_root``
     to embed); ``embed``: media columns whose files are read into the rows (on threads, ahead of
-    the writer); ``on_batch(position, batch, written)`` sees each batch of the read columns and
-    the same rows as written (media embedded), in the order the batches are written: shard by
-    shard, except that with media ``MEDIA_WRITE_LANES`` shards are written at once, their batches
-    taken in turn (each shard's bytes are the same either way). Parquet options are those
+    the writer); ``on_batch(position, batch, written)`` sees each batch of the read columns, in
+    order, and the same rows as written (media embedded). Parquet options are those
     ``Dataset.to_parquet`` writes, except that shards embedding media are written without
     content-defined chunking (it gains nothing on verbatim media bytes, see below). Returns each
     shard's path -> the digest of its bytes (xxh3-128, each shard hashed from the page cache on a
@@ -460,13 +452,8 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         get_writer_batch_size_from_data_size(rows, nbytes), max(1, rows * WRITE_BATCH_BYTES // max(1, nbytes)))
     columns = list(features)
     wanted = list(dict.fromkeys([*columns, *read_columns]))
-    lanes = min(MEDIA_WRITE_LANES if embed else 1, num_shards)
-    # Shard k is written by lane k % lanes, its batches in order; the lanes take a batch each in turn.
-    streams = [[(index, start, min(start + batch_size, stop)) for index in range(lane, num_shards, lanes)
-                for start, stop in [shard_bounds(rows, num_shards, index)] for start in range(start, stop, batch_size)]
-               for lane in range(lanes)]
-    jobs = [job for turn in itertools.zip_longest(*streams) for job in turn if job is not None]
-    last_starts = {index: start for index, start, _ in jobs}
+    jobs = [(index, start, min(start + batch_size, stop)) for index in range(num_shards)
+            for start, stop in [shard_bounds(rows, num_shards, index)] for start in range(start, stop, batch_size)]
 
     def prepare(job):
         index, start, stop = job
@@ -485,8 +472,15 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     writers: dict = {}
     digests: dict = {}
 
-    def write(index: int, start: int, table: pa.Table) -> None:
+    def close(index: int) -> None:
+        writers.pop(index).close()
+        # The shard is digested on a thread of its own while the next one is written.
+        digests[index] = digester.submit(_file_digest, paths[index])
+
+    def write(index: int, table: pa.Table) -> None:
         if index not in writers:
+            for done in [key for key in writers if key < index]:
+                close(done)
             # Content-defined chunking makes Parquet pages start where the content says, so the
             # Hub's Xet storage (byte-level CDC itself) dedups a new version's pages against the
             # old ones even after rows moved: it pays for compressed pages, whose bytes change with
@@ -501,17 +495,13 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                                               write_page_index=True,
                                               **get_parquet_column_options(features, schema))
         writers[index].write_table(table)
-        if start == last_starts[index]:
-            writers.pop(index).close()
-            # The shard is digested on a thread of its own while the next one is written.
-            digests[index] = digester.submit(_file_digest, paths[index])
 
     threads = EMBED_THREADS if embed else 2
-    writer_lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(lanes)]
     try:
-        # Readers take (and embed) batches ahead; a writer thread per lane encodes its shards'
-        # batches in order, while this thread counts the statistics of the batch it just handed over.
-        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as digester:
+        # Readers take (and embed) batches ahead; one writer thread encodes them in order, while
+        # this thread counts the statistics of the batch it just handed over.
+        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
+                ThreadPoolExecutor(max_workers=1) as digester:
             try:
                 pending: deque = deque(pool.submit(prepare, job) for job in jobs[:threads])
                 upcoming = iter(jobs[threads:])
@@ -522,10 +512,10 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                     if next_job is not None:
                         pending.append(pool.submit(prepare, next_job))
                     written = batch.select(columns).cast(schema)
-                    writes.append(writer_lanes[index % lanes].submit(write, index, start, written))
+                    writes.append(writer.submit(write, index, written))
                     if on_batch is not None:
                         on_batch(start, read, written)
-                    while len(writes) > lanes:
+                    while len(writes) > 1:
                         writes.popleft().result()
                     # Arrow's allocator keeps the pages of the batches freed for reuse, a few
                     # batches' worth per thread that touched them: handed back here, what the pass
@@ -537,14 +527,13 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                         pa.default_memory_pool().release_unused()
                 while writes:
                     writes.popleft().result()
+                for index in list(writers):
+                    close(index)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
-                for lane in writer_lanes:
-                    lane.shutdown(wait=False, cancel_futures=True)
+                writer.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
-        for lane in writer_lanes:
-            lane.shutdown(wait=True)
         for index in list(writers):
             writers.pop(index).close()
     for index, path in enumerate(paths):

@@ -35,15 +35,19 @@ TARGET = 3.0
 # Our side imports the format's loader (its loading script, the builder base, Numba) before the
 # clock starts, as the anchor imports orjson or pyarrow.csv: ``import hf_mmbuilder`` is lazy, so
 # without this the loader's imports would be timed as load. That includes the imports `datasets`
-# makes when it patches a builder's module for streaming on the first builder instance (pandas,
-# scipy.io: 0.10-0.17 s here, paid once per process): the loader's module is patched before the
-# clock, as datasets would patch it. The compiled kernels are still loaded from Numba's cache inside
-# the timed call: that is a first call's cost, not an import.
+# makes when it patches a builder's modules for streaming on their first builder instance (pandas,
+# scipy.io: 0.10-0.17 s here, paid once per process): the loader's module and those of its base
+# classes are patched before the clock, as datasets' builder set-up patches them. The compiled
+# kernels are still loaded from Numba's cache inside the timed call: that is a first call's cost,
+# not an import.
 LOAD = """
 import json, sys, time, hf_mmbuilder
+from datasets import DatasetBuilder
 from datasets.streaming import extend_module_for_streaming
 from hf_mmbuilder.formats.catalog import builder_class
-extend_module_for_streaming(builder_class(sys.argv[1]).__module__)
+for cls in builder_class(sys.argv[1]).__mro__:
+    if issubclass(cls, DatasetBuilder) and cls.__module__ != DatasetBuilder.__module__:
+        extend_module_for_streaming(cls.__module__)
 start = time.perf_counter()
 ds = hf_mmbuilder.load(sys.argv[1], sys.argv[2], split="train", cache_dir=sys.argv[3], **json.loads(sys.argv[4]))
 print("rows", len(ds), "load_seconds", time.perf_counter() - start)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import mmap
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
 
 import orjson
@@ -34,7 +35,7 @@ from hf_mmbuilder.errors import ErrorPolicy
 from hf_mmbuilder.formats.builder import ColumnBuffer, DJBuilder, Shard
 from hf_mmbuilder.formats.captioned import CaptionConfig, CsvCaptionExporter, dj_tokens, hold_dj_tokens, wrap_caption, wrap_captions
 from hf_mmbuilder.formats.columns import one_path_lists, table_from_arrays
-from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv, quoted_newlines
+from hf_mmbuilder.formats.csvfiles import check_cells, csv_fast_tables, open_csv, plain_csv
 from hf_mmbuilder.formats.failures import file_failure, guarded_tables
 from hf_mmbuilder.media import check_media_exists
 
@@ -146,11 +147,23 @@ class Youku(DJBuilder):
                 table = plain_table(data, header)
                 if table is not None and self._plain_cells(table, data, video_key, text_key):
                     buffer = ColumnBuffer(self.info.features, constants)
-                    # The rows in slices: each slice's columns are made in the memory the slice
-                    # before it freed once written (fresh pages cost more than the copies).
-                    for start in range(0, table.num_rows, TABLE_ROWS):
+
+                    def columns_of(start: int) -> pa.Table:
                         piece = table.slice(start, TABLE_ROWS)
-                        yield table_from_arrays(buffer, self._plain_columns(piece, video_key, text_key, rng), piece.num_rows)
+                        return table_from_arrays(buffer, self._plain_columns(piece, video_key, text_key, rng), piece.num_rows)
+
+                    # The rows in slices, each slice's columns made on a thread while the writer
+                    # writes the slice before it (one thread: the slices, and their draws of rng,
+                    # come in order).
+                    with ThreadPoolExecutor(max_workers=1) as maker:
+                        made = None
+                        for start in range(0, table.num_rows, TABLE_ROWS):
+                            following = maker.submit(columns_of, start)
+                            if made is not None:
+                                yield made.result()
+                            made = following
+                        if made is not None:
+                            yield made.result()
                     return
 
             def fast_columns(rows: list) -> Optional[dict]:
@@ -212,20 +225,21 @@ def plain_table(data, header: list) -> Optional[pa.Table]:
     # With one column an empty line would be one empty cell to Arrow, no cell to the csv module.
     if len(header) < 2 or data[: len(codecs.BOM_UTF8)] == codecs.BOM_UTF8:
         return None
-    newlines = quoted_newlines(data)
-    if newlines is None:
-        return None
-    try:
-        return pa_csv.read_csv(
-            pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
-            # Without line feeds in quotes Arrow cuts its blocks at any line end, a third faster.
-            parse_options=pa_csv.ParseOptions(newlines_in_values=newlines),
-            convert_options=pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False,
-                                                  quoted_strings_can_be_null=False, check_utf8=True),
-        )
-    except pa.ArrowInvalid:
-        return None
+    # The check runs on a thread of its own while Arrow reads (the read is thrown away if the file
+    # is not plain): told line feeds may lie in quotes, Arrow reads a file without any the same.
+    with ThreadPoolExecutor(max_workers=1) as checker:
+        plain = checker.submit(plain_csv, data)
+        try:
+            table = pa_csv.read_csv(
+                pa.BufferReader(data),
+                read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False,
+                                                      quoted_strings_can_be_null=False, check_utf8=True),
+            )
+        except pa.ArrowInvalid:
+            table = None
+        return table if plain.result() else None
 
 
 def file_bytes(handle):

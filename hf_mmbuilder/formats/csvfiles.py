@@ -217,44 +217,31 @@ class CsvFile:
 
 
 def plain_csv(data) -> bool:
-    """Whether the CSV text ``data`` reads the same with any RFC 4180 reader: a quote only opens
-    a field (at its start) and closes it (before a comma, a line end or the end of the text),
-    ``""`` inside; lines end in ``\\n`` or ``\\r\\n``; no empty line outside quotes; no NUL byte.
-    Such a file can be read by a fast reader (Arrow's, which checks each row's cell count itself);
-    any other goes to the strict one, which names each problem by line. O(len(data)) in C and
-    NumPy, no Python per byte or per row (see :func:`quoted_newlines`).
+    """Whether the CSV text ``data`` (``bytes`` or a memory map) reads the same with any RFC 4180
+    reader: a quote only opens a field (at its start) and closes it (before a comma, a line end or
+    the end of the text), ``""`` inside; lines end in ``\\n`` or ``\\r\\n``; no empty line outside
+    quotes; no NUL byte. Such a file can be read by a fast reader (Arrow's, which checks each
+    row's cell count itself); any other goes to the strict one, which names each problem by line.
+
+    The rules are checked on the positions of the quotes (with the byte before and after each)
+    and of the line feeds that could end an empty line, found by :func:`_quotes_and_line_feeds`.
+    Complexity: O(len(data)) time in C and NumPy, no Python per byte or per row; memory O(quotes).
 
     Example:
         >>> plain_csv(b'a,b\\n1,"x\\n""y"\\r\\n2,'), plain_csv(b'a,b\\n1,x"y\\n'), plain_csv(b'a,b\\n1,2\\n\\n')
         (True, False, False)
     """
-    return quoted_newlines(data) is not None
-
-
-def quoted_newlines(data) -> Optional[bool]:
-    """For a plain CSV text ``data`` (``bytes`` or a memory map; see :func:`plain_csv`), whether
-    a line feed lies inside a quoted field (Arrow's reader must then be told
-    ``newlines_in_values``, which makes it slower); ``None`` for any other text.
-
-    The rules are checked on the positions of the quotes (with the byte before and after each)
-    and of the line feeds that could end an empty line, found by :func:`_quotes_and_line_feeds`.
-    Complexity: O(len(data)) time; memory O(quotes).
-
-    Example:
-        >>> quoted_newlines(b'a,b\\n1,"x\\r\\ny"\\n'), quoted_newlines(b'a,b\\n1,"x"\\n'), quoted_newlines(b'a,b\\n1,x"y\\n')
-        (True, False, None)
-    """
     # memchr: a NUL or a carriage return is found (or not) at memory speed before any NumPy pass.
     if data.find(b"\0") >= 0:
-        return None
+        return False
     buf = np.frombuffer(data, np.uint8)
     size = len(buf)
     found = _quotes_and_line_feeds(buf, data.find(b"\r") >= 0)
     if found is None:
-        return None
-    quotes, before, after, empty, quoted = found
+        return False
+    quotes, before, after, empty = found
     if len(quotes) % 2:
-        return None
+        return False
     # Counted from the start, even quotes open a quoted field, odd ones close it; a doubled quote
     # inside a field is a close and an open next to each other.
     opening, closing = quotes[0::2], quotes[1::2]
@@ -264,12 +251,10 @@ def quoted_newlines(data) -> Optional[bool]:
     closes = (closing + 1 == size) | (after[1::2] == ord(",")) | (after[1::2] == ord("\n")) | (after[1::2] == ord("\r"))
     closes[:-1] |= doubled
     if not (opens.all() and closes.all()):
-        return None
+        return False
     # An empty line is no row to the csv module, a row of empty cells to Arrow's reader; the line
     # feed ending one after an even number of quotes lies outside quotes.
-    if (np.searchsorted(quotes, empty) % 2 == 0).any():
-        return None
-    return quoted
+    return not (np.searchsorted(quotes, empty) % 2 == 0).any()
 
 
 # Bytes searched at a time by _quotes_and_line_feeds: a block and its masks stay in the CPU's
@@ -278,20 +263,19 @@ _SEARCH_BLOCK = 1 << 18
 
 
 def _quotes_and_line_feeds(buf: np.ndarray, returns: bool) -> Optional[tuple]:
-    """What :func:`quoted_newlines` checks in the ``uint8`` text ``buf``, read block by block
-    while the block is in the cache: the quotes' positions (ascending, ``int32`` below 2 GiB,
-    else ``intp``), the bytes before and after each (``uint8``; at the ends of the text, a byte of
-    the other end), the positions of the line feeds that end an empty line if they lie outside
-    quotes (right after a line feed, after a carriage return that follows one, or at the start),
-    and whether a line feed lies inside quotes. With ``returns`` (the text holds a carriage
-    return), ``None`` when one is not followed by a line feed. O(len(buf)) time."""
+    """What :func:`plain_csv` checks in the ``uint8`` text ``buf``, read block by block while the
+    block is in the cache: the quotes' positions (ascending, ``int32`` below 2 GiB, else
+    ``intp``), the bytes before and after each (``uint8``; at the ends of the text, a byte of the
+    other end), and the positions of the line feeds that end an empty line if they lie outside
+    quotes (right after a line feed, after a carriage return that follows one, or at the start).
+    With ``returns`` (the text holds a carriage return), ``None`` when one is not followed by a
+    line feed. O(len(buf)) time."""
     size = len(buf)
     index_type = np.int32 if size < 1 << 31 else np.intp
     width = min(size, _SEARCH_BLOCK)
     quote_mask, feed_mask, return_mask, pair_mask = (np.empty(width, bool) for _ in range(4))
     positions, before, after = [np.zeros(0, index_type)], [np.zeros(0, np.uint8)], [np.zeros(0, np.uint8)]
     empty = [np.zeros(0, np.intp)]
-    count, quoted = 0, False
     for start in range(0, size, _SEARCH_BLOCK):
         block = buf[start : start + _SEARCH_BLOCK]
         n = len(block)
@@ -315,18 +299,11 @@ def _quotes_and_line_feeds(buf: np.ndarray, returns: bool) -> Optional[tuple]:
         if returns and n > 1 and feeds[1] and carriage[0] and (start == 0 or buf[start - 1] == ord("\n")):
             empty.append(np.array([start + 1]))
         local = np.flatnonzero(np.equal(block, ord('"'), out=quote_mask[:n]))
-        # Inside quotes: the stretch before the block's first quote when an odd number came before,
-        # and the stretch after each opening quote (logical_or.reduceat: one per quote).
-        if count % 2 and not quoted:
-            quoted = bool(feeds[: local[0] if len(local) else n].any())
-        if len(local) and not quoted:
-            quoted = bool(np.logical_or.reduceat(feeds, local)[count % 2 :: 2].any())
-        count += len(local)
         here = (local + start).astype(index_type)
         positions.append(here)
         before.append(buf[here - 1])
         after.append(buf[np.minimum(here + 1, size - 1)])
-    return np.concatenate(positions), np.concatenate(before), np.concatenate(after), np.concatenate(empty), quoted
+    return np.concatenate(positions), np.concatenate(before), np.concatenate(after), np.concatenate(empty)
 
 
 def _unclosed_quote_line(text: str, first_line: int) -> int:

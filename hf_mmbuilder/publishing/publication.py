@@ -101,14 +101,6 @@ class PublishResult:
     changed: bool = True
 
 
-def _detect_after(warmed, texts: Sequence[str], tokens: SpecialTokens):
-    """:func:`~hf_mmbuilder.publishing.card.detect_languages` once ``warmed`` (the warm-up) is
-    done: py3langid loads its model on first use without a lock, so a detection started while the
-    warm-up loads it would decompress the model a second time (a second of CPU on 2 cores)."""
-    warmed.result()
-    return detect_languages(texts, tokens)
-
-
 def _release_freed_memory() -> None:
     """Hand the memory planning (or checking) freed back to the system before the next step.
 
@@ -317,14 +309,13 @@ def publish(
     statistics = CardStatistics({name: len(part) for name, part in splits.items()}, tokens)
     statistics_columns = [name for name in STATISTICS_COLUMNS if name in features_in]
 
-    # The language sample is a few thousand rows known up front: detected on a thread while the
-    # shards are written.
+    # The language sample is a few thousand rows known up front, detected once the shards are
+    # written: py3langid on a thread beside the pass took the GIL from the threads that feed the
+    # writer, and cost the pass more than the detection takes alone.
     sample = [text for split, part in splits.items() for positions in [statistics.sample_positions[split]] if len(positions)
               for _, batch in SplitRows(part.table, positions if part.rows is None else part.rows[positions]).batches(["text"], len(positions))
               for text in batch.column("text").to_pylist() if text] if "text" in features_in else []
-    with ThreadPoolExecutor(max_workers=1) as detector, \
-            local.staging() if local is not None and not dry_run else temporary_staging() as staging:
-        languages = detector.submit(_detect_after, warmed, sample, tokens)
+    with local.staging() if local is not None and not dry_run else temporary_staging() as staging:
         repo = staging.files
         folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}
         parts = {("default", split): part for split, part in splits.items()}
@@ -346,7 +337,7 @@ def publish(
                 shards.update(paths)
                 bar.update(1)
         warmed.result()
-        stats = statistics.result(languages.result())
+        stats = statistics.result(detect_languages(sample, tokens))
         plots = render_plots(stats)
         tag = tag_generation(repo, shards)
         configs = {config: {split: f"{folders[config]}/{split}-*-{tag}.parquet" for split in sizes}

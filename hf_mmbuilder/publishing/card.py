@@ -408,7 +408,7 @@ class CardStatistics:
     def result(self, languages: Optional[Counter] = None) -> dict:
         """The statistics (see :func:`collect_statistics`); measures each file on disk once.
         ``languages``: :func:`detect_languages` of the sample's texts when the caller ran it
-        already (on a thread, beside the pass)."""
+        already (publish detects them from the sample it reads before the pass)."""
         from PIL import Image
 
         widths, heights = [], []

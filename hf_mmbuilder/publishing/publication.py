@@ -18,6 +18,7 @@ re-publishing it changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -57,6 +58,7 @@ from .shards import (
     embedded_features,
     empty_columns,
     json_text_columns,
+    media_memory_pool,
     published_names,
     tag_generation,
     text_features,
@@ -323,7 +325,8 @@ def publish(
             parts.update({(name, split): part for split, part in config_parts.items()})
         split_sizes: dict[str, dict[str, tuple[int, int, int]]] = {name: {} for name in folders}
         shards: dict = {}
-        with tqdm(total=len(parts), desc="writing shards", unit="split", disable=not progress) as bar:
+        with tqdm(total=len(parts), desc="writing shards", unit="split", disable=not progress) as bar, \
+                media_memory_pool() if media_columns else contextlib.nullcontext():
             for (config, split), part in parts.items():
                 share = len(part) / len(splits[split]) if len(splits[split]) else 0.0
                 nbytes = part.estimate_nbytes(columns) + int(media_bytes[split] * share)

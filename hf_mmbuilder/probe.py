@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from .frames import MediaDecodeError
 
 # The values of a measure a file does not have (an audio file's frame rate, a silent video's sample
@@ -147,3 +149,45 @@ def image_size(data: bytes) -> tuple[int, int]:
 
     with Image.open(io.BytesIO(data.tobytes())) as image:
         return image.size
+
+
+def image_sizes(data, starts, ends):
+    """``(width, height)`` of many images from their headers at once, where :func:`image_size`
+    would give it from its JPEG walk or from Pillow without a doubt; ``(-1, -1)`` for the others,
+    which the caller measures one by one with :func:`image_size` (other formats, headers the
+    kernel cannot vouch for, unreadable images: their errors stay :func:`image_size`'s).
+
+    Parameters
+    ----------
+    data : ndarray of uint8, shape (bytes,)
+        The images' bytes (an Arrow binary array's data buffer).
+    starts, ends : ndarray of int64, shape (n,)
+        Where each image starts and ends in ``data``.
+
+    Returns
+    -------
+    sizes : ndarray of int64, shape (n, 2)
+
+    Complexity: O(header bytes) per image, compiled (``hf_mmbuilder.kernels.image_header``).
+
+    Example
+    -------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (640, 480)).save(buffer, "JPEG")
+    >>> data = np.frombuffer(buffer.getvalue() + b"GIF89a", np.uint8)
+    >>> image_sizes(data, np.array([0, data.size - 6]), np.array([data.size - 6, data.size])).tolist()
+    [[640, 480], [-1, -1]]
+    """
+    from PIL import Image
+
+    from .kernels.image_header import PNG, image_sizes as header_sizes
+
+    sizes, kinds = header_sizes(data, starts, ends)
+    if Image.MAX_IMAGE_PIXELS is not None:
+        # Pillow checks a PNG's pixels when it opens it (a warning above the limit, an error above
+        # twice it); its JPEGs are read by the walk, which image_size does not check.
+        large = (kinds == PNG) & (sizes[:, 0].astype(np.float64) * sizes[:, 1] > Image.MAX_IMAGE_PIXELS)
+        sizes[large] = -1
+    return sizes

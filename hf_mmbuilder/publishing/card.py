@@ -9,7 +9,6 @@ matplotlib's Agg backend; :func:`build_card` puts metadata, tables, plots and th
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import io
 import itertools
@@ -29,9 +28,9 @@ import yaml
 
 from ..arrow import iter_tables, string_buffers
 from ..frames import MediaDecodeError
-from ..kernels.exact_hash import digests128
+from ..kernels.exact_hash import digests128, first_occurrence_labels
 from ..media import locate_media, resolve_media_paths
-from ..probe import MediaInfo, image_size, probe_media
+from ..probe import MediaInfo, image_size, image_sizes, probe_media
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
 
 # The templates stay package data of hf_mmbuilder.templates, one level up.
@@ -306,9 +305,10 @@ class CardStatistics:
     """The card's statistics, accumulated batch by batch in the pass that writes the shards.
 
     Per-row measures (text length, turns, images per row) are kept as :class:`Histogram`\\ s, the
-    language sample as the few texts it picks, and media files as the distinct files found (by
-    the digest of their resolved path; files on disk by path, to be measured once):
-    memory grows with distinct values and files, not with rows. ``split_rows``: split name -> rows,
+    language sample as the few texts it picks, and media files as the distinct files found (told
+    apart by the 128-bit digest of their resolved path, found with array operations per batch;
+    embedded images measured from their bytes' headers as they are found, files on disk kept by
+    path, to be measured once): memory grows with distinct values and files, not with rows. ``split_rows``: split name -> rows,
     in the order the splits are fed (it fixes the evenly spaced language sample).
     """
 
@@ -330,11 +330,12 @@ class CardStatistics:
                            for name, rows in self.split_rows.items()}
         self._text_lengths, self._turns, self._images_per_row = Histogram.empty(), Histogram.empty(), Histogram.empty()
         self._sample: list = []
-        self._files: dict[str, dict[str, tuple]] = {column: {} for column in MEDIA_COLUMNS}
+        # The 16-byte digests of the resolved paths of the files found so far, and the files in the
+        # order first found, batch by batch.
+        self._seen: dict[str, set] = {column: set() for column in MEDIA_COLUMNS}
+        self._found: dict[str, list[_FoundFiles]] = {column: [] for column in MEDIA_COLUMNS}
         self._absent = {column: SpilledDigests() for column in MEDIA_COLUMNS}
         self._listings: dict = {}
-        # Resolved path -> (width, height) of the images measured from their embedded bytes.
-        self._image_sizes: dict[str, tuple[int, int]] = {}
 
     def add(self, split: str, batch: pa.Table, offset: int, embedded: Optional[pa.Table] = None) -> None:
         """Count the rows ``offset .. offset + len(batch)`` of ``split``. ``batch`` holds the
@@ -375,24 +376,36 @@ class CardStatistics:
             if embedded is not None and column in embedded.column_names:
                 # Embedding read every file (it refuses missing ones): no lookup on disk, and an
                 # image is measured from the header of the bytes embedded, not opened again.
-                contents = _ByteViews(pc.struct_field(pc.list_flatten(embedded.column(column)), "bytes"))
+                contents = pc.struct_field(pc.list_flatten(embedded.column(column)), "bytes")
                 present = np.ones(len(resolved), dtype=bool)
             else:
                 present = locate_media(resolved, listings=self._listings).is_file
-            known = self._files[column]
-            positions = np.flatnonzero(present)
-            first = {}
-            for position, path in zip(positions.tolist(), pc.take(resolved, pa.array(positions)).to_pylist()):
-                if path not in known and path not in first:
-                    first[path] = position
-            for path, position in first.items():
-                known[path] = (split, offset + int(item_rows[position]), written[position].as_py())
+            buffers = string_buffers(resolved)
+            digests = digests128(buffers.data, buffers.offsets)
+            new = self._new_files(column, digests, present)
+            if len(new):
+                rows_found = offset + item_rows[new]
                 if contents is not None and column == "images":
-                    self._image_sizes[path] = _measured_image(contents[position], known[path], path)
+                    # Measured here: no path is needed later.
+                    sizes = _embedded_sizes(contents, new, split, rows_found, resolved, written)
+                    self._found[column].append(_FoundFiles(split, rows_found, None, None, sizes))
+                else:
+                    self._found[column].append(_FoundFiles(split, rows_found, resolved.take(new), written.take(new)))
             absent = np.flatnonzero(~present)
             if len(absent):
-                buffers = string_buffers(pc.take(resolved, pa.array(absent)))
-                self._absent[column].add(digests128(buffers.data, buffers.offsets)[:, 0])
+                self._absent[column].add(digests[absent, 0])
+
+    def _new_files(self, column: str, digests: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Positions of the present files of ``digests`` (``(n, 2)`` ``uint64``, one per media item)
+        not seen in an earlier batch, the first item of each, in order; marks them seen.
+        O(n log n) for the batch, plus set look-ups in C (O(1) each)."""
+        positions = np.flatnonzero(present)
+        firsts = positions[first_occurrence_labels(digests[positions]) == np.arange(len(positions))]
+        keys = np.ascontiguousarray(digests[firsts]).view("V16").ravel().tolist()
+        seen = self._seen[column]
+        known = np.fromiter(map(seen.__contains__, keys), dtype=bool, count=len(keys))
+        seen.update(keys)
+        return firsts[~known]
 
     def _absent_files(self, column: str) -> int:
         """Distinct files absent from disk, told apart by 64 bits of their path's digest (two
@@ -412,25 +425,32 @@ class CardStatistics:
         from PIL import Image
 
         widths, heights = [], []
-        for resolved, (split, row, path) in self._files["images"].items():
-            if resolved in self._image_sizes:
-                width, height = self._image_sizes[resolved]
-            else:
+        for found in self._found["images"]:
+            if found.sizes is not None:
+                widths.append(found.sizes[:, 0])
+                heights.append(found.sizes[:, 1])
+                continue
+            sizes = []
+            for split, row, path, resolved in found.files():
                 try:
                     with Image.open(resolved) as image:
-                        width, height = image.size
+                        sizes.append(image.size)
                 except (OSError, Image.DecompressionBombError) as error:
                     raise ValueError(f"split {split!r} row {row}: image {path!r} ({resolved}) cannot be read: {error}") from error
-            widths.append(width)
-            heights.append(height)
+            sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+            widths.append(sizes[:, 0])
+            heights.append(sizes[:, 1])
+        widths = np.concatenate(widths) if widths else np.asarray([])
+        heights = np.concatenate(heights) if heights else np.asarray([])
         durations, formats = {}, {}
         for column in ("audios", "videos"):
             infos, unmeasured = [], self._absent_files(column)
-            for resolved, (split, row, path) in self._files[column].items():
-                try:
-                    infos.append(probe_media(resolved))
-                except MediaDecodeError as error:
-                    raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error.reason}") from error
+            for found in self._found[column]:
+                for split, row, path, resolved in found.files():
+                    try:
+                        infos.append(probe_media(resolved))
+                    except MediaDecodeError as error:
+                        raise ValueError(f"split {split!r} row {row}: {column[:-1]} {path!r} ({resolved}) cannot be read: {error.reason}") from error
             seconds = np.asarray([info.duration for info in infos])
             durations[column] = {"summary": summarize(seconds), "unmeasured": unmeasured, "values": seconds}
             counted = Counter(media_format(info) for info in infos)
@@ -446,8 +466,8 @@ class CardStatistics:
             "images_per_row": {int(k): int(v) for k, v in zip(image_counts.values, image_counts.counts)},
             "image_files": len(widths),
             "image_unmeasured": self._absent_files("images"),
-            "image_width": summarize(np.asarray(widths)),
-            "image_height": summarize(np.asarray(heights)),
+            "image_width": summarize(widths),
+            "image_height": summarize(heights),
             "audio_duration": durations["audios"]["summary"],
             "audio_unmeasured": durations["audios"]["unmeasured"],
             "video_duration": durations["videos"]["summary"],
@@ -457,32 +477,57 @@ class CardStatistics:
             "language_sample_rows": len(self._sample),
             "values": {
                 "text_length": text_length, "turns": turn_counts, "images_per_row": image_counts,
-                "image_width": np.asarray(widths), "image_height": np.asarray(heights),
+                "image_width": widths, "image_height": heights,
                 "audio_duration": durations["audios"]["values"], "video_duration": durations["videos"]["values"],
             },
         }
 
 
-class _ByteViews:
-    """Zero-copy views of the values of a ``binary``/``large_binary`` chunked array without nulls,
-    by position: ``combine_chunks`` and a scalar's ``as_buffer`` each copy the value's bytes (the
-    media embedded in a batch, 2 GB over a publish), where the card reads an image's header only."""
+@dataclasses.dataclass
+class _FoundFiles:
+    """Files of one column first found in one batch, in order: their split, rows (in the split),
+    resolved paths and paths as written, or instead ``sizes`` (``(k, 2)`` ``int64`` width, height)
+    when measured from their embedded bytes (nothing is left to measure or name then)."""
 
-    def __init__(self, values: pa.ChunkedArray):
-        # Python ints and bisect: numpy's per-call overhead cost more than the header walk.
-        self._starts = list(itertools.accumulate((len(chunk) for chunk in values.chunks), initial=0))
-        self._chunks = []
-        for chunk in values.chunks:
-            width = "q" if pa.types.is_large_binary(chunk.type) else "i"
-            _, offsets, data = chunk.buffers()
-            self._chunks.append((memoryview(offsets).cast("B").cast(width)[chunk.offset:chunk.offset + len(chunk) + 1],
-                                 memoryview(data if data is not None else b"").cast("B")))
+    split: str
+    rows: np.ndarray
+    resolved: Optional[pa.Array]
+    written: Optional[pa.Array]
+    sizes: Optional[np.ndarray] = None
 
-    def __getitem__(self, position: int) -> memoryview:
-        index = bisect.bisect_right(self._starts, position) - 1
-        offsets, data = self._chunks[index]
-        local = position - self._starts[index]
-        return data[offsets[local]:offsets[local + 1]]
+    def files(self):
+        """``(split, row, path as written, resolved path)`` of each file."""
+        return zip(itertools.repeat(self.split), self.rows.tolist(), self.written.to_pylist(), self.resolved.to_pylist())
+
+
+def _embedded_sizes(contents: pa.ChunkedArray, positions: np.ndarray, split: str, rows: np.ndarray,
+                    resolved: pa.Array, written: pa.Array) -> np.ndarray:
+    """``(k, 2)`` width, height of the images at ``positions`` of ``contents`` (a ``binary`` /
+    ``large_binary`` chunked array without nulls: the embedded bytes), read from their headers in
+    the chunks' own buffers (copying them would copy every byte embedded, 2 GB over a publish).
+    Those the header kernel cannot vouch for are measured one by one, in order, and the first
+    unreadable one raises ``ValueError`` naming it: its ``split``, row (``rows``: the row in the
+    split of each of ``positions``) and path (``resolved``, ``written``: of every item)."""
+    sizes = np.empty((len(positions), 2), dtype=np.int64)
+    chunk_starts = np.cumsum([0, *(len(chunk) for chunk in contents.chunks)])
+    chunk_of = np.searchsorted(chunk_starts, positions, side="right") - 1
+    # Chunk by chunk, so the images measured one by one are measured in the order of positions.
+    for index, chunk in enumerate(contents.chunks):
+        mine = np.flatnonzero(chunk_of == index)
+        if not len(mine):
+            continue
+        _, offsets, data = chunk.buffers()
+        offsets = np.frombuffer(offsets, dtype=np.int64 if pa.types.is_large_binary(chunk.type) else np.int32)[chunk.offset:]
+        data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+        local = positions[mine] - chunk_starts[index]
+        starts, ends = offsets[local].astype(np.int64), offsets[local + 1].astype(np.int64)
+        sizes[mine] = image_sizes(data, starts, ends)
+        for within in np.flatnonzero(sizes[mine, 0] < 0).tolist():
+            item = int(mine[within])
+            position = int(positions[item])
+            where = (split, int(rows[item]), written[position].as_py())
+            sizes[item] = _measured_image(data[starts[within]:ends[within]], where, resolved[position].as_py())
+    return sizes
 
 
 def _measured_image(data, where: tuple, resolved: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import io
 import itertools
+import lzma
 import math
 import os
 import re
@@ -178,39 +179,70 @@ def text_languages(texts: Sequence[str], tokens: SpecialTokens = DEFAULT_TOKENS)
     """
     from py3langid import langid
 
-    identifier = langid._get_identifier()
+    model = _language_model()
     prepared, positions = [], []
     for position, text in enumerate(texts):
         for token in (tokens.image, tokens.audio, tokens.video, tokens.eoc):
             text = text.replace(token, " ")
         if text.strip():
-            prepared.append(identifier._encode(text))
+            prepared.append(langid.LanguageIdentifier._encode(text))
             positions.append(position)
     languages: list[Optional[str]] = [None] * len(texts)
     if not prepared:
         return languages
-    nextmove, rows, outputs = _language_model(identifier)
     offsets = np.zeros(len(prepared) + 1, dtype=np.int64)
     np.cumsum([len(data) for data in prepared], out=offsets[1:])
     starts, local, counts, distinct = feature_counts(
-        np.frombuffer(b"".join(prepared), dtype=np.uint8), offsets, nextmove, rows, outputs)
-    scores = naive_bayes_scores(
-        starts, local, counts, identifier.nb_ptc[distinct].astype(np.float32), identifier.nb_pc,
-        np.array(identifier._alias_pairs, dtype=np.int64).reshape(-1, 2), langid.RAW_FLOOR)
-    classes = identifier.nb_classes
+        np.frombuffer(b"".join(prepared), dtype=np.uint8), offsets, model.nextmove, model.rows, model.outputs)
+    scores = naive_bayes_scores(starts, local, counts, model.feature_scores[distinct].astype(np.float32),
+                                model.class_scores, model.alias_pairs, langid.RAW_FLOOR)
     for position, label in zip(positions, scores.argmax(axis=1).tolist()):
-        languages[position] = classes[label]
+        languages[position] = model.classes[label]
     return languages
 
 
-@functools.lru_cache(maxsize=1)
-def _language_model(identifier) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """py3langid's DFA as arrays: transition rows, each state's row, each state's feature (-1: none).
+@dataclasses.dataclass(frozen=True)
+class _LanguageModel:
+    """py3langid's model as arrays.
 
-    Views of its ``array.array``\\ s, and its list of features as int32 once (4 ms) per model."""
-    nextmove, rows = identifier.tk_nextmove, identifier.tk_row
-    return (np.frombuffer(nextmove, dtype=f"u{nextmove.itemsize}"), np.frombuffer(rows, dtype=f"u{rows.itemsize}"),
-            np.asarray(identifier.tk_output, dtype=np.int32))
+    Attributes:
+        classes: language code of each class (a code may name two classes: its aliases).
+        feature_scores: ``(features, classes)`` ``float16``, as stored.
+        class_scores: ``(classes,)`` ``float32`` priors.
+        nextmove, rows, outputs: the DFA: 256 transitions per distinct row, each state's row, each
+            state's feature (-1: none), ``int32``.
+        alias_pairs: ``(k, 2)`` ``int64``: (first, duplicate) class of each label named twice.
+    """
+
+    classes: list
+    feature_scores: np.ndarray
+    class_scores: np.ndarray
+    nextmove: np.ndarray
+    rows: np.ndarray
+    outputs: np.ndarray
+    alias_pairs: np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def _language_model() -> _LanguageModel:
+    """py3langid's model file read as its own loader reads it (``py3langid.modelio.load_model``), in
+    one decompression: its loader streams the file in 1 MB pieces and takes the GIL back for each
+    (688 times), every time waiting up to a switch interval behind any thread running Python, so
+    loading it on publish's warm-up thread took seconds; decompressed whole, the GIL is let go for
+    almost all of its 0.3 s of CPU. ~30 MB, once per process."""
+    from py3langid import langid
+
+    with np.load(io.BytesIO(lzma.decompress((langid.MODEL_DIR / langid.MODEL_FILE).read_bytes())), allow_pickle=False) as data:
+        classes = data["classes"].tolist()
+        first: dict = {}
+        aliases = []
+        for position, name in enumerate(classes):
+            if name in first:
+                aliases.append((first[name], position))
+            else:
+                first[name] = position
+        return _LanguageModel(classes, data["ptc"], data["pc"], data["nextmove"], data["nextmove_row"],
+                              data["out_feat"].astype(np.int32, copy=False), np.array(aliases, dtype=np.int64).reshape(-1, 2))
 
 
 @dataclasses.dataclass(frozen=True)

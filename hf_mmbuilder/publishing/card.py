@@ -572,8 +572,8 @@ class _PlotCanvas:
         self._drawn = None
 
     def png(self, size: tuple[float, float], title: str, xlabel: str, ylabel: str, draw) -> bytes:
-        """PNG bytes of ``draw(axes)`` (which adds one artist or container and returns it) in a
-        figure of ``size`` inches with these texts."""
+        """PNG bytes of ``draw(axes)`` in a figure of ``size`` inches with these texts. ``draw``
+        adds the plot's one artist or container and returns it (the next plot removes it)."""
         axes = self.axes
         if self._drawn is not None:
             self._drawn.remove()
@@ -582,7 +582,8 @@ class _PlotCanvas:
         axes.set_xscale("linear")
         axes.set_yscale("linear")
         self._drawn = draw(axes)
-        # y given: the title sits at the top of the axes, above which nothing is drawn.
+        # y given, the draw does not search for what the title must clear: nothing is above the
+        # axes but the y axis' offset text ("1e6"), at its left end.
         axes.set_title(title, y=1.0)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
@@ -590,6 +591,8 @@ class _PlotCanvas:
         return _png(self.canvas)
 
     def _lay_out(self) -> None:
+        """Place the axes so that the texts around it clear the figure's edges by tight_layout's
+        border, and pin the axis labels where the draw would put them."""
         import matplotlib
 
         figure, axes = self.figure, self.axes

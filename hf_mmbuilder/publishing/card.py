@@ -782,9 +782,7 @@ def warm_up() -> None:
     """Load what the card's last steps need (py3langid's model, matplotlib and its Agg canvas):
     seconds of fixed cost, which :func:`~hf_mmbuilder.publishing.publish` pays on a thread while
     it splits and writes instead of after."""
-    import py3langid
-
-    py3langid.classify("warm up")
+    text_languages(["warm up"])
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
     from matplotlib.figure import Figure  # noqa: F401
 

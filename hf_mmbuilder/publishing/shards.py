@@ -442,6 +442,23 @@ def media_memory_pool() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
+def _written_shard(path: Path) -> bytes:
+    """The digest of a shard just written (:func:`_file_digest`), then its pages handed to the disk:
+    their writeback starts now and each page leaves the page cache once it is on disk.
+
+    Left dirty, the shards of a publish with media (gigabytes) pile up in the page cache until the
+    kernel's background threshold (10% of the memory it can use for files, ~2 GB on a 24 GB
+    machine) makes it throttle the writer to the disk's speed: the last 250 MB of a 2 GB publish
+    took 0.9 s instead of 0.2 s. Started shard by shard, the writeback runs on the disk while the
+    next shards are written, and what the publish wrote does not evict the page cache the media
+    it reads (and the user's data) live in. No-op where ``posix_fadvise`` does not exist."""
+    digest = _file_digest(path)
+    if hasattr(os, "posix_fadvise"):
+        with open(path, "rb", buffering=0) as handle:
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    return digest
+
+
 def _file_digest(path: Path) -> bytes:
     """xxh3-128 of a written shard's bytes (a tenth of SHA-256's time: the shards of a dataset with
     embedded media are as large as its media), hashed from the page cache through a mapping of
@@ -515,8 +532,9 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
 
     def close(index: int) -> None:
         writers.pop(index).close()
-        # The shard is digested on a thread of its own while the next one is written.
-        digests[index] = digester.submit(_file_digest, paths[index])
+        # The shard is digested, then handed to the disk, on a thread of its own while the next
+        # one is written.
+        digests[index] = digester.submit(_written_shard, paths[index])
 
     def write(index: int, table: pa.Table) -> None:
         if index not in writers:

@@ -220,9 +220,12 @@ def publish(
     distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
     its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
     writer) and accumulates the card's statistics, images measured from the header of the bytes
-    embedded; the generation tag is the digest of the shards' bytes, each read back on a thread.
-    py3langid's model and matplotlib load on a thread from the start. Memory holds a few batches and O(rows) integers (the split plan), not the
-    split: the rows are never gathered into a table of their own.
+    embedded; the generation tag is the digest of the shards' bytes, each read back on a thread
+    and then handed to the disk (its writeback started, its pages dropped from the page cache).
+    py3langid's model and matplotlib load on a thread from the start. While media are embedded,
+    Arrow's default pool is jemalloc (see :func:`~hf_mmbuilder.publishing.shards.media_memory_pool`).
+    Memory holds a few batches and O(rows) integers (the split plan), not the split: the rows are
+    never gathered into a table of their own.
 
     Example:
         >>> result = publish(ds, "my-org/llava-clean", split_ratio={"train": .9, "test": .1},

@@ -490,7 +490,9 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     ``Dataset.to_parquet`` writes, except that shards embedding media are written without
     content-defined chunking (it gains nothing on verbatim media bytes, see below). Returns each
     shard's path -> the digest of its bytes (xxh3-128, each shard hashed from the page cache on a
-    thread while the next is written), in shard order.
+    thread while the next is written, then handed to the disk: see :func:`_written_shard`), in
+    shard order. Shards embedding media are written with :func:`media_memory_pool` in effect when
+    the caller sets it (``publish`` does).
     """
     import pyarrow.parquet as pq
     from datasets import config

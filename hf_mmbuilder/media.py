@@ -16,6 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow import string_buffers
+from .kernels import file_bytes
+
 
 class UnsafePathError(ValueError):
     """A media path points outside the roots it may be read from or written to."""
@@ -264,6 +267,78 @@ class MediaFinder:
         if self._stems is None:
             self._scan()
         return self._stems
+
+
+# The flags of the compiled reads: close-on-exec as Python's own open, and non-blocking so that a
+# FIFO where a file was expected cannot hang the open (no effect on a regular file).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _path_names(paths: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The paths (a string array without nulls) as the NUL-terminated bytes and start offsets of
+    :mod:`hf_mmbuilder.kernels.file_bytes`; a path holding a NUL byte is refused as ``open`` refuses it."""
+    if paths.null_count:
+        raise ValueError(f"a null among {len(paths)} file paths")
+    if len(paths) and pc.any(pc.match_substring(paths, "\0")).as_py():
+        position = int(np.flatnonzero(pc.match_substring(paths, "\0").to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"{paths[position].as_py()!r}: embedded null byte in a file path")
+    buffers = string_buffers(pc.binary_join_element_wise(paths, "", "\0"))
+    return buffers.data, buffers.offsets.astype(np.int64)
+
+
+def file_sizes(paths: pa.Array) -> np.ndarray:
+    """The size in bytes (``int64``) of the file at each of ``paths`` (a string array), -1 for
+    one that cannot be opened for reading (absent, not permitted). One compiled call for all
+    (:func:`hf_mmbuilder.kernels.file_bytes.file_sizes`), the GIL let go throughout.
+
+    Example:
+        >>> file_sizes(pa.array([__file__, "/no/such/file"])).tolist() == [os.path.getsize(__file__), -1]
+        True
+    """
+    if not len(paths):
+        return np.zeros(0, dtype=np.int64)
+    names, offsets = _path_names(paths)
+    return file_bytes.file_sizes(names, offsets, _READ_FLAGS)
+
+
+def read_files(paths: pa.Array, offsets: np.ndarray, into: np.ndarray, *, strict: bool = True) -> np.ndarray:
+    """Read the first ``offsets[i + 1] - offsets[i]`` bytes of the file at ``paths[i]`` (a string
+    array) into ``into[offsets[i]:offsets[i + 1]]`` (``uint8``), for every file in one compiled
+    call (:func:`hf_mmbuilder.kernels.file_bytes.read_files`), the GIL let go throughout. Returns
+    the bytes read of each file (``int64``; -1: it could not be opened).
+
+    ``strict``: a file that cannot be opened, or ends before its bytes are read, is read again in
+    Python: the ``OSError`` that raises (``FileNotFoundError``, ``PermissionError``, ...) names its
+    path, and a file still too short raises an ``OSError`` naming the path and both sizes.
+
+    Example:
+        >>> into = np.zeros(4, dtype=np.uint8)
+        >>> read_files(pa.array([__file__]), np.array([0, 4]), into).tolist()
+        [4]
+        >>> bytes(into) == open(__file__, "rb").read(4)
+        True
+        >>> read_files(pa.array(["/no/such/file"]), np.array([0, 1]), into)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: [Errno 2] No such file or directory: '/no/such/file'
+    """
+    if not len(paths):
+        return np.zeros(0, dtype=np.int64)
+    names, name_offsets = _path_names(paths)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    read = file_bytes.read_files(names, name_offsets, _READ_FLAGS, into, offsets)
+    for position in np.flatnonzero(read != np.diff(offsets)) if strict else ():
+        path, start, stop = paths[int(position)].as_py(), int(offsets[position]), int(offsets[position + 1])
+        view = memoryview(into)[start:stop]
+        with open(path, "rb", buffering=0) as handle:
+            done = 0
+            while done < stop - start:
+                got = handle.readinto(view[done:])
+                if not got:
+                    raise OSError(f"{path}: the file ended after {done} of the {stop - start} bytes to read (it changed while it was read)")
+                done += got
+        read[position] = done
+    return read
 
 
 def media_missing(path: str, media_root: Optional[str]) -> bool:

@@ -157,3 +157,37 @@ def test_scores_are_py3langids_bit_for_bit():
 def test_the_pinned_py3langid():
     # The walk reads py3langid's private model layout: a new version must be checked against it.
     assert py3langid.__version__ == "0.4.0"
+
+
+@pytest.fixture
+def model_cache(tmp_path, monkeypatch):
+    """The datasets cache (where the decompressed model is kept) in a fresh folder, the model loaded anew."""
+    from datasets import config
+
+    from hf_mmbuilder.publishing import card
+
+    monkeypatch.setattr(config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    card._language_model.cache_clear()
+    yield tmp_path / "cache"
+    card._language_model.cache_clear()
+
+
+def test_the_decompressed_model_is_kept_and_mapped(model_cache):
+    from hf_mmbuilder.publishing import card
+
+    expected = [_classify(text) for text in CORPUS]
+    assert text_languages(CORPUS) == expected  # decompressed, then kept
+    [folder] = (model_cache / "hf_mmbuilder").iterdir()
+    assert folder.name.startswith("py3langid-") and sorted(path.name for path in folder.iterdir()) == [
+        "classes.npy", "nextmove.npy", "nextmove_row.npy", "out_feat.npy", "pc.npy", "ptc.npy"]
+    card._language_model.cache_clear()
+    model = card._language_model()
+    assert isinstance(model.nextmove, np.memmap) and isinstance(model.feature_scores, np.memmap)
+    assert text_languages(CORPUS) == expected
+
+
+def test_an_unwritable_cache_still_gives_the_labels(model_cache):
+    model_cache.parent.mkdir(exist_ok=True)
+    model_cache.write_text("a file where the cache folder would be")
+    assert text_languages(CORPUS) == [_classify(text) for text in CORPUS]
+    assert model_cache.read_text() == "a file where the cache folder would be"

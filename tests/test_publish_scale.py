@@ -226,27 +226,3 @@ def test_card_image_sizes_come_from_the_embedded_bytes_of_sliced_chunks(tmp_path
         statistics.add("train", batch, 0, embedded)
         stats = statistics.result(Counter())
         assert list(zip(stats["values"]["image_width"].tolist(), stats["values"]["image_height"].tolist())) == sizes
-
-
-def test_media_memory_pool_replaces_mimalloc_while_media_shards_are_written_and_restores_it():
-    from hf_mmbuilder.publishing.shards import media_memory_pool
-
-    previous = pa.default_memory_pool()
-    try:
-        pa.set_memory_pool(pa.mimalloc_memory_pool())
-        with pytest.raises(KeyError, match="raised inside"):
-            with media_memory_pool():
-                assert pa.default_memory_pool().backend_name == "jemalloc"
-                before = pa.jemalloc_memory_pool().bytes_allocated()
-                buffer = pa.allocate_buffer(1 << 20)
-                assert pa.jemalloc_memory_pool().bytes_allocated() == before + (1 << 20)
-                del buffer
-                raise KeyError("raised inside")
-        assert pa.default_memory_pool().backend_name == "mimalloc"
-        # A pool the user chose is theirs: it is kept.
-        pa.set_memory_pool(pa.system_memory_pool())
-        with media_memory_pool():
-            assert pa.default_memory_pool().backend_name == "system"
-        assert pa.default_memory_pool().backend_name == "system"
-    finally:
-        pa.set_memory_pool(previous)

@@ -13,10 +13,12 @@ import dataclasses
 import functools
 import io
 import itertools
+import logging
 import lzma
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -26,6 +28,7 @@ import jinja2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 import yaml
 
 from ..arrow import iter_tables, string_buffers
@@ -35,6 +38,8 @@ from ..kernels.language_id import feature_counts, naive_bayes_scores
 from ..media import locate_media, resolve_media_paths
 from ..probe import MediaInfo, image_size, image_sizes, probe_media
 from ..schema import DEFAULT_TOKENS, MEDIA_COLUMNS, SpecialTokens
+
+logger = logging.getLogger("hf_mmbuilder")
 
 # The templates stay package data of hf_mmbuilder.templates, one level up.
 TEMPLATE_PATH = Path(__file__).parents[1] / "templates" / "dataset_card.md.j2"
@@ -223,26 +228,66 @@ class _LanguageModel:
     alias_pairs: np.ndarray
 
 
+# The arrays of py3langid's model file, each kept as an ``.npy`` file of its own in the cache.
+_MODEL_ARRAYS = ("classes", "ptc", "pc", "nextmove", "nextmove_row", "out_feat")
+
+
 @functools.lru_cache(maxsize=1)
 def _language_model() -> _LanguageModel:
-    """py3langid's model file read as its own loader reads it (``py3langid.modelio.load_model``), in
-    one decompression: its loader streams the file in 1 MB pieces and takes the GIL back for each
-    (688 times), every time waiting up to a switch interval behind any thread running Python, so
-    loading it on publish's warm-up thread took seconds; decompressed whole, the GIL is let go for
-    almost all of its 0.3 s of CPU. ~30 MB, once per process."""
+    """py3langid's model (``py3langid.modelio.load_model`` reads the same arrays), memory-mapped
+    from a decompressed copy in the ``datasets`` cache,
+    ``<HF_DATASETS_CACHE>/hf_mmbuilder/py3langid-<xxh3 of the model file>/``, which the first
+    use writes (all or nothing, by a rename of its folder). Decompressing the 4 MB file into its
+    65 MB of arrays takes 0.37 s of CPU in every process, a mapping a few milliseconds; where the
+    cache cannot be written, the decompressed arrays are used as they are. Decompressed in one
+    call: py3langid's own loader streams the file in 1 MB pieces and takes the GIL back for each
+    (688 times), each time waiting up to a switch interval behind any thread running Python."""
+    from datasets import config
     from py3langid import langid
 
-    with np.load(io.BytesIO(lzma.decompress((langid.MODEL_DIR / langid.MODEL_FILE).read_bytes())), allow_pickle=False) as data:
-        classes = data["classes"].tolist()
-        first: dict = {}
-        aliases = []
-        for position, name in enumerate(classes):
-            if name in first:
-                aliases.append((first[name], position))
-            else:
-                first[name] = position
-        return _LanguageModel(classes, data["ptc"], data["pc"], data["nextmove"], data["nextmove_row"],
-                              data["out_feat"].astype(np.int32, copy=False), np.array(aliases, dtype=np.int64).reshape(-1, 2))
+    packed = (langid.MODEL_DIR / langid.MODEL_FILE).read_bytes()
+    folder = Path(config.HF_DATASETS_CACHE) / "hf_mmbuilder" / f"py3langid-{xxhash.xxh3_128_hexdigest(packed)}"
+    if folder.is_dir():
+        # Mapped copy-on-write (nothing writes to them): writable arrays, the type the kernels are
+        # compiled for, where read-only ones would have them compiled anew (1.5 s).
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False) for name in _MODEL_ARRAYS}
+    else:
+        with np.load(io.BytesIO(lzma.decompress(packed)), allow_pickle=False) as data:
+            arrays = {name: data[name] for name in _MODEL_ARRAYS}
+        try:
+            _store_arrays(folder, arrays)
+        except OSError as error:
+            logger.debug("py3langid's model not cached in %s: %s", folder, error)
+    return _model_of(arrays)
+
+
+def _store_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as ``folder/<name>.npy``, the folder appearing whole or not at all (a
+    process writing it at the same time leaves one of the two copies)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", array, allow_pickle=False)
+        os.replace(staging, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _model_of(arrays: Mapping[str, np.ndarray]) -> _LanguageModel:
+    classes = arrays["classes"].tolist()
+    first: dict = {}
+    aliases = []
+    for position, name in enumerate(classes):
+        if name in first:
+            aliases.append((first[name], position))
+        else:
+            first[name] = position
+    return _LanguageModel(classes, arrays["ptc"], arrays["pc"], arrays["nextmove"], arrays["nextmove_row"],
+                          arrays["out_feat"].astype(np.int32, copy=False), np.array(aliases, dtype=np.int64).reshape(-1, 2))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,6 @@ re-publishing it changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -58,7 +57,6 @@ from .shards import (
     embedded_features,
     empty_columns,
     json_text_columns,
-    media_memory_pool,
     published_names,
     tag_generation,
     text_features,
@@ -215,16 +213,16 @@ def publish(
     Returns a :class:`PublishResult`. Input errors (ratios, ``repo_id``, a refused ``local_dir``,
     groups too big for a split, missing or escaping media files) raise ``ValueError`` before
     anything is written or uploaded; Hub failures raise :class:`PublishError`. Cost: when splitting,
-    a stat of each distinct media file, and a read of the few that share their size and first
-    16 KiB with another for their digest (on threads); media paths checked per
-    distinct folder; then one pass per split straight from the dataset's Arrow table, a batch of
-    its sorted rows at a time, that writes the shards, embeds media (read on threads ahead of the
-    writer) and accumulates the card's statistics, images measured from the header of the bytes
-    embedded; the generation tag is the digest of the shards' bytes, each read back on a thread
-    and then handed to the disk (its writeback started, its pages dropped from the page cache).
-    py3langid's model and matplotlib load on a thread from the start. While media are embedded,
-    Arrow's default pool is jemalloc (see :func:`~hf_mmbuilder.publishing.shards.media_memory_pool`).
-    Memory holds a few batches and O(rows) integers (the split plan), not the split: the rows are
+    the size of each distinct media file, the first 4 KiB of those that share their size with
+    another, and a digest of the few that share both (each in compiled calls that let go of the
+    GIL, on threads); media paths checked per distinct folder; then one pass per split straight
+    from the dataset's Arrow table, a batch of its sorted rows at a time, that writes the shards,
+    embeds media (a batch's files read in one compiled call on reader threads ahead of the writer,
+    into memory reused from batch to batch) and accumulates the card's statistics, images measured
+    from the header of the bytes embedded; the generation tag is the digest of the shards' bytes,
+    each read back on a thread and then handed to the disk (its writeback started, its pages
+    dropped from the page cache). py3langid's model (mapped from a decompressed copy in the
+    ``datasets`` cache) and matplotlib load on a thread from the start. Memory holds a few batches and O(rows) integers (the split plan), not the split: the rows are
     never gathered into a table of their own.
 
     Example:
@@ -328,8 +326,7 @@ def publish(
             parts.update({(name, split): part for split, part in config_parts.items()})
         split_sizes: dict[str, dict[str, tuple[int, int, int]]] = {name: {} for name in folders}
         shards: dict = {}
-        with tqdm(total=len(parts), desc="writing shards", unit="split", disable=not progress) as bar, \
-                media_memory_pool() if media_columns else contextlib.nullcontext():
+        with tqdm(total=len(parts), desc="writing shards", unit="split", disable=not progress) as bar:
             for (config, split), part in parts.items():
                 share = len(part) / len(splits[split]) if len(splits[split]) else 0.0
                 nbytes = part.estimate_nbytes(columns) + int(media_bytes[split] * share)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import math
 import mmap
 import os
 import re
+import threading
+import weakref
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from ..formats.serialization import STYLE_COLUMN, proven_styles
-from ..media import UnsafePathError, locate_media, resolve_media_paths, split_folders
+from ..media import UnsafePathError, file_sizes, locate_media, read_files, resolve_media_paths, split_folders
 from ..schema import MEDIA_COLUMNS
 from .card import PLOT_TITLES
 
@@ -244,37 +245,59 @@ def _total_size(paths: pa.Array, present: np.ndarray) -> int:
     return int(sizes[encoded.indices.to_numpy(zero_copy_only=False)].sum()) if len(distinct) else 0
 
 
-def _read_all(paths: Sequence[str]) -> pa.Array:
-    """The bytes of the files at ``paths`` as one binary array, each file read straight into the
-    array's data buffer (no ``bytes`` object per file, no second copy of 2 GB of media)."""
-    from pyarrow.fs import FileType, LocalFileSystem
+class MediaBuffers:
+    """Memory the media files of a batch are read into, reused once the batch is written.
 
-    # The sizes in one call, the GIL let go once (see _total_size).
-    infos = LocalFileSystem().get_file_info(list(paths))
-    for info in infos:
-        if info.type != FileType.File:
-            raise FileNotFoundError(errno.ENOENT, "no such media file (it was there when publish checked the media)", info.path)
-    sizes = np.fromiter((info.size for info in infos), dtype=np.int64, count=len(infos))
+    Each batch of a publish with media reads megabytes of files; memory taken afresh for every
+    batch is paid per page (a fault and the zeroing of 4 KB, and on a virtual machine the host's
+    fault too), however Arrow's allocator is set. The arrays here are allocated once and handed out
+    again when nothing refers to them any more (the Arrow arrays over them are gone), so a pass
+    touches new memory only for the batches in flight: a publish of 2.1 GB of photos took 250k
+    page faults with its batches in Arrow's pool (mimalloc or jemalloc), 72k with these, and
+    0.2-0.4 s less of the kernel's time. Thread-safe.
+    """
+
+    def __init__(self, kept: int):
+        self._free: list[np.ndarray] = []
+        self._kept = kept
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> np.ndarray:
+        """``size`` writable bytes (``uint8``), valid while the returned array, or an Arrow
+        buffer made from it, is alive."""
+        with self._lock:
+            fitting = [index for index, array in enumerate(self._free) if array.nbytes >= size]
+            array = self._free.pop(min(fitting, key=lambda index: self._free[index].nbytes)) if fitting else None
+        if array is None:
+            # A quarter more than asked: the next batches' sizes vary around this one's.
+            array = np.empty(max(1, size + size // 4), dtype=np.uint8)
+        view = array[:size]
+        weakref.finalize(view, self._give_back, array)
+        return view
+
+    def _give_back(self, array: np.ndarray) -> None:
+        with self._lock:
+            self._free.append(array)
+            if len(self._free) > self._kept:
+                del self._free[min(range(len(self._free)), key=lambda index: self._free[index].nbytes)]
+
+
+def _read_all(paths: pa.Array, buffers: Optional[MediaBuffers] = None) -> pa.Array:
+    """The bytes of the files at ``paths`` (a string array) as one binary array, each file read
+    straight into the array's data buffer (taken from ``buffers``), all in one compiled call that
+    lets go of the GIL (:func:`hf_mmbuilder.media.read_files`)."""
+    # A file that cannot be opened any more gets no bytes here; read_files then raises its error.
+    sizes = np.maximum(file_sizes(paths), 0)
     offsets = np.zeros(len(paths) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
-    # From Arrow's memory pool, which reuses the memory of the batches already written: fresh
-    # pages for every batch would cost a page fault per 4 KB read.
-    data = pa.allocate_buffer(int(offsets[-1]))
-    view = memoryview(data).cast("B")
-    for position, path in enumerate(paths):
-        start, stop = int(offsets[position]), int(offsets[position + 1])
-        with open(path, "rb", buffering=0) as handle:
-            while start < stop:
-                read = handle.readinto(view[start:stop])
-                if not read:
-                    raise OSError(f"{path}: the file shrank while it was read")
-                start += read
+    data = np.empty(int(offsets[-1]), dtype=np.uint8) if buffers is None else buffers.take(int(offsets[-1]))
+    read_files(paths, offsets, data)
     if offsets[-1] < 2**31:
-        return pa.BinaryArray.from_buffers(pa.binary(), len(paths), [None, pa.py_buffer(offsets.astype(np.int32)), data])
-    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(paths), [None, pa.py_buffer(offsets), data])
+        return pa.BinaryArray.from_buffers(pa.binary(), len(paths), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(paths), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def embed_media_batch(batch: pa.Table, columns: Sequence[str]) -> pa.Table:
+def embed_media_batch(batch: pa.Table, columns: Sequence[str], buffers: Optional[MediaBuffers] = None) -> pa.Table:
     """``batch`` with each media path list of ``columns`` replaced by ``[{"bytes", "path"}]`` (the
     Arrow storage of ``List(Image())``/``List(Audio())``/``List(Video())``): the bytes of the
     file each path names (relative ones read under the row's ``media_root``), and the path as
@@ -287,7 +310,7 @@ def embed_media_batch(batch: pa.Table, columns: Sequence[str]) -> pa.Table:
         parents = pc.list_parent_indices(lists)
         roots = pc.take(batch.column("media_root").combine_chunks(), parents) if "media_root" in batch.column_names else None
         # check_media found every file and refused escaping paths before the pass.
-        contents = _read_all(resolve_media_paths(paths, roots).to_pylist())
+        contents = _read_all(resolve_media_paths(paths, roots), buffers)
         _, names = split_folders(paths)
         stored = pc.if_else(pc.starts_with(paths, "/"), names, paths)
         items = pa.StructArray.from_arrays([contents, stored], names=["bytes", "path"])
@@ -414,63 +437,49 @@ def shard_bounds(rows: int, num_shards: int, index: int) -> tuple[int, int]:
     return start, start + size + (index < extra)
 
 
-@contextlib.contextmanager
-def media_memory_pool() -> Iterator[None]:
-    """Arrow's default memory pool set to jemalloc (the system allocator where Arrow has no
-    jemalloc) while shards embedding media are written (:func:`write_shards`), when the default
-    is mimalloc.
-
-    mimalloc gives each thread a heap of its own: the media buffers, read on the reader threads
-    and freed on the writer's, are not reused by the readers' next batches, so each batch's
-    bytes are read into fresh pages (a page fault, and the zeroing of 4 KB, per 4 KB of media: a
-    pass over 2 GB of media took 2.3-3.2 s against 1.7-2.2 s with jemalloc, five alternating
-    rounds). The default pool is process-wide: it is restored when the pass ends, and a pool the
-    user chose (``ARROW_DEFAULT_MEMORY_POOL``, :func:`pyarrow.set_memory_pool`) is kept.
-    """
-    previous = pa.default_memory_pool()
-    if previous.backend_name != "mimalloc":
-        yield
-        return
-    try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        pool = pa.system_memory_pool()
-    pa.set_memory_pool(pool)
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-
-
-def _written_shard(path: Path) -> bytes:
-    """The digest of a shard just written (:func:`_file_digest`), then its pages handed to the disk:
-    their writeback starts now and each page leaves the page cache once it is on disk.
+def _digest_then_release(path: Path, digest: Future) -> None:
+    """Set ``digest`` to the digest of a shard just written (:func:`_file_digest`), then hand its
+    pages to the disk: their writeback starts now and each page leaves the page cache once it is on
+    disk. The digest is set first, so a caller waits for it alone: handing over a 400 MB shard
+    (the writeback's submission) takes a tenth of a second or two, which the last shard of a split
+    kept its caller waiting for.
 
     Left dirty, the shards of a publish with media (gigabytes) pile up in the page cache until the
     kernel's background threshold (10% of the memory it can use for files, ~2 GB on a 24 GB
     machine) makes it throttle the writer to the disk's speed: the last 250 MB of a 2 GB publish
     took 0.9 s instead of 0.2 s. Started shard by shard, the writeback runs on the disk while the
     next shards are written, and what the publish wrote does not evict the page cache the media
-    it reads (and the user's data) live in. No-op where ``posix_fadvise`` does not exist."""
-    digest = _file_digest(path)
-    if hasattr(os, "posix_fadvise"):
-        with open(path, "rb", buffering=0) as handle:
-            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    return digest
+    it reads (and the user's data) live in. The file is opened once, before the digest is set: the
+    caller may rename it (the generation tag) as soon as the digest is known."""
+    try:
+        handle = open(path, "rb", buffering=0)
+    except BaseException as error:
+        digest.set_exception(error)
+        return
+    with handle:
+        try:
+            digest.set_result(_file_digest(handle))
+        except BaseException as error:
+            digest.set_exception(error)
+            return
+        if hasattr(os, "posix_fadvise"):
+            # Advice only: the shard is whole and digested whatever the kernel does with it.
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def _file_digest(path: Path) -> bytes:
-    """xxh3-128 of a written shard's bytes (a tenth of SHA-256's time: the shards of a dataset with
-    embedded media are as large as its media), hashed from the page cache through a mapping of
-    ``DIGEST_BLOCK_BYTES`` at a time: reading the shard into a buffer copied every byte once
-    more (half the time of the digest), and a mapping of the whole shard would count every page
-    of every shard in the process's RSS. The GIL is let go while each window is hashed."""
+def _file_digest(handle) -> bytes:
+    """xxh3-128 of the bytes of a written shard open as ``handle`` (a binary file with a file
+    descriptor; a tenth of SHA-256's time: the shards of a dataset with embedded media are as
+    large as its media), hashed from the page cache through a mapping of ``DIGEST_BLOCK_BYTES``
+    at a time: reading the shard into a buffer copied every byte once more (half the time of the
+    digest), and a mapping of the whole shard would count every page of every shard in the
+    process's RSS. The GIL is let go while each window is hashed."""
     digest = xxhash.xxh3_128()
-    with open(path, "rb", buffering=0) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        for start in range(0, size, DIGEST_BLOCK_BYTES):
-            with mmap.mmap(handle.fileno(), min(DIGEST_BLOCK_BYTES, size - start), access=mmap.ACCESS_READ, offset=start) as window:
-                digest.update(window)
+    size = os.fstat(handle.fileno()).st_size
+    for start in range(0, size, DIGEST_BLOCK_BYTES):
+        with mmap.mmap(handle.fileno(), min(DIGEST_BLOCK_BYTES, size - start), access=mmap.ACCESS_READ, offset=start) as window:
+            digest.update(window)
     return digest.digest()
 
 
@@ -490,9 +499,8 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     ``Dataset.to_parquet`` writes, except that shards embedding media are written without
     content-defined chunking (it gains nothing on verbatim media bytes, see below). Returns each
     shard's path -> the digest of its bytes (xxh3-128, each shard hashed from the page cache on a
-    thread while the next is written, then handed to the disk: see :func:`_written_shard`), in
-    shard order. Shards embedding media are written with :func:`media_memory_pool` in effect when
-    the caller sets it (``publish`` does).
+    thread while the next is written, then handed to the disk: see :func:`_digest_then_release`), in
+    shard order.
     """
     import pyarrow.parquet as pq
     from datasets import config
@@ -522,7 +530,7 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
             # A loader's style claims name local files: what is published is the proven style.
             batch = batch.set_column(batch.schema.get_field_index(STYLE_COLUMN), STYLE_COLUMN,
                                      proven_styles(batch.column(STYLE_COLUMN)))
-        return index, start, batch, embed_media_batch(batch, embed) if embed else batch
+        return index, start, batch, embed_media_batch(batch, embed, buffers) if embed else batch
 
     paths = []
     for index in range(num_shards):
@@ -536,7 +544,8 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         writers.pop(index).close()
         # The shard is digested, then handed to the disk, on a thread of its own while the next
         # one is written.
-        digests[index] = digester.submit(_written_shard, paths[index])
+        digests[index] = Future()
+        digester.submit(_digest_then_release, paths[index], digests[index])
 
     def write(index: int, table: pa.Table) -> None:
         if index not in writers:
@@ -558,11 +567,14 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         writers[index].write_table(table)
 
     threads = EMBED_THREADS if embed else 2
+    buffers = MediaBuffers(kept=threads + 3)
+    # Not waited for when the pass ends: the caller waits for the last shard's digest, not for
+    # its hand-over to the disk.
+    digester = ThreadPoolExecutor(max_workers=1)
     try:
         # Readers take (and embed) batches ahead; one writer thread encodes them in order, while
         # this thread counts the statistics of the batch it just handed over.
-        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
-                ThreadPoolExecutor(max_workers=1) as digester:
+        with ThreadPoolExecutor(max_workers=threads) as pool, ThreadPoolExecutor(max_workers=1) as writer:
             try:
                 pending: deque = deque(pool.submit(prepare, job) for job in jobs[:threads])
                 upcoming = iter(jobs[threads:])
@@ -581,9 +593,9 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                     # Arrow's allocator keeps the pages of the batches freed for reuse, a few
                     # batches' worth per thread that touched them: handed back here, what the pass
                     # holds is the batches in flight, however many batches it writes. Not with
-                    # media: their batches are the media bytes, a fixed few MB each, and the next
-                    # batch's files are read into the pages this one freed (fresh pages cost a
-                    # fault and the zeroing of every page: a tenth of publishing's CPU).
+                    # media: the writer's pages are then kept for its next batch of a few MB
+                    # (fresh pages cost a fault and the zeroing of every page), and the media
+                    # bytes are in the reused arrays of MediaBuffers.
                     if not embed:
                         pa.default_memory_pool().release_unused()
                 while writes:
@@ -597,11 +609,14 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     finally:
         for index in list(writers):
             writers.pop(index).close()
+        digester.shutdown(wait=False)
     for index, path in enumerate(paths):
         if index not in digests:
             # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
             pq.write_table(schema.empty_table(), str(path))
-    return {path: digests[index].result() if index in digests else _file_digest(path) for index, path in enumerate(paths)}
+            digests[index] = Future()
+            _digest_then_release(path, digests[index])
+    return {path: digests[index].result() for index, path in enumerate(paths)}
 
 
 def tag_generation(root: Path, shards: Mapping[Path, bytes]) -> str:

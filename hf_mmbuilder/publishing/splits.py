@@ -6,7 +6,7 @@ near-duplicates and the same image never leak between train and test.
 
 Media files are told apart by content: a file that can be read is keyed by the xxh3-128 digest of
 its bytes, so byte-identical copies under different paths are one key; a file whose size, or size
-and first 16 KiB, no other file shares is known to hold unique bytes and is not read whole (see
+and first 4 KiB, no other file shares is known to hold unique bytes and is not read whole (see
 :func:`content_keys`); a file that cannot be read (absent, a URL) is keyed by its path. On request,
 images within a perceptual-hash Hamming radius are joined too (``near_duplicate_radius``).
 
@@ -28,14 +28,13 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
 from ..duplicates.exact import file_digest
 from ..arrow import string_buffers
 from ..kernels.dealing import deal
 from ..kernels.exact_hash import digests128
 from ..kernels.unionfind import component_labels, join_equal_keys, join_labelled
-from ..media import locate_media
+from ..media import file_sizes, locate_media, read_files
 from ..schema import MEDIA_COLUMNS
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -247,29 +246,23 @@ def _file_keys(paths: Sequence[str]) -> list[Optional[str]]:
     return [_file_key(path) for path in paths]
 
 
-def _head_digest(path: str) -> Optional[bytes]:
-    """The xxh3-128 digest of a file's first ``HEAD_BYTES``, or ``None`` when it cannot be read."""
-    try:
-        with open(path, "rb", buffering=0) as handle:
-            return xxhash.xxh3_128_digest(handle.read(HEAD_BYTES))
-    except OSError:
-        return None
-
-
 def _head_digests(paths: Sequence[str]) -> list[Optional[bytes]]:
-    return [_head_digest(path) for path in paths]
-
-
-def _size(path: str) -> int:
-    """A file's size, or -1 when it cannot be read (its key is then its path)."""
-    try:
-        return os.stat(path).st_size if os.access(path, os.R_OK) else -1
-    except OSError:
-        return -1
+    """The 128-bit digest of each file's first ``HEAD_BYTES`` (all its bytes if fewer), ``None``
+    for one that cannot be read: the heads read in one compiled call, digested in another."""
+    names = pa.array(paths, pa.string())
+    sizes = np.minimum(file_sizes(names), HEAD_BYTES)
+    offsets = np.zeros(len(paths) + 1, dtype=np.int64)
+    np.cumsum(np.maximum(sizes, 0), out=offsets[1:])
+    heads = np.empty(int(offsets[-1]), dtype=np.uint8)
+    read = read_files(names, offsets, heads, strict=False)
+    digests = digests128(heads, offsets)
+    return [digests[position].tobytes() if read[position] == offsets[position + 1] - offsets[position] and sizes[position] >= 0
+            else None for position in range(len(paths))]
 
 
 def _sizes(paths: Sequence[str]) -> list[int]:
-    return [_size(path) for path in paths]
+    """Each file's size, or -1 when it cannot be opened for reading (its key is then its path)."""
+    return file_sizes(pa.array(paths, pa.string())).tolist()
 
 
 KEY_CHUNK_ROWS = 65_536
@@ -279,16 +272,20 @@ KEY_FILES_PER_TASK = 256
 
 
 # Enough of a file to tell apart files of one size (photos differ in their first blocks: metadata,
-# tables, the first rows of pixels) for a small read.
-HEAD_BYTES = 16 << 10
+# tables, the first rows of pixels) for a read of one page; files alike there too are read whole,
+# so a smaller head costs time on such files, never a wrong key. 16 KiB read 300 MB for 18,810
+# photos of shared sizes, a third of the time of their keys.
+HEAD_BYTES = 4 << 10
 
 
 def _on_threads(function, items: list, num_threads: int) -> list:
     """``function`` (which maps a list) over ``items``, a slice per task on ``num_threads`` threads."""
-    if num_threads <= 1 or len(items) <= KEY_FILES_PER_TASK:
-        return function(items)
-    # One task per slice of files: a thread pool makes a future per item it maps.
+    # One task per slice of files: a thread pool makes a future per item it maps, and a slice's
+    # buffers (its heads: 4 MB) are reused by the next slice's, where fresh memory for every file's
+    # head at once (300 MB for 18,810 photos) cost more in page faults than the reads.
     slices = [items[low:low + KEY_FILES_PER_TASK] for low in range(0, len(items), KEY_FILES_PER_TASK)]
+    if num_threads <= 1 or len(slices) <= 1:
+        return [result for part in slices for result in function(part)]
     with ThreadPoolExecutor(max_workers=num_threads) as pool:
         return [result for results in pool.map(function, slices) for result in results]
 

@@ -1,0 +1,141 @@
+"""Files read in one compiled call (``hf_mmbuilder.kernels.file_bytes`` and its callers in
+``hf_mmbuilder.media``): the bytes of every file, and for each file that cannot be read the error
+Python's own ``open`` raises, naming it."""
+
+import gc
+import os
+import threading
+from concurrent.futures import Future
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import xxhash
+
+from hf_mmbuilder.kernels import file_bytes
+from hf_mmbuilder.media import file_sizes, read_files
+from hf_mmbuilder.publishing.shards import MediaBuffers, _digest_then_release, _read_all
+
+
+@pytest.fixture
+def files(tmp_path):
+    contents = {"empty": b"", "one": b"1", "photo.jpg": os.urandom(300_000), "café é.txt": "über".encode()}
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+    return {str(tmp_path / name): data for name, data in contents.items()}
+
+
+def test_sizes_of_files_and_of_what_cannot_be_read(files, tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    paths = [*files, str(tmp_path / "absent"), str(tmp_path / "fifo")]
+    # A FIFO neither blocks the open (no writer) nor has a size.
+    assert file_sizes(pa.array(paths)).tolist() == [*(len(data) for data in files.values()), -1, -1]
+    assert file_sizes(pa.array([], pa.string())).tolist() == []
+
+
+def test_read_files_reads_every_byte(files):
+    paths = pa.array(list(files))
+    offsets = np.concatenate([[0], np.cumsum([len(data) for data in files.values()])])
+    into = np.full(int(offsets[-1]) + 3, 7, dtype=np.uint8)
+    assert read_files(paths, offsets, into).tolist() == [len(data) for data in files.values()]
+    assert bytes(into[:-3]) == b"".join(files.values()) and into[-3:].tolist() == [7, 7, 7]
+    # A head: the first bytes of each file, all of a shorter one.
+    heads = np.concatenate([[0], np.cumsum([min(len(data), 4) for data in files.values()])])
+    into = np.zeros(int(heads[-1]), dtype=np.uint8)
+    read_files(paths, heads, into)
+    assert bytes(into) == b"".join(data[:4] for data in files.values())
+
+
+def test_a_missing_file_raises_pythons_error_naming_it(files, tmp_path):
+    absent = str(tmp_path / "absent.jpg")
+    paths = pa.array([*files, absent])
+    # A byte of each (none of the empty file), then of the absent one.
+    offsets = np.array([0, 0, 1, 2, 3, 4])
+    with pytest.raises(FileNotFoundError) as raised:
+        read_files(paths, offsets, np.zeros(4, dtype=np.uint8))
+    assert raised.value.filename == absent and raised.value.errno == 2
+    # Not strict: what was read of each file, -1 where it could not be opened.
+    assert read_files(paths, offsets, np.zeros(4, dtype=np.uint8), strict=False).tolist() == [0, 1, 1, 1, -1]
+
+
+def test_a_file_shorter_than_asked_raises_naming_it_and_both_sizes(files):
+    path = next(name for name in files if name.endswith("one"))
+    with pytest.raises(OSError, match=rf"^{path}: the file ended after 1 of the 5 bytes to read \(it changed while it was read\)$"):
+        read_files(pa.array([path]), np.array([0, 5]), np.zeros(5, dtype=np.uint8))
+
+
+def test_a_path_with_a_nul_byte_is_refused_as_open_refuses_it(files):
+    path = next(iter(files)) + "\0/etc/passwd"
+    with pytest.raises(ValueError, match=r"embedded null byte in a file path"):
+        read_files(pa.array([path]), np.array([0, 1]), np.zeros(1, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"embedded null byte in a file path"):
+        file_sizes(pa.array([path]))
+
+
+def test_the_kernel_refuses_offsets_and_names_out_of_bounds(files):
+    path = next(iter(files)).encode()
+    names = np.frombuffer(path + b"\0", dtype=np.uint8)
+    with pytest.raises(ValueError, match="offsets do not lie within data"):
+        file_bytes.read_files(names, np.array([0, len(names)]), os.O_RDONLY, np.zeros(4, dtype=np.uint8), np.array([0, 5]))
+    with pytest.raises(ValueError, match="offsets decrease"):
+        file_bytes.read_files(names, np.array([0, len(names)]), os.O_RDONLY, np.zeros(4, dtype=np.uint8), np.array([2, 1]))
+    unterminated = np.frombuffer(path, dtype=np.uint8)
+    with pytest.raises(ValueError, match="not a NUL-terminated run"):
+        file_bytes.file_sizes(unterminated, np.array([0, len(unterminated)]), os.O_RDONLY)
+
+
+def test_media_buffers_are_reused_only_once_nothing_refers_to_them():
+    buffers = MediaBuffers(kept=2)
+    small = buffers.take(1000)
+    small_base = small.base
+    assert small.nbytes == 1000 and small_base.nbytes == 1250  # a quarter more, for the next batches
+    array = pa.BinaryArray.from_buffers(pa.binary(), 1, [None, pa.py_buffer(np.array([0, 1000], np.int32)), pa.py_buffer(small)])
+    del small
+    # The Arrow array still holds the memory: another request gets memory of its own.
+    large = buffers.take(2000)
+    large_base = large.base
+    assert large_base is not small_base
+    del large
+    # Free again, and the only free array: handed out for any size it holds.
+    assert buffers.take(1200).base is large_base
+    del array
+    gc.collect()
+    # Both free: the smallest that fits is handed out; what none fits is allocated.
+    assert buffers.take(10).base is small_base
+    new = buffers.take(3000)
+    assert new.base is not small_base and new.base is not large_base
+    del new
+    # At most ``kept`` arrays are kept free, the largest ones.
+    assert sorted(kept.nbytes for kept in buffers._free) == [2500, 3750]
+
+
+def test_read_all_gives_each_files_bytes_from_reused_memory(files):
+    paths = pa.array(list(files))
+    buffers = MediaBuffers(kept=1)
+    for _ in range(3):
+        contents = _read_all(paths, buffers)
+        assert contents.to_pylist() == list(files.values())
+        base = np.frombuffer(contents.buffers()[2], dtype=np.uint8)
+        del contents, base
+    # One array served all three batches.
+    assert len(buffers._free) == 1
+
+
+def test_shard_digest_is_set_before_the_pages_are_handed_over(tmp_path):
+    shard = tmp_path / "train-00000-of-00001.parquet"
+    shard.write_bytes(os.urandom(9 << 20))
+    digest = Future()
+    renamed = threading.Event()
+
+    def rename_once_known(future):
+        # As publish does with the generation tag, as soon as the digest is known.
+        shard.rename(tmp_path / "tagged.parquet")
+        renamed.set()
+
+    digest.add_done_callback(rename_once_known)
+    _digest_then_release(shard, digest)
+    assert renamed.is_set() and digest.result() == xxhash.xxh3_128((tmp_path / "tagged.parquet").read_bytes()).digest()
+    missing = Future()
+    _digest_then_release(tmp_path / "absent.parquet", missing)
+    with pytest.raises(FileNotFoundError):
+        missing.result()

@@ -18,21 +18,10 @@ Three comparisons, one run:
    of them with its own JPEG comment segment: every file's bytes differ, within their first block
    too, while many share a size (the split tells them apart by size and first 4 KiB, see
    ``splits.content_keys``). The anchor and publish run ``--media-repeat`` times, alternating, and
-   the fastest run of each counts. Publish's process samples no ``RssAnon`` here (a thread
-   polling ``/proc`` every 10 ms takes the GIL from the threads feeding its writer, and the anchor
-   runs without one); its ``VmHWM`` is reported.
-
-   Both sides write 2 GB, and on this machine (a virtual machine that hands the memory it frees
-   back to its host about 2 s later) writing 2 GB costs 0.8 s of the kernel's time into memory
-   freed a moment before, and 2-4 s into memory the host must provide again (``dd`` of 2 GB, into
-   the pages of a file removed 0 s, then 3 s before). So each side's output is removed right after
-   its run, and each run starts after ``sync`` and 5 s of rest (``settled``, the target): neither
-   side's clock starts beside the 2 GB it just freed. Measured too, for comparison, as this
-   benchmark measured before (``rewriting``): each side removes its last output right before its
-   clock. The anchor's last output is then 2 GB of page cache freed as its clock starts, where
-   publish's shards were handed to the disk when written (nothing of them is left to free), and
-   publish writes after splitting and checking: the anchor writes into the cheap pages, publish
-   into the others.
+   the fastest run of each counts: writing 2 GB into the page cache varies by several seconds from
+   run to run on this machine, more than either side's own work. Publish's process samples no
+   ``RssAnon`` here (a thread polling ``/proc`` every 10 ms takes the GIL from the threads feeding
+   its writer, and the anchor runs without one); its ``VmHWM`` is reported.
 
 Every measured call runs in its own fresh process after the dataset is loaded there (a cache hit of
 the Arrow files prepared beforehand), so peaks never mix; ``VmHWM`` is the whole process's peak.
@@ -48,10 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -225,12 +212,20 @@ def main() -> None:
     else:
         measure_without_media(args, result)
     media = dataset(args.media_rows, seed=2, media=True)
+    anchors, publishes = [], []
+    for _ in range(args.media_repeat):
+        anchors.append(run(ANCHOR, {**media, "out": media["folder"] + "/anchor.parquet"}))
+        publishes.append(run(MEASURE, {**media, "what": "publish", "out": media["folder"] + "/published", "ratios": RATIOS, "embed": True,
+                                       "sample_anon": False}))
+    anchor = min(anchors, key=lambda measured: measured["seconds"])
+    embedded = min(publishes, key=lambda measured: measured["seconds"])
     files = [entry.stat().st_size for entry in Path(media["media_root"]).rglob("*.jpg")]
     result["embedded_media"] = {"image_size": list(IMAGE_SIZE), "jpeg_quality": 90, "media_files": len(files),
                                 "media_files_bytes": sum(files), "mean_file_bytes": sum(files) / max(1, len(files)),
-                                "runs": args.media_repeat,
-                                **measure_with_media(media, args.media_repeat, settled=True),
-                                "rewriting": measure_with_media(media, args.media_repeat, settled=False)}
+                                "pyarrow_write_embedded": anchor, "publish": embedded, "runs": args.media_repeat,
+                                "pyarrow_seconds_all_runs": [measured["seconds"] for measured in anchors],
+                                "publish_seconds_all_runs": [measured["seconds"] for measured in publishes],
+                                "publish_over_pyarrow": embedded["seconds"] / anchor["seconds"]}
     print(json.dumps(result["embedded_media"], indent=2), flush=True)
     published = result["no_media"]["publish"]
     result["targets"] = {"publish_over_export <= 3": result["no_media"]["publish_over_export"] <= 3,
@@ -238,33 +233,6 @@ def main() -> None:
                          "rss_anon within 10%": result["memory_scaling"]["rss_anon_large_over_small"] <= 1.10,
                          "publish_over_pyarrow <= 1.5": result["embedded_media"]["publish_over_pyarrow"] <= 1.5}
     print(write_result("publish", result))
-
-
-SETTLE_SECONDS = 5
-
-
-def measure_with_media(media: dict, repeat: int, *, settled: bool) -> dict:
-    """``repeat`` alternating runs of the anchor and publish with media, the fastest of each and
-    their ratio; ``settled``: each output removed right after its run, each run after 5 s of rest
-    (see the module's docstring)."""
-    anchor_job = {**media, "out": media["folder"] + "/anchor.parquet"}
-    publish_job = {**media, "what": "publish", "out": media["folder"] + "/published", "ratios": RATIOS, "embed": True,
-                   "sample_anon": False}
-    anchors, publishes = [], []
-    for _ in range(repeat):
-        for script, job, runs, remove in ((ANCHOR, anchor_job, anchors, os.remove), (MEASURE, publish_job, publishes, shutil.rmtree)):
-            if settled:
-                os.sync()
-                time.sleep(SETTLE_SECONDS)
-            runs.append(run(script, job))
-            if settled:
-                remove(job["out"])
-    anchor = min(anchors, key=lambda measured: measured["seconds"])
-    embedded = min(publishes, key=lambda measured: measured["seconds"])
-    return {"pyarrow_write_embedded": anchor, "publish": embedded,
-            "pyarrow_seconds_all_runs": [measured["seconds"] for measured in anchors],
-            "publish_seconds_all_runs": [measured["seconds"] for measured in publishes],
-            "publish_over_pyarrow": embedded["seconds"] / anchor["seconds"]}
 
 
 def measure_without_media(args, result: dict) -> None:

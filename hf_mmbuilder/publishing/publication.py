@@ -318,6 +318,8 @@ def publish(
     sample = [text for split, part in splits.items() for positions in [statistics.sample_positions[split]] if len(positions)
               for _, batch in SplitRows(part.table, positions if part.rows is None else part.rows[positions]).batches(["text"], len(positions))
               for text in batch.column("text").to_pylist() if text] if "text" in features_in else []
+    # Finding the empty columns and the sample took per-row flags and rows of the table too.
+    _release_freed_memory()
     with local.staging() if local is not None and not dry_run else temporary_staging() as staging:
         repo = staging.files
         folders = {"default": DATA_FOLDER, **{name: name for name in extra_configs}}

@@ -7,6 +7,7 @@ per row in the ``media_root`` column so datasets from different folders concaten
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -273,6 +274,48 @@ class MediaFinder:
 # FIFO where a file was expected cannot hang the open (no effect on a regular file).
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
+# The compiled reads call POSIX open, lseek, pread and close; where those are not the system's
+# (Windows), the same reads run in Python, file by file.
+COMPILED_READS = os.name == "posix"
+
+
+def _size_in_python(path: str) -> int:
+    try:
+        handle = os.open(path, _READ_FLAGS)
+    except OSError:
+        return -1
+    try:
+        return os.lseek(handle, 0, os.SEEK_END)
+    except OSError:
+        return -1
+    finally:
+        os.close(handle)
+
+
+def _open_for_reading(path: str):
+    """``path`` opened for reading with the compiled reads' flags (a FIFO does not block)."""
+    return open(os.open(path, _READ_FLAGS | getattr(os, "O_BINARY", 0)), "rb", buffering=0)
+
+
+def _read_in_python(paths: list, offsets: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """What :func:`hf_mmbuilder.kernels.file_bytes.read_files` returns, read in Python."""
+    read = np.zeros(len(paths), dtype=np.int64)
+    view = memoryview(into)
+    for position, path in enumerate(paths):
+        start, stop = int(offsets[position]), int(offsets[position + 1])
+        try:
+            handle = _open_for_reading(path)
+        except OSError:
+            read[position] = -1
+            continue
+        with handle, contextlib.suppress(OSError):
+            while start + read[position] < stop:
+                got = handle.readinto(view[start + read[position]:stop])
+                if not got:
+                    break
+                read[position] += got
+    return read
+
 
 def _path_names(paths: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The paths (a string array without nulls) as the NUL-terminated bytes and start offsets of
@@ -298,6 +341,8 @@ def file_sizes(paths: pa.Array) -> np.ndarray:
     if not len(paths):
         return np.zeros(0, dtype=np.int64)
     names, offsets = _path_names(paths)
+    if not COMPILED_READS:
+        return np.array([_size_in_python(path) for path in paths.to_pylist()], dtype=np.int64)
     return file_bytes.file_sizes(names, offsets, _READ_FLAGS)
 
 
@@ -326,13 +371,17 @@ def read_files(paths: pa.Array, offsets: np.ndarray, into: np.ndarray, *, strict
         return np.zeros(0, dtype=np.int64)
     names, name_offsets = _path_names(paths)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    read = file_bytes.read_files(names, name_offsets, _READ_FLAGS, into, offsets)
+    if offsets.shape[0] != len(paths) + 1 or (offsets[-1] > into.shape[0]) or (np.diff(offsets) < 0).any() or offsets[0] < 0:
+        raise ValueError(f"offsets of {len(paths)} files do not lie within {into.shape[0]} bytes")
+    read = file_bytes.read_files(names, name_offsets, _READ_FLAGS, into, offsets) if COMPILED_READS else \
+        _read_in_python(paths.to_pylist(), offsets, into)
     for position in np.flatnonzero(read != np.diff(offsets)) if strict else ():
         path, start, stop = paths[int(position)].as_py(), int(offsets[position]), int(offsets[position + 1])
         view = memoryview(into)[start:stop]
-        with open(path, "rb", buffering=0) as handle:
+        with _open_for_reading(path) as handle:
             done = 0
             while done < stop - start:
+                # None: nothing to read now (a FIFO opened without blocking).
                 got = handle.readinto(view[done:])
                 if not got:
                     raise OSError(f"{path}: the file ended after {done} of the {stop - start} bytes to read (it changed while it was read)")

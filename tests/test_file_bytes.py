@@ -139,3 +139,29 @@ def test_shard_digest_is_set_before_the_pages_are_handed_over(tmp_path):
     _digest_then_release(tmp_path / "absent.parquet", missing)
     with pytest.raises(FileNotFoundError):
         missing.result()
+
+
+def test_the_python_reads_give_what_the_compiled_ones_give(files, tmp_path, monkeypatch):
+    # Where POSIX reads are not the system's (Windows), media.py reads in Python, file by file.
+    from hf_mmbuilder import media
+
+    os.mkfifo(tmp_path / "fifo")
+    paths = pa.array([*files, str(tmp_path / "absent"), str(tmp_path / "fifo")])
+    wanted = [*(len(data) + 2 for data in files.values()), 3, 0]  # more than each file holds
+    offsets = np.concatenate([[0], np.cumsum(wanted)])
+    compiled_into = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    compiled = (file_sizes(paths), read_files(paths, offsets, compiled_into, strict=False))
+    monkeypatch.setattr(media, "COMPILED_READS", False)
+    python_into = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    python = (file_sizes(paths), read_files(paths, offsets, python_into, strict=False))
+    assert [part.tolist() for part in python] == [part.tolist() for part in compiled]
+    assert compiled[1].tolist() == [*(len(data) for data in files.values()), -1, 0]
+    assert bytes(python_into) == bytes(compiled_into)
+    with pytest.raises(FileNotFoundError) as raised:
+        read_files(paths.slice(len(files), 1), np.array([0, 3]), np.zeros(3, dtype=np.uint8))
+    assert raised.value.filename == str(tmp_path / "absent")
+    fifo = str(tmp_path / "fifo")
+    with pytest.raises(OSError, match=rf"^{fifo}: the file ended after 0 of the 1 bytes to read"):
+        read_files(pa.array([fifo]), np.array([0, 1]), np.zeros(1, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"^offsets of 1 files do not lie within 2 bytes$"):
+        read_files(paths.slice(0, 1), np.array([0, 3]), np.zeros(2, dtype=np.uint8))

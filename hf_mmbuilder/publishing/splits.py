@@ -246,18 +246,18 @@ def _file_keys(paths: Sequence[str]) -> list[Optional[str]]:
     return [_file_key(path) for path in paths]
 
 
-def _head_digests(paths: Sequence[str]) -> list[Optional[bytes]]:
-    """The 128-bit digest of each file's first ``HEAD_BYTES`` (all its bytes if fewer), ``None``
-    for one that cannot be read: the heads read in one compiled call, digested in another."""
-    names = pa.array(paths, pa.string())
-    sizes = np.minimum(file_sizes(names), HEAD_BYTES)
-    offsets = np.zeros(len(paths) + 1, dtype=np.int64)
-    np.cumsum(np.maximum(sizes, 0), out=offsets[1:])
+def _head_digests(files: Sequence[tuple[str, int]]) -> list[Optional[bytes]]:
+    """The 128-bit digest of the first ``HEAD_BYTES`` (all of them if fewer) of each file given as
+    ``(path, size)``, ``None`` for one that cannot be read: the heads read in one compiled call,
+    digested in another."""
+    names = pa.array([path for path, _ in files], pa.string())
+    offsets = np.zeros(len(files) + 1, dtype=np.int64)
+    np.cumsum(np.minimum([size for _, size in files], HEAD_BYTES), out=offsets[1:])
     heads = np.empty(int(offsets[-1]), dtype=np.uint8)
     read = read_files(names, offsets, heads, strict=False)
     digests = digests128(heads, offsets)
-    return [digests[position].tobytes() if read[position] == offsets[position + 1] - offsets[position] and sizes[position] >= 0
-            else None for position in range(len(paths))]
+    return [digests[position].tobytes() if read[position] == offsets[position + 1] - offsets[position] else None
+            for position in range(len(files))]
 
 
 def _sizes(paths: Sequence[str]) -> list[int]:
@@ -326,7 +326,7 @@ def content_keys(paths: Sequence[str], num_threads: int = 1) -> list[Optional[st
     for position in readable[alone]:
         keys[position] = "file:" + paths[position]
     shared = readable[~alone]
-    heads = _on_threads(_head_digests, [paths[position] for position in shared], num_threads)
+    heads = _on_threads(_head_digests, [(paths[position], int(sizes[position])) for position in shared], num_threads)
     read = np.asarray([head is not None for head in heads], dtype=bool)
     shared = shared[read]
     # Each file as its size and the 128 bits of its head's digest, one row of two uint64 per file.

@@ -322,9 +322,9 @@ def _path_names(paths: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     :mod:`hf_mmbuilder.kernels.file_bytes`; a path holding a NUL byte is refused as ``open`` refuses it."""
     if paths.null_count:
         raise ValueError(f"a null among {len(paths)} file paths")
-    if len(paths) and pc.any(pc.match_substring(paths, "\0")).as_py():
-        position = int(np.flatnonzero(pc.match_substring(paths, "\0").to_numpy(zero_copy_only=False))[0])
-        raise ValueError(f"{paths[position].as_py()!r}: embedded null byte in a file path")
+    holding_nul = np.flatnonzero(pc.match_substring(paths, "\0").to_numpy(zero_copy_only=False))
+    if len(holding_nul):
+        raise ValueError(f"{paths[int(holding_nul[0])].as_py()!r}: embedded null byte in a file path")
     buffers = string_buffers(pc.binary_join_element_wise(paths, "", "\0"))
     return buffers.data, buffers.offsets.astype(np.int64)
 

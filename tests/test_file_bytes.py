@@ -5,7 +5,7 @@ Python's own ``open`` raises, naming it."""
 import gc
 import os
 import threading
-from concurrent.futures import Future
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +14,7 @@ import xxhash
 
 from hf_mmbuilder.kernels import file_bytes
 from hf_mmbuilder.media import file_sizes, read_files
-from hf_mmbuilder.publishing.shards import MediaBuffers, _digest_then_release, _read_all
+from hf_mmbuilder.publishing.shards import MediaBuffers, ShardTrail, _read_all
 
 
 @pytest.fixture
@@ -121,11 +121,23 @@ def test_read_all_gives_each_files_bytes_from_reused_memory(files):
     assert len(buffers._free) == 1
 
 
-def test_shard_digest_is_set_before_the_pages_are_handed_over(tmp_path):
+def test_shard_trail_digests_behind_the_writer_and_hands_each_range_over_twice(tmp_path, monkeypatch):
+    advice = []
+    if hasattr(os, "posix_fadvise"):
+        real = os.posix_fadvise
+        monkeypatch.setattr(os, "posix_fadvise", lambda fd, start, length, how: (advice.append((start, length, how)), real(fd, start, length, how)))
     shard = tmp_path / "train-00000-of-00001.parquet"
-    shard.write_bytes(os.urandom(9 << 20))
-    digest = Future()
+    data = os.urandom(9 << 20)
+    trail = ShardTrail()
     renamed = threading.Event()
+    with open(shard, "wb") as handle:
+        # Reports at lengths that are not multiples of a page, as a writer's are.
+        for length in (1000, 5 << 20, (5 << 20) + 3, len(data) - 17):
+            handle.write(data[handle.tell():length])
+            handle.flush()
+            trail.written(shard, length)
+        handle.write(data[handle.tell():])
+    digest = trail.closed(shard, len(data))
 
     def rename_once_known(future):
         # As publish does with the generation tag, as soon as the digest is known.
@@ -133,12 +145,23 @@ def test_shard_digest_is_set_before_the_pages_are_handed_over(tmp_path):
         renamed.set()
 
     digest.add_done_callback(rename_once_known)
-    _digest_then_release(shard, digest)
-    assert renamed.is_set() and digest.result() == xxhash.xxh3_128((tmp_path / "tagged.parquet").read_bytes()).digest()
-    missing = Future()
-    _digest_then_release(tmp_path / "absent.parquet", missing)
+    missing = trail.closed(tmp_path / "absent.parquet", 10)
+    trail.shutdown()
+    assert digest.result() == xxhash.xxh3_128(data).digest()
     with pytest.raises(FileNotFoundError):
         missing.result()
+    assert renamed.wait(10) and (tmp_path / "tagged.parquet").read_bytes() == data
+    if hasattr(os, "posix_fadvise"):
+        for _ in range(100):
+            if len(advice) == 6:
+                break
+            time.sleep(0.05)
+        dontneed = os.POSIX_FADV_DONTNEED
+        # Each report: from the start of the range digested at the one before (its writeback
+        # started then, its pages dropped now) to the new length; the whole shard when closed.
+        assert advice == [(0, 1000, dontneed), (0, 5 << 20, dontneed), (1000, (5 << 20) + 3 - 1000, dontneed),
+                          (5 << 20, len(data) - 17 - (5 << 20), dontneed),
+                          ((5 << 20) + 3, len(data) - (5 << 20) - 3, dontneed), (0, len(data), dontneed)]
 
 
 def test_the_python_reads_give_what_the_compiled_ones_give(files, tmp_path, monkeypatch):

@@ -220,9 +220,11 @@ def publish(
     embeds media (a batch's files read in one compiled call on reader threads ahead of the writer,
     into memory reused from batch to batch) and accumulates the card's statistics, images measured
     from the header of the bytes embedded; the generation tag is the digest of the shards' bytes,
-    each read back on a thread and then handed to the disk (its writeback started, its pages
-    dropped from the page cache). py3langid's model (mapped from a decompressed copy in the
-    ``datasets`` cache) and matplotlib load on a thread from the start. Memory holds a few batches and O(rows) integers (the split plan), not the split: the rows are
+    read back on a thread right behind the writer and then handed to the disk batch by batch (its
+    writeback started, its pages dropped from the page cache, see
+    :class:`~hf_mmbuilder.publishing.shards.ShardTrail`). py3langid's model (mapped from a
+    decompressed copy in the ``datasets`` cache) and matplotlib load on a thread from the start.
+    Memory holds a few batches and O(rows) integers (the split plan), not the split: the rows are
     never gathered into a table of their own.
 
     Example:

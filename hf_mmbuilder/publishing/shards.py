@@ -437,50 +437,133 @@ def shard_bounds(rows: int, num_shards: int, index: int) -> tuple[int, int]:
     return start, start + size + (index < extra)
 
 
-def _digest_then_release(path: Path, digest: Future) -> None:
-    """Set ``digest`` to the digest of a shard just written (:func:`_file_digest`), then hand its
-    pages to the disk: their writeback starts now and each page leaves the page cache once it is on
-    disk. The digest is set first, so a caller waits for it alone: handing over a 400 MB shard
-    (the writeback's submission) takes a tenth of a second or two, which the last shard of a split
-    kept its caller waiting for.
+class ShardTrail:
+    """Follows the writer through the shards it writes, on a thread of its own: digests each
+    shard's bytes as they are written (xxh3-128: a tenth of SHA-256's time, and the shards of a
+    dataset with embedded media are as large as its media) and hands them to the disk behind it.
 
-    Left dirty, the shards of a publish with media (gigabytes) pile up in the page cache until the
-    kernel's background threshold (10% of the memory it can use for files, ~2 GB on a 24 GB
-    machine) makes it throttle the writer to the disk's speed: the last 250 MB of a 2 GB publish
-    took 0.9 s instead of 0.2 s. Started shard by shard, the writeback runs on the disk while the
-    next shards are written, and what the publish wrote does not evict the page cache the media
-    it reads (and the user's data) live in. The file is opened once, before the digest is set: the
-    caller may rename it (the generation tag) as soon as the digest is known."""
-    try:
-        handle = open(path, "rb", buffering=0)
-    except BaseException as error:
-        digest.set_exception(error)
-        return
-    with handle:
-        try:
-            digest.set_result(_file_digest(handle))
-        except BaseException as error:
-            digest.set_exception(error)
+    The writer reports each shard's length after every batch (:meth:`written`; a shard is only
+    ever appended to) and its final length when closed (:meth:`closed`, which returns the future
+    digest). Bytes are digested from the page cache, through a mapping of at most
+    ``DIGEST_BLOCK_BYTES`` at a time, while they are fresh there. Each range is then advised
+    ``POSIX_FADV_DONTNEED`` twice: when first digested, which starts its writeback, and at the
+    next report, which drops its pages once they are on disk. So:
+
+    - the dirty pages of a publish stay at a few batches instead of piling up to the kernel's
+      background threshold (10% of the memory it can use for files, ~2 GB on a 24 GB machine),
+      past which the writer was throttled to the disk's speed;
+    - the writer's next pages are those just dropped. Pages taken afresh cost the kernel more:
+      on a virtual machine, memory free for a while goes back to the host, and each page of it
+      costs a fault on the host when taken again;
+    - what a publish writes does not evict the page cache the media and the user's data live in.
+
+    No advice is given where ``posix_fadvise`` does not exist (digests are the same). Not
+    thread-safe: one writer reports, in order.
+    """
+
+    def __init__(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1)
+        self._shards: dict[Path, _Trail] = {}
+
+    def written(self, path: Path, length: int) -> None:
+        """The writer has written ``path`` up to byte ``length``."""
+        self._worker.submit(self._follow, path, length)
+
+    def closed(self, path: Path, length: int) -> Future:
+        """The writer closed ``path`` at ``length`` bytes. Returns the future digest of its bytes
+        (or the ``OSError`` met reading them), set before its last pages are handed to the disk:
+        the caller may rename the shard as soon as the digest is known."""
+        digest: Future = Future()
+        self._worker.submit(self._close, path, length, digest)
+        return digest
+
+    def shutdown(self) -> None:
+        """Close the shards still open (after an error) once the reports queued are followed;
+        returns without waiting for the last hand-over to the disk."""
+        self._worker.submit(self._close_all)
+        self._worker.shutdown(wait=False)
+
+    def _trail(self, path: Path) -> "_Trail":
+        if path not in self._shards:
+            self._shards[path] = _Trail.of(path)
+        return self._shards[path]
+
+    def _follow(self, path: Path, length: int) -> None:
+        self._trail(path).follow(length)
+
+    def _close(self, path: Path, length: int, digest: Future) -> None:
+        trail = self._trail(path)
+        trail.follow(length)
+        del self._shards[path]
+        if trail.error is not None:
+            trail.release()
+            digest.set_exception(trail.error)
             return
-        if hasattr(os, "posix_fadvise"):
+        if not hasattr(os, "posix_fadvise"):
+            # Where there is no advice to give (Windows), an open file cannot be renamed either.
+            trail.release()
+        digest.set_result(trail.digest.digest())
+        trail.hand_over(length, final=True)
+        trail.release()
+
+    def _close_all(self) -> None:
+        for trail in self._shards.values():
+            trail.release()
+        self._shards.clear()
+
+
+@dataclasses.dataclass
+class _Trail:
+    """One shard followed by :class:`ShardTrail`: its open file, its digest so far, how far it is
+    digested, and from where its pages may still be in the page cache."""
+
+    handle: Optional[object]
+    digest: object
+    error: Optional[BaseException] = None
+    digested: int = 0
+    cached_from: int = 0
+
+    @classmethod
+    def of(cls, path: Path) -> "_Trail":
+        try:
+            return cls(open(path, "rb", buffering=0), xxhash.xxh3_128())
+        except OSError as error:
+            return cls(None, None, error)
+
+    def follow(self, length: int) -> None:
+        if self.error is not None:
+            return
+        digested = self.digested
+        try:
+            while self.digested < length:
+                # Mappings start at a multiple of the allocation granularity.
+                start = self.digested - self.digested % mmap.ALLOCATIONGRANULARITY
+                stop = min(length, start + DIGEST_BLOCK_BYTES)
+                with mmap.mmap(self.handle.fileno(), stop - start, access=mmap.ACCESS_READ, offset=start) as window:
+                    with memoryview(window)[self.digested - start:] as fresh:
+                        # xxhash lets go of the GIL while it hashes a large buffer.
+                        self.digest.update(fresh)
+                self.digested = stop
+        except (OSError, ValueError) as error:
+            self.error = OSError(f"{self.handle.name}: cannot read the shard back to digest it: {error}")
+            return
+        self.hand_over(length)
+        # The range just digested is dropped at the next report, its writeback started by now.
+        self.cached_from = digested
+
+    def hand_over(self, length: int, final: bool = False) -> None:
+        """Advise the pages from ``cached_from`` (from 0 with ``final``) to ``length`` as not
+        needed: dirty ones start their writeback, clean ones leave the page cache."""
+        if hasattr(os, "posix_fadvise") and self.handle is not None:
+            start = 0 if final else self.cached_from
             # Advice only: the shard is whole and digested whatever the kernel does with it.
             with contextlib.suppress(OSError):
-                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                os.posix_fadvise(self.handle.fileno(), start, length - start, os.POSIX_FADV_DONTNEED)
 
-
-def _file_digest(handle) -> bytes:
-    """xxh3-128 of the bytes of a written shard open as ``handle`` (a binary file with a file
-    descriptor; a tenth of SHA-256's time: the shards of a dataset with embedded media are as
-    large as its media), hashed from the page cache through a mapping of ``DIGEST_BLOCK_BYTES``
-    at a time: reading the shard into a buffer copied every byte once more (half the time of the
-    digest), and a mapping of the whole shard would count every page of every shard in the
-    process's RSS. The GIL is let go while each window is hashed."""
-    digest = xxhash.xxh3_128()
-    size = os.fstat(handle.fileno()).st_size
-    for start in range(0, size, DIGEST_BLOCK_BYTES):
-        with mmap.mmap(handle.fileno(), min(DIGEST_BLOCK_BYTES, size - start), access=mmap.ACCESS_READ, offset=start) as window:
-            digest.update(window)
-    return digest.digest()
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
 
 
 def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: str, max_shard_bytes: int, *,
@@ -498,9 +581,8 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     order, and the same rows as written (media embedded). Parquet options are those
     ``Dataset.to_parquet`` writes, except that shards embedding media are written without
     content-defined chunking (it gains nothing on verbatim media bytes, see below). Returns each
-    shard's path -> the digest of its bytes (xxh3-128, each shard hashed from the page cache on a
-    thread while the next is written, then handed to the disk: see :func:`_digest_then_release`), in
-    shard order.
+    shard's path -> the digest of its bytes (xxh3-128, hashed from the page cache on a thread
+    behind the writer, then handed to the disk: see :class:`ShardTrail`), in shard order.
     """
     import pyarrow.parquet as pq
     from datasets import config
@@ -538,14 +620,15 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.append(path)
     writers: dict = {}
+    sinks: dict = {}
     digests: dict = {}
 
     def close(index: int) -> None:
         writers.pop(index).close()
-        # The shard is digested, then handed to the disk, on a thread of its own while the next
-        # one is written.
-        digests[index] = Future()
-        digester.submit(_digest_then_release, paths[index], digests[index])
+        sink = sinks.pop(index)
+        length = sink.tell()
+        sink.close()
+        digests[index] = trail.closed(paths[index], length)
 
     def write(index: int, table: pa.Table) -> None:
         if index not in writers:
@@ -559,12 +642,15 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
             # them whatever the page bounds, so chunking them again gains nothing there and costs a
             # rolling hash over every media byte (a third of the writing). The sink is a native
             # file: the writer thread never needs the GIL (a Python sink took it for every page
-            # written, waiting behind the threads that read media and count statistics).
-            writers[index] = pq.ParquetWriter(str(paths[index]), schema,
+            # written, waiting behind the threads that read media and count statistics); opened
+            # here, it tells how far the shard is written.
+            sinks[index] = pa.OSFile(str(paths[index]), "wb")
+            writers[index] = pq.ParquetWriter(sinks[index], schema,
                                               use_content_defined_chunking=False if embed else config.DEFAULT_CDC_OPTIONS,
                                               write_page_index=True,
                                               **get_parquet_column_options(features, schema))
         writers[index].write_table(table)
+        trail.written(paths[index], sinks[index].tell())
 
     threads = EMBED_THREADS if embed else 2
     # Batches handed to the writer ahead of it. With media, three: the writer is what bounds the
@@ -574,9 +660,7 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
     writes_ahead = 3 if embed else 1
     # As many as batches in flight: read ahead, in this thread's hands, queued and being written.
     buffers = MediaBuffers(kept=threads + writes_ahead + 2)
-    # Not waited for when the pass ends: the caller waits for the last shard's digest, not for
-    # its hand-over to the disk.
-    digester = ThreadPoolExecutor(max_workers=1)
+    trail = ShardTrail()
     try:
         # Readers take (and embed) batches ahead; one writer thread encodes them in order, while
         # this thread counts the statistics of the batch it just handed over.
@@ -612,16 +696,16 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                 pool.shutdown(wait=False, cancel_futures=True)
                 writer.shutdown(wait=False, cancel_futures=True)
                 raise
+        for index, path in enumerate(paths):
+            if index not in digests:
+                # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
+                pq.write_table(schema.empty_table(), str(path))
+                digests[index] = trail.closed(path, path.stat().st_size)
     finally:
         for index in list(writers):
             writers.pop(index).close()
-        digester.shutdown(wait=False)
-    for index, path in enumerate(paths):
-        if index not in digests:
-            # An empty split still gets its (empty) shard, as Dataset.to_parquet writes one.
-            pq.write_table(schema.empty_table(), str(path))
-            digests[index] = Future()
-            _digest_then_release(path, digests[index])
+            sinks.pop(index).close()
+        trail.shutdown()
     return {path: digests[index].result() for index, path in enumerate(paths)}
 
 

@@ -438,16 +438,16 @@ def shard_bounds(rows: int, num_shards: int, index: int) -> tuple[int, int]:
 
 
 class ShardTrail:
-    """Follows the writer through the shards it writes, on a thread of its own: digests each
-    shard's bytes as they are written (xxh3-128: a tenth of SHA-256's time, and the shards of a
-    dataset with embedded media are as large as its media) and hands them to the disk behind it.
+    """Follows the writer through the shards it writes: digests each shard's bytes as they are
+    written (xxh3-128: a tenth of SHA-256's time, and the shards of a dataset with embedded media
+    are as large as its media) and hands them to the disk behind it.
 
     The writer reports each shard's length after every batch (:meth:`written`; a shard is only
     ever appended to) and its final length when closed (:meth:`closed`, which returns the future
     digest). Bytes are digested from the page cache, through a mapping of at most
     ``DIGEST_BLOCK_BYTES`` at a time, while they are fresh there. Each range is then advised
-    ``POSIX_FADV_DONTNEED`` twice: when first digested, which starts its writeback, and at the
-    next report, which drops its pages once they are on disk. So:
+    ``POSIX_FADV_DONTNEED`` twice: once digested, which starts its writeback, and at the next
+    report, which drops its pages once they are on disk. So:
 
     - the dirty pages of a publish stay at a few batches instead of piling up to the kernel's
       background threshold (10% of the memory it can use for files, ~2 GB on a 24 GB machine),
@@ -457,31 +457,33 @@ class ShardTrail:
       costs a fault on the host when taken again;
     - what a publish writes does not evict the page cache the media and the user's data live in.
 
-    No advice is given where ``posix_fadvise`` does not exist (digests are the same). Not
-    thread-safe: one writer reports, in order.
+    Digests and advice run on two threads of their own: starting a writeback waits when the
+    disk's queue is full, and a digest never waits for the disk. No advice is given where
+    ``posix_fadvise`` does not exist (the digests are the same). One writer reports, in order.
     """
 
     def __init__(self) -> None:
-        self._worker = ThreadPoolExecutor(max_workers=1)
+        self._digester = ThreadPoolExecutor(max_workers=1)
+        self._adviser = ThreadPoolExecutor(max_workers=1)
         self._shards: dict[Path, _Trail] = {}
 
     def written(self, path: Path, length: int) -> None:
         """The writer has written ``path`` up to byte ``length``."""
-        self._worker.submit(self._follow, path, length)
+        self._digester.submit(self._follow, path, length)
 
     def closed(self, path: Path, length: int) -> Future:
         """The writer closed ``path`` at ``length`` bytes. Returns the future digest of its bytes
         (or the ``OSError`` met reading them), set before its last pages are handed to the disk:
         the caller may rename the shard as soon as the digest is known."""
         digest: Future = Future()
-        self._worker.submit(self._close, path, length, digest)
+        self._digester.submit(self._close, path, length, digest)
         return digest
 
     def shutdown(self) -> None:
         """Close the shards still open (after an error) once the reports queued are followed;
-        returns without waiting for the last hand-over to the disk."""
-        self._worker.submit(self._close_all)
-        self._worker.shutdown(wait=False)
+        returns without waiting for the last advice."""
+        self._digester.submit(self._close_all)
+        self._digester.shutdown(wait=False)
 
     def _trail(self, path: Path) -> "_Trail":
         if path not in self._shards:
@@ -489,33 +491,55 @@ class ShardTrail:
         return self._shards[path]
 
     def _follow(self, path: Path, length: int) -> None:
-        self._trail(path).follow(length)
+        trail = self._trail(path)
+        # From where the report before this one began: that range's writeback is started by now.
+        cached_from = trail.cached_from
+        if trail.follow(length):
+            self._advise(trail, cached_from, length)
 
     def _close(self, path: Path, length: int, digest: Future) -> None:
         trail = self._trail(path)
         trail.follow(length)
         del self._shards[path]
         if trail.error is not None:
-            trail.release()
+            self._release(trail)
             digest.set_exception(trail.error)
             return
         if not hasattr(os, "posix_fadvise"):
             # Where there is no advice to give (Windows), an open file cannot be renamed either.
-            trail.release()
+            trail.handle.close()
         digest.set_result(trail.digest.digest())
-        trail.hand_over(length, final=True)
-        trail.release()
+        self._advise(trail, 0, length)
+        self._release(trail)
+
+    def _advise(self, trail: "_Trail", start: int, stop: int) -> None:
+        if hasattr(os, "posix_fadvise"):
+            self._adviser.submit(_not_needed, trail.handle, start, stop)
+
+    def _release(self, trail: "_Trail") -> None:
+        # After the advice queued for it, on the same thread.
+        if trail.handle is not None:
+            self._adviser.submit(trail.handle.close)
 
     def _close_all(self) -> None:
         for trail in self._shards.values():
-            trail.release()
+            self._release(trail)
         self._shards.clear()
+        self._adviser.shutdown(wait=False)
+
+
+def _not_needed(handle, start: int, stop: int) -> None:
+    """Advise bytes ``[start, stop)`` of an open shard as not needed: dirty pages start their
+    writeback, clean ones leave the page cache."""
+    # Advice only: the shard is whole and digested whatever the kernel does with it.
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(handle.fileno(), start, stop - start, os.POSIX_FADV_DONTNEED)
 
 
 @dataclasses.dataclass
 class _Trail:
     """One shard followed by :class:`ShardTrail`: its open file, its digest so far, how far it is
-    digested, and from where its pages may still be in the page cache."""
+    digested, and where the range digested at the last report began."""
 
     handle: Optional[object]
     digest: object
@@ -530,10 +554,11 @@ class _Trail:
         except OSError as error:
             return cls(None, None, error)
 
-    def follow(self, length: int) -> None:
+    def follow(self, length: int) -> bool:
+        """Digest the shard up to ``length``; ``False`` once reading it failed (``error``)."""
         if self.error is not None:
-            return
-        digested = self.digested
+            return False
+        self.cached_from = self.digested
         try:
             while self.digested < length:
                 # Mappings start at a multiple of the allocation granularity.
@@ -546,24 +571,8 @@ class _Trail:
                 self.digested = stop
         except (OSError, ValueError) as error:
             self.error = OSError(f"{self.handle.name}: cannot read the shard back to digest it: {error}")
-            return
-        self.hand_over(length)
-        # The range just digested is dropped at the next report, its writeback started by now.
-        self.cached_from = digested
-
-    def hand_over(self, length: int, final: bool = False) -> None:
-        """Advise the pages from ``cached_from`` (from 0 with ``final``) to ``length`` as not
-        needed: dirty ones start their writeback, clean ones leave the page cache."""
-        if hasattr(os, "posix_fadvise") and self.handle is not None:
-            start = 0 if final else self.cached_from
-            # Advice only: the shard is whole and digested whatever the kernel does with it.
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self.handle.fileno(), start, length - start, os.POSIX_FADV_DONTNEED)
-
-    def release(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+            return False
+        return True
 
 
 def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: str, max_shard_bytes: int, *,

@@ -57,6 +57,9 @@ CHECK_BATCH_ROWS = 65_536
 WRITE_BATCH_BYTES = 16 << 20
 
 
+# The window a shard is digested through: a mapping, not a read into a buffer (which copied every
+# byte once more, half the time of the digest), and of a few MB, so that a shard's pages are never
+# all counted in the process's RSS at once.
 DIGEST_BLOCK_BYTES = 4 << 20
 
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from .arrow import string_buffers
 from .kernels import file_bytes
+from .kernels.exact_hash import digests128
 
 
 class UnsafePathError(ValueError):
@@ -344,6 +345,37 @@ def file_sizes(paths: pa.Array) -> np.ndarray:
     if not COMPILED_READS:
         return np.array([_size_in_python(path) for path in paths.to_pylist()], dtype=np.int64)
     return file_bytes.file_sizes(names, offsets, _READ_FLAGS)
+
+
+def head_digests(paths: pa.Array, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 128-bit digest (:func:`hf_mmbuilder.kernels.exact_hash.digests128`) of the first
+    ``lengths[i]`` bytes of the file at ``paths[i]`` (a string array), for every file in one
+    compiled call (:func:`hf_mmbuilder.kernels.file_bytes.head_digests`) that lets go of the GIL
+    and holds one head at a time. Returns ``(read, digests)``: the bytes read of each file
+    (``int64``, -1: it could not be opened; never raised) and the ``uint64 (n, 2)`` digest of
+    those bytes.
+
+    Example:
+        >>> read, digests = head_digests(pa.array([__file__, "/no/such/file"]), np.array([4, 4]))
+        >>> read.tolist(), digests.shape
+        ([4, -1], (2, 2))
+    """
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    if lengths.shape != (len(paths),) or (lengths < 0).any():
+        raise ValueError(f"{len(paths)} files need as many lengths >= 0, got shape {lengths.shape}")
+    if not len(paths):
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.uint64)
+    if not COMPILED_READS:
+        offsets = np.zeros(len(paths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        heads = np.zeros(int(offsets[-1]), dtype=np.uint8)
+        read = _read_in_python(paths.to_pylist(), offsets, heads)
+        # Each head's bytes read and the gap after them (what a short read left unread) as
+        # strings of their own: every other digest is a head's.
+        bounds = np.stack([offsets[:-1], offsets[:-1] + np.maximum(read, 0)], axis=1).reshape(-1)
+        return read, digests128(heads, np.append(bounds, offsets[-1]))[::2]
+    names, name_offsets = _path_names(paths)
+    return file_bytes.head_digests(names, name_offsets, _READ_FLAGS, lengths, np.uint64(0))
 
 
 def read_files(paths: pa.Array, offsets: np.ndarray, into: np.ndarray, *, strict: bool = True) -> np.ndarray:

@@ -30,7 +30,9 @@ def _word(data, start, count):
 
 
 @numba.njit(cache=True, nogil=True)
-def _murmur3_128(data, start, end, seed, out, row):
+def digest_into(data, start, end, seed, out, row):
+    """Write the digest of ``data[start:end]`` (see :func:`digests128`) into ``out[row]``
+    (``uint64 (n, 2)``); for compiled callers digesting bytes as they get them."""
     length = end - start
     h1 = seed
     h2 = seed
@@ -82,7 +84,7 @@ def _murmur3_128(data, start, end, seed, out, row):
 @numba.njit(cache=True, nogil=True)
 def _digest_all(data, offsets, seed, out):
     for row in range(offsets.shape[0] - 1):
-        _murmur3_128(data, offsets[row], offsets[row + 1], seed, out, row)
+        digest_into(data, offsets[row], offsets[row + 1], seed, out, row)
 
 
 def digests128(data: np.ndarray, offsets: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 from numba import types
 
+from .exact_hash import digest_into
+
 _open = types.ExternalFunction("open", types.int32(types.voidptr, types.int32))
 _lseek = types.ExternalFunction("lseek", types.int64(types.int32, types.int64, types.int32))
 _pread = types.ExternalFunction("pread", types.intp(types.int32, types.voidptr, types.uintp, types.int64))
@@ -138,3 +140,64 @@ def read_files(names: np.ndarray, name_offsets: np.ndarray, flags: int, data: np
             read[position] += got
         _close(handle)
     return read
+
+
+@numba.njit(cache=True, nogil=True)
+def head_digests(names: np.ndarray, name_offsets: np.ndarray, flags: int, lengths: np.ndarray,
+                 seed: np.uint64) -> tuple:
+    """The 128-bit digest (MurmurHash3 x64-128, as ``exact_hash.digests128``) of the first
+    ``lengths[i]`` bytes of each file ``i``, each read into one small buffer and digested there.
+
+    Parameters
+    ----------
+    names, name_offsets, flags
+        As for :func:`file_sizes`.
+    lengths : ndarray of int64, shape (n,)
+        Bytes to read of each file (its size, or less).
+    seed : uint64
+        The digest's 32-bit seed.
+
+    Returns
+    -------
+    read : ndarray of int64, shape (n,)
+        Bytes read of each file, as :func:`read_files` counts them.
+    digests : ndarray of uint64, shape (n, 2)
+        The digest of the bytes read.
+
+    Complexity: O(n) system calls and O(sum(lengths)) bytes digested; memory ``max(lengths)``
+    bytes, where :func:`read_files` and a digest after it would hold every head at once.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from hf_mmbuilder.kernels.exact_hash import digests128
+    >>> path = os.path.join(tempfile.mkdtemp(), "five").encode()
+    >>> _ = open(path, "wb").write(b"12345")
+    >>> names = np.frombuffer(path + b"\\0", dtype=np.uint8)
+    >>> read, digests = head_digests(names, np.array([0, len(names)]), os.O_RDONLY, np.array([3]), np.uint64(0))
+    >>> read.tolist(), bool((digests == digests128(np.frombuffer(b"123", dtype=np.uint8), np.array([0, 3]))).all())
+    ([3], True)
+    """
+    _check_names(names, name_offsets)
+    count = name_offsets.shape[0] - 1
+    if lengths.shape[0] != count:
+        raise ValueError("file_bytes: one length per file")
+    scratch = np.empty(max(1, lengths.max()) if count else 1, dtype=np.uint8)
+    read = np.zeros(count, dtype=np.int64)
+    digests = np.zeros((count, 2), dtype=np.uint64)
+    base = names.ctypes.data
+    target = scratch.ctypes.data
+    for position in range(count):
+        handle = _open(base + name_offsets[position], flags)
+        if handle < 0:
+            read[position] = -1
+            continue
+        wanted = lengths[position]
+        while read[position] < wanted:
+            got = _pread(handle, target + read[position], wanted - read[position], read[position])
+            if got <= 0:
+                break
+            read[position] += got
+        _close(handle)
+        digest_into(scratch, 0, read[position], seed, digests, position)
+    return read, digests

@@ -13,7 +13,8 @@ import pytest
 import xxhash
 
 from hf_mmbuilder.kernels import file_bytes
-from hf_mmbuilder.media import file_sizes, read_files
+from hf_mmbuilder.kernels.exact_hash import digests128
+from hf_mmbuilder.media import file_sizes, head_digests, read_files
 from hf_mmbuilder.publishing.shards import MediaBuffers, ShardTrail, _read_all
 
 
@@ -191,10 +192,12 @@ def test_the_python_reads_give_what_the_compiled_ones_give(files, tmp_path, monk
     offsets = np.concatenate([[0], np.cumsum(wanted)])
     compiled_into = np.zeros(int(offsets[-1]), dtype=np.uint8)
     compiled = (file_sizes(paths), read_files(paths, offsets, compiled_into, strict=False))
+    compiled_heads = [part.tolist() for part in head_digests(paths, wanted)]
     monkeypatch.setattr(media, "COMPILED_READS", False)
     python_into = np.zeros(int(offsets[-1]), dtype=np.uint8)
     python = (file_sizes(paths), read_files(paths, offsets, python_into, strict=False))
     assert [part.tolist() for part in python] == [part.tolist() for part in compiled]
+    assert [part.tolist() for part in head_digests(paths, wanted)] == compiled_heads
     assert compiled[1].tolist() == [*(len(data) for data in files.values()), -1, 0]
     assert bytes(python_into) == bytes(compiled_into)
     with pytest.raises(FileNotFoundError) as raised:
@@ -205,3 +208,18 @@ def test_the_python_reads_give_what_the_compiled_ones_give(files, tmp_path, monk
         read_files(pa.array([fifo]), np.array([0, 1]), np.zeros(1, dtype=np.uint8))
     with pytest.raises(ValueError, match=r"^offsets of 1 files do not lie within 2 bytes$"):
         read_files(paths.slice(0, 1), np.array([0, 3]), np.zeros(2, dtype=np.uint8))
+
+
+def test_head_digests_digest_each_files_first_bytes_as_read(files, tmp_path):
+    paths = pa.array([*files, str(tmp_path / "absent")])
+    contents = list(files.values())
+    # Less than a file holds, all of it, and more than it holds (the read stops at its end).
+    lengths = np.array([0, 1, 4096, 3, 9], dtype=np.int64)
+    read, digests = head_digests(paths, lengths)
+    heads = [data[:length] for data, length in zip(contents, lengths)]
+    assert read.tolist() == [0, 1, 4096, 3, -1]
+    joined = np.frombuffer(b"".join(heads), dtype=np.uint8)
+    expected = digests128(joined, np.concatenate([[0], np.cumsum([len(head) for head in heads])]))
+    assert (digests[:4] == expected).all() and (digests[4] == 0).all()
+    with pytest.raises(ValueError, match=r"^5 files need as many lengths >= 0, got shape \(4,\)$"):
+        head_digests(paths, lengths[:4])

@@ -34,7 +34,7 @@ from ..arrow import string_buffers
 from ..kernels.dealing import deal
 from ..kernels.exact_hash import digests128
 from ..kernels.unionfind import component_labels, join_equal_keys, join_labelled
-from ..media import file_sizes, locate_media, read_files
+from ..media import file_sizes, head_digests, locate_media
 from ..schema import MEDIA_COLUMNS
 
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -86,15 +86,19 @@ class SplitPlan:
     """Which rows go to which split, and how that compares to the request.
 
     Attributes:
-        indices: split name -> sorted row ids, shape ``(rows_in_split,)``: ``int32`` (``int64``
-            from 2**31 rows, see ``group_ids``).
+        indices: split name -> sorted row ids, shape ``(rows_in_split,)``: ``int32`` below 2**31
+            rows, half the memory of ``int64``, else ``int64``.
         requested: split name -> requested ratio.
-        group_ids: array of shape ``(n_rows,)``: the group of each row (its smallest row id);
-            ``int32`` below 2**31 rows, half the memory of ``int64``, else ``int64``.
+        groups: split name -> number of groups dealt to it.
+        num_rows: rows of the dataset that was split.
+        largest_group: rows in the largest group (0 for an empty dataset).
         group_by: the columns that defined the groups.
         stratify_by: the stratification column, or ``None``.
         seed: the seed the groups were dealt with.
         media_keys: :class:`MediaKeys`, how media files were told apart.
+
+    Memory: the row ids only. Each row's group (:func:`row_groups`) is not kept: publish holds the
+    plan through its pass, and a second array per row would make its memory grow with the dataset.
 
     Example:
         >>> plan = plan_splits({"text": ["a", "b", "c", "d"]}, {"train": .5, "test": .5}, seed=0)
@@ -104,20 +108,13 @@ class SplitPlan:
 
     indices: dict
     requested: dict
-    group_ids: np.ndarray
+    groups: dict
+    num_rows: int
+    largest_group: int
     group_by: tuple
     stratify_by: Optional[str]
     seed: int
     media_keys: MediaKeys = MediaKeys()
-
-    @property
-    def num_rows(self) -> int:
-        return int(self.group_ids.shape[0])
-
-    @property
-    def largest_group(self) -> int:
-        """Rows in the largest group (0 for an empty dataset)."""
-        return int(np.bincount(self.group_ids).max()) if self.num_rows else 0
 
     def counts(self) -> dict:
         """Split name -> number of rows.
@@ -127,12 +124,6 @@ class SplitPlan:
             {'train': 8, 'test': 2}
         """
         return {name: int(rows.shape[0]) for name, rows in self.indices.items()}
-
-    def _groups_in(self, indices: np.ndarray) -> int:
-        # Group ids are row ids: one flag per row counts them without sorting.
-        present = np.zeros(self.num_rows, dtype=bool)
-        present[self.group_ids[indices]] = True
-        return int(present.sum())
 
     def report(self) -> list[dict]:
         """One dict per split: rows, groups, requested and actual ratio, target rows, deviation.
@@ -147,7 +138,7 @@ class SplitPlan:
             rows.append({
                 "split": name,
                 "rows": int(indices.shape[0]),
-                "groups": self._groups_in(indices),
+                "groups": self.groups[name],
                 "requested_ratio": self.requested[name],
                 "actual_ratio": indices.shape[0] / self.num_rows if self.num_rows else 0.0,
                 "target_rows": target,
@@ -246,29 +237,14 @@ def _file_keys(paths: Sequence[str]) -> list[Optional[str]]:
     return [_file_key(path) for path in paths]
 
 
-def _head_digests(files: Sequence[tuple[str, int]]) -> list[Optional[bytes]]:
-    """The 128-bit digest of the first ``HEAD_BYTES`` (all of them if fewer) of each file given as
-    ``(path, size)``, ``None`` for one that cannot be read: the heads read in one compiled call,
-    digested in another."""
-    names = pa.array([path for path, _ in files], pa.string())
-    offsets = np.zeros(len(files) + 1, dtype=np.int64)
-    np.cumsum(np.minimum([size for _, size in files], HEAD_BYTES), out=offsets[1:])
-    heads = np.empty(int(offsets[-1]), dtype=np.uint8)
-    read = read_files(names, offsets, heads, strict=False)
-    digests = digests128(heads, offsets)
-    return [digests[position].tobytes() if read[position] == offsets[position + 1] - offsets[position] else None
-            for position in range(len(files))]
-
-
-def _sizes(paths: Sequence[str]) -> list[int]:
-    """Each file's size, or -1 when it cannot be opened for reading (its key is then its path)."""
-    return file_sizes(pa.array(paths, pa.string())).tolist()
-
-
 KEY_CHUNK_ROWS = 65_536
 
 
+# Files per task of a step of content_keys on threads: at least this many (a task costs a future
+# and the GIL, taken back between tasks), else a share of a thread's part, so that threads finish
+# together.
 KEY_FILES_PER_TASK = 256
+KEY_TASKS_PER_THREAD = 4
 
 
 # Enough of a file to tell apart files of one size (photos differ in their first blocks: metadata,
@@ -278,16 +254,17 @@ KEY_FILES_PER_TASK = 256
 HEAD_BYTES = 4 << 10
 
 
-def _on_threads(function, items: list, num_threads: int) -> list:
-    """``function`` (which maps a list) over ``items``, a slice per task on ``num_threads`` threads."""
-    # One task per slice of files: a thread pool makes a future per item it maps, and a slice's
-    # buffers (its heads: 4 MB) are reused by the next slice's, where fresh memory for every file's
-    # head at once (300 MB for 18,810 photos) cost more in page faults than the reads.
-    slices = [items[low:low + KEY_FILES_PER_TASK] for low in range(0, len(items), KEY_FILES_PER_TASK)]
+def _on_threads(function, items, num_threads: int) -> list:
+    """``function`` (which maps a sequence: a list, or an Arrow array) over ``items``, a slice
+    per task on ``num_threads`` threads; the results of the slices, in order."""
+    # Few large tasks: each task of a step takes the GIL back to start and to end, and beside
+    # publish's thread loading matplotlib, every time the GIL is taken back it is waited for.
+    per_task = max(KEY_FILES_PER_TASK, -(-len(items) // (num_threads * KEY_TASKS_PER_THREAD)))
+    slices = [items[low:low + per_task] for low in range(0, len(items), per_task)]
     if num_threads <= 1 or len(slices) <= 1:
-        return [result for part in slices for result in function(part)]
+        return [function(part) for part in slices]
     with ThreadPoolExecutor(max_workers=num_threads) as pool:
-        return [result for results in pool.map(function, slices) for result in results]
+        return list(pool.map(function, slices))
 
 
 def _unique(keys: np.ndarray) -> np.ndarray:
@@ -318,26 +295,50 @@ def content_keys(paths: Sequence[str], num_threads: int = 1) -> list[Optional[st
         >>> keys[0].startswith("file:"), keys[1] == keys[2], keys[1].startswith("xxh3:"), keys[3] != keys[1], keys[4]
         (True, True, True, True, None)
     """
-    paths = list(paths)
-    sizes = np.asarray(_on_threads(_sizes, paths, num_threads), dtype=np.int64)
-    keys: list[Optional[str]] = [None] * len(paths)
+    return _content_keys(pa.array(list(paths), pa.string()), num_threads).to_pylist()
+
+
+def _content_keys(paths: pa.Array, num_threads: int) -> pa.Array:
+    """:func:`content_keys` of a string array of distinct paths, as a string array (null: the
+    file cannot be read). Sizes, then heads, each in one compiled call per task that lets go of
+    the GIL, and no Python object per file."""
+    sizes = np.concatenate([np.zeros(0, np.int64), *_on_threads(file_sizes, paths, num_threads)])
     readable = np.flatnonzero(sizes >= 0)
-    alone = _unique(sizes[readable])
-    for position in readable[alone]:
-        keys[position] = "file:" + paths[position]
-    shared = readable[~alone]
-    heads = _on_threads(_head_digests, [(paths[position], int(sizes[position])) for position in shared], num_threads)
-    read = np.asarray([head is not None for head in heads], dtype=bool)
-    shared = shared[read]
-    # Each file as its size and the 128 bits of its head's digest, one row of two uint64 per file.
-    head_rows = np.frombuffer(b"".join(head for head in heads if head is not None), dtype=np.uint64).reshape(-1, 2)
-    alone = _unique(np.column_stack([sizes[shared].astype(np.uint64), head_rows]) if len(shared) else head_rows)
-    for position in shared[alone]:
-        keys[position] = "file:" + paths[position]
-    whole = shared[~alone]
-    for position, key in zip(whole, _on_threads(_file_keys, [paths[position] for position in whole], num_threads)):
-        keys[position] = key
+    shared = readable[~_unique(sizes[readable])]
+    shared_paths = paths.take(pa.array(shared, pa.int64()))
+    lengths = np.minimum(sizes[shared], HEAD_BYTES)
+    heads = _on_threads(lambda part: head_digests(*part), _Zipped(shared_paths, lengths), num_threads)
+    read = np.concatenate([np.zeros(0, np.int64), *(part[0] for part in heads)])
+    head_rows = np.concatenate([np.zeros((0, 2), np.uint64), *(part[1] for part in heads)])
+    # A file of a shared size whose head cannot be read now is keyed by its path, as one that
+    # cannot be opened.
+    sizes[shared[read != lengths]] = -1
+    kept = read == lengths
+    shared, head_rows = shared[kept], head_rows[kept]
+    # Each file as its size and the 128 bits of its head's digest, one row of three uint64 per file.
+    alike = shared[~_unique(np.column_stack([sizes[shared].astype(np.uint64), head_rows]))]
+    keys = pc.if_else(pa.array(sizes >= 0), pc.binary_join_element_wise("file:", paths, ""), pa.scalar(None, pa.string()))
+    if len(alike):
+        whole = [key for part in _on_threads(_file_keys, paths.take(pa.array(alike, pa.int64())).to_pylist(), num_threads)
+                 for key in part]
+        mask = np.zeros(len(paths), dtype=bool)
+        mask[alike] = True
+        keys = pc.replace_with_mask(keys, pa.array(mask), pa.array(whole, pa.string()))
     return keys
+
+
+@dataclasses.dataclass(frozen=True)
+class _Zipped:
+    """Paths (a string array) and a number per path, sliced together for :func:`_on_threads`."""
+
+    paths: pa.Array
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, window: slice) -> tuple[pa.Array, np.ndarray]:
+        return self.paths[window], self.values[window]
 
 
 def _resolved_paths(chunk: pa.Table, column: str, has_root: bool) -> tuple[np.ndarray, pa.Array]:
@@ -379,23 +380,23 @@ def _join_media(parent: np.ndarray, table: pa.Table, column: str, media_identity
     """
     has_root = "media_root" in table.column_names
     total = int(pc.sum(pc.list_value_length(table.column(column))).as_py() or 0)
-    content: dict[str, Optional[str]] = {}
+    # The files read (a readable file's path, and its content key), as string arrays.
+    known = known_keys = pa.array([], pa.string())
     if media_identity == "content":
         listings: dict = {}
+        found = [pa.array([], pa.string())]
         for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
             _, flat = _resolved_paths(table.slice(start, KEY_CHUNK_ROWS), column, has_root)
             distinct = pc.unique(flat)
-            on_disk = pc.filter(distinct, pa.array(locate_media(distinct, listings=listings).is_file)).to_pylist()
-            content.update(dict.fromkeys(on_disk))
-        content = dict(zip(content, content_keys(list(content), num_threads)))
+            found.append(pc.filter(distinct, pa.array(locate_media(distinct, listings=listings).is_file)))
+        on_disk = pc.unique(pa.concat_arrays(found))
+        keys = _content_keys(on_disk, num_threads)
+        known, known_keys = on_disk.filter(keys.is_valid()), keys.drop_null()
     item_rows = np.empty(total, dtype=parent.dtype)
     # The two words of each key's digest in rows of their own: np.lexsort sorts them in place of a copy.
     digests = np.empty((2, total), dtype=np.uint64)
     by_path = np.empty(total, dtype=bool)
     filled = 0
-    read = {path: key for path, key in content.items() if key is not None}
-    known = pa.array(list(read), pa.string())
-    known_keys = pa.array(list(read.values()), pa.string())
     for start in range(0, table.num_rows, KEY_CHUNK_ROWS):
         rows, flat = _resolved_paths(table.slice(start, KEY_CHUNK_ROWS), column, has_root)
         if not len(flat):
@@ -411,7 +412,7 @@ def _join_media(parent: np.ndarray, table: pa.Table, column: str, media_identity
         by_path[filled:end] = pc.starts_with(keys, "path:").to_numpy(zero_copy_only=False)
         filled = end
     high, low = digests[0, :filled], digests[1, :filled]
-    counts[0] += len(read)
+    counts[0] += len(known)
     counts[1] += join_equal_keys(parent, item_rows[:filled], high, low, np.lexsort((low, high)), by_path[:filled])
 
 
@@ -581,6 +582,8 @@ def plan_splits(
     np.cumsum(group_of_row, out=group_of_row)
     group_of_row -= 1
     group_of_row = group_of_row[group_ids]
+    row_type = group_ids.dtype
+    del group_ids
     largest = int(sizes.max()) if n else 0
     for name, ratio in ratios.items():
         target = ratio * n
@@ -599,11 +602,12 @@ def plan_splits(
     else:
         strata = np.zeros(unique_groups.shape[0], dtype=np.int64)
     split_of_group = deal_groups(sizes.astype(np.int64), strata, list(ratios.values()), seed)
+    groups = dict(zip(ratios, np.bincount(split_of_group, minlength=len(ratios)).tolist()))
     # A byte per row for its split: the plan's memory is its row ids, not the dealing's arrays.
     split_of_row = split_of_group.astype(np.min_scalar_type(len(ratios) - 1))[group_of_row]
     del group_of_row, split_of_group
-    indices = {name: np.flatnonzero(split_of_row == position).astype(group_ids.dtype) for position, name in enumerate(ratios)}
-    return SplitPlan(indices, ratios, group_ids, tuple(columns), stratify_by, seed, media_keys)
+    indices = {name: np.flatnonzero(split_of_row == position).astype(row_type) for position, name in enumerate(ratios)}
+    return SplitPlan(indices, ratios, groups, n, largest, tuple(columns), stratify_by, seed, media_keys)
 
 
 def split_dataset(dataset, split_ratio: Mapping[str, float], **options):

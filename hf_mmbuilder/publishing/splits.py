@@ -254,17 +254,18 @@ KEY_TASKS_PER_THREAD = 4
 HEAD_BYTES = 4 << 10
 
 
-def _on_threads(function, items, num_threads: int) -> list:
-    """``function`` (which maps a sequence: a list, or an Arrow array) over ``items``, a slice
-    per task on ``num_threads`` threads; the results of the slices, in order."""
-    # Few large tasks: each task of a step takes the GIL back to start and to end, and beside
-    # publish's thread loading matplotlib, every time the GIL is taken back it is waited for.
-    per_task = max(KEY_FILES_PER_TASK, -(-len(items) // (num_threads * KEY_TASKS_PER_THREAD)))
-    slices = [items[low:low + per_task] for low in range(0, len(items), per_task)]
-    if num_threads <= 1 or len(slices) <= 1:
-        return [function(part) for part in slices]
+def _on_threads(function, count: int, num_threads: int) -> list:
+    """``function(low, high)`` over the items ``0 .. count`` a range per task, on ``num_threads``
+    threads; the results of the ranges, in order."""
+    # A few tasks per thread, each a compiled call that lets go of the GIL: the fewer tasks, the
+    # less Python between them (a task holds one file's head at a time, see head_digests, so
+    # memory does not bound them).
+    per_task = max(KEY_FILES_PER_TASK, -(-count // (num_threads * KEY_TASKS_PER_THREAD)))
+    ranges = [(low, min(count, low + per_task)) for low in range(0, count, per_task)]
+    if num_threads <= 1 or len(ranges) <= 1:
+        return [function(low, high) for low, high in ranges]
     with ThreadPoolExecutor(max_workers=num_threads) as pool:
-        return list(pool.map(function, slices))
+        return list(pool.map(lambda bounds: function(*bounds), ranges))
 
 
 def _unique(keys: np.ndarray) -> np.ndarray:
@@ -302,12 +303,12 @@ def _content_keys(paths: pa.Array, num_threads: int) -> pa.Array:
     """:func:`content_keys` of a string array of distinct paths, as a string array (null: the
     file cannot be read). Sizes, then heads, each in one compiled call per task that lets go of
     the GIL, and no Python object per file."""
-    sizes = np.concatenate([np.zeros(0, np.int64), *_on_threads(file_sizes, paths, num_threads)])
+    sizes = np.concatenate([np.zeros(0, np.int64), *_on_threads(lambda low, high: file_sizes(paths[low:high]), len(paths), num_threads)])
     readable = np.flatnonzero(sizes >= 0)
     shared = readable[~_unique(sizes[readable])]
     shared_paths = paths.take(pa.array(shared, pa.int64()))
     lengths = np.minimum(sizes[shared], HEAD_BYTES)
-    heads = _on_threads(lambda part: head_digests(*part), _Zipped(shared_paths, lengths), num_threads)
+    heads = _on_threads(lambda low, high: head_digests(shared_paths[low:high], lengths[low:high]), len(shared), num_threads)
     read = np.concatenate([np.zeros(0, np.int64), *(part[0] for part in heads)])
     head_rows = np.concatenate([np.zeros((0, 2), np.uint64), *(part[1] for part in heads)])
     # A file of a shared size whose head cannot be read now is keyed by its path, as one that
@@ -319,26 +320,13 @@ def _content_keys(paths: pa.Array, num_threads: int) -> pa.Array:
     alike = shared[~_unique(np.column_stack([sizes[shared].astype(np.uint64), head_rows]))]
     keys = pc.if_else(pa.array(sizes >= 0), pc.binary_join_element_wise("file:", paths, ""), pa.scalar(None, pa.string()))
     if len(alike):
-        whole = [key for part in _on_threads(_file_keys, paths.take(pa.array(alike, pa.int64())).to_pylist(), num_threads)
+        alike_paths = paths.take(pa.array(alike, pa.int64())).to_pylist()
+        whole = [key for part in _on_threads(lambda low, high: _file_keys(alike_paths[low:high]), len(alike_paths), num_threads)
                  for key in part]
         mask = np.zeros(len(paths), dtype=bool)
         mask[alike] = True
         keys = pc.replace_with_mask(keys, pa.array(mask), pa.array(whole, pa.string()))
     return keys
-
-
-@dataclasses.dataclass(frozen=True)
-class _Zipped:
-    """Paths (a string array) and a number per path, sliced together for :func:`_on_threads`."""
-
-    paths: pa.Array
-    values: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, window: slice) -> tuple[pa.Array, np.ndarray]:
-        return self.paths[window], self.values[window]
 
 
 def _resolved_paths(chunk: pa.Table, column: str, has_root: bool) -> tuple[np.ndarray, pa.Array]:

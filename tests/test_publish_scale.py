@@ -226,3 +226,35 @@ def test_card_image_sizes_come_from_the_embedded_bytes_of_sliced_chunks(tmp_path
         statistics.add("train", batch, 0, embedded)
         stats = statistics.result(Counter())
         assert list(zip(stats["values"]["image_width"].tolist(), stats["values"]["image_height"].tolist())) == sizes
+
+
+@pytest.mark.parametrize("failing", ["creating", "writing", "closing"])
+def test_a_shard_writer_that_fails_leaves_no_shard_open_and_its_error_is_raised(tmp_path, monkeypatch, failing):
+    import pyarrow.parquet as pq
+
+    dataset = Dataset.from_dict({"text": [f"row {index}" for index in range(40)]})
+    features = text_features(dataset.features)
+    sinks = []
+    monkeypatch.setattr(pa, "OSFile", lambda *args, _open=pa.OSFile, **kwargs: sinks.append(_open(*args, **kwargs)) or sinks[-1])
+
+    class FailingWriter(pq.ParquetWriter):
+        def __init__(self, *args, **kwargs):
+            if failing == "creating":
+                raise OSError("creating failed")
+            super().__init__(*args, **kwargs)
+
+        def write_table(self, *args, **kwargs):
+            if failing == "writing":
+                raise OSError("writing failed")
+            super().write_table(*args, **kwargs)
+
+        def close(self):
+            super().close()
+            # Every close fails: the first one, where the shard is done, and the one after the error.
+            if failing == "closing":
+                raise OSError("closing failed")
+
+    monkeypatch.setattr(pq, "ParquetWriter", FailingWriter)
+    with pytest.raises(OSError, match=rf"^{failing} failed$"):
+        write_shards(SplitRows.of(dataset), features, tmp_path / "repo", "data", "train", 1_000, nbytes=500)
+    assert len(sinks) == 1 and sinks[0].closed

@@ -714,9 +714,12 @@ def write_shards(part: SplitRows, features, folder: Path, prefix: str, split: st
                 pq.write_table(schema.empty_table(), str(path))
                 digests[index] = trail.closed(path, path.stat().st_size)
     finally:
-        for index in list(writers):
-            writers.pop(index).close()
-            sinks.pop(index).close()
+        # Only after an error (its shards are discarded with the staging folder): every writer
+        # closed, then every sink (one may be open without its writer, whose creation failed),
+        # whatever the closes before raised, so that the error that stopped the pass is raised.
+        for closing in [*(writer_of_shard.close for writer_of_shard in writers.values()), *(sink.close for sink in sinks.values())]:
+            with contextlib.suppress(Exception):
+                closing()
         trail.shutdown()
     return {path: digests[index].result() for index, path in enumerate(paths)}
 

@@ -41,6 +41,24 @@ def _check_names(names, name_offsets):
 
 
 @numba.njit(cache=True, nogil=True)
+def _read_head(name, flags, target, wanted):
+    """Read the first ``wanted`` bytes of the file whose NUL-terminated path is at address
+    ``name`` to address ``target``: the bytes read (fewer where the file ended sooner or a read
+    failed), -1 where it could not be opened."""
+    handle = _open(name, flags)
+    if handle < 0:
+        return -1
+    done = 0
+    while done < wanted:
+        got = _pread(handle, target + done, wanted - done, done)
+        if got <= 0:
+            break
+        done += got
+    _close(handle)
+    return done
+
+
+@numba.njit(cache=True, nogil=True)
 def file_sizes(names: np.ndarray, name_offsets: np.ndarray, flags: int) -> np.ndarray:
     """The size in bytes of each file, -1 where it cannot be opened with ``flags``.
 
@@ -128,17 +146,8 @@ def read_files(names: np.ndarray, name_offsets: np.ndarray, flags: int, data: np
     base = names.ctypes.data
     target = data.ctypes.data
     for position in range(count):
-        handle = _open(base + name_offsets[position], flags)
-        if handle < 0:
-            read[position] = -1
-            continue
-        wanted = offsets[position + 1] - offsets[position]
-        while read[position] < wanted:
-            got = _pread(handle, target + offsets[position] + read[position], wanted - read[position], read[position])
-            if got <= 0:
-                break
-            read[position] += got
-        _close(handle)
+        read[position] = _read_head(base + name_offsets[position], flags, target + offsets[position],
+                                    offsets[position + 1] - offsets[position])
     return read
 
 
@@ -188,16 +197,7 @@ def head_digests(names: np.ndarray, name_offsets: np.ndarray, flags: int, length
     base = names.ctypes.data
     target = scratch.ctypes.data
     for position in range(count):
-        handle = _open(base + name_offsets[position], flags)
-        if handle < 0:
-            read[position] = -1
-            continue
-        wanted = lengths[position]
-        while read[position] < wanted:
-            got = _pread(handle, target + read[position], wanted - read[position], read[position])
-            if got <= 0:
-                break
-            read[position] += got
-        _close(handle)
-        digest_into(scratch, 0, read[position], seed, digests, position)
+        read[position] = _read_head(base + name_offsets[position], flags, target, lengths[position])
+        if read[position] >= 0:
+            digest_into(scratch, 0, read[position], seed, digests, position)
     return read, digests

@@ -101,10 +101,17 @@ print("RESULT " + json.dumps(measured))
 """
 
 PREPARE = r"""
-import json, sys
+import json, shutil, sys
+from pathlib import Path
 import hf_mmbuilder
 job = json.loads(sys.argv[1])
 ds = hf_mmbuilder.load("llava", job["source"], split="train", cache_dir=job["cache"], media_root=job.get("media_root"))
+# A change to the loader's sources keys its cache anew: the Arrow files of the keys before are never
+# read again, and at 2M rows each is GBs that would fill the disk.
+current = Path(ds.cache_files[0]["filename"]).parent
+for stale in current.parent.iterdir():
+    if stale.is_dir() and stale != current:
+        shutil.rmtree(stale)
 print(len(ds))
 """
 

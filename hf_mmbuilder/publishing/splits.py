@@ -313,8 +313,8 @@ def _content_keys(paths: pa.Array, num_threads: int) -> pa.Array:
     head_rows = np.concatenate([np.zeros((0, 2), np.uint64), *(part[1] for part in heads)])
     # A file of a shared size whose head cannot be read now is keyed by its path, as one that
     # cannot be opened.
-    sizes[shared[read != lengths]] = -1
     kept = read == lengths
+    sizes[shared[~kept]] = -1
     shared, head_rows = shared[kept], head_rows[kept]
     # Each file as its size and the 128 bits of its head's digest, one row of three uint64 per file.
     alike = shared[~_unique(np.column_stack([sizes[shared].astype(np.uint64), head_rows]))]
